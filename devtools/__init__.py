@@ -1,0 +1,1 @@
+"""Local-only tooling: the emulator stack, the one-port dev server, seeding. Never deployed."""

@@ -1,0 +1,37 @@
+"""Serves every function on one port: /<functionName>/... goes to that function,
+built by functions-framework exactly as Cloud Functions builds it."""
+from __future__ import annotations
+
+import json
+
+import functions_framework
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
+from werkzeug.wrappers import Response
+
+from devtools.catalog import FUNCTIONS
+from devtools.stack import ROOT
+
+
+def index_app(environ, start_response):
+    body = {"functions": {name: f"/{name}" for name, _, _ in FUNCTIONS}}
+    status = 200 if environ.get("PATH_INFO", "/") in ("", "/") else 404
+    if status == 404:
+        body = {"error": {"code": "not_found", "message": "no such function"}}
+    return Response(json.dumps(body), status=status, mimetype="application/json")(environ, start_response)
+
+
+class Dispatcher(DispatcherMiddleware):
+    """Like werkzeug's, but /name (no trailing slash) reaches the function as "/",
+    as Cloud Functions does, instead of a redirect."""
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path in self.mounts:
+            environ["PATH_INFO"] = path + "/"
+        return super().__call__(environ, start_response)
+
+
+def build_app():
+    mounts = {f"/{name}": functions_framework.create_app(target=name, source=str(ROOT / src))
+              for name, src, _ in FUNCTIONS}
+    return Dispatcher(index_app, mounts)

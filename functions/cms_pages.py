@@ -1,0 +1,10 @@
+"""Cloud Function `cmsPages` (HTTP). Routes and logic: shared/api/cms_pages.py."""
+import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
+import functions_framework
+
+from shared.api.cms_pages import api
+
+
+@functions_framework.http
+def cmsPages(request):
+    return api(request)

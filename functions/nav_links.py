@@ -1,0 +1,10 @@
+"""Cloud Function `navLinks` (HTTP). Routes and logic: shared/api/nav_links.py."""
+import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
+import functions_framework
+
+from shared.api.nav_links import api
+
+
+@functions_framework.http
+def navLinks(request):
+    return api(request)

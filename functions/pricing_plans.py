@@ -1,0 +1,10 @@
+"""Cloud Function `pricingPlans` (HTTP). Routes and logic: shared/api/pricing_plans.py."""
+import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
+import functions_framework
+
+from shared.api.pricing_plans import api
+
+
+@functions_framework.http
+def pricingPlans(request):
+    return api(request)

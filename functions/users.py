@@ -1,0 +1,10 @@
+"""Cloud Function `users` (HTTP). Routes and logic: shared/api/users.py."""
+import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
+import functions_framework
+
+from shared.api.users import api
+
+
+@functions_framework.http
+def users(request):
+    return api(request)

@@ -1,0 +1,1 @@
+"""Logic shared by every Cloud Function: config, models, Firestore access, HTTP, auth."""

@@ -1,0 +1,1 @@
+"""One module per HTTP function: its routes, input models and handlers."""

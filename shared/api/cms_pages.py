@@ -1,0 +1,79 @@
+"""`cmsPages`: public pages of the site, by slug; admins write them."""
+from __future__ import annotations
+
+import re
+
+from pydantic import Field
+
+from shared import clock, db, repos
+from shared.api.inputs import SLUG_PATTERN, PageQuery, ShortText, Strict
+from shared.errors import ApiError, not_found
+from shared.http import Api, Request
+from shared.models import CmsPage
+
+api = Api("cmsPages", "CMS pages of the public site")
+MAX_BODY_CHARS = 100_000
+_slug = re.compile(SLUG_PATTERN)
+
+
+class PageWrite(Strict):
+    title: ShortText
+    body: str = Field(max_length=MAX_BODY_CHARS, description="markdown")
+    published: bool = False
+
+
+class PageListQuery(PageQuery):
+    published: bool | None = None
+
+
+def valid_slug(slug: str) -> str:
+    if len(slug) > 100 or not _slug.match(slug):
+        raise ApiError(422, "invalid_slug", "slug must be lowercase letters, digits and single hyphens")
+    return slug
+
+
+@api.route("GET", "/", access="admin", query=PageListQuery)
+def list_pages(req: Request):
+    """Admin: all pages (drafts too), most recently updated first."""
+    q = req.query
+    equals = {} if q.published is None else {"published": q.published}
+    return repos.cms_pages.page(equals, (("updatedAt", "DESCENDING"),), q.limit, q.cursor)
+
+
+@api.route("GET", "/{slug}", access="public")
+def get_page(req: Request):
+    """A published page; admins also see drafts."""
+    page = repos.cms_pages.first(slug=req.params["slug"])
+    if page is None or not (page.published or (req.caller and req.caller.is_admin)):
+        raise not_found(f"page {req.params['slug']!r}")
+    return page
+
+
+@db.transactional
+def _upsert(tx, slug: str, body: PageWrite) -> tuple[CmsPage, bool]:
+    existing = repos.cms_pages.first(tx=tx, slug=slug)
+    now = clock.now_ms()
+    if existing is None:
+        page = CmsPage(_id=slug, slug=slug, createdAt=now, updatedAt=now, **body.model_dump())
+        repos.cms_pages.create(page, tx)
+        return page, True
+    page = existing.model_copy(update={**body.model_dump(), "updatedAt": now})
+    repos.cms_pages.set(page, tx)
+    return page, False
+
+
+@api.route("PUT", "/{slug}", access="admin", body=PageWrite)
+def put_page(req: Request):
+    """Admin: create the page at this slug, or replace its title, body and published flag."""
+    page, created = _upsert(valid_slug(req.params["slug"]), req.body)
+    return page, (201 if created else 200)
+
+
+@api.route("DELETE", "/{slug}", access="admin", status=204)
+def delete_page(req: Request):
+    """Admin: delete a page."""
+    page = repos.cms_pages.first(slug=req.params["slug"])
+    if page is None:
+        raise not_found(f"page {req.params['slug']!r}")
+    repos.cms_pages.delete(page.id)
+    return None

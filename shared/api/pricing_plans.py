@@ -1,0 +1,96 @@
+"""`pricingPlans`: the plans shown on the pricing page; admins write them."""
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, StringConstraints
+
+from shared import db, repos
+from shared.api.inputs import ShortText, Strict
+from shared.errors import ApiError, conflict, not_found
+from shared.http import Api, Request
+from shared.models import Plan, PricingPlan
+
+api = Api("pricingPlans", "Pricing plans of the public site")
+
+Price = Annotated[float, Field(ge=0, le=100_000)]
+PriceId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_]{1,255}$")]
+Features = Annotated[list[Annotated[str, StringConstraints(min_length=1, max_length=200)]], Field(max_length=30)]
+
+
+class PlanCreate(Strict):
+    slug: Plan
+    name: ShortText
+    priceMonthly: Price
+    priceYearly: Price
+    stripePriceId: PriceId
+    features: Features = []
+    sortOrder: int = Field(0, ge=0, le=10_000)
+    active: bool = True
+
+
+class PlanUpdate(Strict):
+    name: ShortText | None = None
+    priceMonthly: Price | None = None
+    priceYearly: Price | None = None
+    stripePriceId: PriceId | None = None
+    features: Features | None = None
+    sortOrder: int | None = Field(None, ge=0, le=10_000)
+    active: bool | None = None
+
+
+class PlanListQuery(Strict):
+    all: bool = Field(False, description="admin: include inactive plans")
+
+
+@api.route("GET", "/", access="public", query=PlanListQuery)
+def list_plans(req: Request):
+    """Active plans by sortOrder (admins may ask for all)."""
+    if req.query.all:
+        if not (req.caller and req.caller.is_admin):
+            raise ApiError(403, "forbidden", "only admins see inactive plans")
+        return {"items": repos.pricing_plans.all({}, (("sortOrder", "ASCENDING"),))}
+    return {"items": repos.pricing_plans.all({"active": True}, (("sortOrder", "ASCENDING"),))}
+
+
+@api.route("GET", "/{slug}", access="public")
+def get_plan(req: Request):
+    """One active plan by slug (admins also see inactive ones)."""
+    plan = repos.pricing_plans.first(slug=req.params["slug"])
+    if plan is None or not (plan.active or (req.caller and req.caller.is_admin)):
+        raise not_found(f"plan {req.params['slug']!r}")
+    return plan
+
+
+@db.transactional
+def _create(tx, body: PlanCreate) -> PricingPlan:
+    if repos.pricing_plans.first(tx=tx, slug=body.slug):
+        raise conflict(f"a plan with slug {body.slug!r} exists")
+    return repos.pricing_plans.create(PricingPlan(_id=body.slug, **body.model_dump()), tx)
+
+
+@api.route("POST", "/", access="admin", body=PlanCreate, status=201)
+def create_plan(req: Request):
+    """Admin: add a plan (slug unique)."""
+    return _create(req.body)
+
+
+@api.route("PATCH", "/{slug}", access="admin", body=PlanUpdate)
+def update_plan(req: Request):
+    """Admin: change a plan."""
+    plan = repos.pricing_plans.first(slug=req.params["slug"])
+    if plan is None:
+        raise not_found(f"plan {req.params['slug']!r}")
+    fields = req.body.model_dump(exclude_none=True)
+    if fields:
+        repos.pricing_plans.update(plan.id, fields)
+    return repos.pricing_plans.require(plan.id)
+
+
+@api.route("DELETE", "/{slug}", access="admin", status=204)
+def delete_plan(req: Request):
+    """Admin: remove a plan."""
+    plan = repos.pricing_plans.first(slug=req.params["slug"])
+    if plan is None:
+        raise not_found(f"plan {req.params['slug']!r}")
+    repos.pricing_plans.delete(plan.id)

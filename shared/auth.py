@@ -1,0 +1,148 @@
+"""Who is calling: bearer token -> identity provider subject -> `users` document.
+
+Providers: Firebase ID tokens (firebase-admin) or Clerk session tokens (RS256,
+the issuer's JWKS). The subject is stored as `users.clerkId`. The first
+authenticated call creates the user; later calls refresh `lastSeenAt` at most
+once a minute.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+
+import flask
+from google.api_core import exceptions as gexc
+
+from shared import clock, config, logs
+from shared.errors import ApiError
+from shared.models import User
+from shared.repos import users as users_repo
+
+log = logs.get("auth")
+SEEN_EVERY_MS = 60_000
+
+
+@dataclass(frozen=True)
+class Identity:
+    subject: str
+    email: str
+    name: str
+    picture: str
+
+
+@dataclass
+class Caller:
+    user: User
+
+    @property
+    def id(self) -> str:
+        return self.user.id
+
+    @property
+    def is_admin(self) -> bool:
+        return self.user.role == "admin"
+
+    def can_access(self, owner_id: str) -> bool:
+        return self.is_admin or owner_id == self.user.id
+
+
+def _unauthorized(message: str) -> ApiError:
+    return ApiError(401, "unauthenticated", message, headers={"WWW-Authenticate": "Bearer"})
+
+
+def _header_alg(token: str) -> str | None:
+    try:
+        head = token.split(".")[0]
+        return json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4))).get("alg")
+    except (ValueError, IndexError, AttributeError):
+        return None
+
+
+def _verify_firebase(token: str) -> Identity:
+    import firebase_admin
+    from firebase_admin import auth as fb_auth
+
+    if not firebase_admin._apps:
+        firebase_admin.initialize_app(options={"projectId": config.get().project})
+    try:
+        claims = fb_auth.verify_id_token(token, check_revoked=False)
+    except (ValueError, fb_auth.InvalidIdTokenError, fb_auth.ExpiredIdTokenError,
+            fb_auth.RevokedIdTokenError, fb_auth.CertificateFetchError) as exc:
+        raise _unauthorized(f"invalid token: {type(exc).__name__}") from None
+    return Identity(claims["uid"], claims.get("email", ""), claims.get("name", ""), claims.get("picture", ""))
+
+
+@lru_cache(maxsize=1)
+def _jwks_client():
+    import jwt
+
+    return jwt.PyJWKClient(config.get().clerk_jwks_url, cache_keys=True, lifespan=3600, timeout=5)
+
+
+def _verify_clerk(token: str) -> Identity:
+    import jwt
+
+    cfg = config.get()
+    try:
+        key = _jwks_client().get_signing_key_from_jwt(token).key
+        claims = jwt.decode(token, key, algorithms=["RS256"], issuer=cfg.clerk_issuer,
+                            options={"require": ["exp", "iat", "sub", "iss"]}, leeway=5)
+    except jwt.PyJWKClientError as exc:
+        raise _unauthorized(f"signing key not found: {exc}") from None
+    except jwt.InvalidTokenError as exc:
+        raise _unauthorized(f"invalid token: {exc}") from None
+    azp = claims.get("azp")
+    if azp and cfg.cors_origins and "*" not in cfg.cors_origins and azp.rstrip("/") not in cfg.cors_origins:
+        raise _unauthorized("token issued for another origin")
+    return Identity(claims["sub"], claims.get("email", ""), claims.get("name", ""), claims.get("picture", ""))
+
+
+def verify(token: str) -> Identity:
+    cfg = config.get()
+    if _header_alg(token) in (None, "none") and not cfg.local:
+        raise _unauthorized("unsigned tokens are accepted only in local mode")
+    if cfg.auth_provider == "clerk":
+        return _verify_clerk(token)
+    return _verify_firebase(token)
+
+
+def user_id_for(subject: str) -> str:
+    """Document id of a user created here: derived from the subject, so two first calls race to one create."""
+    return "u_" + hashlib.sha256(subject.encode()).hexdigest()[:24]
+
+
+def load_user(identity: Identity) -> User:
+    user = users_repo.first(clerkId=identity.subject)  # imported users keep their old ids
+    now = clock.now_ms()
+    if user is None:
+        user = User(_id=user_id_for(identity.subject), clerkId=identity.subject, email=identity.email,
+                    name=identity.name, pictureUrl=identity.picture, lastSeenAt=now, createdAt=now)
+        try:
+            users_repo.create(user)
+            log.info("user created", extra={"userId": user.id})
+        except gexc.AlreadyExists:
+            user = users_repo.require(user.id)
+    elif now - user.lastSeenAt >= SEEN_EVERY_MS:
+        users_repo.update(user.id, {"lastSeenAt": now})
+        user.lastSeenAt = now
+    return user
+
+
+def authenticate(request: flask.Request, access: str, allow_suspended: bool) -> Caller | None:
+    header = request.headers.get("Authorization", "")
+    if not header:
+        if access == "public":
+            return None
+        raise _unauthorized("sign in: send Authorization: Bearer <token>")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _unauthorized("Authorization must be 'Bearer <token>'")
+    caller = Caller(load_user(verify(token.strip())))
+    if caller.user.status == "suspended" and not allow_suspended:
+        raise ApiError(403, "suspended", "this account is suspended")
+    if access == "admin" and not caller.is_admin:
+        raise ApiError(403, "forbidden", "admins only")
+    return caller

@@ -1,0 +1,161 @@
+"""Firestore access in one place: the client, typed repositories, cursor pagination."""
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Generic, TypeVar
+
+from google.api_core import exceptions as gexc
+from google.cloud import firestore
+
+from shared import config, queries
+from shared.errors import ApiError
+from shared.models import Doc
+
+T = TypeVar("T", bound=Doc)
+
+
+@lru_cache(maxsize=1)
+def client() -> firestore.Client:
+    return firestore.Client(project=config.get().project)
+
+
+@dataclass
+class Page(Generic[T]):
+    items: list[T]
+    cursor: str | None  # opaque; None on the last page
+
+    def to_api(self) -> dict[str, Any]:
+        return {"items": [i.to_api() for i in self.items], "nextCursor": self.cursor}
+
+
+def encode_cursor(values: list[Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, n: int) -> list[Any]:
+    try:
+        values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, TypeError):
+        raise ApiError(400, "invalid_cursor", "cursor is not one this API issued") from None
+    if not isinstance(values, list) or len(values) != n or not isinstance(values[-1], str):
+        raise ApiError(400, "invalid_cursor", "cursor is not one this API issued")
+    return values
+
+
+PAGE_DEFAULT, PAGE_MAX = 20, 100
+
+
+def page_limit(limit: int | None) -> int:
+    if limit is None:
+        return PAGE_DEFAULT
+    if not 1 <= limit <= PAGE_MAX:
+        raise ApiError(400, "invalid_limit", f"limit must be between 1 and {PAGE_MAX}")
+    return limit
+
+
+class Repo(Generic[T]):
+    """Typed access to one collection."""
+
+    def __init__(self, model: type[T]):
+        self.model = model
+        self.name = model.collection
+
+    @property
+    def col(self) -> firestore.CollectionReference:
+        return client().collection(self.name)
+
+    def ref(self, doc_id: str) -> firestore.DocumentReference:
+        return self.col.document(doc_id)
+
+    def load(self, snap) -> T | None:
+        if not snap.exists:
+            return None
+        return self.model.model_validate({**snap.to_dict(), "_id": snap.id})
+
+    def get(self, doc_id: str, tx: firestore.Transaction | None = None) -> T | None:
+        return self.load(self.ref(doc_id).get(transaction=tx))
+
+    def require(self, doc_id: str, tx: firestore.Transaction | None = None) -> T:
+        item = self.get(doc_id, tx)
+        if item is None:
+            raise ApiError(404, "not_found", f"{self.name} {doc_id!r} not found")
+        return item
+
+    def new_id(self) -> str:
+        return self.col.document().id
+
+    def query(self, equals: dict[str, Any], order: tuple = ()) -> firestore.Query:
+        spec = queries.find(self.name, equals.keys(), order)
+        q: firestore.Query = self.col
+        for field in spec.equals:
+            q = q.where(filter=firestore.FieldFilter(field, "==", equals[field]))
+        for field, direction in spec.order:
+            q = q.order_by(field, direction=direction)
+        return q
+
+    def first(self, tx: firestore.Transaction | None = None, **equals) -> T | None:
+        for snap in self.query(equals).limit(1).stream(transaction=tx):
+            return self.load(snap)
+        return None
+
+    def all(self, equals: dict[str, Any], order: tuple = (), cap: int = 1000,
+            tx: firestore.Transaction | None = None) -> list[T]:
+        """A bounded full read, for small collections (plans, nav links)."""
+        return [self.load(s) for s in self.query(equals, order).limit(cap).stream(transaction=tx)]
+
+    def page(self, equals: dict[str, Any], order: tuple, limit: int | None, cursor: str | None) -> Page[T]:
+        """One page ordered by `order` then document id; the cursor holds the last row's sort keys."""
+        limit = page_limit(limit)
+        q = self.query(equals, order)
+        direction = order[-1][1] if order else queries.ASC
+        q = q.order_by("__name__", direction=direction)
+        if cursor:
+            values = decode_cursor(cursor, len(order) + 1)
+            start = {field: v for (field, _), v in zip(order, values)}
+            start["__name__"] = self.ref(values[-1])
+            q = q.start_after(start)
+        snaps = list(q.limit(limit + 1).stream())
+        items = [self.load(s) for s in snaps[:limit]]
+        next_cursor = None
+        if len(snaps) > limit:
+            last = snaps[limit - 1]
+            next_cursor = encode_cursor([last.get(f) for f, _ in order] + [last.id])
+        return Page(items, next_cursor)
+
+    # writes
+    def create(self, item: T, tx: firestore.Transaction | None = None) -> T:
+        ref = self.ref(item.id)
+        if tx is not None:
+            tx.create(ref, item.to_store())
+        else:
+            ref.create(item.to_store())
+        return item
+
+    def set(self, item: T, tx: firestore.Transaction | None = None) -> T:
+        ref = self.ref(item.id)
+        (tx.set(ref, item.to_store()) if tx is not None else ref.set(item.to_store()))
+        return item
+
+    def update(self, doc_id: str, fields: dict[str, Any], tx: firestore.Transaction | None = None) -> None:
+        ref = self.ref(doc_id)
+        if tx is not None:
+            tx.update(ref, fields)
+            return
+        try:
+            ref.update(fields)
+        except gexc.NotFound:
+            raise ApiError(404, "not_found", f"{self.name} {doc_id!r} not found") from None
+
+    def delete(self, doc_id: str, tx: firestore.Transaction | None = None) -> None:
+        ref = self.ref(doc_id)
+        (tx.delete(ref) if tx is not None else ref.delete())
+
+
+def transactional(fn):
+    """Run fn(tx, ...) in a Firestore transaction (retried on contention)."""
+    def run(*args, **kwargs):
+        return firestore.transactional(fn)(client().transaction(), *args, **kwargs)
+    return run

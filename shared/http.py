@@ -1,0 +1,220 @@
+"""HTTP conventions of every endpoint: routing, JSON in and out, validation,
+JSON errors, CORS, request ids and an access log line per request.
+
+A function module builds one `Api`, declares routes on it, and exposes it as
+its Cloud Function entry point. Routes keep their models so the OpenAPI
+document can be generated from the same models the code validates with.
+"""
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal
+
+import flask
+from pydantic import BaseModel, ValidationError
+
+from shared import config, logs
+from shared.errors import ApiError
+
+log = logs.get("http")
+
+Access = Literal["public", "user", "admin"]
+_PARAM = re.compile(r"\{(\w+)\}")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,128}$")
+
+
+@dataclass
+class Route:
+    method: str
+    path: str
+    handler: Callable
+    access: Access
+    body: type[BaseModel] | None
+    query: type[BaseModel] | None
+    status: int
+    allow_suspended: bool
+    summary: str
+    regex: re.Pattern = field(init=False)
+
+    def __post_init__(self):
+        pattern = _PARAM.sub(lambda m: f"(?P<{m.group(1)}>[^/]+)", self.path.rstrip("/") or "")
+        self.regex = re.compile(f"^{pattern}/?$")
+
+
+@dataclass
+class Request:
+    """What a handler gets: the raw request, path params, validated body/query and the caller."""
+
+    raw: flask.Request
+    params: dict[str, str]
+    body: Any
+    query: Any
+    caller: Any  # shared.auth.Caller | None
+
+
+def validation_error(exc: ValidationError, where: str) -> ApiError:
+    details = [{"loc": [where, *map(str, e["loc"])], "msg": e["msg"], "type": e["type"]}
+               for e in exc.errors(include_url=False, include_context=False, include_input=False)]
+    first = details[0]
+    return ApiError(422, "invalid_" + where, f"{'.'.join(first['loc'])}: {first['msg']}", details)
+
+
+def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> flask.Response:
+    body = "" if status == 204 else json.dumps(payload, separators=(",", ":"), default=str)
+    resp = flask.Response(body, status=status, mimetype="application/json")
+    for k, v in (headers or {}).items():
+        resp.headers[k] = v
+    return resp
+
+
+def to_payload(value: Any) -> Any:
+    if hasattr(value, "to_api"):
+        return value.to_api()
+    if isinstance(value, BaseModel):
+        return value.model_dump(by_alias=True, mode="json")
+    if isinstance(value, list):
+        return [to_payload(v) for v in value]
+    if isinstance(value, dict):
+        return {k: to_payload(v) for k, v in value.items()}
+    return value
+
+
+class Api:
+    def __init__(self, name: str, description: str = ""):
+        self.name = name
+        self.description = description
+        self.routes: list[Route] = []
+
+    def route(self, method: str, path: str, *, access: Access = "user", body: type[BaseModel] | None = None,
+              query: type[BaseModel] | None = None, status: int = 200, allow_suspended: bool = False):
+        def register(fn: Callable) -> Callable:
+            summary = (fn.__doc__ or fn.__name__).strip().splitlines()[0]
+            self.routes.append(Route(method.upper(), path, fn, access, body, query, status,
+                                     allow_suspended, summary))
+            return fn
+        return register
+
+    # entry point
+    def __call__(self, request: flask.Request) -> flask.Response:
+        rid = request.headers.get("X-Request-Id", "")
+        rid = rid if _REQUEST_ID.match(rid) else uuid.uuid4().hex
+        tokens = (logs.request_id.set(rid), logs.trace.set(self._trace(request)))
+        started = time.perf_counter()
+        try:
+            resp = self._dispatch(request)
+        except ApiError as exc:
+            resp = json_response(exc.body(), exc.status, exc.headers)
+        except Exception:
+            log.exception("unhandled error")
+            resp = json_response(ApiError(500, "internal", "internal error").body(), 500)
+        resp.headers["X-Request-Id"] = rid
+        self._cors(request, resp)
+        log.info("%s %s %s", request.method, request.path, resp.status_code, extra={"httpRequest": {
+            "requestMethod": request.method, "requestUrl": request.path, "status": resp.status_code,
+            "latency": f"{time.perf_counter() - started:.6f}s", "userAgent": request.headers.get("User-Agent", ""),
+        }})
+        logs.request_id.reset(tokens[0])
+        logs.trace.reset(tokens[1])
+        return resp
+
+    @staticmethod
+    def _trace(request: flask.Request) -> str | None:
+        header = request.headers.get("X-Cloud-Trace-Context", "")
+        if not header:
+            return None
+        return f"projects/{config.get().project}/traces/{header.split('/')[0]}"
+
+    def _match(self, path: str) -> tuple[list[tuple[Route, dict]], set[str]]:
+        path = path.rstrip("/")
+        found = []
+        for r in self.routes:
+            m = r.regex.match(path)
+            if m:
+                found.append((r, m.groupdict()))
+        return found, {r.method for r, _ in found}
+
+    def _dispatch(self, request: flask.Request) -> flask.Response:
+        matches, methods = self._match(request.path)
+        if request.method == "OPTIONS":
+            return self._preflight(request, methods)
+        if not matches:
+            raise ApiError(404, "not_found", f"no route {request.path}")
+        chosen = [(r, p) for r, p in matches if r.method == request.method]
+        if not chosen:
+            allow = ", ".join(sorted(methods | {"OPTIONS"}))
+            raise ApiError(405, "method_not_allowed", f"{request.method} not allowed here", headers={"Allow": allow})
+        route, params = chosen[0]
+        from shared import auth  # local: keeps firebase-admin out of import for routes that never need it
+
+        caller = auth.authenticate(request, route.access, route.allow_suspended)
+        query = self._parse_query(request, route)
+        body = self._parse_body(request, route)
+        result = route.handler(Request(request, params, body, query, caller))
+        if isinstance(result, flask.Response):
+            return result
+        status = route.status
+        if isinstance(result, tuple):
+            result, status = result
+        return json_response(to_payload(result), status)
+
+    @staticmethod
+    def _parse_query(request: flask.Request, route: Route) -> Any:
+        if route.query is None:
+            return None
+        args = request.args.to_dict(flat=True)
+        try:
+            return route.query.model_validate(args)
+        except ValidationError as exc:
+            raise validation_error(exc, "query") from None
+
+    @staticmethod
+    def _parse_body(request: flask.Request, route: Route) -> Any:
+        if route.body is None:
+            return None
+        limit = config.get().max_body_bytes
+        if (request.content_length or 0) > limit:
+            raise ApiError(413, "payload_too_large", f"body larger than {limit} bytes")
+        raw = request.get_data(cache=True)
+        if len(raw) > limit:
+            raise ApiError(413, "payload_too_large", f"body larger than {limit} bytes")
+        if request.mimetype != "application/json":
+            raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+        try:
+            data = json.loads(raw or b"null")
+        except ValueError:
+            raise ApiError(400, "invalid_json", "body is not valid JSON") from None
+        if not isinstance(data, dict):
+            raise ApiError(400, "invalid_json", "body must be a JSON object")
+        try:
+            return route.body.model_validate(data)
+        except ValidationError as exc:
+            raise validation_error(exc, "body") from None
+
+    # CORS
+    @staticmethod
+    def _allowed_origin(request: flask.Request) -> str | None:
+        origin = (request.headers.get("Origin") or "").rstrip("/")
+        allowed = config.get().cors_origins
+        return origin if origin and ("*" in allowed or origin in allowed) else None
+
+    def _preflight(self, request: flask.Request, methods: set[str]) -> flask.Response:
+        if not methods:
+            raise ApiError(404, "not_found", f"no route {request.path}")
+        if request.headers.get("Origin") and not self._allowed_origin(request):
+            raise ApiError(403, "origin_not_allowed", "this origin may not call the API")
+        resp = flask.Response(status=204)
+        resp.headers["Access-Control-Allow-Methods"] = ", ".join(sorted(methods | {"OPTIONS"}))
+        resp.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type, X-Request-Id"
+        resp.headers["Access-Control-Max-Age"] = "3600"
+        return resp
+
+    def _cors(self, request: flask.Request, resp: flask.Response) -> None:
+        origin = self._allowed_origin(request)
+        resp.headers.add("Vary", "Origin")
+        if origin:
+            resp.headers["Access-Control-Allow-Origin"] = origin
+            resp.headers["Access-Control-Expose-Headers"] = "X-Request-Id"

@@ -1,0 +1,57 @@
+"""Every Firestore query the code can issue, declared once.
+
+Repositories run queries only through `find()`, so this table is complete; a
+test (tests/test_indexes.py) proves `firestore.indexes.json` serves each one,
+since the emulator does not enforce indexes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ASC, DESC = "ASCENDING", "DESCENDING"
+
+
+@dataclass(frozen=True)
+class Query:
+    collection: str
+    equals: tuple[str, ...] = ()  # equality filters, in any order
+    order: tuple[tuple[str, str], ...] = ()  # (field, ASC|DESC); __name__ is added as tie-break
+    vector: str | None = None  # find_nearest on this field
+
+    @property
+    def key(self) -> tuple:
+        return (self.collection, frozenset(self.equals), self.order, self.vector)
+
+
+QUERIES: dict[tuple, Query] = {}
+
+
+def declare(collection: str, equals: tuple[str, ...] = (), order: tuple[tuple[str, str], ...] = (),
+            vector: str | None = None) -> Query:
+    q = Query(collection, tuple(equals), tuple(order), vector)
+    QUERIES[q.key] = q
+    return q
+
+
+def find(collection: str, equals, order=(), vector: str | None = None) -> Query:
+    key = (collection, frozenset(equals), tuple(order), vector)
+    try:
+        return QUERIES[key]
+    except KeyError:
+        raise LookupError(f"undeclared query on {collection}: equals={sorted(equals)} order={order}") from None
+
+
+# users
+declare("users", ("clerkId",))
+for _eq in ((), ("role",), ("status",), ("role", "status")):
+    declare("users", _eq, (("createdAt", DESC),))
+
+# site content
+declare("cmsPages", ("slug",))
+declare("cmsPages", (), (("updatedAt", DESC),))
+declare("cmsPages", ("published",), (("updatedAt", DESC),))
+declare("pricingPlans", ("slug",))
+declare("pricingPlans", (), (("sortOrder", ASC),))
+declare("pricingPlans", ("active",), (("sortOrder", ASC),))
+declare("navLinks", ("section",), (("sortOrder", ASC),))
+declare("navLinks", ("section", "visible"), (("sortOrder", ASC),))

@@ -1,0 +1,110 @@
+"""Test fixtures: the real emulators (started once per session on free ports),
+the one-port app every function is mounted on, and signed-in callers."""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from devtools.stack import PROJECT_ID, Stack  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def stack():
+    s = Stack()
+    try:
+        s.firestore()
+        s.auth()
+        s.apply_env()
+        os.environ["APP_ENV"] = "local"
+        os.environ["CORS_ORIGINS"] = "https://app.example.com"
+        from shared import config
+
+        config.reset()
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture(scope="session")
+def client(stack):
+    from werkzeug.test import Client
+
+    from devtools.server import build_app
+
+    return Client(build_app())
+
+
+@pytest.fixture(autouse=True)
+def clean_firestore(request):
+    if "stack" not in request.fixturenames and "client" not in request.fixturenames:
+        yield
+        return
+    stack = request.getfixturevalue("stack")
+    host = stack.env["FIRESTORE_EMULATOR_HOST"]
+    httpx.delete(f"http://{host}/emulator/v1/projects/{PROJECT_ID}/databases/(default)/documents").raise_for_status()
+    yield
+
+
+@dataclass
+class Caller:
+    name: str
+    token: str | None
+    uid: str | None
+
+    @property
+    def user_id(self) -> str:
+        from shared.auth import user_id_for
+
+        return user_id_for(self.uid)
+
+
+@pytest.fixture(scope="session")
+def accounts(stack):
+    from devtools.seed import emulator_account
+
+    host = stack.env["FIREBASE_AUTH_EMULATOR_HOST"]
+    out = {"anonymous": Caller("anonymous", None, None)}
+    for name in ("owner", "other", "admin", "suspended"):
+        acc = emulator_account(host, f"{name}@example.com", "password-123")
+        out[name] = Caller(name, acc["idToken"], acc["localId"])
+    return out
+
+
+@pytest.fixture
+def callers(accounts, clean_firestore):
+    """The five kinds of caller, with the admin and suspended users' documents in place."""
+    from shared import clock, repos
+    from shared.models import User
+
+    now = clock.now_ms()
+    for name, role, status in (("admin", "admin", "active"), ("suspended", "user", "suspended")):
+        c = accounts[name]
+        repos.users.set(User(_id=c.user_id, clerkId=c.uid, email=f"{name}@example.com", role=role,
+                             status=status, createdAt=now, lastSeenAt=now))
+    return accounts
+
+
+class Api:
+    """Calls the one-port app as an HTTP client would."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def __call__(self, method: str, path: str, caller: Caller | None = None, json=None, headers=None, **kw):
+        h = dict(headers or {})
+        if caller is not None and caller.token:
+            h["Authorization"] = f"Bearer {caller.token}"
+        return self.client.open(path, method=method, json=json, headers=h, **kw)
+
+
+@pytest.fixture
+def api(client, callers):
+    return Api(client)
