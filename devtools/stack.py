@@ -72,7 +72,7 @@ class Stack:
         self.logdir = logdir or Path(tempfile.mkdtemp(prefix="openclaw-stack-"))
         self.env: dict[str, str] = {"GOOGLE_CLOUD_PROJECT": PROJECT_ID, "GCLOUD_PROJECT": PROJECT_ID}
 
-    def _spawn(self, name: str, cmd: list[str], cwd: Path | None = None) -> Service:
+    def spawn(self, name: str, cmd: list[str], cwd: Path | None = None) -> Service:
         log = self.logdir / f"{name}.log"
         fh = open(log, "wb")
         proc = subprocess.Popen(
@@ -85,7 +85,7 @@ class Stack:
 
     def firestore(self) -> str:
         port = free_port()
-        svc = self._spawn("firestore", [
+        svc = self.spawn("firestore", [
             "gcloud", "emulators", "firestore", "start", f"--host-port=127.0.0.1:{port}",
             f"--rules={ROOT / 'firestore.rules'}", "--quiet",
         ])
@@ -96,7 +96,7 @@ class Stack:
 
     def pubsub(self) -> str:
         port = free_port()
-        svc = self._spawn("pubsub", [
+        svc = self.spawn("pubsub", [
             "gcloud", "beta", "emulators", "pubsub", "start", f"--host-port=127.0.0.1:{port}",
             f"--project={PROJECT_ID}", "--quiet",
         ])
@@ -120,7 +120,7 @@ class Stack:
         firebase = DEVTOOLS / "node_modules" / ".bin" / "firebase"
         if not firebase.exists():
             raise RuntimeError("firebase-tools missing: run `make install` (npm ci in devtools/)")
-        svc = self._spawn("auth", [
+        svc = self.spawn("auth", [
             str(firebase), "emulators:start", "--only", "auth", "--project", PROJECT_ID,
         ], cwd=workdir)
         host = f"127.0.0.1:{port}"

@@ -55,3 +55,6 @@ declare("pricingPlans", (), (("sortOrder", ASC),))
 declare("pricingPlans", ("active",), (("sortOrder", ASC),))
 declare("navLinks", ("section",), (("sortOrder", ASC),))
 declare("navLinks", ("section", "visible"), (("sortOrder", ASC),))
+
+# billing
+declare("subscriptions", ("userId",))
