@@ -8,9 +8,10 @@ PORT   ?= 8080
 
 install: $(VENV)/.installed devtools/node_modules/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-standins.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -r requirements-standins.txt
 	touch $@
 
 # firebase-tools, for the Auth emulator only

@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -42,6 +43,19 @@ def wait_http(url: str, timeout: float, what: str, proc: subprocess.Popen | None
         except OSError:
             time.sleep(0.1)
     raise RuntimeError(f"{what} not ready at {url} after {timeout:.0f}s")
+
+
+def wait_port(port: int, timeout: float, what: str, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what} exited early with code {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{what} not listening on {port} after {timeout:.0f}s")
 
 
 @dataclass
@@ -126,6 +140,17 @@ class Stack:
         host = f"127.0.0.1:{port}"
         wait_http(f"http://{host}/", 90, "Auth emulator", svc.proc)
         self.env["FIREBASE_AUTH_EMULATOR_HOST"] = host
+        return host
+
+    def tasks(self, queues: list[str], max_retries: int = 5) -> str:
+        """The Cloud Tasks stand-in; `queues` are short names created in PROJECT_ID/us-central1."""
+        port = free_port()
+        paths = [f"projects/{PROJECT_ID}/locations/us-central1/queues/{q}" for q in queues]
+        svc = self.spawn("tasks", [sys.executable, "-m", "devtools.standins.tasks_emulator",
+                                   str(port), str(max_retries), *paths], cwd=ROOT)
+        host = f"127.0.0.1:{port}"
+        wait_port(port, 30, "Cloud Tasks stand-in", svc.proc)
+        self.env["CLOUD_TASKS_EMULATOR_HOST"] = host
         return host
 
     def apply_env(self) -> None:

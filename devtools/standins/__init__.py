@@ -1,0 +1,1 @@
+"""Wrappers that start the local stand-ins of Google/Stripe services bound to 127.0.0.1."""
