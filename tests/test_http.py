@@ -1,0 +1,76 @@
+"""HTTP conventions shared by every endpoint."""
+import json
+import logging
+
+from shared import config
+from shared.logs import JsonFormatter
+
+
+def test_unknown_route_and_method(api, callers):
+    r = api("GET", "/users/me/extra", callers["owner"])
+    assert r.status_code == 404 and r.json["error"]["code"] == "not_found"
+    r = api("DELETE", "/users/me", callers["owner"])
+    assert r.status_code == 405 and "PATCH" in r.headers["Allow"]
+    assert api("GET", "/noSuchFunction").status_code == 404
+
+
+def test_request_id_is_echoed_or_made(api):
+    r = api("GET", "/pricingPlans", headers={"X-Request-Id": "abc12345-req"})
+    assert r.headers["X-Request-Id"] == "abc12345-req"
+    made = api("GET", "/pricingPlans", headers={"X-Request-Id": "bad id with spaces"}).headers["X-Request-Id"]
+    assert made and made != "bad id with spaces"
+
+
+def test_cors_allow_list_and_preflight(api):
+    ok = {"Origin": "https://app.example.com"}
+    r = api("OPTIONS", "/navLinks", headers={**ok, "Access-Control-Request-Method": "POST"})
+    assert r.status_code == 204
+    assert "POST" in r.headers["Access-Control-Allow-Methods"]
+    assert "Authorization" in r.headers["Access-Control-Allow-Headers"]
+    assert r.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+    r = api("OPTIONS", "/navLinks", headers={"Origin": "https://evil.example.com"})
+    assert r.status_code == 403 and "Access-Control-Allow-Origin" not in r.headers
+    r = api("GET", "/pricingPlans", headers=ok)
+    assert r.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+    assert "X-Request-Id" in r.headers["Access-Control-Expose-Headers"]
+    r = api("GET", "/pricingPlans", headers={"Origin": "https://evil.example.com"})
+    assert "Access-Control-Allow-Origin" not in r.headers
+
+
+def test_oversized_body_is_refused_before_parsing(api, callers):
+    big = json.dumps({"title": "t", "body": "x" * (config.get().max_body_bytes + 10)})
+    r = api("PUT", "/cmsPages/big", callers["admin"], data=big, content_type="application/json")
+    assert r.status_code == 413 and r.json["error"]["code"] == "payload_too_large"
+
+
+def test_errors_are_json_with_code_and_message(api, callers):
+    r = api("PUT", "/cmsPages/x", callers["admin"], json={"title": 5})
+    err = r.json["error"]
+    assert r.status_code == 422 and err["code"] == "invalid_body"
+    assert err["message"].startswith("body.") and err["details"][0]["loc"][0] == "body"
+
+
+def test_log_lines_are_cloud_logging_json_with_request_id():
+    from shared import logs
+
+    token = logs.request_id.set("rid-123456")
+    try:
+        record = logging.LogRecord("x", logging.WARNING, __file__, 1, "hello %s", ("you",), None)
+        record.userId = "u1"
+        line = json.loads(JsonFormatter().format(record))
+    finally:
+        logs.request_id.reset(token)
+    assert line["severity"] == "WARNING" and line["message"] == "hello you"
+    assert line["requestId"] == "rid-123456" and line["userId"] == "u1"
+    assert line["logging.googleapis.com/labels"] == {"requestId": "rid-123456"}
+
+
+def test_unhandled_errors_become_500_json(api, callers, monkeypatch):
+    from shared import repos
+
+    def boom(*a, **k):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(repos.pricing_plans, "all", boom)
+    r = api("GET", "/pricingPlans")
+    assert r.status_code == 500 and r.json == {"error": {"code": "internal", "message": "internal error"}}

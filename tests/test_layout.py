@@ -1,0 +1,25 @@
+"""The function table, the files in functions/ and cloudbuild.yaml agree."""
+import ast
+import re
+from pathlib import Path
+
+from devtools.catalog import FUNCTIONS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_catalog_matches_function_modules():
+    files = {p.relative_to(ROOT).as_posix() for p in (ROOT / "functions").glob("*.py") if not p.name.startswith("_")}
+    assert files == {src for _, src, _ in FUNCTIONS}
+    for name, src, _ in FUNCTIONS:
+        tree = ast.parse((ROOT / src).read_text())
+        assert name in {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}, f"{src} lacks {name}()"
+
+
+def test_cloudbuild_deploys_every_function_from_its_own_module():
+    text = (ROOT / "cloudbuild.yaml").read_text()
+    for name, src, _ in FUNCTIONS:
+        assert re.search(rf"functions, deploy, {name},", text), name
+        assert f"--entry-point={name}," in text
+        assert f"GOOGLE_FUNCTION_SOURCE={src}" in text
+    assert "firestore:indexes,firestore:rules" in text
