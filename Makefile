@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8080
 
-.PHONY: dev test install bench clean
+.PHONY: dev test install token clean
 
 install: $(VENV)/.installed devtools/node_modules/.installed
 
@@ -27,3 +27,7 @@ test: install
 
 clean:
 	rm -rf $(VENV) devtools/node_modules .pytest_cache
+
+# An auth-emulator ID token for the running `make dev` stack: make token [EMAIL=someone@example.com]
+token:
+	@$(PY) -m devtools.token $(EMAIL)

@@ -1,15 +1,23 @@
 """`make dev`: start the emulators, seed demo content, serve every function on one port."""
 from __future__ import annotations
 
+import json
 import os
+import signal
 import sys
 
 from werkzeug.serving import run_simple
 
 from devtools.stack import Stack
+from devtools.token import STATE
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM stops the stack as Ctrl-C does
 
 
 def main() -> int:
+    signal.signal(signal.SIGTERM, _interrupt)
     port = int(os.environ.get("PORT", "8080"))
     stack = Stack()
     try:
@@ -26,6 +34,7 @@ def main() -> int:
 
         seed.seed(stack.env["FIREBASE_AUTH_EMULATOR_HOST"])
         app = build_app()
+        STATE.write_text(json.dumps({**stack.env, "PORT": str(port)}))
         for key, value in stack.env.items():
             print(f"  {key}={value}")
         print(f"  emulator logs: {stack.logdir}")
@@ -36,6 +45,7 @@ def main() -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        STATE.unlink(missing_ok=True)
         stack.stop()
         print("stopped", flush=True)
     return 0

@@ -2,24 +2,10 @@
 a few CMS pages and nav links. Idempotent: re-running overwrites the same documents."""
 from __future__ import annotations
 
-import httpx
-
+from devtools.token import ADMIN_EMAIL, ADMIN_PASSWORD, emulator_account
 from shared import clock, repos
 from shared.auth import user_id_for
 from shared.models import CmsPage, NavLink, PricingPlan, User
-
-ADMIN_EMAIL, ADMIN_PASSWORD = "admin@example.com", "admin-password"
-
-
-def emulator_account(auth_host: str, email: str, password: str) -> dict:
-    """Sign up (or in) on the auth emulator; returns its response with idToken and localId."""
-    base = f"http://{auth_host}/identitytoolkit.googleapis.com/v1/accounts"
-    r = httpx.post(f"{base}:signUp?key=local", json={"email": email, "password": password, "returnSecureToken": True})
-    if r.status_code != 200:
-        r = httpx.post(f"{base}:signInWithPassword?key=local",
-                       json={"email": email, "password": password, "returnSecureToken": True})
-    r.raise_for_status()
-    return r.json()
 
 
 def seed(auth_host: str) -> None:

@@ -45,6 +45,8 @@ def setup() -> None:
     handler.setFormatter(JsonFormatter())
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
+    for noisy in ("httpx", "httpcore", "urllib3"):  # a line per outgoing call is noise
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def get(name: str) -> logging.Logger:

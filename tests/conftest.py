@@ -68,7 +68,7 @@ class Caller:
 
 @pytest.fixture(scope="session")
 def accounts(stack):
-    from devtools.seed import emulator_account
+    from devtools.token import emulator_account
 
     host = stack.env["FIREBASE_AUTH_EMULATOR_HOST"]
     out = {"anonymous": Caller("anonymous", None, None)}

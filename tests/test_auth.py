@@ -23,7 +23,7 @@ def test_missing_or_malformed_authorization(api):
 
 
 def test_first_call_creates_user_once_even_concurrently(api, stack):
-    from devtools.seed import emulator_account
+    from devtools.token import emulator_account
 
     acc = emulator_account(stack.env["FIREBASE_AUTH_EMULATOR_HOST"], "racer@example.com", "password-123")
     headers = {"Authorization": f"Bearer {acc['idToken']}"}
