@@ -8,16 +8,26 @@ import functions_framework
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.wrappers import Response
 
+from devtools import openapi
 from devtools.catalog import FUNCTIONS
 from devtools.stack import ROOT
 
 
 def index_app(environ, start_response):
-    body = {"functions": {name: f"/{name}" for name, _, _ in FUNCTIONS}}
-    status = 200 if environ.get("PATH_INFO", "/") in ("", "/") else 404
-    if status == 404:
-        body = {"error": {"code": "not_found", "message": "no such function"}}
-    return Response(json.dumps(body), status=status, mimetype="application/json")(environ, start_response)
+    """/ lists the functions; /openapi.json is the API document, /docs a page to browse it."""
+    path = environ.get("PATH_INFO", "/")
+    if path == "/openapi.json":
+        resp = Response(json.dumps(openapi.document()), mimetype="application/json")
+    elif path == "/docs":
+        resp = Response(openapi.DOCS_PAGE, mimetype="text/html")
+    elif path in ("", "/"):
+        body = {"functions": {name: f"/{name}" for name, _, _ in FUNCTIONS},
+                "openapi": "/openapi.json", "docs": "/docs"}
+        resp = Response(json.dumps(body), mimetype="application/json")
+    else:
+        resp = Response(json.dumps({"error": {"code": "not_found", "message": "no such function"}}),
+                        status=404, mimetype="application/json")
+    return resp(environ, start_response)
 
 
 class Dispatcher(DispatcherMiddleware):

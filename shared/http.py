@@ -12,10 +12,11 @@ import re
 import time
 import uuid
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Callable, Literal
 
 import flask
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, create_model
 
 from shared import config, logs
 from shared.errors import ApiError
@@ -38,6 +39,7 @@ class Route:
     status: int
     allow_suspended: bool
     summary: str
+    response: type[BaseModel] | None = None  # what a success answers (None: no body, e.g. 204)
     regex: re.Pattern = field(init=False)
 
     def __post_init__(self):
@@ -54,6 +56,18 @@ class Request:
     body: Any
     query: Any
     caller: Any  # shared.auth.Caller | None
+
+
+@lru_cache(maxsize=None)
+def page_of(model: type[BaseModel]) -> type[BaseModel]:
+    """Response model of a paginated list of `model`."""
+    return create_model(f"{model.__name__}Page", items=(list[model], ...), nextCursor=(str | None, ...))
+
+
+@lru_cache(maxsize=None)
+def list_of(model: type[BaseModel]) -> type[BaseModel]:
+    """Response model of a complete (small) list of `model`."""
+    return create_model(f"{model.__name__}List", items=(list[model], ...))
 
 
 def validation_error(exc: ValidationError, where: str) -> ApiError:
@@ -90,11 +104,12 @@ class Api:
         self.routes: list[Route] = []
 
     def route(self, method: str, path: str, *, access: Access = "user", body: type[BaseModel] | None = None,
-              query: type[BaseModel] | None = None, status: int = 200, allow_suspended: bool = False):
+              query: type[BaseModel] | None = None, status: int = 200, allow_suspended: bool = False,
+              response: type[BaseModel] | None = None):
         def register(fn: Callable) -> Callable:
             summary = (fn.__doc__ or fn.__name__).strip().splitlines()[0]
             self.routes.append(Route(method.upper(), path, fn, access, body, query, status,
-                                     allow_suspended, summary))
+                                     allow_suspended, summary, response))
             return fn
         return register
 

@@ -8,7 +8,7 @@ from pydantic import Field
 from shared import clock, db, repos
 from shared.api.inputs import SLUG_PATTERN, PageQuery, ShortText, Strict
 from shared.errors import ApiError, not_found
-from shared.http import Api, Request
+from shared.http import Api, Request, page_of
 from shared.models import CmsPage
 
 api = Api("cmsPages", "CMS pages of the public site")
@@ -32,7 +32,7 @@ def valid_slug(slug: str) -> str:
     return slug
 
 
-@api.route("GET", "/", access="admin", query=PageListQuery)
+@api.route("GET", "/", access="admin", query=PageListQuery, response=page_of(CmsPage))
 def list_pages(req: Request):
     """Admin: all pages (drafts too), most recently updated first."""
     q = req.query
@@ -40,7 +40,7 @@ def list_pages(req: Request):
     return repos.cms_pages.page(equals, (("updatedAt", "DESCENDING"),), q.limit, q.cursor)
 
 
-@api.route("GET", "/{slug}", access="public")
+@api.route("GET", "/{slug}", access="public", response=CmsPage)
 def get_page(req: Request):
     """A published page; admins also see drafts."""
     page = repos.cms_pages.first(slug=req.params["slug"])
@@ -62,7 +62,7 @@ def _upsert(tx, slug: str, body: PageWrite) -> tuple[CmsPage, bool]:
     return page, False
 
 
-@api.route("PUT", "/{slug}", access="admin", body=PageWrite)
+@api.route("PUT", "/{slug}", access="admin", body=PageWrite, response=CmsPage)
 def put_page(req: Request):
     """Admin: create the page at this slug, or replace its title, body and published flag."""
     page, created = _upsert(valid_slug(req.params["slug"]), req.body)

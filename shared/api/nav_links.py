@@ -6,7 +6,7 @@ from pydantic import Field
 from shared import db, repos
 from shared.api.inputs import Href, ShortText, Strict
 from shared.errors import ApiError, not_found
-from shared.http import Api, Request
+from shared.http import Api, Request, list_of
 from shared.models import NavLink, NavSection
 
 api = Api("navLinks", "Navigation links of the public site")
@@ -41,7 +41,7 @@ class Reorder(Strict):
     ids: list[str] = Field(min_length=1, max_length=200, description="every link of the section, in the new order")
 
 
-@api.route("GET", "/", access="public", query=LinkQuery)
+@api.route("GET", "/", access="public", query=LinkQuery, response=list_of(NavLink))
 def list_links(req: Request):
     """Visible links of a section by sortOrder (admins may ask for hidden ones too)."""
     q = req.query
@@ -52,7 +52,7 @@ def list_links(req: Request):
     return {"items": repos.nav_links.all({"section": q.section, "visible": True}, ORDER)}
 
 
-@api.route("POST", "/", access="admin", body=LinkCreate, status=201)
+@api.route("POST", "/", access="admin", body=LinkCreate, status=201, response=NavLink)
 def create_link(req: Request):
     """Admin: add a link."""
     return repos.nav_links.create(NavLink(_id=repos.nav_links.new_id(), **req.body.model_dump()))
@@ -68,14 +68,14 @@ def _reorder(tx, body: Reorder) -> None:
         repos.nav_links.update(link_id, {"sortOrder": n * 10}, tx)
 
 
-@api.route("POST", "/reorder", access="admin", body=Reorder)
+@api.route("POST", "/reorder", access="admin", body=Reorder, response=list_of(NavLink))
 def reorder_links(req: Request):
     """Admin: set the order of a section's links in one transaction."""
     _reorder(req.body)
     return {"items": repos.nav_links.all({"section": req.body.section}, ORDER)}
 
 
-@api.route("PATCH", "/{linkId}", access="admin", body=LinkUpdate)
+@api.route("PATCH", "/{linkId}", access="admin", body=LinkUpdate, response=NavLink)
 def update_link(req: Request):
     """Admin: change a link."""
     fields = req.body.model_dump(exclude_none=True)

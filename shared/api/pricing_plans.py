@@ -8,7 +8,7 @@ from pydantic import Field, StringConstraints
 from shared import db, repos
 from shared.api.inputs import ShortText, Strict
 from shared.errors import ApiError, conflict, not_found
-from shared.http import Api, Request
+from shared.http import Api, Request, list_of
 from shared.models import Plan, PricingPlan
 
 api = Api("pricingPlans", "Pricing plans of the public site")
@@ -43,7 +43,7 @@ class PlanListQuery(Strict):
     all: bool = Field(False, description="admin: include inactive plans")
 
 
-@api.route("GET", "/", access="public", query=PlanListQuery)
+@api.route("GET", "/", access="public", query=PlanListQuery, response=list_of(PricingPlan))
 def list_plans(req: Request):
     """Active plans by sortOrder (admins may ask for all)."""
     if req.query.all:
@@ -53,7 +53,7 @@ def list_plans(req: Request):
     return {"items": repos.pricing_plans.all({"active": True}, (("sortOrder", "ASCENDING"),))}
 
 
-@api.route("GET", "/{slug}", access="public")
+@api.route("GET", "/{slug}", access="public", response=PricingPlan)
 def get_plan(req: Request):
     """One active plan by slug (admins also see inactive ones)."""
     plan = repos.pricing_plans.first(slug=req.params["slug"])
@@ -69,13 +69,13 @@ def _create(tx, body: PlanCreate) -> PricingPlan:
     return repos.pricing_plans.create(PricingPlan(_id=body.slug, **body.model_dump()), tx)
 
 
-@api.route("POST", "/", access="admin", body=PlanCreate, status=201)
+@api.route("POST", "/", access="admin", body=PlanCreate, status=201, response=PricingPlan)
 def create_plan(req: Request):
     """Admin: add a plan (slug unique)."""
     return _create(req.body)
 
 
-@api.route("PATCH", "/{slug}", access="admin", body=PlanUpdate)
+@api.route("PATCH", "/{slug}", access="admin", body=PlanUpdate, response=PricingPlan)
 def update_plan(req: Request):
     """Admin: change a plan."""
     plan = repos.pricing_plans.first(slug=req.params["slug"])

@@ -1,13 +1,11 @@
 """`users`: the caller's own profile, and admin management of users."""
 from __future__ import annotations
 
-from pydantic import Field
-
 from shared import repos
 from shared.api.inputs import PageQuery, ShortText, Strict, Url
 from shared.errors import ApiError
-from shared.http import Api, Request
-from shared.models import Role, UserStatus
+from shared.http import Api, Request, page_of
+from shared.models import Role, User, UserStatus
 
 api = Api("users", "Profiles and user administration")
 
@@ -27,13 +25,13 @@ class UserListQuery(PageQuery):
     status: UserStatus | None = None
 
 
-@api.route("GET", "/me", allow_suspended=True)
+@api.route("GET", "/me", allow_suspended=True, response=User)
 def get_me(req: Request):
     """The caller's profile (also for suspended users)."""
     return req.caller.user
 
 
-@api.route("PATCH", "/me", body=ProfileUpdate)
+@api.route("PATCH", "/me", body=ProfileUpdate, response=User)
 def update_me(req: Request):
     """Change the caller's name or picture."""
     fields = req.body.model_dump(exclude_none=True)
@@ -42,7 +40,7 @@ def update_me(req: Request):
     return repos.users.require(req.caller.id)
 
 
-@api.route("GET", "/", access="admin", query=UserListQuery)
+@api.route("GET", "/", access="admin", query=UserListQuery, response=page_of(User))
 def list_users(req: Request):
     """Admin: list users, newest first, filtered by role and/or status."""
     q = req.query
@@ -50,13 +48,13 @@ def list_users(req: Request):
     return repos.users.page(equals, (("createdAt", "DESCENDING"),), q.limit, q.cursor)
 
 
-@api.route("GET", "/{userId}", access="admin")
+@api.route("GET", "/{userId}", access="admin", response=User)
 def get_user(req: Request):
     """Admin: one user."""
     return repos.users.require(req.params["userId"])
 
 
-@api.route("PATCH", "/{userId}", access="admin", body=UserAdminUpdate)
+@api.route("PATCH", "/{userId}", access="admin", body=UserAdminUpdate, response=User)
 def update_user(req: Request):
     """Admin: change a user's role or status (never your own demotion or suspension)."""
     target = req.params["userId"]
