@@ -36,7 +36,7 @@ class Route:
     access: Access
     body: type[BaseModel] | None
     query: type[BaseModel] | None
-    status: int
+    statuses: tuple[int, ...]  # success statuses; the first is the default
     allow_suspended: bool
     summary: str
     response: type[BaseModel] | None = None  # what a success answers (None: no body, e.g. 204)
@@ -97,6 +97,20 @@ def to_payload(value: Any) -> Any:
     return value
 
 
+def json_errors(functions_framework) -> None:
+    """Make the function's Flask app answer JSON also for what it rejects before our routing
+    (e.g. a path its URL map refuses). Call at import of a function module."""
+    from werkzeug.exceptions import HTTPException
+
+    def handle(exc: HTTPException):
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return json_response(ApiError(exc.code or 500, code, exc.description or code).body(), exc.code or 500)
+
+    register = getattr(functions_framework, "errorhandler", None)  # set while create_app loads the module
+    if register is not None:
+        register(HTTPException)(handle)
+
+
 class Api:
     def __init__(self, name: str, description: str = ""):
         self.name = name
@@ -104,11 +118,14 @@ class Api:
         self.routes: list[Route] = []
 
     def route(self, method: str, path: str, *, access: Access = "user", body: type[BaseModel] | None = None,
-              query: type[BaseModel] | None = None, status: int = 200, allow_suspended: bool = False,
-              response: type[BaseModel] | None = None):
+              query: type[BaseModel] | None = None, status: int | tuple[int, ...] = 200,
+              allow_suspended: bool = False, response: type[BaseModel] | None = None):
+        """Declare a route. A handler returning (value, status) must use one of `status`."""
+        statuses = (status,) if isinstance(status, int) else tuple(status)
+
         def register(fn: Callable) -> Callable:
             summary = (fn.__doc__ or fn.__name__).strip().splitlines()[0]
-            self.routes.append(Route(method.upper(), path, fn, access, body, query, status,
+            self.routes.append(Route(method.upper(), path, fn, access, body, query, statuses,
                                      allow_suspended, summary, response))
             return fn
         return register
@@ -171,9 +188,10 @@ class Api:
         result = route.handler(Request(request, params, body, query, caller))
         if isinstance(result, flask.Response):
             return result
-        status = route.status
+        status = route.statuses[0]
         if isinstance(result, tuple):
             result, status = result
+            assert status in route.statuses, f"{route.path}: undeclared status {status}"
         return json_response(to_payload(result), status)
 
     @staticmethod

@@ -62,7 +62,7 @@ def _upsert(tx, slug: str, body: PageWrite) -> tuple[CmsPage, bool]:
     return page, False
 
 
-@api.route("PUT", "/{slug}", access="admin", body=PageWrite, response=CmsPage)
+@api.route("PUT", "/{slug}", access="admin", body=PageWrite, status=(200, 201), response=CmsPage)
 def put_page(req: Request):
     """Admin: create the page at this slug, or replace its title, body and published flag."""
     page, created = _upsert(valid_slug(req.params["slug"]), req.body)
