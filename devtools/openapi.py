@@ -101,6 +101,18 @@ def openapi_path(api: Api, route) -> str:
     return f"/{api.name}{route.path.rstrip('/')}"
 
 
+def template_of(method: str, path: str) -> str | None:
+    """The documented path a concrete request path is served by (/cmsPages/about -> /cmsPages/{slug})."""
+    name, _, rest = path.split("?")[0].lstrip("/").partition("/")
+    for api in function_apis():
+        if api.name == name:
+            matches, _ = api._match("/" + rest)
+            for route, _params in matches:
+                if route.method == method.upper():
+                    return openapi_path(api, route)
+    return None
+
+
 @lru_cache(maxsize=1)
 def document() -> dict:
     comps = Components()
