@@ -24,7 +24,7 @@ NavSection = Literal["header", "footer", "sidebar"]
 class Doc(BaseModel):
     """A stored document. Subclasses set `collection`."""
 
-    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", defer_build=True)  # built on first use: faster cold start
     collection: ClassVar[str]
 
     id: str = Field(alias="_id")

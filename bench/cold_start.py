@@ -1,0 +1,83 @@
+"""Cold start: for each function, in a fresh process, the time to import it (functions-framework
+create_app, as Cloud Functions does) and to serve its first request, next to a bare
+functions-framework function measured in the same run.
+
+    .venv/bin/python -m bench.cold_start [--runs N]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+from bench.common import ROOT, local_stack, token_for
+from devtools.catalog import FUNCTIONS
+
+# the first request each function serves: (path inside the function, needs a token)
+FIRST_REQUEST = {
+    "users": ("/me", True),
+    "cmsPages": ("/about", False),
+    "navLinks": ("/?section=header", False),
+    "pricingPlans": ("/", False),
+    "bare": ("/", False),
+}
+HEAVY = ("google.cloud.compute_v1", "stripe", "google.cloud.storage", "google.cloud.tasks_v2",
+         "google.cloud.pubsub_v1", "google.cloud.secretmanager", "numpy", "firebase_admin")
+
+PROBE = r"""
+import json, sys, time
+t0 = time.perf_counter()
+import functions_framework
+app = functions_framework.create_app(target=sys.argv[1], source=sys.argv[2])
+t1 = time.perf_counter()
+headers = {"Authorization": "Bearer " + sys.argv[4]} if sys.argv[4] else {}
+status = app.test_client().get(sys.argv[3], headers=headers).status_code
+t2 = time.perf_counter()
+print(json.dumps({"import": t1 - t0, "first": t2 - t1, "status": status,
+                  "heavy": [m for m in sys.argv[5].split(",") if m in sys.modules]}))
+"""
+
+
+def probe(name: str, src: str, token: str) -> dict:
+    path, needs_token = FIRST_REQUEST[name]
+    out = subprocess.run([sys.executable, "-c", PROBE, name, str(ROOT / src), path,
+                          token if needs_token else "", ",".join(HEAVY)],
+                         capture_output=True, text=True, check=True, env=os.environ, cwd=ROOT)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    with local_stack() as stack:
+        token, _ = token_for(stack, "cold@example.com")
+        from shared import clock, repos
+        from shared.models import CmsPage
+
+        repos.cms_pages.set(CmsPage(_id="about", slug="about", title="t", body="b", published=True,
+                                    createdAt=clock.now_ms(), updatedAt=clock.now_ms()))
+        targets = [("bare", "bench/bare_function.py", "http")] + [f for f in FUNCTIONS if f[0] in FIRST_REQUEST]
+        results = {}
+        for _ in range(args.runs):  # interleaved, so machine load hits every function alike
+            for name, src, _ in targets:
+                results.setdefault(name, []).append(probe(name, src, token))
+        base = statistics.median(r["import"] + r["first"] for r in results["bare"])
+        print(f"median of {args.runs} fresh processes each; ratio = (import + first request) / bare function's")
+        print(f"{'function':<16}{'import s':>9}{'first req s':>12}{'total s':>9}{'ratio':>7}  status  heavy modules loaded")
+        for name, runs in results.items():
+            imp = statistics.median(r["import"] for r in runs)
+            first = statistics.median(r["first"] for r in runs)
+            total = statistics.median(r["import"] + r["first"] for r in runs)
+            heavy = ",".join(runs[-1]["heavy"]) or "-"
+            print(f"{name:<16}{imp:>9.3f}{first:>12.3f}{total:>9.3f}{total / base:>7.1f}  {runs[-1]['status']:>6}  {heavy}")
+        missing = [n for n, _, t in FUNCTIONS if n not in FIRST_REQUEST]
+        if missing:
+            print(f"functions without a first-request scenario: {missing}")
+
+
+if __name__ == "__main__":
+    main()
