@@ -155,7 +155,13 @@ class Repo(Generic[T]):
 
 
 def transactional(fn):
-    """Run fn(tx, ...) in a Firestore transaction (retried on contention)."""
+    """Run fn(tx, ...) in a Firestore transaction, retried on contention; when the retries run
+    out, the caller gets a 409 to try again (nothing was written)."""
     def run(*args, **kwargs):
-        return firestore.transactional(fn)(client().transaction(), *args, **kwargs)
+        try:
+            return firestore.transactional(fn)(client().transaction(), *args, **kwargs)
+        except ValueError as exc:
+            if isinstance(exc.__cause__, gexc.Aborted):
+                raise ApiError(409, "contention", "too many concurrent changes to the same data; try again") from exc
+            raise
     return run

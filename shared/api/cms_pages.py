@@ -50,11 +50,13 @@ def get_page(req: Request):
 
 
 @db.transactional
-def _upsert(tx, slug: str, body: PageWrite) -> tuple[CmsPage, bool]:
-    existing = repos.cms_pages.first(tx=tx, slug=slug)
+def _upsert(tx, doc_id: str, slug: str, body: PageWrite) -> tuple[CmsPage, bool]:
+    # One document in the transaction (not a query on slug): concurrent writers of other
+    # pages never contend with this one.
+    existing = repos.cms_pages.get(doc_id, tx)
     now = clock.now_ms()
     if existing is None:
-        page = CmsPage(_id=slug, slug=slug, createdAt=now, updatedAt=now, **body.model_dump())
+        page = CmsPage(_id=doc_id, slug=slug, createdAt=now, updatedAt=now, **body.model_dump())
         repos.cms_pages.create(page, tx)
         return page, True
     page = existing.model_copy(update={**body.model_dump(), "updatedAt": now})
@@ -65,7 +67,9 @@ def _upsert(tx, slug: str, body: PageWrite) -> tuple[CmsPage, bool]:
 @api.route("PUT", "/{slug}", access="admin", body=PageWrite, status=(200, 201), response=CmsPage)
 def put_page(req: Request):
     """Admin: create the page at this slug, or replace its title, body and published flag."""
-    page, created = _upsert(valid_slug(req.params["slug"]), req.body)
+    slug = valid_slug(req.params["slug"])
+    imported = repos.cms_pages.first(slug=slug)  # pages imported from the old backend keep their ids
+    page, created = _upsert(imported.id if imported else slug, slug, req.body)
     return page, (201 if created else 200)
 
 

@@ -5,7 +5,9 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
-from shared import db, repos
+from google.api_core import exceptions as gexc
+
+from shared import repos
 from shared.api.inputs import ShortText, Strict
 from shared.errors import ApiError, conflict, not_found
 from shared.http import Api, Request, list_of
@@ -62,17 +64,17 @@ def get_plan(req: Request):
     return plan
 
 
-@db.transactional
-def _create(tx, body: PlanCreate) -> PricingPlan:
-    if repos.pricing_plans.first(tx=tx, slug=body.slug):
-        raise conflict(f"a plan with slug {body.slug!r} exists")
-    return repos.pricing_plans.create(PricingPlan(_id=body.slug, **body.model_dump()), tx)
-
-
 @api.route("POST", "/", access="admin", body=PlanCreate, status=201, response=PricingPlan)
 def create_plan(req: Request):
-    """Admin: add a plan (slug unique)."""
-    return _create(req.body)
+    """Admin: add a plan (slug unique: the document id is the slug, so create() is the atomic check;
+    the query catches plans imported under other ids)."""
+    body = req.body
+    if repos.pricing_plans.first(slug=body.slug):
+        raise conflict(f"a plan with slug {body.slug!r} exists")
+    try:
+        return repos.pricing_plans.create(PricingPlan(_id=body.slug, **body.model_dump()))
+    except gexc.AlreadyExists:
+        raise conflict(f"a plan with slug {body.slug!r} exists") from None
 
 
 @api.route("PATCH", "/{slug}", access="admin", body=PlanUpdate, response=PricingPlan)
