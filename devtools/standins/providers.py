@@ -200,6 +200,7 @@ async def stats(request: Request) -> Response:
     span = (STATS["last"] - STATS["first"]) if STATS["first"] and STATS["last"] else 0
     return JSONResponse({"requests": STATS["requests"], "maxInflight": STATS["maxInflight"],
                          "avgInflight": round(STATS["busy"] / span, 2) if span else 0.0,
+                         "busySeconds": round(STATS["busy"], 3),
                          "faultsLeft": {k: v for k, v in STATE["faults"].items() if v}})
 
 

@@ -47,6 +47,7 @@ class CostRunBatch(Doc):
     failures: list[dict] = []  # first few {userId, error}
     writes: int  # Firestore document writes
     providerCalls: int
+    pullMs: int  # time spent calling providers
     durationMs: int
     finishedAt: int
 

@@ -96,18 +96,23 @@ def _retry_after(resp: httpx.Response) -> float | None:
 class Provider:
     """One HTTP client and one concurrency bound shared by every call of a batch."""
 
+    POOL = 10  # connections per httpx client: one large httpcore pool slows down several-fold
+    # under load (measured: 1000 calls over 100 keep-alive connections took 16 s, over 10 pools of 10, 3 s)
+
     def __init__(self, cfg: CostsConfig):
         self.cfg = cfg
         self.slots = asyncio.Semaphore(cfg.concurrency)
-        limits = httpx.Limits(max_connections=cfg.concurrency, max_keepalive_connections=cfg.concurrency)
-        self.http = httpx.AsyncClient(timeout=cfg.timeout_s, limits=limits)
+        size = min(self.POOL, cfg.concurrency)
+        limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
+        self.pools = [httpx.AsyncClient(timeout=cfg.timeout_s, limits=limits)
+                      for _ in range(-(-cfg.concurrency // size))]
         self.calls = 0
 
     async def __aenter__(self) -> "Provider":
         return self
 
     async def __aexit__(self, *exc) -> None:
-        await self.http.aclose()
+        await asyncio.gather(*(c.aclose() for c in self.pools))
 
     def _wait(self, state) -> float:
         backoff = wait_exponential_jitter(multiplier=self.cfg.backoff_s, max=self.cfg.backoff_max_s,
@@ -119,8 +124,9 @@ class Provider:
     async def _get_once(self, url: str, key: str, params: dict) -> object:
         async with self.slots:  # held for the request only, not while backing off
             self.calls += 1
+            http = self.pools[self.calls % len(self.pools)]
             try:
-                resp = await self.http.get(url, params=params, headers={"Authorization": f"Bearer {key}"})
+                resp = await http.get(url, params=params, headers={"Authorization": f"Bearer {key}"})
             except httpx.TimeoutException:
                 raise Retryable("timeout") from None
             except httpx.TransportError as exc:

@@ -156,7 +156,9 @@ def run_batch(run_id: str, kind: str, index: int, schedule_ms: int, users: list[
         return {**done.to_api(), "duplicate": True}
     started = time.perf_counter()
     accts = _load_accounts([u["userId"] for u in users])
+    pull_started = time.perf_counter()
     outcomes, calls = asyncio.run(_pull(kind, users, accts, run_id, schedule_ms))
+    pull_ms = int((time.perf_counter() - pull_started) * 1000)
     writes = _write([d for o in outcomes for d in o.docs])
     failed = [o for o in outcomes if o.error]
     result = CostRunBatch(
@@ -164,7 +166,8 @@ def run_batch(run_id: str, kind: str, index: int, schedule_ms: int, users: list[
         ok=sum(1 for o in outcomes if not o.error and not o.skipped), failed=len(failed),
         skipped=sum(1 for o in outcomes if o.skipped),
         failures=[{"userId": o.user_id, "error": o.error} for o in failed[:MAX_FAILURES_KEPT]],
-        writes=writes + 1, providerCalls=calls, durationMs=int((time.perf_counter() - started) * 1000),
+        writes=writes + 1, providerCalls=calls, pullMs=pull_ms,
+        durationMs=int((time.perf_counter() - started) * 1000),
         finishedAt=clock.now_ms())
     try:
         batches.create(result)
