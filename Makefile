@@ -27,3 +27,6 @@ test: install
 
 clean:
 	rm -rf $(VENV) devtools/node_modules .pytest_cache
+
+bench-costs: install
+	$(PY) -m bench.pull_costs

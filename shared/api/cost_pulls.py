@@ -45,7 +45,7 @@ class BatchBody(Strict):
 def pull_api(name: str, kind: str, what: str) -> Api:
     api = Api(name, what)
 
-    @api.route("POST", "/", access="public", body=PullBody, status=202)
+    @api.route("POST", "/", access="custom", body=PullBody, status=202)
     def start(req: Request):
         """Start the run of a schedule time (once per time); answers its report. The scheduler's
         job sends `{}`; its schedule time comes from the X-CloudScheduler-ScheduleTime header."""

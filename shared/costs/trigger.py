@@ -18,6 +18,8 @@ from shared import auth, config
 from shared.costs import settings
 from shared.errors import ApiError
 
+GOOGLE_ISSUERS = ("https://accounts.google.com", "accounts.google.com")
+
 
 def parse_time(value: str) -> int:
     try:
@@ -45,9 +47,12 @@ def _verify_scheduler_token(token: str) -> None:
     if not cfg.scheduler_sa or not cfg.scheduler_audience:
         raise ApiError(403, "forbidden", "scheduler calls are not configured (COSTS_SCHEDULER_SA/AUDIENCE)")
     try:
-        claims = id_token.verify_oauth2_token(token, greq.Request(), audience=cfg.scheduler_audience)
+        claims = id_token.verify_token(token, greq.Request(), audience=cfg.scheduler_audience,
+                                       certs_url=cfg.scheduler_certs_url)
     except ValueError as exc:
         raise ApiError(401, "unauthenticated", f"invalid scheduler token: {exc}") from None
+    if claims.get("iss") not in GOOGLE_ISSUERS:
+        raise ApiError(401, "unauthenticated", "scheduler token from another issuer")
     if claims.get("email") != cfg.scheduler_sa or not claims.get("email_verified"):
         raise ApiError(403, "forbidden", "token is not the scheduler's service account")
 
@@ -60,7 +65,7 @@ def caller(request: flask.Request) -> tuple[str, str | None, int | None]:
     if header is not None:
         if not authz and config.get().local:
             return "scheduler", None, parse_time(header)
-        if token and _issuer(token) in ("https://accounts.google.com", "accounts.google.com"):
+        if token and _issuer(token) in GOOGLE_ISSUERS:
             _verify_scheduler_token(token)
             return "scheduler", None, parse_time(header)
     admin = auth.authenticate(request, "admin", allow_suspended=False)
