@@ -48,7 +48,8 @@ def gcp(deps) -> float:
 
 def test_pull_costs_snapshots_exact_and_run_once(client, providers):
     providers.set(keys={H[1]: {"limit": 10.0, "usage": 2.5}, H[2]: {"limit": None, "usage": 4.0}},
-                  openai={"proj_u4": {"2026-10-31": 9.0, "2026-11-01": 1.25, "2026-11-14": 0.5, "2026-11-15": 0.25}})
+                  openai={"proj_u4": {"2026-10-31": 9.0, "2026-11-01": 1.25, "2026-11-14": 0.5, "2026-11-15": 0.25}},
+                  maxPage=4)  # 15 daily buckets: 4 pages to follow
     two = (("running", NOV1 + 24 * HOUR), ("stopped", NOV1 - 24 * HOUR))
     user("u1", account={"openrouterKeyHash": H[1]})
     user("u2", deployments=two, account={"openrouterKeyHash": H[2]})
@@ -61,6 +62,7 @@ def test_pull_costs_snapshots_exact_and_run_once(client, providers):
     assert resp.json["started"] and resp.json["users"] == 4 and resp.json["batches"] == 2
     report = wait_run(resp.json["runId"])
     assert (report["ok"], report["failed"], report["skipped"]) == (4, 0, 0)
+    assert report["providerCalls"] == 2 + 1 + 4  # two keys, the account's credits once, 4 cost pages
 
     snaps = {s.userId: s for s in repos.cost_snapshots.all({}, (("fetchedAt", "ASCENDING"),))}
     assert set(snaps) == {"u1", "u2", "u3", "u4"}
@@ -203,8 +205,9 @@ def test_stale_claim_is_taken_over(client, providers):
     user("u1")
     run, owned = runs.claim("costs", SCHEDULE_MS, "scheduler", None)
     assert owned
-    # the fan-out died before dispatching: while the lease holds, deliveries wait it out
-    assert schedule(client, "pullCosts").json["started"] is False
+    # the fan-out died before dispatching: while the lease holds, deliveries are told to retry later
+    busy = schedule(client, "pullCosts")
+    assert busy.status_code == 409 and busy.json["error"]["code"] == "run_in_progress"
     runs_repo.update(run.id, {"claimedUntil": 0})
     resp = schedule(client, "pullCosts")
     assert resp.status_code == 202 and resp.json["started"]
@@ -212,6 +215,21 @@ def test_stale_claim_is_taken_over(client, providers):
 
 
 @pytest.mark.parametrize("at", ["not-a-time", "2026-13-01T00:00:00Z"])
-def test_bad_schedule_header(client, providers, at):
+def test_bad_schedule_header(client, providers, at):  # noqa: F811
     resp = schedule(client, "pullCosts", at)
     assert resp.status_code == 400 and resp.json["error"]["code"] == "invalid_schedule_time"
+
+
+def test_failed_fan_out_releases_its_claim(client, providers, monkeypatch):
+    from shared.costs import settings
+
+    user("u1")
+    monkeypatch.setenv("COSTS_QUEUE", "no-such-queue")  # the enqueue fails
+    settings.reset()
+    with pytest.raises(Exception):
+        runs.start("costs", SCHEDULE_MS, "scheduler")
+    assert runs_repo.require(runs.run_id("costs", SCHEDULE_MS)).claimedUntil == 0
+    monkeypatch.undo()
+    settings.reset()
+    resp = schedule(client, "pullCosts")  # the scheduler's retry takes over at once
+    assert resp.status_code == 202 and wait_run(resp.json["runId"])["ok"] == 1

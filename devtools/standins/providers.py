@@ -6,7 +6,7 @@ Usage: python -m devtools.standins.providers PORT OPENROUTER_KEY OPENAI_KEY
   OpenAI:     /openai/v1/organization/costs?start_time=&end_time=&bucket_width=1d&project_ids=&limit=&page=
 Control: PUT /_control/state (merge), POST /_control/reset, GET /_control/stats.
 State: delayMs; credits; keys {hash: {limit, usage}}; activity {hash: {date: [items]}};
-openai {project: {date: usd}}; faults {target: [fault, ...]} where target is a key hash,
+openai {project: {date: usd}}; maxPage (cost buckets per page); faults {target: [fault, ...]} where target is a key hash,
 "hash@date" or a project, and a fault is "429" | "500" | "timeout" | "malformed" | "badshape"
 (consumed one per request; a trailing "!" makes it permanent); synthetic (bool): unknown keys
 and projects answer generated data (the benchmark).
@@ -158,6 +158,7 @@ async def openai_costs(request: Request) -> Response:
             return _error("openai", 400, "start_time is required")
         if qp.get("bucket_width", "1d") != "1d" or not 1 <= limit <= 180:
             return _error("openai", 400, "invalid bucket_width or limit")
+        limit = min(limit, STATE.get("maxPage") or limit)  # the server may page sooner than asked
         first = start - start % DAY
         offset = int(base64.b64decode(qp["page"]).decode()) if qp.get("page") else 0
         starts = list(range(first, end, DAY))

@@ -2,9 +2,10 @@
 Cloud Tasks task per batch of users to the worker (shared/costs/worker.py).
 
 Cloud Scheduler delivers at least once, so the claim is a transaction on
-costRuns/{runId}. A claim whose fan-out died before it finished (status still
-"claimed" after the lease) is taken over by the next delivery; the workers skip
-batches already done, so a second fan-out never counts twice.
+costRuns/{runId}. While one delivery fans out, others get 409 (the scheduler
+retries). A fan-out that fails releases its claim; one that died silently is
+taken over after the lease. Workers skip batches already done, so a second
+fan-out never counts twice.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from shared.config import ConfigError
 from shared.costs import settings
 from shared.costs.ledger import CostRun, Kind, batches, runs
 from shared.db import transactional
+from shared.errors import ApiError
 
 log = logs.get("costs.runs")
 
@@ -61,7 +63,17 @@ def start(kind: Kind, schedule_ms: int, trigger: str, requested_by: str | None =
         raise ConfigError("COSTS_WORKER_URL is not set: the pull has nowhere to send its tasks")
     run, owned = claim(kind, schedule_ms, trigger, requested_by)
     if not owned:
+        if run.status == "claimed":  # another delivery is fanning out: 409 makes the scheduler retry later
+            raise ApiError(409, "run_in_progress", "this run is being dispatched", report(run))
         return report(run), False
+    try:
+        return _dispatch(run, kind, schedule_ms, cfg), True
+    except Exception:
+        runs.update(run.id, {"claimedUntil": 0})  # release: the retry of this delivery takes over at once
+        raise
+
+
+def _dispatch(run: CostRun, kind: Kind, schedule_ms: int, cfg) -> dict:
     users = users_with_deployments()
     ids = sorted(users)
     chunks = [ids[i:i + cfg.batch_size] for i in range(0, len(ids), cfg.batch_size)]
@@ -73,11 +85,11 @@ def start(kind: Kind, schedule_ms: int, trigger: str, requested_by: str | None =
         tasks.enqueue(cfg.queue, cfg.worker_url, payload, name=tasks.task_id(run.id, str(index)))
 
     with ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(send, enumerate(chunks)))  # re-raises the first enqueue error: the run stays claimed
+        list(pool.map(send, enumerate(chunks)))  # re-raises the first enqueue error
     runs.update(run.id, {"status": "dispatched", "users": len(ids), "batches": len(chunks),
                          "dispatchedAt": clock.now_ms()})
     log.info("cost run dispatched", extra={"runId": run.id, "kind": kind, "users": len(ids), "batches": len(chunks)})
-    return report(runs.require(run.id)), True
+    return report(runs.require(run.id))
 
 
 def report(run: CostRun) -> dict:

@@ -19,7 +19,7 @@ from google.api_core import exceptions as gexc
 from shared import clock, logs
 from shared.costs import pricing, settings
 from shared.costs.ledger import CostAccount, CostRunBatch, accounts, batches
-from shared.costs.providers import Provider, ProviderError, utc_date
+from shared.costs.providers import Provider, ProviderError
 from shared.db import client
 from shared.models import CostSnapshot, OpenrouterActivity
 
