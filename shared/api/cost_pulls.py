@@ -75,9 +75,10 @@ activity_api = pull_api("pullOpenrouterActivity", "activity", "Pull OpenRouter a
 worker_api = Api("costPullWorker", "One batch of users of a cost pull (Cloud Tasks target)")
 
 
-@worker_api.route("POST", "/", access="public", body=BatchBody)
+@worker_api.route("POST", "/", access="custom", body=BatchBody)
 def run_batch(req: Request):
-    """Pull one batch (deployed without public access: only Cloud Tasks' OIDC token gets in)."""
+    """Pull one batch. Deployed without public access: Cloud Run's IAM check admits only the
+    tasks' OIDC token (which is also why the header is not read as a user's token here)."""
     if not req.raw.headers.get("X-CloudTasks-QueueName"):
         raise ApiError(403, "forbidden", "only Cloud Tasks calls this function")
     b = req.body
