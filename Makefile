@@ -31,3 +31,6 @@ clean:
 # An auth-emulator ID token for the running `make dev` stack: make token [EMAIL=someone@example.com]
 token:
 	@$(PY) -m devtools.token $(EMAIL)
+
+bench-costs: install
+	$(PY) -m bench.pull_costs

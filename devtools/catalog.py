@@ -8,4 +8,9 @@ FUNCTIONS: list[tuple[str, str, str]] = [
     ("cmsPages", "functions/cms_pages.py", "http"),
     ("navLinks", "functions/nav_links.py", "http"),
     ("pricingPlans", "functions/pricing_plans.py", "http"),
+    # costs
+    ("costs", "functions/costs.py", "http"),
+    ("pullCosts", "functions/pull_costs.py", "http"),
+    ("pullOpenrouterActivity", "functions/pull_openrouter_activity.py", "http"),
+    ("costPullWorker", "functions/cost_pull_worker.py", "http"),
 ]

@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 
+import httpx
 from werkzeug.serving import run_simple
 
 from devtools.stack import Stack
@@ -25,6 +26,11 @@ def main() -> int:
         stack.firestore()
         stack.pubsub()
         stack.auth()
+        # costs: Cloud Tasks + OpenRouter/OpenAI stand-ins; tasks reach the worker on this server
+        stack.tasks(["cost-pulls"])
+        providers = stack.providers()
+        httpx.put(f"{providers}/_control/state", json={"synthetic": True})  # every key/project answers data
+        stack.env["COSTS_WORKER_URL"] = f"http://127.0.0.1:{port}/costPullWorker"
         stack.apply_env()
         os.environ.setdefault("APP_ENV", "local")
         os.environ.setdefault("CORS_ORIGINS", "http://localhost:3000,http://127.0.0.1:3000")

@@ -153,6 +153,17 @@ class Stack:
         self.env["CLOUD_TASKS_EMULATOR_HOST"] = host
         return host
 
+    def providers(self) -> str:
+        """The OpenRouter + OpenAI cost API stand-in (devtools/standins/providers.py); returns its URL."""
+        port = free_port()
+        keys = {"OPENROUTER_MANAGEMENT_KEY": "sk-or-v1-mgmt-local", "OPENAI_ADMIN_KEY": "sk-admin-local"}
+        svc = self.spawn("providers", [sys.executable, "-m", "devtools.standins.providers", str(port),
+                                       keys["OPENROUTER_MANAGEMENT_KEY"], keys["OPENAI_ADMIN_KEY"]], cwd=ROOT)
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/_control/stats", 30, "provider stand-in", svc.proc)
+        self.env.update(keys, OPENROUTER_BASE_URL=f"{url}/openrouter/api/v1", OPENAI_BASE_URL=f"{url}/openai/v1")
+        return url
+
     def apply_env(self) -> None:
         os.environ.update(self.env)
 

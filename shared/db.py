@@ -87,11 +87,16 @@ class Repo(Generic[T]):
     def new_id(self) -> str:
         return self.col.document().id
 
-    def query(self, equals: dict[str, Any], order: tuple = ()) -> firestore.Query:
+    def query(self, equals: dict[str, Any], order: tuple = (), ranges: tuple = ()) -> firestore.Query:
+        """`ranges`: (field, op, value) filters, only on the first order field (the same index serves them)."""
         spec = queries.find(self.name, equals.keys(), order)
         q: firestore.Query = self.col
         for field in spec.equals:
             q = q.where(filter=firestore.FieldFilter(field, "==", equals[field]))
+        for field, op, value in ranges:
+            if not spec.order or field != spec.order[0][0] or op not in ("<", "<=", ">", ">="):
+                raise LookupError(f"range on {field} must be on the first order field of the query")
+            q = q.where(filter=firestore.FieldFilter(field, op, value))
         for field, direction in spec.order:
             q = q.order_by(field, direction=direction)
         return q
@@ -106,10 +111,11 @@ class Repo(Generic[T]):
         """A bounded full read, for small collections (plans, nav links)."""
         return [self.load(s) for s in self.query(equals, order).limit(cap).stream(transaction=tx)]
 
-    def page(self, equals: dict[str, Any], order: tuple, limit: int | None, cursor: str | None) -> Page[T]:
+    def page(self, equals: dict[str, Any], order: tuple, limit: int | None, cursor: str | None,
+             ranges: tuple = ()) -> Page[T]:
         """One page ordered by `order` then document id; the cursor holds the last row's sort keys."""
         limit = page_limit(limit)
-        q = self.query(equals, order)
+        q = self.query(equals, order, ranges)
         direction = order[-1][1] if order else queries.ASC
         q = q.order_by("__name__", direction=direction)
         if cursor:

@@ -23,7 +23,7 @@ from shared.errors import ApiError
 
 log = logs.get("http")
 
-Access = Literal["public", "user", "admin"]
+Access = Literal["public", "user", "admin", "custom"]  # custom: the handler authenticates (e.g. OIDC of a scheduler)
 _PARAM = re.compile(r"\{(\w+)\}")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,128}$")
 
@@ -182,7 +182,7 @@ class Api:
         route, params = chosen[0]
         from shared import auth  # local: keeps firebase-admin out of import for routes that never need it
 
-        caller = auth.authenticate(request, route.access, route.allow_suspended)
+        caller = None if route.access == "custom" else auth.authenticate(request, route.access, route.allow_suspended)
         query = self._parse_query(request, route)
         body = self._parse_body(request, route)
         result = route.handler(Request(request, params, body, query, caller))

@@ -58,3 +58,13 @@ declare("navLinks", ("section", "visible"), (("sortOrder", ASC),))
 
 # billing
 declare("subscriptions", ("userId",))
+
+# costs (pulls: every deployment's owner; reads: per user or all, by time/date range)
+declare("deployments", ())
+declare("costSnapshots", ("userId",), (("fetchedAt", ASC),))
+declare("costSnapshots", (), (("fetchedAt", ASC),))
+declare("costSnapshots", ("fetchedAt",))
+declare("openrouterActivity", ("userId",), (("date", ASC),))
+declare("openrouterActivity", (), (("date", ASC),))
+declare("costRuns", ("kind",), (("scheduleTime", DESC),))
+declare("costRunBatches", ("runId",))

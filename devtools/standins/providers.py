@@ -1,0 +1,225 @@
+"""Local stand-in for the OpenRouter and OpenAI cost endpoints, speaking their JSON wire
+formats, with scripted faults for tests and a fixed latency for the benchmark.
+
+Usage: python -m devtools.standins.providers PORT OPENROUTER_KEY OPENAI_KEY
+  OpenRouter: /openrouter/api/v1/{credits, keys/{hash}, activity?date=&api_key_hash=}
+  OpenAI:     /openai/v1/organization/costs?start_time=&end_time=&bucket_width=1d&project_ids=&limit=&page=
+Control: PUT /_control/state (merge), POST /_control/reset, GET /_control/stats.
+State: delayMs; credits; keys {hash: {limit, usage}}; activity {hash: {date: [items]}};
+openai {project: {date: usd}}; maxPage (cost buckets per page); faults {target: [fault, ...]} where target is a key hash,
+"hash@date" or a project, and a fault is "429" | "500" | "timeout" | "malformed" | "badshape"
+(consumed one per request; a trailing "!" makes it permanent); synthetic (bool): unknown keys
+and projects answer generated data (the benchmark).
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import sys
+import time
+from datetime import datetime, timezone
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+DAY = 86_400
+
+
+def fresh_state() -> dict:
+    return {"delayMs": 0, "hangMs": 5000, "credits": {"total_credits": 100.0, "total_usage": 25.0},
+            "keys": {}, "activity": {}, "openai": {}, "faults": {}, "synthetic": False}
+
+
+STATE = fresh_state()
+KEYS = {"openrouter": "", "openai": ""}
+STATS = {"requests": 0, "inflight": 0, "maxInflight": 0, "busy": 0.0, "first": None, "last": None}
+
+
+def reset_stats() -> None:
+    STATS.update(requests=0, inflight=0, maxInflight=0, busy=0.0, first=None, last=None)
+
+
+def _fault(*targets: str) -> str | None:
+    for t in targets:
+        script = STATE["faults"].get(t)
+        if script:
+            f = script[0]
+            if f.endswith("!"):
+                return f[:-1]
+            script.pop(0)
+            return f
+    return None
+
+
+async def _serve(request: Request, provider: str, targets: tuple[str, ...], answer) -> Response:
+    started = time.perf_counter()
+    STATS["requests"] += 1
+    STATS["inflight"] += 1
+    STATS["maxInflight"] = max(STATS["maxInflight"], STATS["inflight"])
+    STATS["first"] = STATS["first"] or started
+    try:
+        if STATE["delayMs"]:
+            await asyncio.sleep(STATE["delayMs"] / 1000)
+        if request.headers.get("authorization") != f"Bearer {KEYS[provider]}":
+            return _error(provider, 401, "invalid or missing API key")
+        fault = _fault(*targets)
+        if fault == "timeout":
+            await asyncio.sleep(STATE["hangMs"] / 1000)
+        elif fault in ("429", "500"):
+            return _error(provider, int(fault), "rate limited" if fault == "429" else "internal error")
+        elif fault == "malformed":
+            return Response('{"data": [', media_type="application/json")
+        elif fault == "badshape":
+            return JSONResponse({"result": "unexpected"})
+        return await answer()
+    finally:
+        STATS["inflight"] -= 1
+        now = time.perf_counter()
+        STATS["busy"] += now - started
+        STATS["last"] = now
+
+
+def _error(provider: str, status: int, message: str) -> JSONResponse:
+    if provider == "openai":
+        body = {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": None}}
+    else:
+        body = {"error": {"code": status, "message": message}}
+    return JSONResponse(body, status_code=status)
+
+
+def _h(*parts: str) -> int:
+    return int(hashlib.sha256("/".join(parts).encode()).hexdigest()[:8], 16)
+
+
+def synthetic_activity(key_hash: str, date: str) -> list[dict]:
+    """Two models a day, the first served by two endpoints (as OpenRouter groups by endpoint)."""
+    n = _h(key_hash, date) % 50 + 1
+    rows = [("anthropic/claude-sonnet-4", "Anthropic", n, 0.003), ("anthropic/claude-sonnet-4", "Google", 1, 0.003),
+            ("openai/gpt-4.1-mini", "OpenAI", n + 2, 0.0004)]
+    return [activity_item(date, m, p, r, r * 1000, r * 200, round(r * price, 6)) for m, p, r, price in rows]
+
+
+def activity_item(date, model, provider, requests, prompt, completion, usage) -> dict:
+    return {"date": date, "model": model, "model_permaslug": model + "-2025-01-01",
+            "endpoint_id": f"ep-{_h(model, provider):08x}", "provider_name": provider, "usage": usage,
+            "byok_usage_inference": 0, "requests": requests, "prompt_tokens": prompt,
+            "completion_tokens": completion, "reasoning_tokens": 0}
+
+
+async def credits(request: Request) -> Response:
+    return await _serve(request, "openrouter", ("credits",), lambda: _json({"data": STATE["credits"]}))
+
+
+async def key(request: Request) -> Response:
+    h = request.path_params["hash"]
+
+    async def answer():
+        k = STATE["keys"].get(h)
+        if k is None and STATE["synthetic"]:
+            k = {"limit": 10.0, "usage": (_h(h) % 500) / 100}
+        if k is None:
+            return _error("openrouter", 404, "key not found")
+        limit = k.get("limit")
+        return JSONResponse({"data": {
+            "hash": h, "name": f"bot-{h[:8]}", "label": f"sk-or-v1-{h[:3]}...{h[-3:]}", "disabled": False,
+            "limit": limit, "limit_remaining": None if limit is None else round(limit - k["usage"], 6),
+            "limit_reset": None, "include_byok_in_limit": False, "usage": k["usage"], "usage_daily": 0,
+            "usage_weekly": 0, "usage_monthly": k["usage"], "created_at": "2026-01-01T00:00:00Z", "updated_at": None}})
+
+    return await _serve(request, "openrouter", (h,), answer)
+
+
+async def activity(request: Request) -> Response:
+    date = request.query_params.get("date", "")
+    h = request.query_params.get("api_key_hash", "")
+
+    async def answer():
+        days = STATE["activity"].get(h)
+        if days is None and STATE["synthetic"]:
+            return JSONResponse({"data": synthetic_activity(h, date)})
+        return JSONResponse({"data": list((days or {}).get(date, []))})  # an empty day is an empty list
+
+    return await _serve(request, "openrouter", (f"{h}@{date}", h), answer)
+
+
+async def openai_costs(request: Request) -> Response:
+    qp = request.query_params
+    projects = qp.getlist("project_ids") + qp.getlist("project_ids[]")
+
+    async def answer():
+        try:
+            start, end = int(qp["start_time"]), int(qp.get("end_time", time.time()))
+            limit = int(qp.get("limit", 7))
+        except (KeyError, ValueError):
+            return _error("openai", 400, "start_time is required")
+        if qp.get("bucket_width", "1d") != "1d" or not 1 <= limit <= 180:
+            return _error("openai", 400, "invalid bucket_width or limit")
+        limit = min(limit, STATE.get("maxPage") or limit)  # the server may page sooner than asked
+        first = start - start % DAY
+        offset = int(base64.b64decode(qp["page"]).decode()) if qp.get("page") else 0
+        starts = list(range(first, end, DAY))
+        page = starts[offset:offset + limit]
+        buckets = []
+        for b in page:
+            day = datetime.fromtimestamp(b, timezone.utc).strftime("%Y-%m-%d")
+            results = []
+            for p in projects:
+                spend = STATE["openai"].get(p)
+                value = (spend or {}).get(day) if spend is not None else (0.5 if STATE["synthetic"] else None)
+                if value is not None:
+                    results.append({"object": "organization.costs.result", "amount": {"value": value, "currency": "usd"},
+                                    "line_item": None, "project_id": p})
+            buckets.append({"object": "bucket", "start_time": b, "end_time": b + DAY, "results": results})
+        more = offset + limit < len(starts)
+        return JSONResponse({"object": "page", "data": buckets, "has_more": more,
+                             "next_page": base64.b64encode(str(offset + limit).encode()).decode() if more else None})
+
+    return await _serve(request, "openai", tuple(projects), answer)
+
+
+async def _json(body):
+    return JSONResponse(body)
+
+
+async def put_state(request: Request) -> Response:
+    STATE.update(await request.json())
+    return JSONResponse({"ok": True})
+
+
+async def reset(request: Request) -> Response:
+    STATE.clear()
+    STATE.update(fresh_state())
+    reset_stats()
+    return JSONResponse({"ok": True})
+
+
+async def stats(request: Request) -> Response:
+    span = (STATS["last"] - STATS["first"]) if STATS["first"] and STATS["last"] else 0
+    return JSONResponse({"requests": STATS["requests"], "maxInflight": STATS["maxInflight"],
+                         "avgInflight": round(STATS["busy"] / span, 2) if span else 0.0,
+                         "busySeconds": round(STATS["busy"], 3),
+                         "faultsLeft": {k: v for k, v in STATE["faults"].items() if v}})
+
+
+app = Starlette(routes=[
+    Route("/openrouter/api/v1/credits", credits),
+    Route("/openrouter/api/v1/keys/{hash}", key),
+    Route("/openrouter/api/v1/activity", activity),
+    Route("/openai/v1/organization/costs", openai_costs),
+    Route("/_control/state", put_state, methods=["PUT"]),
+    Route("/_control/reset", reset, methods=["POST"]),
+    Route("/_control/stats", stats),
+])
+
+
+def main() -> None:
+    port, KEYS["openrouter"], KEYS["openai"] = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", backlog=4096)
+
+
+if __name__ == "__main__":
+    main()

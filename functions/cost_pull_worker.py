@@ -1,0 +1,10 @@
+"""Cloud Function `costPullWorker` (HTTP, Cloud Tasks target: one batch of a cost pull)."""
+import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
+import functions_framework
+
+from shared.api.cost_pulls import worker_api
+
+
+@functions_framework.http
+def costPullWorker(request):
+    return worker_api(request)

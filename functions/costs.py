@@ -1,0 +1,10 @@
+"""Cloud Function `costs` (HTTP). Routes and logic: shared/api/costs.py."""
+import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
+import functions_framework
+
+from shared.api.costs import api
+
+
+@functions_framework.http
+def costs(request):
+    return api(request)

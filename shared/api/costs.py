@@ -1,0 +1,119 @@
+"""`costs`: a user's cost snapshots, OpenRouter activity and monthly summary (admins: any
+user, or `userId=all`), pull run reports and the per-user provider scopes (admin)."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints, model_validator
+
+from shared import clock, repos
+from shared.api.inputs import PageQuery, Strict
+from shared.costs import reports, runs
+from shared.costs.ledger import CostAccount, accounts
+from shared.costs.ledger import runs as runs_repo
+from shared.errors import ApiError
+from shared.http import Api, Request
+
+api = Api("costs", "Cost snapshots, OpenRouter activity and monthly summaries")
+
+UserRef = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^/\s]+$")]
+Day = Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}$")]
+Month = Annotated[str, StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
+MAX_DAYS = 366
+
+
+class SnapshotQuery(PageQuery):
+    userId: UserRef | None = None  # default: the caller; admins: anyone, or "all"
+    start: int | None = Field(None, alias="from", ge=0)  # epoch ms, inclusive
+    end: int | None = Field(None, alias="to", ge=0)  # epoch ms, exclusive
+
+
+class ActivityQuery(Strict):
+    userId: UserRef | None = None
+    start: Day = Field(alias="from")
+    end: Day = Field(alias="to")
+    groupBy: Literal["date", "model"] = "date"
+
+    @model_validator(mode="after")
+    def _range(self):
+        try:
+            a, b = (datetime.strptime(d, "%Y-%m-%d") for d in (self.start, self.end))
+        except ValueError:
+            raise ValueError("from/to must be real dates") from None
+        if b < a:
+            raise ValueError("to is before from")
+        if (b - a).days >= MAX_DAYS:
+            raise ValueError(f"at most {MAX_DAYS} days at once")
+        return self
+
+
+class SummaryQuery(Strict):
+    userId: UserRef | None = None
+    month: Month | None = None  # default: the current UTC month
+
+
+class AccountBody(Strict):
+    openrouterKeyHash: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] | None = None
+    openaiProjectId: Annotated[str, StringConstraints(pattern=r"^proj_[A-Za-z0-9]{1,64}$")] | None = None
+
+
+def scope(req: Request, requested: str | None) -> str | None:
+    """The user id to read (None = all users). Owners read their own; admins anyone or all."""
+    caller = req.caller
+    if requested is None or requested == caller.id:
+        return caller.id
+    if not caller.is_admin:
+        raise ApiError(403, "forbidden", "you can read only your own costs")
+    if requested == "all":
+        return None
+    repos.users.require(requested)
+    return requested
+
+
+@api.route("GET", "/snapshots", query=SnapshotQuery)
+def list_snapshots(req: Request):
+    """Cost snapshots in a time range, oldest first."""
+    q = req.query
+    if q.start is not None and q.end is not None and q.end <= q.start:
+        raise ApiError(422, "invalid_query", "to must be after from")
+    user = scope(req, q.userId)
+    ranges = tuple(r for r in (("fetchedAt", ">=", q.start), ("fetchedAt", "<", q.end)) if r[2] is not None)
+    equals = {"userId": user} if user else {}
+    return repos.cost_snapshots.page(equals, (("fetchedAt", "ASCENDING"),), q.limit, q.cursor, ranges)
+
+
+@api.route("GET", "/activity", query=ActivityQuery)
+def get_activity(req: Request):
+    """OpenRouter activity over a date range, grouped by date or model, with totals."""
+    q = req.query
+    return reports.activity(scope(req, q.userId), q.start, q.end, q.groupBy)
+
+
+@api.route("GET", "/summary", query=SummaryQuery)
+def get_summary(req: Request):
+    """This month's spend by source (OpenRouter, OpenAI, GCP) and the change against last month."""
+    q = req.query
+    month = q.month or datetime.fromtimestamp(clock.now_ms() / 1000, timezone.utc).strftime("%Y-%m")
+    return reports.summary(scope(req, q.userId), month)
+
+
+@api.route("GET", "/runs/{runId}", access="admin")
+def get_run(req: Request):
+    """Admin: a pull run's progress and ok / failed counts."""
+    return runs.report(runs_repo.require(req.params["runId"]))
+
+
+@api.route("GET", "/accounts/{userId}", access="admin")
+def get_account(req: Request):
+    """Admin: the provider scopes costs are attributed to for a user."""
+    return accounts.require(req.params["userId"])
+
+
+@api.route("PUT", "/accounts/{userId}", access="admin", body=AccountBody)
+def put_account(req: Request):
+    """Admin: set the user's OpenRouter key hash and OpenAI project (see docs/COSTS.md)."""
+    uid = req.params["userId"]
+    repos.users.require(uid)
+    acct = CostAccount(_id=uid, **req.body.model_dump(), updatedAt=clock.now_ms())
+    return accounts.set(acct)

@@ -1,0 +1,102 @@
+"""Starting a pull run: claim it once per (kind, schedule time), then fan out one
+Cloud Tasks task per batch of users to the worker (shared/costs/worker.py).
+
+Cloud Scheduler delivers at least once, so the claim is a transaction on
+costRuns/{runId}. While one delivery fans out, others get 409 (the scheduler
+retries). A fan-out that fails releases its claim; one that died silently is
+taken over after the lease. Workers skip batches already done, so a second
+fan-out never counts twice.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+
+from shared import clock, logs, repos, tasks
+from shared.config import ConfigError
+from shared.costs import settings
+from shared.costs.ledger import CostRun, Kind, batches, runs
+from shared.db import transactional
+from shared.errors import ApiError
+
+log = logs.get("costs.runs")
+
+
+def run_id(kind: str, schedule_ms: int) -> str:
+    return hashlib.sha256(f"{kind}/{schedule_ms}".encode()).hexdigest()[:32]
+
+
+def claim(kind: Kind, schedule_ms: int, trigger: str, requested_by: str | None) -> tuple[CostRun, bool]:
+    """(run, True) when this call owns the fan-out; (existing run, False) otherwise."""
+    rid = run_id(kind, schedule_ms)
+    lease = settings.get().claim_lease_ms
+
+    @transactional
+    def _claim(tx):
+        now = clock.now_ms()
+        run = runs.get(rid, tx)
+        if run is not None and (run.status == "dispatched" or run.claimedUntil > now):
+            return run, False
+        fresh = CostRun(_id=rid, kind=kind, scheduleTime=schedule_ms, trigger=trigger, requestedBy=requested_by,
+                        status="claimed", claimedUntil=now + lease, createdAt=run.createdAt if run else now)
+        runs.set(fresh, tx)
+        return fresh, True
+
+    return _claim()
+
+
+def users_with_deployments() -> dict[str, list[dict]]:
+    """Every user with a deployment, with what the GCP estimate needs of each deployment."""
+    out: dict[str, list[dict]] = defaultdict(list)
+    q = repos.deployments.query({}).select(["userId", "status", "createdAt", "zone"])
+    for snap in q.stream():
+        d = snap.to_dict()
+        out[d["userId"]].append({"id": snap.id, "status": d["status"], "createdAt": d["createdAt"],
+                                 "zone": d.get("zone", "")})
+    return out
+
+
+def start(kind: Kind, schedule_ms: int, trigger: str, requested_by: str | None = None) -> tuple[dict, bool]:
+    cfg = settings.get()
+    if not cfg.worker_url:
+        raise ConfigError("COSTS_WORKER_URL is not set: the pull has nowhere to send its tasks")
+    run, owned = claim(kind, schedule_ms, trigger, requested_by)
+    if not owned:
+        if run.status == "claimed":  # another delivery is fanning out: 409 makes the scheduler retry later
+            raise ApiError(409, "run_in_progress", "this run is being dispatched", report(run))
+        return report(run), False
+    try:
+        return _dispatch(run, kind, schedule_ms, cfg), True
+    except Exception:
+        runs.update(run.id, {"claimedUntil": 0})  # release: the retry of this delivery takes over at once
+        raise
+
+
+def _dispatch(run: CostRun, kind: Kind, schedule_ms: int, cfg) -> dict:
+    users = users_with_deployments()
+    ids = sorted(users)
+    chunks = [ids[i:i + cfg.batch_size] for i in range(0, len(ids), cfg.batch_size)]
+
+    def send(item):
+        index, chunk = item
+        payload = {"runId": run.id, "kind": kind, "batch": index, "scheduleTime": schedule_ms,
+                   "users": [{"userId": u, "deployments": users[u]} for u in chunk]}
+        tasks.enqueue(cfg.queue, cfg.worker_url, payload, name=tasks.task_id(run.id, str(index)))
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(send, enumerate(chunks)))  # re-raises the first enqueue error
+    runs.update(run.id, {"status": "dispatched", "users": len(ids), "batches": len(chunks),
+                         "dispatchedAt": clock.now_ms()})
+    log.info("cost run dispatched", extra={"runId": run.id, "kind": kind, "users": len(ids), "batches": len(chunks)})
+    return report(runs.require(run.id))
+
+
+def report(run: CostRun) -> dict:
+    """The run and the sum of its finished batches: ok / failed / skipped counts."""
+    done = batches.all({"runId": run.id}, cap=10_000)
+    totals = {k: sum(getattr(b, k) for b in done) for k in ("ok", "failed", "skipped", "writes", "providerCalls")}
+    failures = [f for b in sorted(done, key=lambda b: b.batch) for f in b.failures][:50]
+    finished = run.status == "dispatched" and len(done) >= run.batches
+    return {**run.to_api(), "runId": run.id, "batchesDone": len(done), "finished": finished, **totals,
+            "failures": failures}

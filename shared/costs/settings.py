@@ -1,0 +1,61 @@
+"""Configuration of the costs domain (read only by the cost functions)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from shared.config import env, env_int
+
+
+@dataclass(frozen=True)
+class CostsConfig:
+    openrouter_base: str
+    openrouter_key: str | None  # operator's OpenRouter management key
+    openai_base: str
+    openai_key: str | None  # operator's OpenAI admin key
+    queue: str  # Cloud Tasks queue of the pull workers
+    worker_url: str | None  # URL of the costPullWorker function
+    batch_size: int  # users per task
+    concurrency: int  # provider calls in flight per task
+    timeout_s: float  # per provider call
+    attempts: int  # tries per call (429/5xx/timeouts retried)
+    backoff_s: float  # first retry wait; doubles, with jitter
+    backoff_max_s: float
+    claim_lease_ms: int  # a claimed run not yet dispatched may be re-claimed after this
+    scheduler_sa: str | None  # service account Cloud Scheduler signs its OIDC token with
+    scheduler_audience: str | None
+    scheduler_certs_url: str  # Google's ID-token signing certificates
+    machine_type: str  # the bots' VM shape (deployments do not store it)
+    disk_gb: int
+    disk_type: str
+    max_rows: int  # read cap of one cost query
+
+
+@lru_cache(maxsize=1)
+def get() -> CostsConfig:
+    return CostsConfig(
+        openrouter_base=env("OPENROUTER_BASE_URL", "https://openrouter.ai/api/v1").rstrip("/"),
+        openrouter_key=env("OPENROUTER_MANAGEMENT_KEY"),
+        openai_base=env("OPENAI_BASE_URL", "https://api.openai.com/v1").rstrip("/"),
+        openai_key=env("OPENAI_ADMIN_KEY"),
+        queue=env("COSTS_QUEUE", "cost-pulls"),
+        worker_url=env("COSTS_WORKER_URL"),
+        batch_size=env_int("COSTS_BATCH_SIZE", 200, lo=1, hi=1000),
+        concurrency=env_int("COSTS_CONCURRENCY", 50, lo=1, hi=500),
+        timeout_s=env_int("COSTS_TIMEOUT_MS", 10_000, lo=10, hi=120_000) / 1000,
+        attempts=env_int("COSTS_ATTEMPTS", 4, lo=1, hi=10),
+        backoff_s=env_int("COSTS_BACKOFF_MS", 500, lo=0, hi=60_000) / 1000,
+        backoff_max_s=env_int("COSTS_BACKOFF_MAX_MS", 8_000, lo=0, hi=120_000) / 1000,
+        claim_lease_ms=env_int("COSTS_CLAIM_LEASE_MS", 10 * 60_000, lo=1),
+        scheduler_sa=env("COSTS_SCHEDULER_SA"),
+        scheduler_audience=env("COSTS_SCHEDULER_AUDIENCE"),
+        scheduler_certs_url=env("COSTS_SCHEDULER_CERTS_URL", "https://www.googleapis.com/oauth2/v1/certs"),
+        machine_type=env("COSTS_MACHINE_TYPE", "e2-medium"),
+        disk_gb=env_int("COSTS_DISK_GB", 20, lo=1, hi=65_536),
+        disk_type=env("COSTS_DISK_TYPE", "pd-balanced"),
+        max_rows=env_int("COSTS_MAX_ROWS", 20_000, lo=100, hi=1_000_000),
+    )
+
+
+def reset() -> None:
+    get.cache_clear()

@@ -1,0 +1,178 @@
+"""One batch of a pull run (the Cloud Tasks worker's logic).
+
+Calls for all users of the batch run concurrently (bounded by the Provider);
+each user's outcome is isolated: a user whose calls fail is counted as failed
+and written nothing, the others are written. Everything written has a
+deterministic id, so a re-delivered task rewrites the same documents.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+from google.api_core import exceptions as gexc
+
+from shared import clock, logs
+from shared.costs import pricing, settings
+from shared.costs.ledger import CostAccount, CostRunBatch, accounts, batches
+from shared.costs.providers import Provider, ProviderError
+from shared.db import client
+from shared.models import CostSnapshot, OpenrouterActivity
+
+log = logs.get("costs.worker")
+MAX_FAILURES_KEPT = 20
+WRITE_CHUNK = 500  # Firestore's limit of writes in one batch
+
+
+@dataclass
+class Outcome:
+    user_id: str
+    docs: list = field(default_factory=list)  # models to write
+    error: str | None = None
+    skipped: bool = False
+
+
+def batch_id(run_id: str, index: int) -> str:
+    return f"{run_id}_{index}"
+
+
+def snapshot_id(run_id: str, user_id: str) -> str:
+    return hashlib.sha256(f"{run_id}/{user_id}".encode()).hexdigest()[:32]
+
+
+def activity_id(user_id: str, date: str, model: str) -> str:
+    """Deterministic per (user, date, model): a re-pull overwrites, never adds."""
+    return hashlib.sha256("\n".join((user_id, date, model)).encode()).hexdigest()[:40]
+
+
+def month_start_ms(ms: int) -> int:
+    d = datetime.fromtimestamp(ms / 1000, timezone.utc)
+    return int(datetime(d.year, d.month, 1, tzinfo=timezone.utc).timestamp() * 1000)
+
+
+def activity_dates(schedule_ms: int) -> list[str]:
+    """The last completed UTC day, and the one before it re-pulled so a partial day completes."""
+    day = datetime.fromtimestamp(schedule_ms / 1000, timezone.utc).date()
+    return [(day - timedelta(days=n)).isoformat() for n in (1, 2)]
+
+
+def exact_sum(values) -> float:
+    return float(sum((Decimal(repr(v)) for v in values), Decimal(0)))
+
+
+async def _costs_for(p: Provider, user: dict, acct: CostAccount | None, run_id: str, schedule_ms: int,
+                     shape: pricing.Shape, pool_balance) -> Outcome:
+    uid = user["userId"]
+    out = Outcome(uid)
+    try:
+        balance = spend = None
+        if acct and acct.openrouterKeyHash:
+            key = await p.openrouter_key(acct.openrouterKeyHash)
+            # A key with a credit limit has its own balance; without one it draws on the account's pool.
+            balance = key.limit_remaining if key.limit is not None else await pool_balance()
+        if acct and acct.openaiProjectId:
+            spend = await p.openai_spend(acct.openaiProjectId, month_start_ms(schedule_ms), schedule_ms)
+    except ProviderError as exc:
+        out.error = str(exc)
+        return out
+    gcp = pricing.estimate(user["deployments"], shape, month_start_ms(schedule_ms), schedule_ms)
+    out.docs.append(CostSnapshot(_id=snapshot_id(run_id, uid), userId=uid, openrouterBalance=balance,
+                                 openaiSpend=spend, gcpEstimate=gcp, fetchedAt=schedule_ms))
+    return out
+
+
+async def _activity_for(p: Provider, user: dict, acct: CostAccount | None, schedule_ms: int) -> Outcome:
+    uid = user["userId"]
+    out = Outcome(uid)
+    if not acct or not acct.openrouterKeyHash:
+        out.skipped = True
+        return out
+    try:
+        days = await asyncio.gather(*(p.openrouter_activity(acct.openrouterKeyHash, d) for d in activity_dates(schedule_ms)))
+    except ProviderError as exc:
+        out.error = str(exc)
+        return out
+    for items in days:
+        by_model: dict[tuple[str, str], list] = {}
+        for it in items:  # the API groups by endpoint: one model may come from several providers
+            by_model.setdefault((it.date, it.model), []).append(it)
+        for (date, model), group in by_model.items():
+            out.docs.append(OpenrouterActivity(
+                _id=activity_id(uid, date, model), userId=uid, date=date, model=model,
+                requests=sum(i.requests for i in group), promptTokens=sum(i.prompt_tokens for i in group),
+                completionTokens=sum(i.completion_tokens for i in group),
+                totalCostUsd=exact_sum(i.usage for i in group)))
+    return out
+
+
+async def _pull(kind: str, users: list[dict], accts: dict, run_id: str, schedule_ms: int) -> tuple[list[Outcome], int]:
+    cfg = settings.get()
+    async with Provider(cfg) as p:
+        if kind == "costs":
+            shape = pricing.Shape(cfg.machine_type, cfg.disk_gb, cfg.disk_type)
+            pool: asyncio.Task | None = None
+
+            async def pool_balance():  # fetched once per batch, on first need
+                nonlocal pool
+                if pool is None:
+                    pool = asyncio.ensure_future(p.openrouter_credits())
+                return await asyncio.shield(pool)
+
+            jobs = [_costs_for(p, u, accts.get(u["userId"]), run_id, schedule_ms, shape, pool_balance) for u in users]
+        else:
+            jobs = [_activity_for(p, u, accts.get(u["userId"]), schedule_ms) for u in users]
+        outcomes = await asyncio.gather(*jobs)
+        return outcomes, p.calls
+
+
+def _load_accounts(user_ids: list[str]) -> dict[str, CostAccount]:
+    refs = [accounts.ref(u) for u in user_ids]
+    found = {}
+    for snap in client().get_all(refs):
+        acct = accounts.load(snap)
+        if acct is not None:
+            found[acct.id] = acct
+    return found
+
+
+def _write(docs: list) -> int:
+    db = client()
+    for i in range(0, len(docs), WRITE_CHUNK):
+        wb = db.batch()
+        for d in docs[i:i + WRITE_CHUNK]:
+            wb.set(db.collection(d.collection).document(d.id), d.to_store())
+        wb.commit()
+    return len(docs)
+
+
+def run_batch(run_id: str, kind: str, index: int, schedule_ms: int, users: list[dict]) -> dict:
+    bid = batch_id(run_id, index)
+    done = batches.get(bid)
+    if done is not None:  # a re-delivered task: the work is written and counted already
+        return {**done.to_api(), "duplicate": True}
+    started = time.perf_counter()
+    accts = _load_accounts([u["userId"] for u in users])
+    pull_started = time.perf_counter()
+    outcomes, calls = asyncio.run(_pull(kind, users, accts, run_id, schedule_ms))
+    pull_ms = int((time.perf_counter() - pull_started) * 1000)
+    writes = _write([d for o in outcomes for d in o.docs])
+    failed = [o for o in outcomes if o.error]
+    result = CostRunBatch(
+        _id=bid, runId=run_id, kind=kind, batch=index, users=len(users),
+        ok=sum(1 for o in outcomes if not o.error and not o.skipped), failed=len(failed),
+        skipped=sum(1 for o in outcomes if o.skipped),
+        failures=[{"userId": o.user_id, "error": o.error} for o in failed[:MAX_FAILURES_KEPT]],
+        writes=writes + 1, providerCalls=calls, pullMs=pull_ms,
+        durationMs=int((time.perf_counter() - started) * 1000),
+        finishedAt=clock.now_ms())
+    try:
+        batches.create(result)
+    except gexc.AlreadyExists:  # a concurrent duplicate finished first; its writes equal ours
+        return {**batches.require(bid).to_api(), "duplicate": True}
+    log.info("cost batch done", extra={"runId": run_id, "kind": kind, "batch": index, "ok": result.ok,
+                                       "failed": result.failed, "skipped": result.skipped})
+    return {**result.to_api(), "duplicate": False}
