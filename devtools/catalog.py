@@ -8,4 +8,8 @@ FUNCTIONS: list[tuple[str, str, str]] = [
     ("cmsPages", "functions/cms_pages.py", "http"),
     ("navLinks", "functions/nav_links.py", "http"),
     ("pricingPlans", "functions/pricing_plans.py", "http"),
+    # billing
+    ("billing", "functions/billing.py", "http"),
+    ("stripeWebhook", "functions/stripe_webhook.py", "http"),
+    ("billingReconcile", "functions/billing_reconcile.py", "http"),  # + Cloud Scheduler job (cloudbuild.yaml)
 ]

@@ -58,3 +58,5 @@ declare("navLinks", ("section", "visible"), (("sortOrder", ASC),))
 
 # billing
 declare("subscriptions", ("userId",))
+declare("subscriptions", ("stripeCustomerId",))  # webhook lookup
+declare("subscriptions", ("status",))  # reconciliation pages through open subscriptions
