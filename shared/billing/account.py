@@ -1,11 +1,14 @@
 """A user's side of billing: the Stripe customer (made once), the free trial, Checkout and Portal.
 
 A user has at most one `subscriptions` document. Documents created here use the
-user id as document id, so two concurrent first requests collide on one document
-inside their transactions instead of creating two; documents imported from the old
-backend keep their ids and are found by `userId`.
+user id as document id, so two concurrent first requests collide on one create
+instead of making two; documents imported from the old backend keep their ids and
+are found by `userId`. Changes are optimistic single-document writes (create, or
+update with an update-time precondition), re-read and retried when they lose a race.
 """
 from __future__ import annotations
+
+from google.api_core import exceptions as gexc
 
 from shared import clock, db, logs, repos
 from shared.billing import config as billing_config
@@ -15,13 +18,36 @@ from shared.models import Subscription, User
 
 log = logs.get("billing")
 DAY_MS = 86_400_000
+MAX_ROUNDS = 10
 # Stripe Checkout accepts a trial end at least 48 hours away; a shorter remainder is not carried over.
 MIN_CHECKOUT_TRIAL_S = 48 * 3600 + 300
 
 
-def _doc_of(tx, user_id: str) -> Subscription | None:
-    own = repos.subscriptions.get(user_id, tx)  # read even when absent: a concurrent create then conflicts
-    return own or repos.subscriptions.first(tx=tx, userId=user_id)
+def _snap_of(user_id: str):
+    """The user's subscriptions document snapshot (ours by id, else an imported one by userId), or None."""
+    own = repos.subscriptions.ref(user_id).get()
+    if own.exists:
+        return own
+    for snap in repos.subscriptions.query({"userId": user_id}).limit(1).stream():
+        return snap
+    return None
+
+
+def _update_if_unchanged(snap, fields: dict) -> bool:
+    """Write only if nobody changed the document since `snap` (no lock is held meanwhile)."""
+    try:
+        snap.reference.update(fields, option=db.client().write_option(last_update_time=snap.update_time))
+        return True
+    except gexc.FailedPrecondition:
+        return False
+
+
+def _create(doc: Subscription) -> bool:
+    try:
+        repos.subscriptions.create(doc)
+        return True
+    except gexc.AlreadyExists:  # a concurrent first request created it: read again
+        return False
 
 
 def subscription_of(user_id: str) -> Subscription | None:
@@ -29,18 +55,20 @@ def subscription_of(user_id: str) -> Subscription | None:
 
 
 # customer
-@db.transactional
-def _link_customer(tx, user_id: str, customer_id: str) -> str:
-    doc = _doc_of(tx, user_id)
-    now = clock.now_ms()
-    if doc is None:
-        repos.subscriptions.create(Subscription(_id=user_id, userId=user_id, stripeCustomerId=customer_id,
-                                                status="pending", createdAt=now, updatedAt=now), tx)
-        return customer_id
-    if doc.stripeCustomerId:
-        return doc.stripeCustomerId
-    repos.subscriptions.update(doc.id, {"stripeCustomerId": customer_id, "updatedAt": now}, tx)
-    return customer_id
+def _link_customer(user_id: str, customer_id: str) -> str:
+    """Store the customer id unless one is stored already; returns the stored one."""
+    for _ in range(MAX_ROUNDS):
+        snap, now = _snap_of(user_id), clock.now_ms()
+        doc = repos.subscriptions.load(snap) if snap else None
+        if doc is None:
+            if _create(Subscription(_id=user_id, userId=user_id, stripeCustomerId=customer_id,
+                                    status="pending", createdAt=now, updatedAt=now)):
+                return customer_id
+        elif doc.stripeCustomerId:
+            return doc.stripeCustomerId
+        elif _update_if_unchanged(snap, {"stripeCustomerId": customer_id, "updatedAt": now}):
+            return customer_id
+    raise ApiError(409, "conflict", "the subscription kept changing; try again")
 
 
 def ensure_customer(user: User) -> str:
@@ -65,27 +93,32 @@ def ensure_customer(user: User) -> str:
 
 
 # trial
-@db.transactional
-def _start_trial(tx, user_id: str, now: int, days: int) -> tuple[Subscription, bool]:
-    doc = _doc_of(tx, user_id)
+def _trial_step(user_id: str, now: int, days: int) -> tuple[Subscription, bool] | None:
+    """One optimistic attempt; None when a concurrent request changed the document first."""
+    snap = _snap_of(user_id)
+    doc = repos.subscriptions.load(snap) if snap else None
     trial_end = now + days * DAY_MS
     if doc is None:
         doc = Subscription(_id=user_id, userId=user_id, status="trialing", trialEnd=trial_end,
                            createdAt=now, updatedAt=now)
-        return repos.subscriptions.create(doc, tx), True
+        return (doc, True) if _create(doc) else None
     if doc.status == "trialing" and not doc.stripeSubscriptionId and (doc.trialEnd or 0) > now:
         return doc, False  # the trial already running: a repeated call changes nothing
     if doc.status == "pending" and not doc.stripeSubscriptionId and doc.trialEnd is None:
         fields = {"status": "trialing", "trialEnd": trial_end, "updatedAt": now}
-        repos.subscriptions.update(doc.id, fields, tx)
-        return doc.model_copy(update=fields), True
+        return (doc.model_copy(update=fields), True) if _update_if_unchanged(snap, fields) else None
     if doc.stripeSubscriptionId:
         raise ApiError(409, "trial_unavailable", "this account already has a paid subscription")
     raise ApiError(409, "trial_unavailable", "the free trial has already been used")
 
 
 def start_trial(user_id: str) -> tuple[Subscription, bool]:
-    return _start_trial(user_id, clock.now_ms(), billing_config.get().trial_days)
+    days = billing_config.get().trial_days
+    for _ in range(MAX_ROUNDS):
+        result = _trial_step(user_id, clock.now_ms(), days)
+        if result is not None:
+            return result
+    raise ApiError(409, "conflict", "the subscription kept changing; try again")
 
 
 # checkout and portal
