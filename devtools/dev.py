@@ -13,10 +13,11 @@ def main() -> int:
     port = int(os.environ.get("PORT", "8080"))
     stack = Stack()
     try:
-        print("starting Firestore, Pub/Sub and Auth emulators ...", flush=True)
+        print("starting Firestore, Pub/Sub and Auth emulators, localstripe ...", flush=True)
         stack.firestore()
         stack.pubsub()
         stack.auth()
+        stack.stripe()  # localstripe + the front for Prices/Checkout/Portal
         stack.apply_env()
         os.environ.setdefault("APP_ENV", "local")
         os.environ.setdefault("CORS_ORIGINS", "http://localhost:3000,http://127.0.0.1:3000")
@@ -25,6 +26,9 @@ def main() -> int:
         from devtools.server import build_app
 
         seed.seed(stack.env["FIREBASE_AUTH_EMULATOR_HOST"])
+        from devtools import seed_billing
+
+        seed_billing.seed(stack.env, f"http://127.0.0.1:{port}/stripeWebhook")
         app = build_app()
         for key, value in stack.env.items():
             print(f"  {key}={value}")
