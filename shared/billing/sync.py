@@ -15,6 +15,8 @@ without holding locks, so 50 deliveries for one customer do not queue on a lock.
 """
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
@@ -23,6 +25,7 @@ from shared.billing import state, stripe_api
 
 log = logs.get("billing.sync")
 LEDGER = "stripeEvents"  # internal collection: one document per processed Stripe event
+LEDGER_DAYS = 90  # Stripe retries for 3 days; a TTL policy on expireAt (firestore.indexes.json) drops older entries
 MAX_ROUNDS = 25  # reads-and-retries when other deliveries keep changing the same document
 HANDLED = frozenset({
     "checkout.session.completed",
@@ -99,7 +102,8 @@ def process_event(event: dict) -> dict:
         outcome = "unknown_customer" if snap is None else ("applied" if changes else "unchanged")
         entry = {"type": event["type"], "created": int(event.get("created") or 0) * 1000, "customer": customer,
                  "subscriptionDocId": snap.id if snap else None, "outcome": outcome, "changed": sorted(changes),
-                 "processedAt": clock.now_ms()}
+                 "processedAt": clock.now_ms(),
+                 "expireAt": datetime.now(timezone.utc) + timedelta(days=LEDGER_DAYS)}
         try:
             commit(snap, _new_values(changes) if changes else {}, (ref, entry))
         except gexc.AlreadyExists:  # a concurrent delivery of the same event committed first
