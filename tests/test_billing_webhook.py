@@ -213,3 +213,13 @@ def test_50_concurrent_mixed_deliveries_for_one_customer(served, sc, plans):
     assert set(book) == handled  # each handled event exactly once (keyed by event id)
     applied = sum(1 for r in results if r.json().get("outcome") in ("applied", "unchanged"))
     assert applied == len(handled)  # every other delivery was answered as a duplicate
+
+
+def test_unhandled_types_are_acknowledged_and_oversized_bodies_refused(served, sc, plans):
+    cus = new_customer(sc, "u_misc")
+    created = [e for e in events_of(sc, cus) if e["type"] == "customer.created"][0]
+    r = deliver(served, created)
+    assert r.status_code == 200 and r.json()["ignored"] is True and ledger() == {}
+    body = b'{"id": "evt_big", "type": "invoice.paid", "pad": "' + b"x" * 600_000 + b'"}'
+    r = httpx.post(f"{served}/stripeWebhook", content=body, headers={"Stripe-Signature": sign(body)})
+    assert r.status_code == 413 and ledger() == {}
