@@ -13,4 +13,8 @@ FUNCTIONS: list[tuple[str, str, str]] = [
     ("pullCosts", "functions/pull_costs.py", "http"),
     ("pullOpenrouterActivity", "functions/pull_openrouter_activity.py", "http"),
     ("costPullWorker", "functions/cost_pull_worker.py", "http"),
+    # billing
+    ("billing", "functions/billing.py", "http"),
+    ("stripeWebhook", "functions/stripe_webhook.py", "http"),
+    ("billingReconcile", "functions/billing_reconcile.py", "http"),  # + Cloud Scheduler job (cloudbuild.yaml)
 ]

@@ -22,7 +22,7 @@ def main() -> int:
     port = int(os.environ.get("PORT", "8080"))
     stack = Stack()
     try:
-        print("starting Firestore, Pub/Sub and Auth emulators ...", flush=True)
+        print("starting Firestore, Pub/Sub and Auth emulators, localstripe ...", flush=True)
         stack.firestore()
         stack.pubsub()
         stack.auth()
@@ -31,6 +31,7 @@ def main() -> int:
         providers = stack.providers()
         httpx.put(f"{providers}/_control/state", json={"synthetic": True})  # every key/project answers data
         stack.env["COSTS_WORKER_URL"] = f"http://127.0.0.1:{port}/costPullWorker"
+        stack.stripe()  # localstripe + the front for Prices/Checkout/Portal
         stack.apply_env()
         os.environ.setdefault("APP_ENV", "local")
         os.environ.setdefault("CORS_ORIGINS", "http://localhost:3000,http://127.0.0.1:3000")
@@ -39,6 +40,9 @@ def main() -> int:
         from devtools.server import build_app
 
         seed.seed(stack.env["FIREBASE_AUTH_EMULATOR_HOST"])
+        from devtools import seed_billing
+
+        seed_billing.seed(stack.env, f"http://127.0.0.1:{port}/stripeWebhook")
         app = build_app()
         STATE.write_text(json.dumps({**stack.env, "PORT": str(port)}))
         for key, value in stack.env.items():

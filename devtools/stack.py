@@ -164,6 +164,20 @@ class Stack:
         self.env.update(keys, OPENROUTER_BASE_URL=f"{url}/openrouter/api/v1", OPENAI_BASE_URL=f"{url}/openai/v1")
         return url
 
+    def stripe(self) -> str:
+        """localstripe plus the front that adds Prices, Checkout, Portal and idempotency keys
+        (devtools/standins/stripe_front.py); the app and tests reach both through the front."""
+        ls_port, port = free_port(), free_port()
+        svc = self.spawn("localstripe", [sys.executable, "-m", "devtools.standins.localstripe", str(ls_port)], cwd=ROOT)
+        wait_port(ls_port, 30, "localstripe", svc.proc)
+        svc = self.spawn("stripe-front", [sys.executable, "-m", "devtools.standins.stripe_front", str(port),
+                                          f"http://127.0.0.1:{ls_port}"], cwd=ROOT)
+        wait_port(port, 30, "Stripe front", svc.proc)
+        url = f"http://127.0.0.1:{port}"
+        self.env.update({"STRIPE_API_BASE": url, "LOCALSTRIPE_URL": f"http://127.0.0.1:{ls_port}",
+                         "STRIPE_SECRET_KEY": "sk_test_local", "STRIPE_WEBHOOK_SECRET": "whsec_local_stand_in"})
+        return url
+
     def apply_env(self) -> None:
         os.environ.update(self.env)
 

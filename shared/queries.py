@@ -68,3 +68,5 @@ declare("openrouterActivity", ("userId",), (("date", ASC),))
 declare("openrouterActivity", (), (("date", ASC),))
 declare("costRuns", ("kind",), (("scheduleTime", DESC),))
 declare("costRunBatches", ("runId",))
+declare("subscriptions", ("stripeCustomerId",))  # webhook lookup
+declare("subscriptions", ("status",))  # reconciliation pages through open subscriptions

@@ -1,0 +1,72 @@
+"""The billing section of the configuration: Stripe keys, URLs, trial length.
+
+Read on first use by the billing functions only, so no other function needs these variables.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from shared import config
+from shared.config import ConfigError, env, env_int
+
+
+@dataclass(frozen=True)
+class BillingConfig:
+    secret_key: str | None  # STRIPE_SECRET_KEY
+    webhook_secret: str | None  # STRIPE_WEBHOOK_SECRET (whsec_...)
+    api_base: str | None  # STRIPE_API_BASE: local stand-in only; None = api.stripe.com
+    success_url: str
+    cancel_url: str
+    portal_return_url: str
+    trial_days: int
+    webhook_tolerance_s: int  # a signature older than this is refused (replay protection)
+    network_retries: int
+    scheduler_sa: str | None  # BILLING_SCHEDULER_SA: the Cloud Scheduler job's service account
+    reconcile_audience: str | None  # BILLING_RECONCILE_URL: audience of the scheduler's OIDC token
+    google_certs_url: str  # where Google's ID-token keys are fetched (a local server in tests)
+
+    def require_secret_key(self) -> str:
+        if not self.secret_key:
+            raise ConfigError("missing environment variable STRIPE_SECRET_KEY")
+        return self.secret_key
+
+    def require_webhook_secret(self) -> str:
+        if not self.webhook_secret:
+            raise ConfigError("missing environment variable STRIPE_WEBHOOK_SECRET")
+        return self.webhook_secret
+
+
+GOOGLE_CERTS = "https://www.googleapis.com/oauth2/v3/certs"
+
+
+def load() -> BillingConfig:
+    core = config.get()
+    app_url = (env("APP_URL", "http://localhost:3000") or "").rstrip("/")
+    api_base = env("STRIPE_API_BASE")
+    certs = env("GOOGLE_CERTS_URL")
+    if not core.local and (api_base or certs):
+        raise ConfigError("STRIPE_API_BASE / GOOGLE_CERTS_URL point at local stand-ins: only with APP_ENV=local")
+    return BillingConfig(
+        secret_key=env("STRIPE_SECRET_KEY"),
+        webhook_secret=env("STRIPE_WEBHOOK_SECRET"),
+        api_base=api_base.rstrip("/") if api_base else None,
+        success_url=env("BILLING_SUCCESS_URL", f"{app_url}/billing?checkout=success"),
+        cancel_url=env("BILLING_CANCEL_URL", f"{app_url}/billing?checkout=cancel"),
+        portal_return_url=env("BILLING_PORTAL_RETURN_URL", f"{app_url}/billing"),
+        trial_days=env_int("BILLING_TRIAL_DAYS", 14, lo=1, hi=90),
+        webhook_tolerance_s=env_int("STRIPE_WEBHOOK_TOLERANCE_S", 300, lo=10, hi=3600),
+        network_retries=env_int("STRIPE_NETWORK_RETRIES", 2, lo=0, hi=5),
+        scheduler_sa=env("BILLING_SCHEDULER_SA"),
+        reconcile_audience=env("BILLING_RECONCILE_URL"),
+        google_certs_url=certs or GOOGLE_CERTS,
+    )
+
+
+@lru_cache(maxsize=1)
+def get() -> BillingConfig:
+    return load()
+
+
+def reset() -> None:
+    get.cache_clear()

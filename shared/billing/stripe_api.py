@@ -1,0 +1,84 @@
+"""The Stripe calls billing makes, through the official `stripe` library.
+
+Objects come back as plain dicts (`to_dict()`), so the sync code reads Stripe's
+JSON as documented, whatever the library's object classes do.
+"""
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from functools import lru_cache
+
+import stripe
+
+from shared.billing import config as billing_config
+from shared.errors import ApiError
+
+logging.getLogger("stripe").setLevel(logging.WARNING)  # the library logs every request at INFO
+
+
+@lru_cache(maxsize=1)
+def client() -> stripe.StripeClient:
+    cfg = billing_config.get()
+    kwargs = {"base_addresses": {"api": cfg.api_base}} if cfg.api_base else {}
+    return stripe.StripeClient(cfg.require_secret_key(), max_network_retries=cfg.network_retries, **kwargs)
+
+
+def reset() -> None:
+    client.cache_clear()
+
+
+@contextmanager
+def user_facing():
+    """Stripe failures on a user's request become a 502 JSON error instead of a bare 500."""
+    try:
+        yield
+    except stripe.InvalidRequestError as exc:
+        raise ApiError(502, "payment_provider_error", f"Stripe refused the request: {exc.user_message}") from None
+    except stripe.StripeError as exc:
+        raise ApiError(502, "payment_provider_unavailable",
+                       f"Stripe could not be reached: {type(exc).__name__}") from None
+
+
+def customer_subscriptions(customer_id: str) -> list[dict]:
+    """Every subscription of the customer, canceled ones too (Stripe's current state)."""
+    page = client().v1.subscriptions.list({"customer": customer_id, "status": "all", "limit": 100})
+    return [s.to_dict() for s in page.auto_paging_iter()]
+
+
+@lru_cache(maxsize=256)
+def price(price_id: str) -> dict:
+    """A price never changes its product or interval once created: cache per instance."""
+    return client().v1.prices.retrieve(price_id).to_dict()
+
+
+def price_for_interval(price_id: str, interval: str) -> str | None:
+    """The plan's price if it bills at `interval`, else an active price of the same product that does."""
+    base = price(price_id)
+    if (base.get("recurring") or {}).get("interval") == interval:
+        return price_id
+    found = client().v1.prices.list({"product": base["product"], "active": True, "type": "recurring",
+                                     "recurring": {"interval": interval}, "limit": 10})
+    return found.data[0].id if found.data else None
+
+
+def create_customer(user_id: str, email: str, name: str) -> str:
+    # One idempotency key per user: a retried or concurrent create returns the same customer.
+    params = {"metadata": {"userId": user_id}}
+    if email:
+        params["email"] = email
+    if name:
+        params["name"] = name
+    return client().v1.customers.create(params, {"idempotency_key": f"customer-{user_id}"}).id
+
+
+def delete_customer(customer_id: str) -> None:
+    client().v1.customers.delete(customer_id)
+
+
+def checkout_session(params: dict) -> dict:
+    return client().v1.checkout.sessions.create(params).to_dict()
+
+
+def portal_session(customer_id: str, return_url: str) -> dict:
+    return client().v1.billing_portal.sessions.create({"customer": customer_id, "return_url": return_url}).to_dict()

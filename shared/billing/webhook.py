@@ -1,0 +1,46 @@
+"""Stripe webhook requests: signature check on the raw body, then exactly-once processing."""
+from __future__ import annotations
+
+import json
+
+import stripe
+
+from shared.billing import config as billing_config
+from shared.billing import sync
+from shared.errors import ApiError
+
+MAX_EVENT_BYTES = 512 * 1024
+
+
+def verify(payload: bytes, signature: str | None) -> dict:
+    """The event if `Stripe-Signature` signs this exact body with our secret within the tolerance."""
+    cfg = billing_config.get()
+    if not signature:
+        raise ApiError(400, "missing_signature", "Stripe-Signature header is required")
+    try:
+        stripe.WebhookSignature.verify_header(payload.decode("utf-8"), signature, cfg.require_webhook_secret(),
+                                              cfg.webhook_tolerance_s)
+    except stripe.SignatureVerificationError as exc:
+        raise ApiError(400, "invalid_signature", f"signature check failed: {exc.user_message or exc}") from None
+    except UnicodeDecodeError:
+        raise ApiError(400, "invalid_payload", "body is not UTF-8") from None
+    try:
+        event = json.loads(payload)
+    except ValueError:
+        raise ApiError(400, "invalid_payload", "body is not JSON") from None
+    if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str) \
+            or not event["id"] or len(event["id"]) > 255 or "/" in event["id"]:
+        raise ApiError(400, "invalid_payload", "not a Stripe event")
+    return event
+
+
+def receive(request) -> dict:
+    """A webhook request (flask.Request) -> the outcome; 400 for anything not signed by Stripe."""
+    if (request.content_length or 0) > MAX_EVENT_BYTES:
+        raise ApiError(413, "payload_too_large", f"event larger than {MAX_EVENT_BYTES} bytes")
+    payload = request.get_data(cache=False)
+    signature = request.headers.get("Stripe-Signature")
+    if len(payload) > MAX_EVENT_BYTES:
+        raise ApiError(413, "payload_too_large", f"event larger than {MAX_EVENT_BYTES} bytes")
+    event = verify(payload, signature)
+    return {"received": True, "eventId": event["id"], **sync.process_event(event)}
