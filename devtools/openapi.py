@@ -23,16 +23,15 @@ ERROR_SCHEMA = {
 
 
 def function_apis() -> list[Api]:
-    """The Api of every HTTP function, in catalog order: the `api` each function module imports
-    from shared.api (read from its source, so the function module itself is not executed again)."""
+    """The Api of every HTTP function, in catalog order: the Api named like the function in the
+    shared.api module(s) its module imports from (read from its source, so the function module
+    itself is not executed again)."""
     apis = []
     for name, src, _ in FUNCTIONS:
         for node in ast.walk(ast.parse((ROOT / src).read_text())):
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("shared.api.") \
-                    and any(alias.name == "api" for alias in node.names):
-                api = importlib.import_module(node.module).api
-                assert api.name == name, f"{src}: Api name {api.name!r} is not the function name {name!r}"
-                apis.append(api)
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("shared.api."):
+                module = importlib.import_module(node.module)
+                apis += [obj for obj in vars(module).values() if isinstance(obj, Api) and obj.name == name]
     return apis
 
 

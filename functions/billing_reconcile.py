@@ -3,6 +3,9 @@ import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
 import functions_framework
 
 from shared.api.billing_reconcile import entry
+from shared.http import json_errors
+
+json_errors(functions_framework)
 
 
 @functions_framework.http

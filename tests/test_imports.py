@@ -13,7 +13,9 @@ from devtools.stack import ROOT
 HEAVY = ("google.cloud.compute_v1", "stripe", "google.cloud.storage", "google.cloud.tasks_v2",
          "google.cloud.pubsub_v1", "google.cloud.secretmanager", "numpy", "firebase_admin", "schemathesis")
 # the heavy modules a function may load when imported
-ALLOWED: dict[str, set[str]] = {}
+ALLOWED: dict[str, set[str]] = {
+    "billing": {"stripe"}, "stripeWebhook": {"stripe"}, "billingReconcile": {"stripe"},
+}
 
 PROBE = """
 import json, sys, functions_framework

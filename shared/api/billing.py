@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import BaseModel
+
 from shared import entitlements
 from shared.api.inputs import Strict
 from shared.billing import account
 from shared.http import Api, Request
-from shared.models import Plan
+from shared.models import Plan, Subscription
 
 api = Api("billing", "Subscription, checkout, billing portal and free trial")
 
@@ -17,26 +19,46 @@ class CheckoutBody(Strict):
     interval: Literal["month", "year"] = "month"
 
 
-@api.route("GET", "/subscription")
+class SubscriptionView(BaseModel):
+    subscription: Subscription | None
+    canDeploy: bool
+
+
+class CheckoutView(BaseModel):
+    url: str
+    sessionId: str
+    customerId: str
+    priceId: str
+
+
+class PortalView(BaseModel):
+    url: str
+
+
+class TrialView(BaseModel):
+    subscription: Subscription
+
+
+@api.route("GET", "/subscription", response=SubscriptionView)
 def get_subscription(req: Request):
     """The caller's subscription (or null) and whether it allows deploying."""
     sub = account.subscription_of(req.caller.id)
     return {"subscription": sub, "canDeploy": entitlements.allows_deploy(sub)}
 
 
-@api.route("POST", "/checkout", body=CheckoutBody)
+@api.route("POST", "/checkout", body=CheckoutBody, response=CheckoutView)
 def create_checkout(req: Request):
     """A Stripe Checkout URL for the plan's price; creates the caller's Stripe customer once."""
     return account.checkout(req.caller.user, req.body.plan, req.body.interval)
 
 
-@api.route("POST", "/portal")
+@api.route("POST", "/portal", response=PortalView)
 def create_portal(req: Request):
     """A Stripe Billing Portal URL for the caller's customer."""
     return account.portal(req.caller.user)
 
 
-@api.route("POST", "/trial")
+@api.route("POST", "/trial", status=(201, 200), response=TrialView)
 def start_trial(req: Request):
     """Start the free trial (once per user): 201 the first time, 200 with the same trial after."""
     sub, created = account.start_trial(req.caller.id)

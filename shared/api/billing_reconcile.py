@@ -8,7 +8,10 @@ audience, the issuer and the service account) before anything runs.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import flask
+from pydantic import BaseModel
 
 from shared import logs
 from shared.billing import config as billing_config
@@ -21,7 +24,15 @@ log = logs.get("billing.reconcile")
 GOOGLE_ISSUERS = ("https://accounts.google.com", "accounts.google.com")
 
 
-@api.route("POST", "/", access="admin")
+class ReconcileReport(BaseModel):
+    checked: int
+    changed: list[dict[str, Any]]
+    errors: list[dict[str, Any]]
+    startedAt: int
+    finishedAt: int
+
+
+@api.route("POST", "/", access="admin", response=ReconcileReport)
 def run_now(req: Request):
     """Admin: reconcile now; returns what changed."""
     return sync.reconcile()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from shared import clock
 from shared.api.inputs import Strict
@@ -42,10 +42,31 @@ class BatchBody(Strict):
     users: list[UserItem] = Field(max_length=1000)
 
 
+class RunReport(BaseModel):
+    """A run and the sum of its finished batches (see shared.costs.runs.report)."""
+    model_config = ConfigDict(extra="allow")
+    runId: str
+    kind: Literal["costs", "activity"]
+    finished: bool
+    batchesDone: int
+    ok: int
+    failed: int
+    skipped: int
+    failures: list[dict]
+
+
+class BatchResult(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    ok: int
+    failed: int
+    skipped: int
+    duplicate: bool
+
+
 def pull_api(name: str, kind: str, what: str) -> Api:
     api = Api(name, what)
 
-    @api.route("POST", "/", access="custom", body=PullBody, status=202)
+    @api.route("POST", "/", access="custom", body=PullBody, status=(202, 200), response=RunReport)
     def start(req: Request):
         """Start the run of a schedule time (once per time); answers its report. The scheduler's
         job sends `{}`; its schedule time comes from the X-CloudScheduler-ScheduleTime header."""
@@ -58,7 +79,7 @@ def pull_api(name: str, kind: str, what: str) -> Api:
         report, started = runs.start(kind, schedule_ms, who, admin_id)
         return {**report, "started": started}, (202 if started else 200)
 
-    @api.route("GET", "/runs/{runId}", access="admin")
+    @api.route("GET", "/runs/{runId}", access="admin", response=RunReport)
     def get_run(req: Request):
         """Admin: a run's progress and its ok / failed / skipped counts."""
         run = runs_repo.require(req.params["runId"])
@@ -75,7 +96,7 @@ activity_api = pull_api("pullOpenrouterActivity", "activity", "Pull OpenRouter a
 worker_api = Api("costPullWorker", "One batch of users of a cost pull (Cloud Tasks target)")
 
 
-@worker_api.route("POST", "/", access="custom", body=BatchBody)
+@worker_api.route("POST", "/", access="custom", body=BatchBody, response=BatchResult)
 def run_batch(req: Request):
     """Pull one batch. Deployed without public access: Cloud Run's IAM check admits only the
     tasks' OIDC token (which is also why the header is not read as a user's token here)."""

@@ -5,15 +5,17 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from shared import clock, repos
 from shared.api.inputs import PageQuery, Strict
+from shared.api.cost_pulls import RunReport
 from shared.costs import reports, runs
 from shared.costs.ledger import CostAccount, accounts
 from shared.costs.ledger import runs as runs_repo
 from shared.errors import ApiError
-from shared.http import Api, Request
+from shared.http import Api, Request, page_of
+from shared.models import CostSnapshot
 
 api = Api("costs", "Cost snapshots, OpenRouter activity and monthly summaries")
 
@@ -21,12 +23,13 @@ UserRef = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern
 Day = Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}$")]
 Month = Annotated[str, StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
 MAX_DAYS = 366
+EPOCH_MS_MAX = 2**53  # beyond any real time; keeps values inside Firestore's integer range
 
 
 class SnapshotQuery(PageQuery):
     userId: UserRef | None = None  # default: the caller; admins: anyone, or "all"
-    start: int | None = Field(None, alias="from", ge=0)  # epoch ms, inclusive
-    end: int | None = Field(None, alias="to", ge=0)  # epoch ms, exclusive
+    start: int | None = Field(None, alias="from", ge=0, le=EPOCH_MS_MAX)  # epoch ms, inclusive
+    end: int | None = Field(None, alias="to", ge=0, le=EPOCH_MS_MAX)  # epoch ms, exclusive
 
 
 class ActivityQuery(Strict):
@@ -53,6 +56,38 @@ class SummaryQuery(Strict):
     month: Month | None = None  # default: the current UTC month
 
 
+class Totals(BaseModel):
+    requests: int
+    promptTokens: int
+    completionTokens: int
+    totalCostUsd: float
+
+
+class ActivityReport(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    userId: str
+    start: str = Field(alias="from")
+    end: str = Field(alias="to")
+    groupBy: Literal["date", "model"]
+    groups: list[dict]  # {date|model: ..., requests, promptTokens, completionTokens, totalCostUsd}
+    totals: Totals
+
+
+class Change(BaseModel):
+    thisMonth: float
+    lastMonth: float
+    change: float
+    changePct: float | None
+
+
+class SummaryReport(BaseModel):
+    model_config = ConfigDict(extra="allow")  # openrouterBalance (one user) or asOf (all)
+    userId: str
+    month: str
+    previousMonth: str
+    sources: dict[Literal["openrouter", "openai", "gcp", "total"], Change]
+
+
 class AccountBody(Strict):
     openrouterKeyHash: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] | None = None
     openaiProjectId: Annotated[str, StringConstraints(pattern=r"^proj_[A-Za-z0-9]{1,64}$")] | None = None
@@ -71,7 +106,7 @@ def scope(req: Request, requested: str | None) -> str | None:
     return requested
 
 
-@api.route("GET", "/snapshots", query=SnapshotQuery)
+@api.route("GET", "/snapshots", query=SnapshotQuery, response=page_of(CostSnapshot))
 def list_snapshots(req: Request):
     """Cost snapshots in a time range, oldest first."""
     q = req.query
@@ -83,14 +118,14 @@ def list_snapshots(req: Request):
     return repos.cost_snapshots.page(equals, (("fetchedAt", "ASCENDING"),), q.limit, q.cursor, ranges)
 
 
-@api.route("GET", "/activity", query=ActivityQuery)
+@api.route("GET", "/activity", query=ActivityQuery, response=ActivityReport)
 def get_activity(req: Request):
     """OpenRouter activity over a date range, grouped by date or model, with totals."""
     q = req.query
     return reports.activity(scope(req, q.userId), q.start, q.end, q.groupBy)
 
 
-@api.route("GET", "/summary", query=SummaryQuery)
+@api.route("GET", "/summary", query=SummaryQuery, response=SummaryReport)
 def get_summary(req: Request):
     """This month's spend by source (OpenRouter, OpenAI, GCP) and the change against last month."""
     q = req.query
@@ -98,19 +133,19 @@ def get_summary(req: Request):
     return reports.summary(scope(req, q.userId), month)
 
 
-@api.route("GET", "/runs/{runId}", access="admin")
+@api.route("GET", "/runs/{runId}", access="admin", response=RunReport)
 def get_run(req: Request):
     """Admin: a pull run's progress and ok / failed counts."""
     return runs.report(runs_repo.require(req.params["runId"]))
 
 
-@api.route("GET", "/accounts/{userId}", access="admin")
+@api.route("GET", "/accounts/{userId}", access="admin", response=CostAccount)
 def get_account(req: Request):
     """Admin: the provider scopes costs are attributed to for a user."""
     return accounts.require(req.params["userId"])
 
 
-@api.route("PUT", "/accounts/{userId}", access="admin", body=AccountBody)
+@api.route("PUT", "/accounts/{userId}", access="admin", body=AccountBody, response=CostAccount)
 def put_account(req: Request):
     """Admin: set the user's OpenRouter key hash and OpenAI project (see docs/COSTS.md)."""
     uid = req.params["userId"]
