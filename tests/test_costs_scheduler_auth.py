@@ -51,10 +51,10 @@ def google_certs(costs_env):
     from shared.costs import settings
 
     os.environ.update(COSTS_SCHEDULER_SA=SA, COSTS_SCHEDULER_AUDIENCE=AUD,
-                      COSTS_SCHEDULER_CERTS_URL=f"http://127.0.0.1:{server.server_port}/certs")
+                      GOOGLE_CERTS_URL=f"http://127.0.0.1:{server.server_port}/certs")
     settings.reset()
     yield key
-    for name in ("COSTS_SCHEDULER_SA", "COSTS_SCHEDULER_AUDIENCE", "COSTS_SCHEDULER_CERTS_URL"):
+    for name in ("COSTS_SCHEDULER_SA", "COSTS_SCHEDULER_AUDIENCE", "GOOGLE_CERTS_URL"):
         os.environ.pop(name)
     settings.reset()
     server.shutdown()

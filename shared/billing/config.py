@@ -24,7 +24,6 @@ class BillingConfig:
     network_retries: int
     scheduler_sa: str | None  # BILLING_SCHEDULER_SA: the Cloud Scheduler job's service account
     reconcile_audience: str | None  # BILLING_RECONCILE_URL: audience of the scheduler's OIDC token
-    google_certs_url: str  # where Google's ID-token keys are fetched (a local server in tests)
 
     def require_secret_key(self) -> str:
         if not self.secret_key:
@@ -37,16 +36,12 @@ class BillingConfig:
         return self.webhook_secret
 
 
-GOOGLE_CERTS = "https://www.googleapis.com/oauth2/v3/certs"
-
-
 def load() -> BillingConfig:
     core = config.get()
     app_url = (env("APP_URL", "http://localhost:3000") or "").rstrip("/")
     api_base = env("STRIPE_API_BASE")
-    certs = env("GOOGLE_CERTS_URL")
-    if not core.local and (api_base or certs):
-        raise ConfigError("STRIPE_API_BASE / GOOGLE_CERTS_URL point at local stand-ins: only with APP_ENV=local")
+    if not core.local and api_base:
+        raise ConfigError("STRIPE_API_BASE points at a local stand-in: only with APP_ENV=local")
     return BillingConfig(
         secret_key=env("STRIPE_SECRET_KEY"),
         webhook_secret=env("STRIPE_WEBHOOK_SECRET"),
@@ -59,7 +54,6 @@ def load() -> BillingConfig:
         network_retries=env_int("STRIPE_NETWORK_RETRIES", 2, lo=0, hi=5),
         scheduler_sa=env("BILLING_SCHEDULER_SA"),
         reconcile_audience=env("BILLING_RECONCILE_URL"),
-        google_certs_url=certs or GOOGLE_CERTS,
     )
 
 

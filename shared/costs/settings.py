@@ -24,7 +24,6 @@ class CostsConfig:
     claim_lease_ms: int  # a claimed run not yet dispatched may be re-claimed after this
     scheduler_sa: str | None  # service account Cloud Scheduler signs its OIDC token with
     scheduler_audience: str | None
-    scheduler_certs_url: str  # Google's ID-token signing certificates
     machine_type: str  # the bots' VM shape (deployments do not store it)
     disk_gb: int
     disk_type: str
@@ -49,7 +48,6 @@ def get() -> CostsConfig:
         claim_lease_ms=env_int("COSTS_CLAIM_LEASE_MS", 10 * 60_000, lo=1),
         scheduler_sa=env("COSTS_SCHEDULER_SA"),
         scheduler_audience=env("COSTS_SCHEDULER_AUDIENCE"),
-        scheduler_certs_url=env("COSTS_SCHEDULER_CERTS_URL", "https://www.googleapis.com/oauth2/v1/certs"),
         machine_type=env("COSTS_MACHINE_TYPE", "e2-medium"),
         disk_gb=env_int("COSTS_DISK_GB", 20, lo=1, hi=65_536),
         disk_type=env("COSTS_DISK_TYPE", "pd-balanced"),

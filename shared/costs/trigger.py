@@ -8,18 +8,13 @@ tokens exist) a scheduler call is the header without an Authorization header.
 """
 from __future__ import annotations
 
-import base64
-import json
 from datetime import datetime, timezone
 
 import flask
 
-from shared import auth, config
+from shared import auth, config, google_oidc
 from shared.costs import settings
 from shared.errors import ApiError
-
-GOOGLE_ISSUERS = ("https://accounts.google.com", "accounts.google.com")
-
 
 def parse_time(value: str) -> int:
     try:
@@ -31,30 +26,10 @@ def parse_time(value: str) -> int:
     return int(dt.timestamp() * 1000)
 
 
-def _issuer(token: str) -> str | None:
-    try:
-        body = token.split(".")[1]
-        return json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))).get("iss")
-    except (ValueError, IndexError, AttributeError):
-        return None
-
-
 def _verify_scheduler_token(token: str) -> None:
-    from google.auth.transport import requests as greq
-    from google.oauth2 import id_token
-
     cfg = settings.get()
-    if not cfg.scheduler_sa or not cfg.scheduler_audience:
-        raise ApiError(403, "forbidden", "scheduler calls are not configured (COSTS_SCHEDULER_SA/AUDIENCE)")
-    try:
-        claims = id_token.verify_token(token, greq.Request(), audience=cfg.scheduler_audience,
-                                       certs_url=cfg.scheduler_certs_url)
-    except ValueError as exc:
-        raise ApiError(401, "unauthenticated", f"invalid scheduler token: {exc}") from None
-    if claims.get("iss") not in GOOGLE_ISSUERS:
-        raise ApiError(401, "unauthenticated", "scheduler token from another issuer")
-    if claims.get("email") != cfg.scheduler_sa or not claims.get("email_verified"):
-        raise ApiError(403, "forbidden", "token is not the scheduler's service account")
+    google_oidc.verify(token, audience=cfg.scheduler_audience, service_account=cfg.scheduler_sa,
+                       what="scheduler")
 
 
 def caller(request: flask.Request) -> tuple[str, str | None, int | None]:
@@ -65,7 +40,7 @@ def caller(request: flask.Request) -> tuple[str, str | None, int | None]:
     if header is not None:
         if not authz and config.get().local:
             return "scheduler", None, parse_time(header)
-        if token and _issuer(token) in GOOGLE_ISSUERS:
+        if token and google_oidc.is_google_token(token):
             _verify_scheduler_token(token)
             return "scheduler", None, parse_time(header)
     admin = auth.authenticate(request, "admin", allow_suspended=False)
