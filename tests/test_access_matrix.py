@@ -3,7 +3,9 @@
 import pytest
 
 from shared import clock, repos
-from shared.models import CmsPage, NavLink, PricingPlan
+from shared.models import CmsPage, NavLink
+from billing_support import plans, stripe_prices, stripe_stack, sc  # noqa: F401 (fixtures)
+from costs_support import costs_env, providers  # noqa: F401 (fixtures)
 
 CALLERS = ("anonymous", "other", "owner", "admin", "suspended")
 PLAN = {"slug": "pro", "name": "Pro", "priceMonthly": 99, "priceYearly": 990, "stripePriceId": "price_pro"}
@@ -41,6 +43,27 @@ MATRIX = [
     ("POST", "/pricingPlans", PLAN, admin_only(201)),
     ("PATCH", "/pricingPlans/starter", {"name": "S"}, admin_only(200)),
     ("DELETE", "/pricingPlans/starter", None, admin_only(204)),
+    # billing (Stripe: localstripe and its front)
+    ("GET", "/billing/subscription", None, (401, 200, 200, 200, 403)),
+    ("POST", "/billing/trial", None, (401, 201, 201, 201, 403)),
+    ("POST", "/billing/checkout", {"plan": "starter"}, (401, 200, 200, 200, 403)),
+    ("POST", "/billing/portal", None, (401, 409, 409, 409, 403)),  # no Stripe customer yet
+    ("POST", "/stripeWebhook", {"id": "evt_1"}, (400, 400, 400, 400, 403)),  # unsigned
+    ("POST", "/billingReconcile", None, admin_only(200)),
+    # costs ("owner" = the user whose costs are asked for)
+    ("GET", "/costs/snapshots?userId={owner}", None, (401, 403, 200, 200, 403)),
+    ("GET", "/costs/activity?userId={owner}&from=2026-11-01&to=2026-11-02", None, (401, 403, 200, 200, 403)),
+    ("GET", "/costs/summary?userId={owner}", None, (401, 403, 200, 200, 403)),
+    ("GET", "/costs/summary?userId=all", None, (401, 403, 403, 200, 403)),
+    ("GET", "/costs/runs/nope", None, admin_only(404)),
+    ("GET", "/costs/accounts/{owner}", None, admin_only(404)),
+    ("PUT", "/costs/accounts/{owner}", {"openaiProjectId": "proj_abc"}, admin_only(200)),
+    ("POST", "/pullCosts", {}, admin_only(202)),
+    ("GET", "/pullCosts/runs/nope", None, admin_only(404)),
+    ("POST", "/pullOpenrouterActivity", {}, admin_only(202)),
+    ("GET", "/pullOpenrouterActivity/runs/nope", None, admin_only(404)),
+    ("POST", "/costPullWorker", {"runId": "r", "kind": "costs", "batch": 0, "scheduleTime": 1, "users": []},
+     (403, 403, 403, 403, 403)),  # only Cloud Tasks (its headers; in production its OIDC token via IAM)
 ]
 
 CASES = [pytest.param(m, p, b, who, st, id=f"{m} {p} as {who}")
@@ -48,7 +71,7 @@ CASES = [pytest.param(m, p, b, who, st, id=f"{m} {p} as {who}")
 
 
 @pytest.fixture
-def world(api, callers):
+def world(api, callers, plans, providers):
     now = clock.now_ms()
     api("GET", "/users/me", callers["owner"])  # creates the owner's user
     repos.cms_pages.set(CmsPage(_id="about", slug="about", title="A", body="b", published=True,
@@ -56,8 +79,7 @@ def world(api, callers):
     repos.cms_pages.set(CmsPage(_id="draft", slug="draft", title="D", body="b", published=False,
                                 createdAt=now, updatedAt=now))
     repos.nav_links.set(NavLink(_id="link1", label="L", href="/l", section="header"))
-    repos.pricing_plans.set(PricingPlan(_id="starter", slug="starter", name="S", priceMonthly=1, priceYearly=10,
-                                        stripePriceId="price_s"))
+    repos.pricing_plans.delete("pro")  # `plans` made both; the matrix creates "pro" again
     return callers
 
 
