@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from devtools.server import serving as served_app  # noqa: E402,F401 (re-exported)
 from devtools.stack import Stack  # noqa: E402
 
 
@@ -22,21 +22,6 @@ def local_stack(*services: str):
         stack.apply_env()
         os.environ.setdefault("APP_ENV", "local")
         yield stack
-
-
-@contextmanager
-def served_app():
-    """The one-port app of every function, on a real threaded HTTP server; yields its base URL."""
-    from werkzeug.serving import make_server
-
-    from devtools.server import build_app
-
-    server = make_server("127.0.0.1", 0, build_app(), threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
 
 
 def token_for(stack: Stack, email: str, role: str = "user") -> tuple[str, str]:

@@ -3,6 +3,8 @@ built by functions-framework exactly as Cloud Functions builds it."""
 from __future__ import annotations
 
 import json
+import threading
+from contextlib import contextmanager
 
 import functions_framework
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
@@ -45,3 +47,18 @@ def build_app():
     mounts = {f"/{name}": functions_framework.create_app(target=name, source=str(ROOT / src))
               for name, src, _ in FUNCTIONS}
     return Dispatcher(index_app, mounts)
+
+
+@contextmanager
+def serving(app=None):
+    """The app (default: every function) on a real threaded HTTP server on 127.0.0.1; yields its URL."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app or build_app(), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)

@@ -7,13 +7,12 @@ import hmac
 import json
 import os
 import secrets
-import threading
 import time
 
 import httpx
 import pytest
 
-from devtools.stack import Stack, free_port
+from devtools.stack import Stack
 
 PRICES = {  # price id -> (plan slug, amount in cents, interval)
     "price_starter_month": ("starter", 2900, "month"),
@@ -46,21 +45,9 @@ def reset_billing() -> None:
 
 
 @pytest.fixture(scope="session")
-def served(stripe_stack):
-    """Every function on a real 127.0.0.1 port (threaded), as `make dev` serves them."""
-    from werkzeug.serving import make_server
-
-    from devtools.server import build_app
-
-    port = free_port()
-    server = make_server("127.0.0.1", port, build_app(), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
+def served(stripe_stack, live_url):
+    """The served functions, with the Stripe stand-ins up."""
+    return live_url
 
 
 @pytest.fixture(scope="session")

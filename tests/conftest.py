@@ -42,6 +42,15 @@ def client(stack):
     return Client(build_app())
 
 
+@pytest.fixture(scope="session")
+def live_url(stack):
+    """Every function on a real 127.0.0.1 port (threaded), as `make dev` serves them."""
+    from devtools.server import serving
+
+    with serving() as url:
+        yield url
+
+
 @pytest.fixture(autouse=True)
 def clean_firestore(request):
     if "stack" not in request.fixturenames and "client" not in request.fixturenames:

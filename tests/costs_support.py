@@ -3,13 +3,11 @@ function app served on a real 127.0.0.1 port so tasks reach the worker over HTTP
 from __future__ import annotations
 
 import os
-import threading
 import time
 
 import httpx
 import pytest
 
-from devtools.stack import free_port
 
 QUEUE = "cost-pulls"
 
@@ -29,23 +27,16 @@ class Providers:
 
 
 @pytest.fixture(scope="session")
-def costs_env(stack):
+def costs_env(stack, live_url):
     """Starts the stand-ins once; points the costs settings at them with short timeouts."""
-    from werkzeug.serving import make_server
-
-    from devtools.server import build_app
     from shared import config
     from shared.costs import settings
 
     url = stack.providers()
     stack.tasks([QUEUE], max_retries=3)
     stack.apply_env()
-    port = free_port()
-    server = make_server("127.0.0.1", port, build_app(), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     os.environ.update({
-        "COSTS_WORKER_URL": f"http://127.0.0.1:{port}/costPullWorker", "COSTS_QUEUE": QUEUE,
+        "COSTS_WORKER_URL": f"{live_url}/costPullWorker", "COSTS_QUEUE": QUEUE,
         "COSTS_BATCH_SIZE": "3", "COSTS_CONCURRENCY": "8", "COSTS_TIMEOUT_MS": "300",
         "COSTS_ATTEMPTS": "3", "COSTS_BACKOFF_MS": "10", "COSTS_BACKOFF_MAX_MS": "50",
     })
@@ -55,7 +46,6 @@ def costs_env(stack):
 
     tasks.client.cache_clear()
     yield Providers(url)
-    server.shutdown()
 
 
 @pytest.fixture

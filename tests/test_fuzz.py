@@ -2,27 +2,15 @@
 tokens for two users and an admin: no 500, every response inside the documented schema,
 and nothing of one user in the other user's responses."""
 import json
-import threading
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
-from werkzeug.serving import make_server
 
 from devtools import openapi
 
 EXAMPLES = 12
 WHO = ("owner", "other", "admin")
-
-
-@pytest.fixture(scope="module")
-def live_url(stack):
-    from devtools.server import build_app
-
-    server = make_server("127.0.0.1", 0, build_app(), threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
 
 
 @pytest.fixture(scope="module")

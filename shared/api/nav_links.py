@@ -5,7 +5,7 @@ from pydantic import Field
 
 from shared import db, repos
 from shared.api.inputs import Href, ShortText, Strict
-from shared.errors import ApiError, not_found
+from shared.errors import ApiError
 from shared.http import Api, Request, list_of
 from shared.models import NavLink, NavSection
 
