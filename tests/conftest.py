@@ -16,6 +16,25 @@ sys.path.insert(0, str(ROOT))
 from devtools.stack import PROJECT_ID, Stack  # noqa: E402
 
 
+def pytest_addoption(parser):
+    parser.addoption("--cost-table", action="store_true",
+                     help="print the Firestore reads/writes of each successful access-matrix call")
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    if not config.getoption("--cost-table"):
+        return
+    rows = sys.modules.get("test_access_matrix")
+    seen, out = set(), []
+    for method, path, who, status, reads, writes in getattr(rows, "COST_ROWS", []):
+        if status < 400 and (method, path) not in seen:  # first successful caller of each endpoint
+            seen.add((method, path))
+            out.append(f"{method:<7}{path:<70}{who:<10}{status:>7}{reads:>7}{writes:>7}")
+    terminalreporter.write_line(f"{'method':<7}{'path':<70}{'caller':<10}{'status':>7}{'reads':>7}{'writes':>7}")
+    for line in out:
+        terminalreporter.write_line(line)
+
+
 @pytest.fixture(scope="session")
 def stack():
     s = Stack()

@@ -1,6 +1,11 @@
 """Every endpoint x {anonymous, other user, owner, admin, suspended}: the expected status.
-"owner" owns the addressed item where items have owners (users: the addressed user)."""
+"owner" owns the addressed item where items have owners (users: the addressed user).
+
+Each call is also metered (Firestore reads and writes); `pytest --cost-table` prints what the
+successful calls cost (bench/cost_per_request.py)."""
 import pytest
+
+from devtools.firestore_meter import metered
 
 from shared import clock, repos
 from shared.models import CmsPage, NavLink
@@ -66,6 +71,8 @@ MATRIX = [
      (403, 403, 403, 403, 403)),  # only Cloud Tasks (its headers; in production its OIDC token via IAM)
 ]
 
+COST_ROWS: list[tuple] = []  # (method, path, caller, status, reads, writes) of every call made
+
 CASES = [pytest.param(m, p, b, who, st, id=f"{m} {p} as {who}")
          for m, p, b, statuses in MATRIX for who, st in zip(CALLERS, statuses)]
 
@@ -86,7 +93,10 @@ def world(api, callers, plans, providers):
 @pytest.mark.parametrize("method,path,body,who,status", CASES)
 def test_access(api, world, method, path, body, who, status):
     path = path.replace("{owner}", world["owner"].user_id)
-    r = api(method, path, world[who], json=body)
+    with metered() as meter:
+        r = api(method, path, world[who], json=body)
+    COST_ROWS.append((method, path.replace(world["owner"].user_id, "{owner}"), who, r.status_code,
+                      meter.reads, meter.writes))
     assert r.status_code == status, r.get_data(as_text=True)
     if status >= 400:
         assert set(r.json["error"]) >= {"code", "message"}
