@@ -8,4 +8,6 @@ FUNCTIONS: list[tuple[str, str, str]] = [
     ("cmsPages", "functions/cms_pages.py", "http"),
     ("navLinks", "functions/nav_links.py", "http"),
     ("pricingPlans", "functions/pricing_plans.py", "http"),
+    ("knowledge", "functions/knowledge.py", "http"),
+    ("media", "functions/media.py", "http"),
 ]

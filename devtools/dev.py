@@ -13,10 +13,12 @@ def main() -> int:
     port = int(os.environ.get("PORT", "8080"))
     stack = Stack()
     try:
-        print("starting Firestore, Pub/Sub and Auth emulators ...", flush=True)
+        print("starting Firestore, Pub/Sub, Auth, Storage and embeddings stand-ins ...", flush=True)
         stack.firestore()
         stack.pubsub()
         stack.auth()
+        stack.storage()  # media: Cloud Storage stand-in + local signing key
+        stack.embeddings()  # knowledge: OpenAI-format embeddings stand-in
         stack.apply_env()
         os.environ.setdefault("APP_ENV", "local")
         os.environ.setdefault("CORS_ORIGINS", "http://localhost:3000,http://127.0.0.1:3000")

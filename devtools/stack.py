@@ -153,6 +153,30 @@ class Stack:
         self.env["CLOUD_TASKS_EMULATOR_HOST"] = host
         return host
 
+    def storage(self, bucket: str = "demo-openclaw-media") -> str:
+        """The Cloud Storage stand-in (in memory, one bucket) and a local signing key."""
+        from devtools.standins.signing_key import write_key
+
+        port = free_port()
+        svc = self.spawn("storage", [sys.executable, "-m", "devtools.standins.storage_emulator",
+                                     str(port), bucket], cwd=ROOT)
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/", 30, "Cloud Storage stand-in", svc.proc)
+        self.env["STORAGE_EMULATOR_HOST"] = url
+        self.env["MEDIA_BUCKET"] = bucket
+        self.env["MEDIA_SIGNING_KEY_FILE"] = str(write_key(self.logdir / "signing-key.json", PROJECT_ID))
+        return url
+
+    def embeddings(self) -> str:
+        """A local server speaking OpenAI's embeddings API (deterministic vectors)."""
+        port = free_port()
+        svc = self.spawn("embeddings", [sys.executable, "-m", "devtools.standins.openai_embeddings",
+                                        str(port)], cwd=ROOT)
+        wait_port(port, 30, "embeddings stand-in", svc.proc)
+        self.env["OPENAI_BASE_URL"] = f"http://127.0.0.1:{port}/v1"
+        self.env["OPENAI_API_KEY"] = "sk-local"
+        return self.env["OPENAI_BASE_URL"]
+
     def apply_env(self) -> None:
         os.environ.update(self.env)
 

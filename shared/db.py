@@ -106,10 +106,14 @@ class Repo(Generic[T]):
         """A bounded full read, for small collections (plans, nav links)."""
         return [self.load(s) for s in self.query(equals, order).limit(cap).stream(transaction=tx)]
 
-    def page(self, equals: dict[str, Any], order: tuple, limit: int | None, cursor: str | None) -> Page[T]:
-        """One page ordered by `order` then document id; the cursor holds the last row's sort keys."""
+    def page(self, equals: dict[str, Any], order: tuple, limit: int | None, cursor: str | None,
+             fields: list[str] | None = None) -> Page[T]:
+        """One page ordered by `order` then document id; the cursor holds the last row's sort keys.
+        `fields` reads only those fields (e.g. to leave out large vectors)."""
         limit = page_limit(limit)
         q = self.query(equals, order)
+        if fields is not None:
+            q = q.select(fields)
         direction = order[-1][1] if order else queries.ASC
         q = q.order_by("__name__", direction=direction)
         if cursor:

@@ -58,3 +58,14 @@ declare("navLinks", ("section", "visible"), (("sortOrder", ASC),))
 
 # billing
 declare("subscriptions", ("userId",))
+
+# knowledge (shared/knowledge): per-user vector search, newest-first lists, deletes by user/source
+declare("knowledge", ("userId",), vector="embedding")
+declare("knowledge", ("userId",))
+declare("knowledge", ("userId", "source"))
+declare("knowledge", ("userId",), (("createdAt", DESC),))
+declare("knowledge", ("userId", "source"), (("createdAt", DESC),))
+
+# media (shared/api/media.py): the user's media, newest first, optionally by type
+declare("media", ("userId",), (("createdAt", DESC),))
+declare("media", ("userId", "type"), (("createdAt", DESC),))
