@@ -2,8 +2,6 @@
 query -> embed -> find_nearest (the user's own chunks) -> optional MMR re-rank."""
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 
 from shared import clock, embeddings, repos
@@ -13,16 +11,22 @@ from shared.models import Knowledge
 
 MMR_POOL = 4  # MMR picks `limit` results out of `limit * MMR_POOL` nearest candidates
 FIND_NEAREST_MAX = 1000  # Firestore's cap on find_nearest's limit
-DEDUPE_THREADS = 8
+STORED_CANDIDATES = (20, 200)  # stored chunks compared with an ingest: 2 per new chunk, within these bounds
 
 
-def _stored_duplicates(user_id: str, vecs: np.ndarray, similarity: float) -> set[int]:
-    """Rows that have a stored chunk of the user's at cosine >= similarity (one limit-1 query each)."""
-    def hit(i: int) -> bool:
-        return bool(store.nearest(user_id, vecs[i], 1, max_distance=1.0 - similarity))
-
-    with ThreadPoolExecutor(DEDUPE_THREADS) as pool:
-        return {i for i, dup in zip(range(len(vecs)), pool.map(hit, range(len(vecs)))) if dup}
+def _stored_duplicates(user_id: str, vecs: np.ndarray, similarity: float) -> np.ndarray:
+    """Mask of rows that repeat a stored chunk of the user's. One query per ingest, not one
+    per chunk: the stored chunks nearest to the new chunks' centroid are the ones a re-ingested
+    or overlapping document repeats; numpy then compares every new chunk with them."""
+    lo, hi = STORED_CANDIDATES
+    centroid = vecs.mean(axis=0)
+    if not np.any(centroid):
+        centroid = vecs[0]
+    hits = store.nearest(user_id, centroid, min(max(2 * len(vecs), lo), hi), with_vectors=True)
+    if not hits:
+        return np.zeros(len(vecs), dtype=bool)
+    stored = vectors.normalise(np.stack([v for _, _, v in hits]))
+    return (vecs @ stored.T).max(axis=1) >= similarity
 
 
 def ingest(user_id: str, text: str, source: str) -> dict:
@@ -34,13 +38,12 @@ def ingest(user_id: str, text: str, source: str) -> dict:
         raise ApiError(413, "text_too_large", f"text makes {len(chunks)} chunks; at most {settings.MAX_CHUNKS}")
     vecs = vectors.normalise(embeddings.get().embed(chunks))
     keep = vectors.unique_rows(vecs, s.dedupe_similarity)
-    if s.dedupe_stored:
-        stored = _stored_duplicates(user_id, vecs[keep], s.dedupe_similarity)
-        keep = np.asarray([k for j, k in enumerate(keep) if j not in stored], dtype=int)
+    if s.dedupe_stored and len(keep):
+        keep = keep[~_stored_duplicates(user_id, vecs[keep], s.dedupe_similarity)]
     now = clock.now_ms()
     items = [Knowledge(_id=repos.knowledge.new_id(), userId=user_id, text=chunks[i], source=source, createdAt=now)
              for i in keep]
-    store.write(items, vecs[keep])
+    store.write_chunks(items, vecs[keep])
     return {"source": source, "chunks": len(chunks), "stored": len(items),
             "duplicates": len(chunks) - len(items), "ids": [i.id for i in items]}
 

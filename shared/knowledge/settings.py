@@ -15,7 +15,7 @@ class Settings:
     chunk_chars: int
     overlap_chars: int
     dedupe_similarity: float  # cosine at or above which two chunks count as the same
-    dedupe_stored: bool  # also compare new chunks with the user's stored ones
+    dedupe_stored: bool  # also compare new chunks with the user's stored ones nearest to them
 
 
 def _float(name: str, default: float, lo: float, hi: float) -> float:

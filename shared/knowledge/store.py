@@ -7,7 +7,9 @@ from typing import Sequence
 
 import numpy as np
 from google.cloud import firestore
+from google.cloud.firestore_v1 import _helpers
 from google.cloud.firestore_v1.base_vector_query import DistanceMeasure
+from google.cloud.firestore_v1.types import common, document, write
 from google.cloud.firestore_v1.vector import Vector
 
 from shared import queries, repos
@@ -22,17 +24,29 @@ DISTANCE = "vector_distance"  # where find_nearest puts each result's distance
 FIELDS = ["userId", "text", "source", "createdAt"]  # everything but the vector
 
 
-def _doc(item: Knowledge, vector: np.ndarray) -> dict:
-    return {**item.model_dump(exclude={"id", "embedding"}), "embedding": Vector([float(x) for x in vector])}
+_VALUE, _ARRAY, _MAP = document.Value.pb(), document.ArrayValue.pb(), document.MapValue.pb()
 
 
-def write(items: Sequence[Knowledge], vectors: np.ndarray) -> None:
+def _create_pb(ref, item: Knowledge, vector: np.ndarray) -> write.Write:
+    """The create of one chunk. The vector is encoded straight to protobuf: the client's
+    per-value proto-plus encoding spends ~6 ms of CPU per 1536-float vector, most of an ingest."""
+    fields = {k: document.Value.pb(v) for k, v in
+              _helpers.encode_dict(item.model_dump(exclude={"id", "embedding"})).items()}
+    fields["embedding"] = _VALUE(map_value=_MAP(fields={  # Firestore's vector value: a tagged map
+        "__type__": _VALUE(string_value="__vector__"),
+        "value": _VALUE(array_value=_ARRAY(values=[_VALUE(double_value=x) for x in vector.tolist()]))}))
+    doc = document.Document.pb()(name=ref._document_path, fields=fields)
+    return write.Write.wrap(write.Write.pb()(update=doc, current_document=common.Precondition.pb()(exists=False)))
+
+
+def write_chunks(items: Sequence[Knowledge], vectors: np.ndarray) -> None:
     """Create the chunks, WRITE_BATCH per batched commit (each batch all or nothing)."""
     col = repos.knowledge.col
     for start in range(0, len(items), WRITE_BATCH):
         batch = client().batch()
-        for item, vec in zip(items[start:start + WRITE_BATCH], vectors[start:start + WRITE_BATCH]):
-            batch.create(col.document(item.id), _doc(item, vec))
+        batch._add_write_pbs([_create_pb(col.document(item.id), item, np.asarray(vec, dtype=np.float64))
+                              for item, vec in zip(items[start:start + WRITE_BATCH],
+                                                   vectors[start:start + WRITE_BATCH])])
         batch.commit()
 
 
