@@ -68,3 +68,10 @@ def test_issue_at_deploy_and_deleted_deployment(kb, callers):
         assert kb("GET", "/media", None, headers=bot(bad)).status_code == 401
     repos.deployments.delete(dep)
     assert kb("GET", "/media", None, headers=bot(token)).status_code == 401
+
+
+def test_bot_of_a_suspended_owner_is_refused(kb, callers):
+    sus = callers["suspended"]
+    token = bot_credentials.issue(make_deployment(sus.user_id, "dep-s"), sus.user_id)
+    r = kb("GET", "/knowledge", None, headers=bot(token))
+    assert r.status_code == 403 and r.json["error"]["code"] == "suspended"

@@ -1,7 +1,9 @@
 """The `knowledge` function against the Firestore emulator (vector search
 included) and the OpenAI-format embeddings server."""
+import os
+
 import numpy as np
-from knowledge_support import bot, kb, kb_stack, make_deployment  # noqa: F401  (fixtures)
+from knowledge_support import kb, kb_stack, reset_caches  # noqa: F401  (fixtures)
 
 from devtools.standins.openai_embeddings import embed
 from shared import repos
@@ -134,3 +136,16 @@ def test_bad_input_gets_the_reason(kb, callers):
     assert kb("POST", "/knowledge/search", callers["anonymous"], json={"query": "x"}).status_code == 401
     assert kb("POST", "/knowledge", callers["suspended"], json={"text": "x", "source": "s"}).status_code == 403
     assert repos.knowledge.all({"userId": owner.user_id}) == []  # nothing half-written
+
+
+def test_embeddings_provider_failure_is_502_and_writes_nothing(kb, callers, monkeypatch):
+    base = os.environ["OPENAI_BASE_URL"]
+    monkeypatch.setenv("OPENAI_BASE_URL", base.replace("/v1", "/wrong"))  # the stand-in answers 404
+    reset_caches()
+    try:
+        r = kb("POST", "/knowledge", callers["owner"], json={"text": CARS, "source": "s"})
+        assert r.status_code == 502 and r.json["error"]["code"] == "embeddings_failed"
+        assert repos.knowledge.all({"userId": callers["owner"].user_id}) == []
+    finally:
+        monkeypatch.undo()
+        reset_caches()
