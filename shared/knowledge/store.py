@@ -61,7 +61,7 @@ def nearest(user_id: str, vector: np.ndarray, limit: int, *, with_vectors: bool 
                         limit=limit, distance_result_field=DISTANCE, distance_threshold=max_distance)
     out = []
     for snap in vq.stream():
-        data = snap.to_dict()
+        data = dict(snap._data)  # to_dict() deep-copies each of the 1536 floats, a third of an ingest's CPU
         distance = data.pop(DISTANCE)
         emb = data.pop("embedding", None)
         item = Knowledge.model_validate({**data, "_id": snap.id})
