@@ -149,3 +149,17 @@ def test_embeddings_provider_failure_is_502_and_writes_nothing(kb, callers, monk
     finally:
         monkeypatch.undo()
         reset_caches()
+
+
+def test_text_making_too_many_chunks_is_413(kb, callers, monkeypatch):
+    monkeypatch.setenv("KNOWLEDGE_CHUNK_CHARS", "200")
+    monkeypatch.setenv("KNOWLEDGE_CHUNK_OVERLAP", "0")
+    reset_caches()
+    try:
+        text = " ".join(f"word{i}" for i in range(9000))  # ~80,000 characters: ~400 chunks of 200
+        r = kb("POST", "/knowledge", callers["owner"], json={"text": text, "source": "big"})
+        assert r.status_code == 413 and "at most 200" in r.json["error"]["message"]
+        assert repos.knowledge.all({"userId": callers["owner"].user_id}) == []
+    finally:
+        monkeypatch.undo()
+        reset_caches()
