@@ -25,6 +25,10 @@ dev: install
 test: install
 	$(PY) -m pytest
 
+# every benchmark in bench/ (each starts the local services it needs and prints its figures)
+bench: install
+	for f in bench/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+
 clean:
 	rm -rf $(VENV) devtools/node_modules .pytest_cache
 

@@ -17,4 +17,6 @@ FUNCTIONS: list[tuple[str, str, str]] = [
     ("billing", "functions/billing.py", "http"),
     ("stripeWebhook", "functions/stripe_webhook.py", "http"),
     ("billingReconcile", "functions/billing_reconcile.py", "http"),  # + Cloud Scheduler job (cloudbuild.yaml)
+    ("knowledge", "functions/knowledge.py", "http"),
+    ("media", "functions/media.py", "http"),
 ]

@@ -22,7 +22,7 @@ def main() -> int:
     port = int(os.environ.get("PORT", "8080"))
     stack = Stack()
     try:
-        print("starting Firestore, Pub/Sub and Auth emulators, localstripe ...", flush=True)
+        print("starting Firestore, Pub/Sub and Auth emulators and the local stand-ins ...", flush=True)
         stack.firestore()
         stack.pubsub()
         stack.auth()
@@ -32,6 +32,8 @@ def main() -> int:
         httpx.put(f"{providers}/_control/state", json={"synthetic": True})  # every key/project answers data
         stack.env["COSTS_WORKER_URL"] = f"http://127.0.0.1:{port}/costPullWorker"
         stack.stripe()  # localstripe + the front for Prices/Checkout/Portal
+        stack.storage()  # media: Cloud Storage stand-in + local signing key
+        stack.embeddings()  # knowledge: OpenAI-format embeddings (served by the provider stand-in)
         stack.apply_env()
         os.environ.setdefault("APP_ENV", "local")
         os.environ.setdefault("CORS_ORIGINS", "http://localhost:3000,http://127.0.0.1:3000")

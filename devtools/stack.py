@@ -85,6 +85,7 @@ class Stack:
         self.services: list[Service] = []
         self.logdir = logdir or Path(tempfile.mkdtemp(prefix="openclaw-stack-"))
         self.env: dict[str, str] = {"GOOGLE_CLOUD_PROJECT": PROJECT_ID, "GCLOUD_PROJECT": PROJECT_ID}
+        self.urls: dict[str, str] = {}  # services started once per Stack
 
     def spawn(self, name: str, cmd: list[str], cwd: Path | None = None) -> Service:
         log = self.logdir / f"{name}.log"
@@ -154,7 +155,10 @@ class Stack:
         return host
 
     def providers(self) -> str:
-        """The OpenRouter + OpenAI cost API stand-in (devtools/standins/providers.py); returns its URL."""
+        """The OpenRouter + OpenAI stand-in (devtools/standins/providers.py: costs, activity and
+        embeddings); started once per Stack; returns its URL."""
+        if "providers" in self.urls:
+            return self.urls["providers"]
         port = free_port()
         keys = {"OPENROUTER_MANAGEMENT_KEY": "sk-or-v1-mgmt-local", "OPENAI_ADMIN_KEY": "sk-admin-local"}
         svc = self.spawn("providers", [sys.executable, "-m", "devtools.standins.providers", str(port),
@@ -162,6 +166,7 @@ class Stack:
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/_control/stats", 30, "provider stand-in", svc.proc)
         self.env.update(keys, OPENROUTER_BASE_URL=f"{url}/openrouter/api/v1", OPENAI_BASE_URL=f"{url}/openai/v1")
+        self.urls["providers"] = url
         return url
 
     def stripe(self) -> str:
@@ -177,6 +182,27 @@ class Stack:
         self.env.update({"STRIPE_API_BASE": url, "LOCALSTRIPE_URL": f"http://127.0.0.1:{ls_port}",
                          "STRIPE_SECRET_KEY": "sk_test_local", "STRIPE_WEBHOOK_SECRET": "whsec_local_stand_in"})
         return url
+
+    def storage(self, bucket: str = "demo-openclaw-media") -> str:
+        """The Cloud Storage stand-in (in memory, one bucket) and a local signing key."""
+        from devtools.standins.signing_key import write_key
+
+        port = free_port()
+        svc = self.spawn("storage", [sys.executable, "-m", "devtools.standins.storage_emulator",
+                                     str(port), bucket], cwd=ROOT)
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/", 30, "Cloud Storage stand-in", svc.proc)
+        self.env["STORAGE_EMULATOR_HOST"] = url
+        self.env["MEDIA_BUCKET"] = bucket
+        self.env["MEDIA_SIGNING_KEY_FILE"] = str(write_key(self.logdir / "signing-key.json", PROJECT_ID))
+        return url
+
+    def embeddings(self) -> str:
+        """OpenAI's embeddings API (deterministic vectors), served by the provider stand-in at
+        the same OPENAI_BASE_URL as the costs endpoint; returns that base URL."""
+        self.providers()
+        self.env["OPENAI_API_KEY"] = "sk-local"
+        return self.env["OPENAI_BASE_URL"]
 
     def apply_env(self) -> None:
         os.environ.update(self.env)

@@ -112,10 +112,13 @@ class Repo(Generic[T]):
         return [self.load(s) for s in self.query(equals, order).limit(cap).stream(transaction=tx)]
 
     def page(self, equals: dict[str, Any], order: tuple, limit: int | None, cursor: str | None,
-             ranges: tuple = ()) -> Page[T]:
-        """One page ordered by `order` then document id; the cursor holds the last row's sort keys."""
+             ranges: tuple = (), fields: list[str] | None = None) -> Page[T]:
+        """One page ordered by `order` then document id; the cursor holds the last row's sort keys.
+        `fields` reads only those fields (e.g. to leave out large vectors)."""
         limit = page_limit(limit)
         q = self.query(equals, order, ranges)
+        if fields is not None:
+            q = q.select(fields)
         direction = order[-1][1] if order else queries.ASC
         q = q.order_by("__name__", direction=direction)
         if cursor:

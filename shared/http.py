@@ -112,10 +112,14 @@ def json_errors(functions_framework) -> None:
 
 
 class Api:
-    def __init__(self, name: str, description: str = ""):
+    def __init__(self, name: str, description: str = "",
+                 schemes: dict[str, Callable[[str, Route], Any]] | None = None):
+        """`schemes`: extra Authorization schemes this function accepts besides Bearer,
+        each a function (token, route) -> caller (e.g. the bots' `Bot <token>`)."""
         self.name = name
         self.description = description
         self.routes: list[Route] = []
+        self.schemes = {k.lower(): v for k, v in (schemes or {}).items()}
 
     def route(self, method: str, path: str, *, access: Access = "user", body: type[BaseModel] | None = None,
               query: type[BaseModel] | None = None, status: int | tuple[int, ...] = 200,
@@ -180,9 +184,7 @@ class Api:
             allow = ", ".join(sorted(methods | {"OPTIONS"}))
             raise ApiError(405, "method_not_allowed", f"{request.method} not allowed here", headers={"Allow": allow})
         route, params = chosen[0]
-        from shared import auth  # local: keeps firebase-admin out of import for routes that never need it
-
-        caller = None if route.access == "custom" else auth.authenticate(request, route.access, route.allow_suspended)
+        caller = self._authenticate(request, route)
         query = self._parse_query(request, route)
         body = self._parse_body(request, route)
         result = route.handler(Request(request, params, body, query, caller))
@@ -193,6 +195,17 @@ class Api:
             result, status = result
             assert status in route.statuses, f"{route.path}: undeclared status {status}"
         return json_response(to_payload(result), status)
+
+    def _authenticate(self, request: flask.Request, route: Route) -> Any:
+        if route.access == "custom":
+            return None  # the handler authenticates (e.g. a scheduler's OIDC token)
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        extra = self.schemes.get(scheme.lower())
+        if extra is not None and token.strip():
+            return extra(token.strip(), route)
+        from shared import auth  # local: keeps firebase-admin out of import for routes that never need it
+
+        return auth.authenticate(request, route.access, route.allow_suspended)
 
     @staticmethod
     def _parse_query(request: flask.Request, route: Route) -> Any:

@@ -70,3 +70,13 @@ declare("costRuns", ("kind",), (("scheduleTime", DESC),))
 declare("costRunBatches", ("runId",))
 declare("subscriptions", ("stripeCustomerId",))  # webhook lookup
 declare("subscriptions", ("status",))  # reconciliation pages through open subscriptions
+# knowledge (shared/knowledge): per-user vector search, newest-first lists, deletes by user/source
+declare("knowledge", ("userId",), vector="embedding")
+declare("knowledge", ("userId",))
+declare("knowledge", ("userId", "source"))
+declare("knowledge", ("userId",), (("createdAt", DESC),))
+declare("knowledge", ("userId", "source"), (("createdAt", DESC),))
+
+# media (shared/api/media.py): the user's media, newest first, optionally by type
+declare("media", ("userId",), (("createdAt", DESC),))
+declare("media", ("userId", "type"), (("createdAt", DESC),))

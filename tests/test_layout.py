@@ -25,3 +25,18 @@ def test_cloudbuild_deploys_every_function_from_its_own_module():
         assert f"--entry-point={name}," in text
         assert f"GOOGLE_FUNCTION_SOURCE={src}" in text
     assert "firestore:indexes,firestore:rules" in text
+
+
+def test_cloudbuild_is_yaml_without_duplicate_keys():
+    import yaml
+
+    class Strict(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            keys = [self.construct_object(k, deep=deep) for k, _ in node.value]
+            dupes = {k for k in keys if keys.count(k) > 1}
+            assert not dupes, f"duplicate keys {dupes} at line {node.start_mark.line + 1}"
+            return super().construct_mapping(node, deep)
+
+    doc = yaml.load((ROOT / "cloudbuild.yaml").read_text(), Loader=Strict)
+    ids = [step["id"] for step in doc["steps"]]
+    assert len(ids) == len(set(ids))

@@ -26,6 +26,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from devtools.standins import openai_embeddings
+
 DAY = 86_400
 
 
@@ -205,11 +207,18 @@ async def stats(request: Request) -> Response:
                          "faultsLeft": {k: v for k, v in STATE["faults"].items() if v}})
 
 
+async def embeddings(request: Request) -> Response:
+    status, body = await asyncio.to_thread(openai_embeddings.answer, request.headers.get("Authorization", ""),
+                                           await request.body())
+    return JSONResponse(body, status_code=status)
+
+
 app = Starlette(routes=[
     Route("/openrouter/api/v1/credits", credits),
     Route("/openrouter/api/v1/keys/{hash}", key),
     Route("/openrouter/api/v1/activity", activity),
     Route("/openai/v1/organization/costs", openai_costs),
+    Route("/openai/v1/embeddings", embeddings, methods=["POST"]),
     Route("/_control/state", put_state, methods=["PUT"]),
     Route("/_control/reset", reset, methods=["POST"]),
     Route("/_control/stats", stats),

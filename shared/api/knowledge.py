@@ -1,0 +1,147 @@
+"""`knowledge`: the caller's knowledge base (ingest, vector search, list, delete),
+and the deployment owner's bot credentials. Accepts `Authorization: Bot <token>`
+from a deployment's bot, acting as that deployment's owner."""
+from __future__ import annotations
+
+import math
+
+from typing import Annotated
+
+from pydantic import Field, StringConstraints, field_validator, model_validator
+
+from shared import bot_credentials, repos
+from shared.api.inputs import PageQuery, Strict
+from shared.embeddings import DIMENSIONS
+from shared.errors import ApiError, not_found
+from shared.http import Api, Request
+from shared.knowledge import service, settings, store
+
+api = Api("knowledge", "Knowledge base with vector search", schemes={bot_credentials.SCHEME: bot_credentials.authenticate})
+
+SourceName = Annotated[str, StringConstraints(min_length=1, max_length=500)]
+
+
+class IngestBody(Strict):
+    text: str = Field(min_length=1, max_length=settings.MAX_TEXT_CHARS)
+    source: SourceName
+
+
+class SearchBody(Strict):
+    query: str | None = Field(None, min_length=1, max_length=8000)
+    vector: list[float] | None = None
+    limit: int = Field(10, ge=1, le=100)
+    mmr: bool = False  # re-rank for diversity (maximal marginal relevance)
+    mmrLambda: float = Field(0.5, ge=0.0, le=1.0)  # 1 = relevance only, 0 = diversity only
+
+    @field_validator("vector")
+    @classmethod
+    def _vector(cls, v):
+        if v is not None:
+            if len(v) != DIMENSIONS:
+                raise ValueError(f"vector must have {DIMENSIONS} dimensions, got {len(v)}")
+            if not all(math.isfinite(x) for x in v):
+                raise ValueError("vector values must be finite")
+        return v
+
+    @model_validator(mode="after")
+    def _one_of(self):
+        if (self.query is None) == (self.vector is None):
+            raise ValueError("give exactly one of query or vector")
+        return self
+
+
+class ListQuery(PageQuery):
+    source: SourceName | None = None
+
+
+class DeleteQuery(Strict):
+    source: SourceName | None = None
+    all: bool = False
+
+
+@api.route("POST", "/", body=IngestBody, status=201)
+def ingest(req: Request):
+    """Chunk, embed and store a text under a source; near-duplicate chunks are skipped."""
+    return service.ingest(req.caller.id, req.body.text, req.body.source)
+
+
+@api.route("POST", "/search", body=SearchBody)
+def search(req: Request):
+    """The caller's chunks nearest to a query text or vector, best first, with scores."""
+    b = req.body
+    return {"items": service.search(req.caller.id, b.query, b.vector, b.limit, b.mmr, b.mmrLambda)}
+
+
+@api.route("GET", "/", query=ListQuery)
+def list_chunks(req: Request):
+    """The caller's chunks, newest first (optionally of one source)."""
+    equals = {"userId": req.caller.id}
+    if req.query.source:
+        equals["source"] = req.query.source
+    return repos.knowledge.page(equals, (("createdAt", "DESCENDING"),), req.query.limit, req.query.cursor,
+                                fields=store.FIELDS)
+
+
+@api.route("GET", "/{chunkId}")
+def get_chunk(req: Request):
+    """One chunk."""
+    item = repos.knowledge.get(req.params["chunkId"])
+    if item is None or not req.caller.can_access(item.userId):
+        raise not_found("knowledge chunk")
+    return item
+
+
+@api.route("DELETE", "/{chunkId}", status=204)
+def delete_chunk(req: Request):
+    """Delete one chunk."""
+    item = repos.knowledge.get(req.params["chunkId"])
+    if item is None or not req.caller.can_access(item.userId):
+        raise not_found("knowledge chunk")
+    repos.knowledge.delete(item.id)
+    return None
+
+
+@api.route("DELETE", "/", query=DeleteQuery)
+def delete_many(req: Request):
+    """Delete the caller's chunks of one source (?source=...) or all of them (?all=true)."""
+    q = req.query
+    if bool(q.source) == q.all:
+        raise ApiError(400, "invalid_delete", "give either ?source=... or ?all=true")
+    equals = {"userId": req.caller.id, **({"source": q.source} if q.source else {})}
+    return {"deleted": store.delete_where(equals)}
+
+
+# bot credentials: the owner (or an admin) issues, inspects and revokes them; a bot never does
+def _deployment_for(req: Request):
+    bot_credentials.require_human(req.caller)
+    dep = repos.deployments.get(req.params["deploymentId"])
+    if dep is None or not req.caller.can_access(dep.userId):
+        raise not_found("deployment")
+    return dep
+
+
+@api.route("POST", "/bot-credentials/{deploymentId}", status=201)
+def issue_credential(req: Request):
+    """Issue (or rotate) the deployment bot's credential; the token is shown only here."""
+    dep = _deployment_for(req)
+    token = bot_credentials.issue(dep.id, dep.userId)
+    return {**bot_credentials.status(dep.id).to_api(), "token": token}
+
+
+@api.route("GET", "/bot-credentials/{deploymentId}")
+def credential_status(req: Request):
+    """Whether the deployment's bot has an active credential (never the token)."""
+    dep = _deployment_for(req)
+    cred = bot_credentials.status(dep.id)
+    if cred is None:
+        raise not_found("bot credential")
+    return cred
+
+
+@api.route("DELETE", "/bot-credentials/{deploymentId}", status=204)
+def revoke_credential(req: Request):
+    """Revoke the deployment bot's credential."""
+    dep = _deployment_for(req)
+    if not bot_credentials.revoke(dep.id):
+        raise not_found("active bot credential")
+    return None

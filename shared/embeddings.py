@@ -1,0 +1,85 @@
+"""Text embeddings behind one interface, so another provider can be configured.
+
+`get()` returns the configured `Embedder`. The OpenAI one uses the official
+client (imported only when something is embedded: it costs ~1 s of cold start),
+batches inputs (the API takes up to 2048 per request) and asks for exactly
+`dimensions` floats. An OpenAI-compatible provider is configured with
+OPENAI_BASE_URL. Errors become ApiErrors: 429 when rate limited, 502 otherwise.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from shared import config
+from shared.errors import ApiError
+
+DIMENSIONS = 1536  # SCHEMA.md: knowledge.embedding is a 1536-dimension vector
+
+
+class Embedder(Protocol):
+    model: str
+    dimensions: int
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """One row per text, shape (len(texts), dimensions), float32."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    provider: str
+    model: str
+    api_key: str | None
+    base_url: str | None
+    batch_size: int
+    timeout_s: int
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    return Settings(
+        provider=config.env_choice("EMBEDDINGS_PROVIDER", "openai", ("openai",)),
+        model=config.env("EMBEDDINGS_MODEL", "text-embedding-3-small"),
+        api_key=config.env("OPENAI_API_KEY"),
+        base_url=config.env("OPENAI_BASE_URL"),
+        batch_size=config.env_int("EMBEDDINGS_BATCH_SIZE", 128, lo=1, hi=2048),
+        timeout_s=config.env_int("EMBEDDINGS_TIMEOUT_S", 30, lo=1, hi=300),
+    )
+
+
+class OpenAIEmbedder:
+    def __init__(self, s: Settings, dimensions: int = DIMENSIONS):
+        if not s.api_key:
+            raise config.ConfigError("missing environment variable OPENAI_API_KEY")
+        import openai
+
+        self.model, self.dimensions, self.batch_size = s.model, dimensions, s.batch_size
+        self._openai = openai
+        self._client = openai.OpenAI(api_key=s.api_key, base_url=s.base_url, timeout=s.timeout_s, max_retries=2)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.empty((len(texts), self.dimensions), dtype=np.float32)
+        for start in range(0, len(texts), self.batch_size):
+            batch = list(texts[start:start + self.batch_size])
+            try:
+                resp = self._client.embeddings.create(model=self.model, input=batch, dimensions=self.dimensions)
+            except self._openai.RateLimitError:
+                raise ApiError(429, "embeddings_rate_limited", "the embeddings provider is rate limiting; retry later",
+                               headers={"Retry-After": "10"}) from None
+            except self._openai.OpenAIError as exc:
+                raise ApiError(502, "embeddings_failed", f"embeddings provider error: {type(exc).__name__}") from None
+            rows = sorted(resp.data, key=lambda d: d.index)
+            if len(rows) != len(batch) or any(len(r.embedding) != self.dimensions for r in rows):
+                raise ApiError(502, "embeddings_failed", "embeddings provider returned the wrong shape")
+            out[start:start + len(batch)] = np.asarray([r.embedding for r in rows], dtype=np.float32)
+        return out
+
+
+@lru_cache(maxsize=1)
+def get() -> Embedder:
+    s = settings()
+    providers = {"openai": OpenAIEmbedder}
+    return providers[s.provider](s)

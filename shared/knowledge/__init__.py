@@ -1,0 +1,1 @@
+"""The knowledge base: chunking, vector math (numpy) and Firestore vector storage."""

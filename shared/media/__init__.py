@@ -1,0 +1,1 @@
+"""Generated images and videos: objects in Cloud Storage, records in `media`."""

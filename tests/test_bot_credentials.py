@@ -1,0 +1,77 @@
+"""Per-deployment bot credentials: issued for a deployment, stored as a hash,
+revocable, acting as the owner on the knowledge and media functions only."""
+from knowledge_support import bot, kb, kb_stack, make_deployment  # noqa: F401  (fixtures)
+
+from shared import bot_credentials, repos
+
+
+def issue(kb, caller, dep):
+    r = kb("POST", f"/knowledge/bot-credentials/{dep}", caller)
+    assert r.status_code == 201, r.json
+    return r.json["token"]
+
+
+def test_issue_stores_only_a_hash_and_the_bot_acts_as_owner(kb, callers):
+    dep = make_deployment(callers["owner"].user_id)
+    token = issue(kb, callers["owner"], dep)
+    stored = bot_credentials.credentials.col.document(dep).get().to_dict()
+    assert token not in str(stored) and stored["tokenHash"] and stored["userId"] == callers["owner"].user_id
+    r = kb("POST", "/knowledge", None, json={"text": "the bot remembers this", "source": "bot"}, headers=bot(token))
+    assert r.status_code == 201, r.json
+    assert repos.knowledge.require(r.json["ids"][0]).userId == callers["owner"].user_id
+    found = kb("POST", "/knowledge/search", None, json={"query": "remembers"}, headers=bot(token)).json["items"]
+    assert [i["source"] for i in found] == ["bot"]
+    listed = kb("GET", "/media", None, headers=bot(token))
+    assert listed.status_code == 200 and listed.json["items"] == []
+    status = kb("GET", f"/knowledge/bot-credentials/{dep}", callers["owner"]).json
+    assert status["active"] is True and "token" not in status and "tokenHash" not in status
+
+
+def test_bot_cannot_reach_other_functions_or_mint_credentials(kb, callers):
+    dep = make_deployment(callers["owner"].user_id)
+    token = issue(kb, callers["owner"], dep)
+    assert kb("GET", "/users/me", None, headers=bot(token)).status_code == 401
+    assert kb("POST", f"/knowledge/bot-credentials/{dep}", None, headers=bot(token)).status_code == 403
+    assert kb("DELETE", f"/knowledge/bot-credentials/{dep}", None, headers=bot(token)).status_code == 403
+
+
+def test_bot_of_an_admin_is_not_an_admin(kb, callers):
+    admin = callers["admin"]
+    mine = kb("POST", "/knowledge", callers["owner"], json={"text": "private note", "source": "s"}).json["ids"][0]
+    token = issue(kb, admin, make_deployment(admin.user_id, "dep-admin"))
+    assert kb("GET", f"/knowledge/{mine}", admin).status_code == 200  # the admin may
+    assert kb("GET", f"/knowledge/{mine}", None, headers=bot(token)).status_code == 404  # its bot may not
+
+
+def test_revoke_rotate_and_foreign_deployments(kb, callers):
+    dep = make_deployment(callers["owner"].user_id)
+    assert kb("POST", f"/knowledge/bot-credentials/{dep}", callers["other"]).status_code == 404
+    old = issue(kb, callers["owner"], dep)
+    new = issue(kb, callers["owner"], dep)  # rotating replaces the old token
+    assert kb("GET", "/knowledge", None, headers=bot(old)).status_code == 401
+    assert kb("GET", "/knowledge", None, headers=bot(new)).status_code == 200
+    assert kb("DELETE", f"/knowledge/bot-credentials/{dep}", callers["owner"]).status_code == 204
+    r = kb("GET", "/knowledge", None, headers=bot(new))
+    assert r.status_code == 401 and "revoked" in r.json["error"]["message"]
+    assert kb("DELETE", f"/knowledge/bot-credentials/{dep}", callers["owner"]).status_code == 404
+    assert kb("GET", f"/knowledge/bot-credentials/{dep}", callers["owner"]).json["active"] is False
+
+
+def test_issue_at_deploy_and_deleted_deployment(kb, callers):
+    """The deploy flow calls issue() itself (in its transaction or not)."""
+    assert kb("GET", "/users/me", callers["owner"]).status_code == 200  # the owner's users document
+    dep = make_deployment(callers["owner"].user_id, "dep2")
+    token = bot_credentials.issue(dep, callers["owner"].user_id)
+    assert kb("GET", "/media", None, headers=bot(token)).status_code == 200
+    forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    for bad in (forged, "ocb.nope.secret", "garbage"):
+        assert kb("GET", "/media", None, headers=bot(bad)).status_code == 401
+    repos.deployments.delete(dep)
+    assert kb("GET", "/media", None, headers=bot(token)).status_code == 401
+
+
+def test_bot_of_a_suspended_owner_is_refused(kb, callers):
+    sus = callers["suspended"]
+    token = bot_credentials.issue(make_deployment(sus.user_id, "dep-s"), sus.user_id)
+    r = kb("GET", "/knowledge", None, headers=bot(token))
+    assert r.status_code == 403 and r.json["error"]["code"] == "suspended"
