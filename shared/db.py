@@ -48,6 +48,12 @@ def decode_cursor(cursor: str, n: int) -> list[Any]:
 PAGE_DEFAULT, PAGE_MAX = 20, 100
 
 
+def valid_id(doc_id: str) -> bool:
+    """Firestore's document id rules: 1..1500 bytes, no '/', not '.' or '..', not __reserved__."""
+    return (isinstance(doc_id, str) and 0 < len(doc_id.encode()) <= 1500 and "/" not in doc_id
+            and doc_id not in (".", "..") and not (doc_id.startswith("__") and doc_id.endswith("__")))
+
+
 def page_limit(limit: int | None) -> int:
     if limit is None:
         return PAGE_DEFAULT
@@ -68,6 +74,8 @@ class Repo(Generic[T]):
         return client().collection(self.name)
 
     def ref(self, doc_id: str) -> firestore.DocumentReference:
+        if not valid_id(doc_id):  # ids come from URLs: one Firestore would refuse names nothing
+            raise ApiError(404, "not_found", f"{self.name} {doc_id[:100]!r} not found")
         return self.col.document(doc_id)
 
     def load(self, snap) -> T | None:

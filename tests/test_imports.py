@@ -15,6 +15,8 @@ HEAVY = ("google.cloud.compute_v1", "stripe", "google.cloud.storage", "google.cl
 # the heavy modules a function may load when imported
 ALLOWED: dict[str, set[str]] = {
     "billing": {"stripe"}, "stripeWebhook": {"stripe"}, "billingReconcile": {"stripe"},
+    "knowledge": {"numpy"},  # vector math on every ingest and search; the OpenAI client stays lazy
+    "media": {"google.cloud.storage"},
 }
 
 PROBE = """
