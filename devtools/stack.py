@@ -153,6 +153,28 @@ class Stack:
         self.env["CLOUD_TASKS_EMULATOR_HOST"] = host
         return host
 
+    def compute(self, op_latency: float = 0.05, guest_events: bool = False) -> str:
+        """Local Compute Engine (devtools/standins/compute.py). With guest_events (needs pubsub()
+        first), booted VMs publish the startup script's progress like a real guest."""
+        port = free_port()
+        cmd = [sys.executable, "-m", "devtools.standins.compute", str(port), "--op-latency", str(op_latency)]
+        if guest_events:
+            cmd += ["--pubsub-host", self.env["PUBSUB_EMULATOR_HOST"]]
+        svc = self.spawn("compute", cmd, cwd=ROOT)
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/_calls", 30, "Compute stand-in", svc.proc)
+        self.env["COMPUTE_API_ENDPOINT"] = url
+        return url
+
+    def secrets(self) -> str:
+        """Local Secret Manager (devtools/standins/secrets.py)."""
+        port = free_port()
+        svc = self.spawn("secrets", [sys.executable, "-m", "devtools.standins.secrets", str(port)], cwd=ROOT)
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/_calls", 30, "Secret Manager stand-in", svc.proc)
+        self.env["SECRET_MANAGER_API_ENDPOINT"] = url
+        return url
+
     def apply_env(self) -> None:
         os.environ.update(self.env)
 

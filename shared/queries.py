@@ -58,3 +58,11 @@ declare("navLinks", ("section", "visible"), (("sortOrder", ASC),))
 
 # billing
 declare("subscriptions", ("userId",))
+
+# deployments
+declare("deployments", ("userId",), (("createdAt", DESC),))
+declare("deployments", ("userId", "status"), (("createdAt", DESC),))
+declare("deployJobs", ("deploymentId",))  # by id: job ids sort newest first
+declare("pluginConfigs", ("deploymentId",))
+declare("skillConfigs", ("deploymentId",))
+declare("apiKeyRegistry", ("deploymentId",))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,7 +50,12 @@ def clean_firestore(request):
         return
     stack = request.getfixturevalue("stack")
     host = stack.env["FIRESTORE_EMULATOR_HOST"]
-    httpx.delete(f"http://{host}/emulator/v1/projects/{PROJECT_ID}/databases/(default)/documents").raise_for_status()
+    for _ in range(50):  # 409 while a background transaction (a queued worker) still holds a lock
+        r = httpx.delete(f"http://{host}/emulator/v1/projects/{PROJECT_ID}/databases/(default)/documents")
+        if r.status_code != 409:
+            break
+        time.sleep(0.1)
+    r.raise_for_status()
     yield
 
 

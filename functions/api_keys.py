@@ -1,0 +1,10 @@
+"""Cloud Function `apiKeys` (HTTP). Routes and logic: shared/api/api_keys.py."""
+import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
+import functions_framework
+
+from shared.api.api_keys import api
+
+
+@functions_framework.http
+def apiKeys(request):
+    return api(request)

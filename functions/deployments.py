@@ -1,0 +1,10 @@
+"""Cloud Function `deployments` (HTTP). Routes and logic: shared/api/deployments.py."""
+import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
+import functions_framework
+
+from shared.api.deployments import api
+
+
+@functions_framework.http
+def deployments(request):
+    return api(request)

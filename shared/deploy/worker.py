@@ -1,0 +1,265 @@
+"""deployWorker's logic: claim a job, run its action on Compute Engine, finish it.
+
+Safe to deliver twice: a finished job is never run again; a job another delivery holds (its
+lease is live) is left to it; a retry after a crash takes the job over and repeats each
+Compute call with the same requestId, which Compute answers with the first call's operation,
+so no second VM is made. Every way out ends the job `completed` or `failed`, or hands it
+back to the queue (transient error, attempts left) with the reason in the log.
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+from google.api_core import exceptions as gexc
+
+from shared import clock, db, logs, repos
+from shared.deploy import compute, joblog, secrets, settings, startup
+from shared.deploy.compute import ComputeError
+from shared.deploy.jobs import ACTIVE, lock_ref
+from shared.models import Deployment, DeployJob
+
+log = logs.get("deploy.worker")
+STOPPED_STATES = ("TERMINATED", "STOPPED", "SUSPENDED", "STOPPING", "SUSPENDING")
+
+
+class DeploymentGone(Exception):
+    pass
+
+
+@dataclass
+class Claim:
+    job: DeployJob | None
+    attempt: int = 0
+    skip: str | None = None
+
+
+@dataclass
+class Result:
+    status: str | None = None  # the deployment's new status
+    remove: bool = False  # delete the deployment and its configs
+    notes: list[str] = field(default_factory=list)
+
+
+@db.transactional
+def _claim(tx, job_id: str) -> Claim:
+    job = repos.deploy_jobs.get(job_id, tx)
+    if job is None:
+        return Claim(None, skip="unknown job")
+    snap = lock_ref(job.deploymentId).get(transaction=tx)
+    lock = snap.to_dict() if snap.exists else {}
+    now, s = clock.now_ms(), settings.get()
+    if job.status not in ACTIVE:
+        return Claim(job, skip=f"job already {job.status}")
+    if lock.get("jobId") != job.id:
+        repos.deploy_jobs.update(job.id, {"status": "failed", "completedAt": now, "log": joblog.append(
+            job.log, "this job is no longer the deployment's active job; nothing done")}, tx)
+        return Claim(job, skip="not the active job")
+    if job.status == "running" and lock.get("leaseUntil", 0) > now:
+        return Claim(job, skip="another delivery is running this job")
+    attempt = lock.get("attempt", 0) + 1
+    if attempt > s.max_attempts:
+        repos.deploy_jobs.update(job.id, {"status": "failed", "completedAt": now, "log": joblog.append(
+            job.log, f"gave up after {s.max_attempts} interrupted attempts")}, tx)
+        tx.delete(snap.reference)
+        return Claim(job, skip="attempts exhausted")
+    note = "worker started" if attempt == 1 else f"attempt {attempt}: taking the job over"
+    fields = {"status": "running", "log": joblog.append(job.log, note)}
+    if job.startedAt is None:
+        fields["startedAt"] = now
+    repos.deploy_jobs.update(job.id, fields, tx)
+    tx.update(snap.reference, {"attempt": attempt, "leaseUntil": now + s.lease_ms})
+    return Claim(job.model_copy(update=fields), attempt)
+
+
+@db.transactional
+def _append(tx, job_id: str, text: str) -> None:
+    job = repos.deploy_jobs.get(job_id, tx)
+    if job is not None:
+        repos.deploy_jobs.update(job_id, {"log": joblog.append(job.log, text)}, tx)
+
+
+@db.transactional
+def _release(tx, job_id: str, text: str) -> None:
+    """Hand the job back to the queue: still running, lease dropped so the retry may take it."""
+    job = repos.deploy_jobs.get(job_id, tx)
+    snap = lock_ref(job.deploymentId).get(transaction=tx)
+    repos.deploy_jobs.update(job_id, {"log": joblog.append(job.log, text)}, tx)
+    if snap.exists and snap.get("jobId") == job_id:
+        tx.update(snap.reference, {"leaseUntil": 0, "releasedAt": clock.now_ms()})
+
+
+@db.transactional
+def _finish(tx, job_id: str, status: str, texts: list[str], dep_status: str | None, remove: bool) -> None:
+    job = repos.deploy_jobs.get(job_id, tx)
+    snap = lock_ref(job.deploymentId).get(transaction=tx)
+    dep = repos.deployments.get(job.deploymentId, tx)
+    children = []
+    if remove and dep is not None:
+        for repo in (repos.plugin_configs, repos.skill_configs, repos.api_keys):
+            children += [(repo, c.id) for c in repo.all({"deploymentId": dep.id}, cap=200, tx=tx)]
+    now = clock.now_ms()
+    if job.status != "running":  # given up on meanwhile (stale): keep that verdict, record what happened
+        repos.deploy_jobs.update(job_id, {"log": joblog.append(job.log, *texts, f"(worker ended: {status})")}, tx)
+        return
+    repos.deploy_jobs.update(job_id, {"status": status, "completedAt": now,
+                                      "log": joblog.append(job.log, *texts)}, tx)
+    if snap.exists and (snap.get("jobId") == job_id or dep is None):
+        tx.delete(snap.reference)
+    if dep is None:
+        return
+    if remove:
+        for repo, doc_id in children:
+            repo.delete(doc_id, tx)
+        repos.deployments.delete(dep.id, tx)
+    elif dep_status == "provisioning" and dep.status in ("running", "error"):
+        return  # the VM already reported ready (or failed) over Pub/Sub while the job was finishing
+    elif dep_status and dep_status != dep.status:
+        repos.deployments.update(dep.id, {"status": dep_status}, tx)
+
+
+class Run:
+    """One attempt at one job."""
+
+    def __init__(self, job: DeployJob, dep: Deployment, attempt: int):
+        self.job, self.dep, self.attempt = job, dep, attempt
+        self.created_vm = False
+
+    def note(self, text: str) -> None:
+        _append(self.job.id, text)
+
+    def rid(self, step: str) -> str:
+        """Compute requestId: the same for every attempt of this step of this job."""
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"openclaw/deployJobs/{self.job.id}/{step}"))
+
+    def op(self, what: str, method: str, step: str, **kwargs):
+        from google.cloud import compute_v1
+
+        request = getattr(compute_v1, f"{method.title().replace('_', '')}InstanceRequest")(
+            project=self.dep.gcpProject, zone=self.dep.zone, request_id=self.rid(step), **kwargs)
+        op = compute.call(what, getattr(compute.instances(), f"{method}_unary"), request=request)
+        return compute.wait(what, op, self.dep.gcpProject, self.dep.zone)
+
+    def vm(self):
+        return compute.get_instance(self.dep.gcpProject, self.dep.zone, self.dep.vmName)
+
+    def ensure_deployment(self) -> None:
+        """Stop if the deployment was deleted meanwhile, removing the VM this job made."""
+        if repos.deployments.get(self.dep.id) is not None:
+            return
+        if self.created_vm:
+            self.op("delete the orphaned VM", "delete", "cleanup-delete", instance=self.dep.vmName)
+            raise DeploymentGone("the deployment was deleted while the job ran; the VM it created was deleted again")
+        raise DeploymentGone("the deployment was deleted while the job ran; stopped here")
+
+    # actions
+    def deploy(self) -> Result:
+        if self.dep.status != "provisioning":
+            repos.deployments.update(self.dep.id, {"status": "provisioning"})
+        self.note(f"creating VM {self.dep.vmName} ({settings.get().machine_type}, Debian 12, no external IP) "
+                  f"in {self.dep.gcpProject}/{self.dep.zone}")
+        try:
+            self.op("create VM", "insert", "insert", instance_resource=startup.instance(self.dep, self.job))
+            self.created_vm = True
+        except ComputeError as exc:
+            if exc.status != 409:
+                raise
+            return self._adopt()
+        self.ensure_deployment()
+        inst = self.vm()
+        ip = inst.network_interfaces[0].network_i_p if inst and inst.network_interfaces else "?"
+        return Result("provisioning", notes=[f"VM created (internal IP {ip}); waiting for the bot to report ready"])
+
+    def _adopt(self) -> Result:
+        """The VM name is taken: a VM made for this deployment earlier. Never create a second one."""
+        inst = self.vm()
+        if inst is None:
+            raise ComputeError("create VM: the name is taken but the VM is not found yet", True)
+        self.note(f"VM {self.dep.vmName} already exists ({inst.status}); not creating another")
+        if inst.status in STOPPED_STATES:
+            self.op("start VM", "start", "start", instance=self.dep.vmName)
+            return Result("provisioning", notes=["VM started; waiting for the bot to report ready"])
+        return Result("running" if inst.status == "RUNNING" else "provisioning", notes=["VM is up"])
+
+    def start(self) -> Result:
+        self.note(f"starting VM {self.dep.vmName}")
+        self.op("start VM", "start", "start", instance=self.dep.vmName)
+        self.ensure_deployment()
+        return Result("running", notes=["VM running"])
+
+    def stop(self) -> Result:
+        self.note(f"stopping VM {self.dep.vmName}")
+        self.op("stop VM", "stop", "stop", instance=self.dep.vmName)
+        self.ensure_deployment()
+        return Result("stopped", notes=["VM stopped"])
+
+    def reset(self) -> Result:
+        self.note(f"resetting VM {self.dep.vmName}")
+        self.op("reset VM", "reset", "reset", instance=self.dep.vmName)
+        self.ensure_deployment()
+        return Result("running", notes=["VM reset"])
+
+    def delete(self) -> Result:
+        self.note(f"deleting VM {self.dep.vmName}")
+        try:
+            self.op("delete VM", "delete", "delete", instance=self.dep.vmName)
+            notes = ["VM deleted"]
+        except ComputeError as exc:
+            if exc.status != 404:
+                raise
+            notes = ["VM was already gone"]
+        keys = repos.api_keys.all({"deploymentId": self.dep.id}, cap=200)
+        try:
+            for key in keys:
+                secrets.delete(self.dep.id, key.keyName)
+        except gexc.GoogleAPICallError as exc:
+            raise ComputeError(f"delete API keys: Secret Manager said {exc.code} {exc.message}",
+                               (exc.code or 500) >= 500) from None
+        notes.append(f"removed {len(keys)} API key(s) from Secret Manager; deployment and its configs removed")
+        return Result(remove=True, notes=notes)
+
+    def failure_status(self) -> str | None:
+        """The deployment's status after a failed job: deploy -> error; else what the VM really is."""
+        if self.job.action == "deploy":
+            return "error"
+        try:
+            inst = self.vm()
+        except ComputeError:
+            return "error"
+        if inst is None:
+            return "error"
+        return "running" if inst.status == "RUNNING" else "stopped" if inst.status in STOPPED_STATES else None
+
+
+def run(job_id: str) -> tuple[int, str]:
+    """Returns (HTTP status for Cloud Tasks, outcome). 503 asks the queue to deliver again."""
+    claim = _claim(job_id)
+    if claim.skip:
+        log.info("deploy task skipped", extra={"jobId": job_id, "reason": claim.skip})
+        return 200, claim.skip
+    job, s = claim.job, settings.get()
+    dep = repos.deployments.get(job.deploymentId)
+    if dep is None:
+        _finish(job.id, "failed", ["the deployment was deleted before the job ran; nothing done"], None, False)
+        return 200, "failed"
+    r = Run(job, dep, claim.attempt)
+    try:
+        result = getattr(r, job.action)()
+    except ComputeError as exc:
+        if exc.transient and claim.attempt < s.max_attempts:
+            _release(job.id, f"attempt {claim.attempt} failed: {exc}; will retry")
+            log.warning("deploy job will retry", extra={"jobId": job.id, "error": str(exc)})
+            return 503, "retry"
+        _finish(job.id, "failed", [f"failed: {exc}"], r.failure_status(), False)
+        log.warning("deploy job failed", extra={"jobId": job.id, "error": str(exc)})
+        return 200, "failed"
+    except DeploymentGone as exc:
+        _finish(job.id, "failed", [str(exc)], None, False)
+        return 200, "failed"
+    except Exception as exc:  # a bug must still end the job, not leave it running
+        log.exception("deploy job crashed", extra={"jobId": job.id})
+        _finish(job.id, "failed", [f"failed: internal error ({type(exc).__name__})"], r.failure_status(), False)
+        return 200, "failed"
+    _finish(job.id, "completed", [*result.notes, f"{job.action} completed"], result.status, result.remove)
+    log.info("deploy job completed", extra={"jobId": job.id, "action": job.action})
+    return 200, "completed"
