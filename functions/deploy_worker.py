@@ -2,9 +2,9 @@
 import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
 import functions_framework
 
-from shared.api.deploy_worker import api
+from shared.api.deploy_worker import handle
 
 
 @functions_framework.http
 def deployWorker(request):
-    return api(request)
+    return handle(request)

@@ -7,15 +7,15 @@ or there was nothing to do) and 503 when the queue should deliver it again.
 """
 from __future__ import annotations
 
-from pydantic import Field
+import flask
+from pydantic import Field, ValidationError
 
 from shared import config, logs
 from shared.api.inputs import Strict
 from shared.deploy import settings, worker
 from shared.errors import ApiError
-from shared.http import Api, Request
+from shared.http import json_response, validation_error
 
-api = Api("deployWorker", "Runs deploy jobs (Cloud Tasks target)")
 log = logs.get("deploy.worker")
 
 
@@ -47,9 +47,22 @@ def verify_caller(raw) -> None:
         raise ApiError(403, "forbidden", "token not issued for the tasks invoker")
 
 
-@api.route("POST", "/", access="public", body=TaskBody)
-def run_task(req: Request):
-    """Run one deploy job."""
-    verify_caller(req.raw)
-    status, outcome = worker.run(req.body.jobId)
-    return {"jobId": req.body.jobId, "outcome": outcome}, status
+def handle(raw: flask.Request) -> flask.Response:
+    """Entry point. Not an `Api` route: Cloud Tasks' Authorization header carries a Google OIDC
+    token, which the users' bearer-token authentication would reject."""
+    try:
+        if raw.method != "POST":
+            raise ApiError(405, "method_not_allowed", "POST only", headers={"Allow": "POST"})
+        verify_caller(raw)
+        try:
+            body = TaskBody.model_validate(raw.get_json(silent=True) or {})
+        except ValidationError as exc:
+            raise validation_error(exc, "body") from None
+        status, outcome = worker.run(body.jobId)
+        return json_response({"jobId": body.jobId, "outcome": outcome}, status)
+    except ApiError as exc:
+        log.warning("deploy task refused", extra={"code": exc.code, "reason": exc.message})
+        return json_response(exc.body(), exc.status, exc.headers)
+    except Exception:
+        log.exception("deploy task crashed")
+        return json_response(ApiError(500, "internal", "internal error").body(), 500)

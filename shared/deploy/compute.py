@@ -3,6 +3,7 @@
 errors sorted into transient (retry the task) and permanent (fail the job)."""
 from __future__ import annotations
 
+import re
 import time
 from functools import lru_cache
 
@@ -44,6 +45,13 @@ def operations():
     return compute_v1.ZoneOperationsClient(**_client_kwargs())
 
 
+_URL_PREFIX = re.compile(r"^[A-Z]+ https?://\S+: ")  # the REST transport prefixes messages with the request
+
+
+def _reason(exc: gexc.GoogleAPICallError) -> str:
+    return _URL_PREFIX.sub("", exc.message or str(exc))
+
+
 _TRANSIENT = (gexc.ServiceUnavailable, gexc.InternalServerError, gexc.TooManyRequests, gexc.GatewayTimeout,
               gexc.DeadlineExceeded, gexc.BadGateway)
 
@@ -55,9 +63,9 @@ def call(what: str, fn, **kwargs):
     try:
         return fn(**kwargs, timeout=settings.get().call_timeout_s, retry=None)
     except _TRANSIENT as exc:
-        raise ComputeError(f"{what}: Compute Engine unavailable ({exc.code} {exc.message})", True, exc.code) from None
+        raise ComputeError(f"{what}: Compute Engine unavailable ({exc.code} {_reason(exc)})", True, exc.code) from None
     except gexc.GoogleAPICallError as exc:
-        raise ComputeError(f"{what}: {exc.message or exc}", False, exc.code) from None
+        raise ComputeError(f"{what}: {_reason(exc)}", False, exc.code) from None
     except requests.exceptions.Timeout:
         raise ComputeError(f"{what}: no answer from Compute Engine within "
                            f"{settings.get().call_timeout_s}s", True) from None
