@@ -44,7 +44,7 @@ def put(deployment_id: str, key_name: str, value: str) -> None:
                                            labels={"openclaw-deployment": deployment_id.lower()[:63],
                                                    "openclaw-key": key_name}),
             timeout=timeout)
-    except gexc.AlreadyExists:
+    except gexc.Conflict:  # already exists (the REST transport maps 409 to Conflict)
         pass
     data = value.encode()
     client().add_secret_version(
