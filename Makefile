@@ -27,3 +27,7 @@ test: install
 
 clean:
 	rm -rf $(VENV) devtools/node_modules .pytest_cache
+
+# deployments benchmark: 200 deploy actions across 50 deployments through the real queue
+bench-deploy: install
+	$(PY) -m bench.deploy_jobs
