@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from devtools.stack import PROJECT_ID, Stack  # noqa: E402
+from tests.deploy_support import denv, deploy_env  # noqa: E402,F401  (deployments fixtures, defined once)
 
 
 @pytest.fixture(scope="session")

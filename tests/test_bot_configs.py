@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-from tests.deploy_support import denv, deploy_env  # noqa: F401  (fixtures)
 from tests.test_deployments_api import create
 
 ANTHROPIC = "sk-ant-api03-" + "Q" * 40 + "wxyz"

@@ -8,7 +8,7 @@ import time
 
 import httpx
 
-from tests.deploy_support import QUEUE, denv, deploy_env, reset_settings  # noqa: F401  (fixtures)
+from tests.deploy_support import QUEUE, reset_settings
 from tests.test_deployments_api import NEW, create
 
 ZONE = "acme-bots/us-central1-a"
@@ -21,7 +21,8 @@ def vm_count(denv, dep) -> int:
 def assert_unlocked(dep_id):
     from shared.deploy.jobs import lock_ref
 
-    assert not lock_ref(dep_id).get().exists
+    snap = lock_ref(dep_id).get()
+    assert not snap.exists or snap.get("jobId") is None
 
 
 def test_insert_fails_after_taking_effect_retry_makes_no_second_vm(api, callers, denv):
@@ -113,8 +114,9 @@ def test_two_users_click_at_once_one_job(api, callers, denv):
     dep, job = create(api, callers["owner"])
     denv.wait_job(job["_id"])
     url = f"{denv.base_url}/deployments/{dep['_id']}/actions"
-    for action in ("reset", "stop"):
+    for action in ("reset", "stop", "start", "reset"):
         results, barrier = [], threading.Barrier(2)
+        denv.compute.fault(f"instances.{action}", "slow", delay=1.0)  # the first job is still running
 
         def click(caller):
             barrier.wait()
@@ -130,7 +132,7 @@ def test_two_users_click_at_once_one_job(api, callers, denv):
         assert refused["code"] == "job_active" and refused["details"]["job"]["_id"] == accepted["_id"]
         assert denv.wait_job(accepted["_id"]).status == "completed"
     jobs = repos.deploy_jobs.all({"deploymentId": dep["_id"]})
-    assert len(jobs) == 3 and all(j.status == "completed" for j in jobs)
+    assert len(jobs) == 5 and all(j.status == "completed" for j in jobs)
 
 
 def test_deployment_deleted_while_job_runs(api, callers, denv):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 
-from tests.deploy_support import TOPIC, denv, deploy_env  # noqa: F401  (fixtures)
+from tests.deploy_support import TOPIC
 from tests.test_deployments_api import create
 
 

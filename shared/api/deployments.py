@@ -9,7 +9,7 @@ from pydantic import Field, StringConstraints, model_validator
 
 from shared import clock, repos
 from shared.api.inputs import PageQuery, Strict
-from shared.deploy import access, jobs, settings
+from shared.deploy import access, jobs, live, settings
 from shared.errors import ApiError, not_found
 from shared.http import Api, Request
 from shared.models import Deployment, DeploymentStatus
@@ -21,8 +21,7 @@ Zone = Annotated[str, StringConstraints(pattern=r"^[a-z]+-[a-z]+[0-9]+-[a-z]$", 
 BotName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
 Emoji = Annotated[str, StringConstraints(max_length=16, pattern=r"^[^\x00-\x1f\x7f\sA-Za-z0-9]*$")]
 Model = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:/-]{1,100}$")]
-ACTIONS = ("deploy", "start", "stop", "reset", "delete")
-SPENDING = ("deploy", "start", "reset")  # need the owner's subscription; stop and delete never do
+SPENDING = ("deploy", "start", "reset", "update")  # need the owner's subscription; stop and delete never do
 
 
 class BotSettings(Strict):
@@ -51,7 +50,7 @@ class DeploymentUpdate(Strict):
 
 
 class ActionBody(Strict):
-    action: Literal["deploy", "start", "stop", "reset", "delete"]
+    action: Literal["deploy", "start", "stop", "reset", "delete", "update"]
 
 
 class DeploymentListQuery(PageQuery):
@@ -129,3 +128,19 @@ def get_job(req: Request):
     if job is None or job.deploymentId != dep.id:
         raise not_found(f"job {req.params['jobId']!r}")
     return job
+
+
+class LogsQuery(Strict):
+    since: int | None = Field(None, ge=0, le=2**53, description="the `next` of the previous answer")
+
+
+@api.route("GET", "/{id}/status")
+def vm_status(req: Request):
+    """The VM's live state (cached a few seconds); corrects a stored status that disagrees."""
+    return live.status(access.owned(req.params["id"], req.caller))
+
+
+@api.route("GET", "/{id}/logs", query=LogsQuery)
+def vm_logs(req: Request):
+    """The VM's serial console, newest part, secrets masked; pass `since=next` to continue."""
+    return live.serial_output(access.owned(req.params["id"], req.caller), req.query.since)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets as pysecrets
 
+from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from shared import clock, db, logs, repos, tasks
@@ -25,6 +26,10 @@ _MAX_MS = 10**13 - 1
 
 def lock_ref(deployment_id: str) -> firestore.DocumentReference:
     return db.client().collection(LOCKS).document(deployment_id)
+
+
+FREE = {"jobId": None, "leaseUntil": 0}  # a freed lock stays as a document: transactions conflict on
+# an existing document reliably, while two that both saw it absent could both write it
 
 
 def new_job_id(now: int) -> str:
@@ -63,7 +68,11 @@ def _open_job(tx, dep: Deployment, action: str, requested_by: str, is_new: bool)
     job = DeployJob(_id=new_job_id(now), userId=dep.userId, deploymentId=dep.id, action=action, status="pending",
                     log=joblog.line(f"{action} requested{by}; queued"))
     repos.deploy_jobs.create(job, tx)
-    tx.set(ref, {"jobId": job.id, "action": action, "requestedAt": now, "attempt": 0, "leaseUntil": 0})
+    fields = {"jobId": job.id, "action": action, "requestedAt": now, "attempt": 0, "leaseUntil": 0}
+    if snap is not None and snap.exists:
+        tx.set(ref, fields)
+    else:
+        tx.create(ref, fields)  # fails at commit if a concurrent request created it first
     return job
 
 
@@ -93,7 +102,7 @@ def fail_unqueued(tx, job_id: str, reason: str) -> None:
     repos.deploy_jobs.update(job_id, {"status": "failed", "completedAt": now,
                                       "log": joblog.append(job.log, reason)}, tx)
     if snap.exists and snap.get("jobId") == job_id:
-        tx.delete(snap.reference)
+        tx.update(snap.reference, FREE)
     if dep is not None and job.action == "deploy" and dep.status == "provisioning":
         repos.deployments.update(dep.id, {"status": "error"}, tx)
 
@@ -116,7 +125,10 @@ def create_deployment(dep: Deployment, requested_by: str) -> DeployJob:
 
 
 def request_action(deployment_id: str, action: str, requested_by: str) -> DeployJob:
-    job = _action_job(deployment_id, action, requested_by)
+    try:
+        job = _action_job(deployment_id, action, requested_by)
+    except gexc.Conflict:  # lost the race to create the lock: the rerun sees the winner's job (409)
+        job = _action_job(deployment_id, action, requested_by)
     enqueue(job)
     log.info("deploy action queued", extra={"deploymentId": deployment_id, "jobId": job.id, "action": action})
     return job

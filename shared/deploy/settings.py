@@ -25,6 +25,8 @@ class DeploySettings:
     log_max_chars: int
     allowed_projects: tuple[str, ...]
     invoker_sa: str | None
+    status_ttl_s: int
+    logs_max_chars: int
 
     @property
     def lease_ms(self) -> int:
@@ -54,6 +56,8 @@ def get() -> DeploySettings:
         allowed_projects=tuple(p.strip() for p in (config.env("DEPLOY_ALLOWED_PROJECTS", "") or "").split(",")
                                if p.strip()),
         invoker_sa=config.env("TASKS_INVOKER_SA"),
+        status_ttl_s=config.env_int("DEPLOY_STATUS_TTL_S", 5, hi=300),
+        logs_max_chars=config.env_int("DEPLOY_SERIAL_MAX_CHARS", 64_000, lo=1000, hi=1_000_000),
     )
 
 

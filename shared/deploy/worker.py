@@ -16,7 +16,7 @@ from google.api_core import exceptions as gexc
 from shared import clock, db, logs, repos
 from shared.deploy import compute, joblog, secrets, settings, startup
 from shared.deploy.compute import ComputeError
-from shared.deploy.jobs import ACTIVE, lock_ref
+from shared.deploy.jobs import ACTIVE, FREE, lock_ref
 from shared.models import Deployment, DeployJob
 
 log = logs.get("deploy.worker")
@@ -61,7 +61,7 @@ def _claim(tx, job_id: str) -> Claim:
     if attempt > s.max_attempts:
         repos.deploy_jobs.update(job.id, {"status": "failed", "completedAt": now, "log": joblog.append(
             job.log, f"gave up after {s.max_attempts} interrupted attempts")}, tx)
-        tx.delete(snap.reference)
+        tx.update(snap.reference, FREE)
         return Claim(job, skip="attempts exhausted")
     note = "worker started" if attempt == 1 else f"attempt {attempt}: taking the job over"
     fields = {"status": "running", "log": joblog.append(job.log, note)}
@@ -104,10 +104,13 @@ def _finish(tx, job_id: str, status: str, texts: list[str], dep_status: str | No
         return
     repos.deploy_jobs.update(job_id, {"status": status, "completedAt": now,
                                       "log": joblog.append(job.log, *texts)}, tx)
-    if snap.exists and (snap.get("jobId") == job_id or dep is None):
+    if snap.exists and dep is None:
         tx.delete(snap.reference)
+        return
     if dep is None:
         return
+    if snap.exists and snap.get("jobId") == job_id:
+        tx.delete(snap.reference) if remove else tx.update(snap.reference, FREE)
     if remove:
         for repo, doc_id in children:
             repo.delete(doc_id, tx)
@@ -198,6 +201,33 @@ class Run:
         self.op("reset VM", "reset", "reset", instance=self.dep.vmName)
         self.ensure_deployment()
         return Result("running", notes=["VM reset"])
+
+    def update(self) -> Result:
+        """Re-render the bot's configuration into the instance metadata, guarded by the metadata
+        fingerprint (a concurrent change makes Compute refuse: 412), then restart to apply it."""
+        from google.cloud import compute_v1
+
+        inst = self.vm()
+        if inst is None:
+            raise ComputeError("update: the VM does not exist; deploy it first", False, 404)
+        ours = startup.metadata_items(self.dep)
+        keys = {i["key"] for i in ours}
+        items = [{"key": i.key, "value": i.value} for i in inst.metadata.items if i.key not in keys] + ours
+        self.note(f"writing the new configuration to the VM's metadata (fingerprint {inst.metadata.fingerprint})")
+        try:
+            self.op("write metadata", "set_metadata", "set-metadata", instance=self.dep.vmName,
+                    metadata_resource=compute_v1.Metadata(fingerprint=inst.metadata.fingerprint,
+                                                          items=[compute_v1.Items(**i) for i in items]))
+        except ComputeError as exc:
+            if exc.status == 412:
+                raise ComputeError("update: the VM's metadata changed since it was read (fingerprint "
+                                   "mismatch); nothing was overwritten. Request the update again.", False, 412) from None
+            raise
+        self.ensure_deployment()
+        self.note("configuration written; restarting the VM to apply it")
+        self.op("restart VM", "reset" if inst.status == "RUNNING" else "start", "restart", instance=self.dep.vmName)
+        self.ensure_deployment()
+        return Result("running", notes=["VM restarted with the new configuration"])
 
     def delete(self) -> Result:
         self.note(f"deleting VM {self.dep.vmName}")
