@@ -50,6 +50,7 @@ def verify_caller(raw) -> None:
 def handle(raw: flask.Request) -> flask.Response:
     """Entry point. Not an `Api` route: Cloud Tasks' Authorization header carries a Google OIDC
     token, which the users' bearer-token authentication would reject."""
+    token = logs.request_id.set(raw.headers.get("X-CloudTasks-TaskName") or None)  # task name on every line
     try:
         if raw.method != "POST":
             raise ApiError(405, "method_not_allowed", "POST only", headers={"Allow": "POST"})
@@ -66,3 +67,5 @@ def handle(raw: flask.Request) -> flask.Response:
     except Exception:
         log.exception("deploy task crashed")
         return json_response(ApiError(500, "internal", "internal error").body(), 500)
+    finally:
+        logs.request_id.reset(token)

@@ -78,6 +78,8 @@ def vm_state(dep: Deployment) -> tuple[dict, bool]:
             raise _unavailable(exc) from None
         now = clock.now_ms()
         db.client().collection(CACHE).document(dep.id).set({"data": data, "fetchedAt": now})
+        if len(_memory) > 5000:  # an instance serves many deployments over its life: stay bounded
+            _memory.clear()
         _memory[dep.id] = _Entry(data, time.monotonic())
         return data, False
 

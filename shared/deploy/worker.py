@@ -17,6 +17,7 @@ from shared import clock, db, logs, repos
 from shared.deploy import compute, joblog, secrets, settings, startup
 from shared.deploy.compute import ComputeError
 from shared.deploy.jobs import ACTIVE, FREE, lock_ref
+from shared.errors import ApiError
 from shared.models import Deployment, DeployJob
 
 log = logs.get("deploy.worker")
@@ -158,7 +159,10 @@ class Run:
     # actions
     def deploy(self) -> Result:
         if self.dep.status != "provisioning":
-            repos.deployments.update(self.dep.id, {"status": "provisioning"})
+            try:
+                repos.deployments.update(self.dep.id, {"status": "provisioning"})
+            except ApiError:  # 404: deleted since the claim
+                raise DeploymentGone("the deployment was deleted before the VM was created; nothing done") from None
         self.note(f"creating VM {self.dep.vmName} ({settings.get().machine_type}, Debian 12, no external IP) "
                   f"in {self.dep.gcpProject}/{self.dep.zone}")
         try:
