@@ -49,7 +49,7 @@ class Compute(RestServer):
         self.ops: dict[tuple, dict] = {}  # (project, zone, opname) -> operation (+ private keys)
         self.request_ids: dict[str, tuple] = {}
         self.inserts = 0
-        self.busy_s: dict[str, float] = {}  # instance -> seconds spent serving calls about it
+        self.busy: dict[str, list] = {}  # instance -> (start, end) of its calls and of its operations
         self.active_ops: dict[str, int] = {}
         self.max_active_ops: dict[str, int] = {}
         self.cond = threading.Condition(self.lock)
@@ -85,6 +85,7 @@ class Compute(RestServer):
                 continue
             op.update(status="DONE", progress=100, endTime=rfc3339())
             label = "/".join(op["_instance"])
+            self.busy.setdefault(label, []).append((op["_doneAt"] - self.op_latency, op["_doneAt"]))
             self.active_ops[label] -= 1
             if op["_error"]:
                 op["error"] = {"errors": [{"code": "ZONE_RESOURCE_POOL_EXHAUSTED", "message": op["_error"]}]}
@@ -136,15 +137,27 @@ class Compute(RestServer):
                 return  # the topic may be gone (test over); a real VM's publish would fail likewise
 
     def _timed(self, project, zone, name, started: float) -> None:
-        label = f"{project}/{zone}/{name}"
-        self.busy_s[label] = self.busy_s.get(label, 0.0) + time.perf_counter() - started
+        with self.lock:
+            self.busy.setdefault(f"{project}/{zone}/{name}", []).append((started, time.time()))
+
+    def busy_seconds(self) -> dict[str, float]:
+        """Per instance, the time Compute itself took: the union of its calls and its operations."""
+        out = {}
+        for label, spans in self.busy.items():
+            total, end = 0.0, 0.0
+            for a, b in sorted(spans):
+                if b > end:
+                    total += b - max(a, end)
+                    end = b
+            out[label] = total
+        return out
 
     def _routes(self) -> None:
         @self.route("POST", ZONE + "/instances", "instances.insert")
         def insert(request, fault, project, zone):
             body = request.get_json()
             name = body.get("name", "")
-            started = time.perf_counter()
+            started = time.time()
             try:
                 with self.lock:
                     self._advance()
@@ -188,7 +201,7 @@ class Compute(RestServer):
 
         def action(kind: str, need: tuple[str, ...], before: str | None, effect):
             def handler(request, fault, project, zone, name):
-                started = time.perf_counter()
+                started = time.time()
                 try:
                     with self.lock:
                         self._advance()
@@ -267,7 +280,7 @@ class Compute(RestServer):
 
         @self.route("POST", ZONE + r"/operations/(?P<operation>[^/]+)/wait", "zoneOperations.wait")
         def op_wait(request, fault, project, zone, operation):
-            started = time.perf_counter()
+            started = time.time()
             deadline = time.time() + WAIT_MAX_S
             with self.lock:
                 op = find_op(project, zone, operation)
@@ -285,7 +298,7 @@ class Compute(RestServer):
                 self._advance()
                 state = {"inserts": self.inserts,
                          "instances": {"/".join(k): v["status"] for k, v in self.instances.items()},
-                         "busySeconds": self.busy_s, "maxActiveOps": self.max_active_ops}
+                         "busySeconds": self.busy_seconds(), "maxActiveOps": self.max_active_ops}
             return Response(json.dumps(state), mimetype="application/json")
         if request.path == "/_serial" and request.method == "POST":
             body = request.get_json()  # {project, zone, name, text}: what the guest prints
