@@ -1,7 +1,8 @@
 """deployWorker's logic: claim a job, run its action on Compute Engine, finish it.
 
 Safe to deliver twice: a finished job is never run again; a job another delivery holds (its
-lease is live) is left to it; a retry after a crash takes the job over and repeats each
+lease is live) is left to it (503: come back later, so if that delivery died the job is taken over
+once its lease runs out); a retry after a crash takes the job over and repeats each
 Compute call with the same requestId, which Compute answers with the first call's operation,
 so no second VM is made. Every way out ends the job `completed` or `failed`, or hands it
 back to the queue (transient error, attempts left) with the reason in the log.
@@ -33,6 +34,7 @@ class Claim:
     job: DeployJob | None
     attempt: int = 0
     skip: str | None = None
+    busy: bool = False  # another delivery holds the job: ask the queue to come back (takes over if it died)
 
 
 @dataclass
@@ -57,7 +59,7 @@ def _claim(tx, job_id: str) -> Claim:
             job.log, "this job is no longer the deployment's active job; nothing done")}, tx)
         return Claim(job, skip="not the active job")
     if job.status == "running" and lock.get("leaseUntil", 0) > now:
-        return Claim(job, skip="another delivery is running this job")
+        return Claim(job, skip="another delivery is running this job", busy=True)
     attempt = lock.get("attempt", 0) + 1
     if attempt > s.max_attempts:
         repos.deploy_jobs.update(job.id, {"status": "failed", "completedAt": now, "log": joblog.append(
@@ -270,7 +272,7 @@ def run(job_id: str) -> tuple[int, str]:
     claim = _claim(job_id)
     if claim.skip:
         log.info("deploy task skipped", extra={"jobId": job_id, "reason": claim.skip})
-        return 200, claim.skip
+        return (503 if claim.busy else 200), claim.skip
     job, s = claim.job, settings.get()
     dep = repos.deployments.get(job.deploymentId)
     if dep is None:
