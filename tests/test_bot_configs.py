@@ -88,6 +88,12 @@ def test_secret_manager_down_answers_503_and_writes_nothing(api, callers, denv):
     r = api("PUT", f"/apiKeys/{dep['_id']}/openai-api-key", callers["owner"], json={"value": "sk-" + "a" * 40})
     assert r.status_code == 503 and r.json["error"]["code"] == "secrets_unavailable"
     assert repos.api_keys.get(f"{dep['_id']}_openai-api-key") is None
+    denv.secrets.fault("secrets.create", "hang", delay=3.0)  # past the 2 s call timeout
+    r = api("PUT", f"/apiKeys/{dep['_id']}/openai-api-key", callers["owner"], json={"value": "sk-" + "a" * 40})
+    assert r.status_code == 503 and repos.api_keys.get(f"{dep['_id']}_openai-api-key") is None
+    denv.secrets.fault("secrets.addVersion", "slow", delay=0.5)
+    r = api("PUT", f"/apiKeys/{dep['_id']}/openai-api-key", callers["owner"], json={"value": "sk-" + "a" * 40})
+    assert r.status_code == 200 and r.json["maskedValue"] == "sk-a****aaaa"
 
 
 def test_delete_job_removes_keys_from_secret_manager(api, callers, denv):

@@ -78,3 +78,21 @@ def test_malformed_and_unknown_messages_are_acknowledged(api, callers, denv):
     r = api("POST", "/provisioningEvents", json={"message": {"data": "e30=", "messageId": "m3"},
                                                  "subscription": "projects/demo-openclaw/subscriptions/x"})
     assert r.status_code in (200, 204)
+
+
+def test_job_log_stays_bounded(api, callers, denv):
+    from shared import repos
+    from shared.deploy import events
+    from tests.deploy_support import reset_settings
+
+    dep, job = create(api, callers["owner"])
+    denv.wait_job(job["_id"])
+    reset_settings(DEPLOY_LOG_MAX_CHARS="1000")
+    for i in range(40):
+        data = base64.b64encode(json.dumps({"deploymentId": dep["_id"], "stage": "configuring",
+                                            "message": f"step {i} " + "." * 40}).encode()).decode()
+        events.handle({"message": {"data": data, "messageId": f"bounded-{i}"}})
+    log = repos.deploy_jobs.get(job["_id"]).log
+    assert len(log) <= 1000 and log.startswith("[... earlier lines trimmed ...]\n")
+    assert "step 39" in log and "step 0 " not in log
+    assert all(line[:4].isdigit() for line in log.splitlines()[1:])  # whole lines only

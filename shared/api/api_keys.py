@@ -25,9 +25,15 @@ class KeyWrite(Strict):
     value: SecretStr = Field(max_length=512)  # SecretStr: never printed by reprs or validation errors
 
 
-def _unavailable(exc: gexc.GoogleAPICallError) -> ApiError:
-    log.error("Secret Manager call failed", extra={"code": exc.code, "error": type(exc).__name__})
+def _unavailable(exc: Exception) -> ApiError:
+    log.error("Secret Manager call failed", extra={"code": getattr(exc, "code", None), "error": type(exc).__name__})
     return ApiError(503, "secrets_unavailable", "the secret store is unavailable; try again")
+
+
+def _secret_errors():
+    import requests
+
+    return gexc.GoogleAPICallError, requests.exceptions.RequestException  # API errors; timeouts, resets
 
 
 @api.route("GET", "/names", access="public")
@@ -59,7 +65,7 @@ def put(req: Request):
     value = catalog.validate_key(key_name, req.body.value.get_secret_value().strip())
     try:
         secrets.put(dep.id, key_name, value)
-    except gexc.GoogleAPICallError as exc:
+    except _secret_errors() as exc:
         raise _unavailable(exc) from None
     item = ApiKey(_id=f"{dep.id}_{key_name}", deploymentId=dep.id, userId=dep.userId, keyName=key_name,
                   maskedValue=mask(value))
@@ -79,6 +85,6 @@ def delete(req: Request):
         raise not_found(f"key {req.params['keyName']!r}")
     try:
         secrets.delete(dep.id, req.params["keyName"])
-    except gexc.GoogleAPICallError as exc:
+    except _secret_errors() as exc:
         raise _unavailable(exc) from None
     repos.api_keys.delete(doc_id)
