@@ -130,3 +130,13 @@ def test_update_with_stale_fingerprint_fails_without_overwriting(api, callers, d
     assert done.status == "failed"
     assert "metadata changed since it was read (fingerprint mismatch); nothing was overwritten" in done.log
     denv.wait_for(lambda: "ssh-keys" in _metadata(running["vmName"]), what="the other change kept")
+
+
+def test_update_retried_after_restart_fails_midway(api, callers, denv, running):
+    denv.compute.fault("instances.reset", "after", status=503)  # reset happened, its answer lost
+    r = api("POST", f"/deployments/{running['_id']}/actions", callers["owner"], json={"action": "update"})
+    done = denv.wait_job(r.json["job"]["_id"])
+    assert done.status == "completed", done.log
+    assert "will retry" in done.log and "attempt 2: taking the job over" in done.log
+    config = json.loads(_metadata(running["vmName"])["openclaw-config"])
+    assert config["botName"] == running["botName"]
