@@ -12,9 +12,10 @@ ANTHROPIC = "sk-ant-api03-" + "Q" * 40 + "wxyz"
 def test_plugin_configs_upsert_validated_by_schema(api, callers, denv):
     dep, _ = create(api, callers["owner"])
     base = f"/pluginConfigs/{dep['_id']}"
-    r = api("PUT", f"{base}/beehiiv", callers["owner"], json={"enabled": True, "config": {"publicationId": "pub_1234abcd"}})
+    pub = {"publicationId": "pub_1234abcd"}
+    r = api("PUT", f"{base}/beehiiv", callers["owner"], json={"enabled": True, "config": pub})
     assert r.status_code == 201 and r.json["config"] == {"publicationId": "pub_1234abcd", "defaultStatus": "draft"}
-    r = api("PUT", f"{base}/beehiiv", callers["owner"], json={"enabled": False, "config": {"publicationId": "pub_1234abcd"}})
+    r = api("PUT", f"{base}/beehiiv", callers["owner"], json={"enabled": False, "config": pub})
     assert r.status_code == 200 and r.json["enabled"] is False
     for plugin, config in (("beehiiv", {}), ("beehiiv", {"publicationId": "nope"}),
                            ("video-gen", {"maxDurationSeconds": 600}), ("postiz", {"channels": ["myspace"]}),
@@ -65,7 +66,8 @@ def test_api_key_value_only_in_secret_manager(api, callers, denv, capsys):
                               if i["key"] == "openclaw-config"))
     assert config["secrets"] == {"anthropic-api-key": f"oc-{dep['_id']}-anthropic-api-key"}
     # a new value is a new version; bad values and unknown names are refused without echoing the value
-    assert api("PUT", path, callers["owner"], json={"value": ANTHROPIC[:-4] + "abcd"}).json["maskedValue"] == "sk-a****abcd"
+    r = api("PUT", path, callers["owner"], json={"value": ANTHROPIC[:-4] + "abcd"})
+    assert r.json["maskedValue"] == "sk-a****abcd"
     r = api("PUT", path, callers["owner"], json={"value": "sk-wrong-shape-secret-value"})
     assert r.status_code == 422 and "sk-wrong-shape-secret-value" not in r.text
     assert api("PUT", f"/apiKeys/{dep['_id']}/root-password", callers["owner"],

@@ -115,7 +115,8 @@ class Compute(RestServer):
 
     def _boot(self, inst: dict) -> None:
         inst.update(status="RUNNING", lastStartTimestamp=rfc3339())
-        inst["_serial"] += f"[{rfc3339()}] Booting Debian GNU/Linux 12\n[{rfc3339()}] google_metadata_script_runner: starting startup script\n"
+        inst["_serial"] += (f"[{rfc3339()}] Booting Debian GNU/Linux 12\n"
+                            f"[{rfc3339()}] google_metadata_script_runner: starting startup script\n")
         meta = {i["key"]: i["value"] for i in inst["metadata"].get("items", [])}
         topic = meta.get("openclaw-events-topic")
         if self.pubsub_host and topic:

@@ -101,8 +101,9 @@ def instance(dep: Deployment, job: DeployJob):
     return compute_v1.Instance(
         name=dep.vmName,
         machine_type=f"zones/{dep.zone}/machineTypes/{s.machine_type}",
-        disks=[compute_v1.AttachedDisk(boot=True, auto_delete=True, initialize_params=compute_v1.AttachedDiskInitializeParams(
-            source_image=s.image, disk_size_gb=20, disk_type=f"zones/{dep.zone}/diskTypes/pd-balanced"))],
+        disks=[compute_v1.AttachedDisk(
+            boot=True, auto_delete=True, initialize_params=compute_v1.AttachedDiskInitializeParams(
+                source_image=s.image, disk_size_gb=20, disk_type=f"zones/{dep.zone}/diskTypes/pd-balanced"))],
         # no access_configs: no external IP (outbound traffic goes through Cloud NAT)
         network_interfaces=[compute_v1.NetworkInterface(network="global/networks/default")],
         metadata=compute_v1.Metadata(items=[compute_v1.Items(**i) for i in metadata_items(dep)]),

@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 
 from google.api_core import exceptions as gexc
 
-from shared import clock, db, logs, repos
-from shared.deploy import compute, joblog, secrets, settings, startup
+from shared import logs, repos
+from shared.deploy import compute, jobstate, secrets, settings, startup
 from shared.deploy.compute import ComputeError
-from shared.deploy.jobs import ACTIVE, FREE, lock_ref
 from shared.errors import ApiError
 from shared.models import Deployment, DeployJob
 
@@ -30,98 +29,10 @@ class DeploymentGone(Exception):
 
 
 @dataclass
-class Claim:
-    job: DeployJob | None
-    attempt: int = 0
-    skip: str | None = None
-    busy: bool = False  # another delivery holds the job: ask the queue to come back (takes over if it died)
-
-
-@dataclass
 class Result:
     status: str | None = None  # the deployment's new status
     remove: bool = False  # delete the deployment and its configs
     notes: list[str] = field(default_factory=list)
-
-
-@db.transactional
-def _claim(tx, job_id: str) -> Claim:
-    job = repos.deploy_jobs.get(job_id, tx)
-    if job is None:
-        return Claim(None, skip="unknown job")
-    snap = lock_ref(job.deploymentId).get(transaction=tx)
-    lock = snap.to_dict() if snap.exists else {}
-    now, s = clock.now_ms(), settings.get()
-    if job.status not in ACTIVE:
-        return Claim(job, skip=f"job already {job.status}")
-    if lock.get("jobId") != job.id:
-        repos.deploy_jobs.update(job.id, {"status": "failed", "completedAt": now, "log": joblog.append(
-            job.log, "this job is no longer the deployment's active job; nothing done")}, tx)
-        return Claim(job, skip="not the active job")
-    if job.status == "running" and lock.get("leaseUntil", 0) > now:
-        return Claim(job, skip="another delivery is running this job", busy=True)
-    attempt = lock.get("attempt", 0) + 1
-    if attempt > s.max_attempts:
-        repos.deploy_jobs.update(job.id, {"status": "failed", "completedAt": now, "log": joblog.append(
-            job.log, f"gave up after {s.max_attempts} interrupted attempts")}, tx)
-        tx.update(snap.reference, FREE)
-        return Claim(job, skip="attempts exhausted")
-    note = "worker started" if attempt == 1 else f"attempt {attempt}: taking the job over"
-    fields = {"status": "running", "log": joblog.append(job.log, note)}
-    if job.startedAt is None:
-        fields["startedAt"] = now
-    repos.deploy_jobs.update(job.id, fields, tx)
-    tx.update(snap.reference, {"attempt": attempt, "leaseUntil": now + s.lease_ms})
-    return Claim(job.model_copy(update=fields), attempt)
-
-
-@db.transactional
-def _append(tx, job_id: str, text: str) -> None:
-    job = repos.deploy_jobs.get(job_id, tx)
-    if job is not None:
-        repos.deploy_jobs.update(job_id, {"log": joblog.append(job.log, text)}, tx)
-
-
-@db.transactional
-def _release(tx, job_id: str, text: str) -> None:
-    """Hand the job back to the queue: still running, lease dropped so the retry may take it."""
-    job = repos.deploy_jobs.get(job_id, tx)
-    snap = lock_ref(job.deploymentId).get(transaction=tx)
-    repos.deploy_jobs.update(job_id, {"log": joblog.append(job.log, text)}, tx)
-    if snap.exists and snap.get("jobId") == job_id:
-        tx.update(snap.reference, {"leaseUntil": 0, "releasedAt": clock.now_ms()})
-
-
-@db.transactional
-def _finish(tx, job_id: str, status: str, texts: list[str], dep_status: str | None, remove: bool) -> None:
-    job = repos.deploy_jobs.get(job_id, tx)
-    snap = lock_ref(job.deploymentId).get(transaction=tx)
-    dep = repos.deployments.get(job.deploymentId, tx)
-    children = []
-    if remove and dep is not None:
-        for repo in (repos.plugin_configs, repos.skill_configs, repos.api_keys):
-            children += [(repo, c.id) for c in repo.all({"deploymentId": dep.id}, cap=200, tx=tx)]
-    now = clock.now_ms()
-    if job.status != "running":  # given up on meanwhile (stale): keep that verdict, record what happened
-        repos.deploy_jobs.update(job_id, {"log": joblog.append(job.log, *texts, f"(worker ended: {status})")}, tx)
-        return
-    repos.deploy_jobs.update(job_id, {"status": status, "completedAt": now,
-                                      "log": joblog.append(job.log, *texts)}, tx)
-    if snap.exists and dep is None:
-        tx.delete(snap.reference)
-        return
-    if dep is None:
-        return
-    if snap.exists and snap.get("jobId") == job_id:
-        tx.delete(snap.reference) if remove else tx.update(snap.reference, FREE)
-    if remove:
-        for repo, doc_id in children:
-            repo.delete(doc_id, tx)
-        repos.deployments.delete(dep.id, tx)
-    elif dep_status == "provisioning" and dep.status in ("running", "error"):
-        return  # the VM already reported ready (or failed) over Pub/Sub while the job was finishing
-    elif dep_status and dep_status != dep.status:
-        repos.deployments.update(dep.id, {"status": dep_status}, tx)
 
 
 class Run:
@@ -132,7 +43,7 @@ class Run:
         self.created_vm = False
 
     def note(self, text: str) -> None:
-        _append(self.job.id, text)
+        jobstate.append(self.job.id, text)
 
     def rid(self, step: str) -> str:
         """Compute requestId: the same for every attempt of this step of this job."""
@@ -226,8 +137,8 @@ class Run:
                                                           items=[compute_v1.Items(**i) for i in items]))
         except ComputeError as exc:
             if exc.status == 412:
-                raise ComputeError("update: the VM's metadata changed since it was read (fingerprint "
-                                   "mismatch); nothing was overwritten. Request the update again.", False, 412) from None
+                raise ComputeError("update: the VM's metadata changed since it was read (fingerprint mismatch); "
+                                   "nothing was overwritten. Request the update again.", False, 412) from None
             raise
         self.ensure_deployment()
         self.note("configuration written; restarting the VM to apply it")
@@ -269,33 +180,36 @@ class Run:
 
 def run(job_id: str) -> tuple[int, str]:
     """Returns (HTTP status for Cloud Tasks, outcome). 503 asks the queue to deliver again."""
-    claim = _claim(job_id)
+    claim = jobstate.claim(job_id)
     if claim.skip:
         log.info("deploy task skipped", extra={"jobId": job_id, "reason": claim.skip})
         return (503 if claim.busy else 200), claim.skip
     job, s = claim.job, settings.get()
     dep = repos.deployments.get(job.deploymentId)
     if dep is None:
-        _finish(job.id, "failed", ["the deployment was deleted before the job ran; nothing done"], None, False)
+        jobstate.finish(job.id, "failed", ["the deployment was deleted before the job ran; nothing done"],
+                        None, False)
         return 200, "failed"
     r = Run(job, dep, claim.attempt)
     try:
         result = getattr(r, job.action)()
     except ComputeError as exc:
         if exc.transient and claim.attempt < s.max_attempts:
-            _release(job.id, f"attempt {claim.attempt} failed: {exc}; will retry")
+            jobstate.release(job.id, f"attempt {claim.attempt} failed: {exc}; will retry")
             log.warning("deploy job will retry", extra={"jobId": job.id, "error": str(exc)})
             return 503, "retry"
-        _finish(job.id, "failed", [f"failed: {exc}"], r.failure_status(), False)
+        jobstate.finish(job.id, "failed", [f"failed: {exc}"], r.failure_status(), False)
         log.warning("deploy job failed", extra={"jobId": job.id, "error": str(exc)})
         return 200, "failed"
     except DeploymentGone as exc:
-        _finish(job.id, "failed", [str(exc)], None, False)
+        jobstate.finish(job.id, "failed", [str(exc)], None, False)
         return 200, "failed"
     except Exception as exc:  # a bug must still end the job, not leave it running
         log.exception("deploy job crashed", extra={"jobId": job.id})
-        _finish(job.id, "failed", [f"failed: internal error ({type(exc).__name__})"], r.failure_status(), False)
+        jobstate.finish(job.id, "failed", [f"failed: internal error ({type(exc).__name__})"],
+                        r.failure_status(), False)
         return 200, "failed"
-    _finish(job.id, "completed", [*result.notes, f"{job.action} completed"], result.status, result.remove)
+    jobstate.finish(job.id, "completed", [*result.notes, f"{job.action} completed"], result.status,
+                    result.remove)
     log.info("deploy job completed", extra={"jobId": job.id, "action": job.action})
     return 200, "completed"
