@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 from werkzeug.serving import run_simple
@@ -10,7 +11,12 @@ from devtools import deploy_dev
 from devtools.stack import Stack
 
 
+def _terminate(*_):
+    raise KeyboardInterrupt  # SIGTERM stops the stack too (a background `make dev` ignores SIGINT)
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, _terminate)
     port = int(os.environ.get("PORT", "8080"))
     stack = Stack()
     try:
