@@ -13,6 +13,7 @@ import binascii
 import json
 from typing import Literal
 
+from google.api_core import exceptions as gexc
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared import clock, db, logs, repos
@@ -77,7 +78,13 @@ def handle(data: dict) -> str:
     except ValueError as exc:
         log.warning("provisioning message dropped", extra={"reason": str(exc)})
         return "malformed"
-    outcome = _apply(message_id, ev)
+    try:
+        outcome = _apply(message_id, ev)
+    except (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.Aborted, gexc.InternalServerError):
+        raise  # Firestore hiccup: let Pub/Sub redeliver (the ledger makes that safe)
+    except Exception:  # anything else would fail the same way on every redelivery
+        log.exception("provisioning event not applied", extra={"deploymentId": ev.deploymentId})
+        return "error"
     level = log.warning if outcome == "unknown deployment" else log.info
     level("provisioning event", extra={"deploymentId": ev.deploymentId, "stage": ev.stage, "outcome": outcome})
     return outcome
