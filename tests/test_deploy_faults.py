@@ -213,3 +213,13 @@ def test_worker_accepts_only_cloud_tasks(api, callers, denv, monkeypatch):
     assert r.status_code == 401
     r = api("POST", "/deployWorker", json=body, headers={**headers, "Authorization": "Bearer not-a-jwt"})
     assert r.status_code == 401 and "invalid OIDC token" in r.json["error"]["message"]
+
+
+def test_deploy_again_adopts_the_existing_vm(api, callers, denv):
+    dep, job = create(api, callers["owner"])
+    denv.wait_job(job["_id"])
+    inserts = denv.compute.state()["inserts"]
+    r = api("POST", f"/deployments/{dep['_id']}/actions", callers["owner"], json={"action": "deploy"})
+    done = denv.wait_job(r.json["job"]["_id"])
+    assert done.status == "completed" and "already exists (RUNNING); not creating another" in done.log
+    assert denv.compute.state()["inserts"] == inserts and vm_count(denv, dep) == 1

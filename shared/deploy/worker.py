@@ -95,7 +95,8 @@ class Run:
         inst = self.vm()
         if inst is None:
             raise ComputeError("create VM: the name is taken but the VM is not found yet", True)
-        self.note(f"VM {self.dep.vmName} already exists ({inst.status}); not creating another")
+        self.note(f"VM {self.dep.vmName} already exists ({inst.status}); not creating another "
+                  "(the `update` action applies changed settings to it)")
         if inst.status in STOPPED_STATES:
             self.op("start VM", "start", "start", instance=self.dep.vmName)
             return Result("provisioning", notes=["VM started; waiting for the bot to report ready"])
