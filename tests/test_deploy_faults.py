@@ -110,11 +110,14 @@ def test_task_delivered_twice(api, callers, denv):
 
 def test_two_users_click_at_once_one_job(api, callers, denv):
     from shared import repos
+    from shared.deploy import jobs
 
     dep, job = create(api, callers["owner"])
     denv.wait_job(job["_id"])
     url = f"{denv.base_url}/deployments/{dep['_id']}/actions"
     for action in ("reset", "stop", "start", "reset"):
+        if action == "start":
+            jobs.lock_ref(dep["_id"]).delete()  # as for a deployment imported without a lock document
         results, barrier = [], threading.Barrier(2)
         denv.compute.fault(f"instances.{action}", "slow", delay=1.0)  # the first job is still running
 
