@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8080
 
-.PHONY: dev test install token clean
+.PHONY: dev test install token bench bench-costs bench-deploy clean
 
 install: $(VENV)/.installed devtools/node_modules/.installed
 
@@ -26,8 +26,9 @@ test: install
 	$(PY) -m pytest
 
 # every benchmark in bench/ (each starts the local services it needs and prints its figures)
+BENCHES := cold_start cost_per_request load billing_webhook deploy_jobs pull_costs knowledge
 bench: install
-	for f in bench/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+	for b in $(BENCHES); do echo "== bench.$$b"; $(PY) -m bench.$$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) devtools/node_modules .pytest_cache
@@ -38,3 +39,6 @@ token:
 
 bench-costs: install
 	$(PY) -m bench.pull_costs
+# deployments benchmark: 200 deploy actions across 50 deployments through the real queue
+bench-deploy: install
+	$(PY) -m bench.deploy_jobs

@@ -19,4 +19,11 @@ FUNCTIONS: list[tuple[str, str, str]] = [
     ("billingReconcile", "functions/billing_reconcile.py", "http"),  # + Cloud Scheduler job (cloudbuild.yaml)
     ("knowledge", "functions/knowledge.py", "http"),
     ("media", "functions/media.py", "http"),
+    # deployments
+    ("deployments", "functions/deployments.py", "http"),
+    ("deployWorker", "functions/deploy_worker.py", "http"),
+    ("provisioningEvents", "functions/provisioning_events.py", "pubsub"),
+    ("pluginConfigs", "functions/plugin_configs.py", "http"),
+    ("skillConfigs", "functions/skill_configs.py", "http"),
+    ("apiKeys", "functions/api_keys.py", "http"),
 ]

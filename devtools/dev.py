@@ -9,6 +9,7 @@ import sys
 import httpx
 from werkzeug.serving import run_simple
 
+from devtools import deploy_dev
 from devtools.stack import Stack
 from devtools.token import STATE
 
@@ -26,7 +27,9 @@ def main() -> int:
         stack.firestore()
         stack.pubsub()
         stack.auth()
-        # costs: Cloud Tasks + OpenRouter/OpenAI stand-ins; tasks reach the worker on this server
+        # deployments: Cloud Tasks queue, local Compute Engine and Secret Manager
+        deploy_dev.start(stack, port)
+        # costs: Cloud Tasks queue + OpenRouter/OpenAI stand-ins; tasks reach the worker on this server
         stack.tasks(["cost-pulls"])
         providers = stack.providers()
         httpx.put(f"{providers}/_control/state", json={"synthetic": True})  # every key/project answers data
@@ -35,6 +38,7 @@ def main() -> int:
         stack.storage()  # media: Cloud Storage stand-in + local signing key
         stack.embeddings()  # knowledge: OpenAI-format embeddings (served by the provider stand-in)
         stack.apply_env()
+        deploy_dev.subscribe(port)
         os.environ.setdefault("APP_ENV", "local")
         os.environ.setdefault("CORS_ORIGINS", "http://localhost:3000,http://127.0.0.1:3000")
         from devtools import seed
@@ -52,6 +56,7 @@ def main() -> int:
         print(f"  emulator logs: {stack.logdir}")
         for name, src, trigger in FUNCTIONS:
             print(f"function {name:<24} {trigger:<6} http://127.0.0.1:{port}/{name}   ({src})")
+        print(deploy_dev.usage(port, stack.env["FIREBASE_AUTH_EMULATOR_HOST"], seed.ADMIN_EMAIL, seed.ADMIN_PASSWORD))
         print(f"seeded admin: {seed.ADMIN_EMAIL} / {seed.ADMIN_PASSWORD}; Ctrl-C stops everything", flush=True)
         run_simple("127.0.0.1", port, app, threaded=True)
     except KeyboardInterrupt:

@@ -144,14 +144,28 @@ class Stack:
         return host
 
     def tasks(self, queues: list[str], max_retries: int = 5) -> str:
-        """The Cloud Tasks stand-in; `queues` are short names created in PROJECT_ID/us-central1."""
-        port = free_port()
+        """The Cloud Tasks stand-in, one per Stack; `queues` are short names in PROJECT_ID/us-central1,
+        created at start or, once it runs, through its API (max_retries is fixed by the first call)."""
         paths = [f"projects/{PROJECT_ID}/locations/us-central1/queues/{q}" for q in queues]
+        if "tasks" in self.urls:
+            from google.api_core import exceptions as gexc
+            from google.cloud import tasks_v2
+
+            from shared.tasks import emulator_client
+
+            client = emulator_client(self.urls["tasks"])
+            for path in paths:
+                try:
+                    client.create_queue(parent=path.rsplit("/queues/", 1)[0], queue=tasks_v2.Queue(name=path))
+                except gexc.AlreadyExists:
+                    pass
+            return self.urls["tasks"]
+        port = free_port()
         svc = self.spawn("tasks", [sys.executable, "-m", "devtools.standins.tasks_emulator",
                                    str(port), str(max_retries), *paths], cwd=ROOT)
         host = f"127.0.0.1:{port}"
         wait_port(port, 30, "Cloud Tasks stand-in", svc.proc)
-        self.env["CLOUD_TASKS_EMULATOR_HOST"] = host
+        self.env["CLOUD_TASKS_EMULATOR_HOST"] = self.urls["tasks"] = host
         return host
 
     def providers(self) -> str:
@@ -203,6 +217,28 @@ class Stack:
         self.providers()
         self.env["OPENAI_API_KEY"] = "sk-local"
         return self.env["OPENAI_BASE_URL"]
+
+    def compute(self, op_latency: float = 0.05, guest_events: bool = False) -> str:
+        """Local Compute Engine (devtools/standins/compute.py). With guest_events (needs pubsub()
+        first), booted VMs publish the startup script's progress like a real guest."""
+        port = free_port()
+        cmd = [sys.executable, "-m", "devtools.standins.compute", str(port), "--op-latency", str(op_latency)]
+        if guest_events:
+            cmd += ["--pubsub-host", self.env["PUBSUB_EMULATOR_HOST"]]
+        svc = self.spawn("compute", cmd, cwd=ROOT)
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/_calls", 30, "Compute stand-in", svc.proc)
+        self.env["COMPUTE_API_ENDPOINT"] = url
+        return url
+
+    def secrets(self) -> str:
+        """Local Secret Manager (devtools/standins/secrets.py)."""
+        port = free_port()
+        svc = self.spawn("secrets", [sys.executable, "-m", "devtools.standins.secrets", str(port)], cwd=ROOT)
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/_calls", 30, "Secret Manager stand-in", svc.proc)
+        self.env["SECRET_MANAGER_API_ENDPOINT"] = url
+        return url
 
     def apply_env(self) -> None:
         os.environ.update(self.env)

@@ -80,3 +80,10 @@ declare("knowledge", ("userId", "source"), (("createdAt", DESC),))
 # media (shared/api/media.py): the user's media, newest first, optionally by type
 declare("media", ("userId",), (("createdAt", DESC),))
 declare("media", ("userId", "type"), (("createdAt", DESC),))
+# deployments
+declare("deployments", ("userId",), (("createdAt", DESC),))
+declare("deployments", ("userId", "status"), (("createdAt", DESC),))
+declare("deployJobs", ("deploymentId",))  # by id: job ids sort newest first
+declare("pluginConfigs", ("deploymentId",))
+declare("skillConfigs", ("deploymentId",))
+declare("apiKeyRegistry", ("deploymentId",))

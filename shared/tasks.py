@@ -15,17 +15,21 @@ from google.api_core import exceptions as gexc
 from shared import config
 
 
+def emulator_client(host: str):
+    """A CloudTasksClient on an insecure channel to the local stand-in at host:port."""
+    import grpc
+    from google.cloud import tasks_v2
+    from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
+
+    return tasks_v2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=grpc.insecure_channel(host)))
+
+
 @lru_cache(maxsize=1)
 def client():
     from google.cloud import tasks_v2
 
     host = config.env("CLOUD_TASKS_EMULATOR_HOST")
-    if host:
-        import grpc
-        from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
-
-        return tasks_v2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=grpc.insecure_channel(host)))
-    return tasks_v2.CloudTasksClient()
+    return emulator_client(host) if host else tasks_v2.CloudTasksClient()
 
 
 def queue_path(queue: str) -> str:

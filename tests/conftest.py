@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,10 @@ sys.path.insert(0, str(ROOT))
 
 from devtools.stack import PROJECT_ID, Stack  # noqa: E402
 
+# Each domain's fixtures, registered once (a session fixture imported into several test
+# modules would be defined, and its services started, once per module).
+pytest_plugins = ["billing_support", "costs_support", "knowledge_support", "deploy_support"]
+
 
 def pytest_addoption(parser):
     parser.addoption("--cost-table", action="store_true",
@@ -24,9 +29,10 @@ def pytest_addoption(parser):
 def pytest_terminal_summary(terminalreporter, config):
     if not config.getoption("--cost-table"):
         return
-    rows = sys.modules.get("test_access_matrix")
+    rows = [row for name, mod in sorted(sys.modules.items()) if name.startswith("test_access_matrix")
+            for row in getattr(mod, "COST_ROWS", [])]  # every access-matrix module's metered calls
     seen, out = set(), []
-    for method, path, who, status, reads, writes in getattr(rows, "COST_ROWS", []):
+    for method, path, who, status, reads, writes in rows:
         if status < 400 and (method, path) not in seen:  # first successful caller of each endpoint
             seen.add((method, path))
             out.append(f"{method:<7}{path:<70}{who:<10}{status:>7}{reads:>7}{writes:>7}")
@@ -77,7 +83,12 @@ def clean_firestore(request):
         return
     stack = request.getfixturevalue("stack")
     host = stack.env["FIRESTORE_EMULATOR_HOST"]
-    httpx.delete(f"http://{host}/emulator/v1/projects/{PROJECT_ID}/databases/(default)/documents").raise_for_status()
+    for _ in range(50):  # 409 while a background transaction (a queued worker) still holds a lock
+        r = httpx.delete(f"http://{host}/emulator/v1/projects/{PROJECT_ID}/databases/(default)/documents")
+        if r.status_code != 409:
+            break
+        time.sleep(0.1)
+    r.raise_for_status()
     yield
 
 

@@ -9,8 +9,6 @@ from devtools.firestore_meter import metered
 
 from shared import clock, repos
 from shared.models import CmsPage, NavLink
-from billing_support import plans, stripe_prices, stripe_stack, sc  # noqa: F401 (fixtures)
-from costs_support import costs_env, providers  # noqa: F401 (fixtures)
 
 CALLERS = ("anonymous", "other", "owner", "admin", "suspended")
 PLAN = {"slug": "pro", "name": "Pro", "priceMonthly": 99, "priceYearly": 990, "stripePriceId": "price_pro"}

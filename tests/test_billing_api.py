@@ -6,9 +6,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-from billing_support import (  # noqa: F401  (fixtures)
-    new_customer, plans, reset_billing, served, stripe_prices, stripe_stack, sc,
-)
+from billing_support import new_customer, reset_billing
 
 from shared import clock, entitlements, repos
 from shared.models import Subscription

@@ -8,9 +8,7 @@ import time
 
 import jwt
 import pytest
-from billing_support import (  # noqa: F401  (fixtures)
-    doc_fields, expected_fields, new_customer, plans, reset_billing, served, stripe_prices, stripe_stack, sc,
-)
+from billing_support import doc_fields, expected_fields, new_customer, reset_billing
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from devtools.stack import free_port

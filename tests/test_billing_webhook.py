@@ -10,9 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from billing_support import (  # noqa: F401  (fixtures)
+from billing_support import (
     FAILING_CARD, card_customer, deliver, doc_fields, events_of, expected_fields, ledger, localstripe_webhook,
-    make_event, new_customer, plans, reset_billing, served, sign, stripe_prices, stripe_stack, sc, wait_for,
+    make_event, new_customer, reset_billing, sign, wait_for,
 )
 
 from shared import entitlements, repos

@@ -1,6 +1,6 @@
 """Per-deployment bot credentials: issued for a deployment, stored as a hash,
 revocable, acting as the owner on the knowledge and media functions only."""
-from knowledge_support import bot, kb, kb_stack, make_deployment  # noqa: F401  (fixtures)
+from knowledge_support import bot, make_deployment
 
 from shared import bot_credentials, repos
 

@@ -6,7 +6,7 @@ import threading
 from datetime import datetime, timezone
 
 import pytest
-from costs_support import costs_env, providers, wait_run  # noqa: F401  (fixtures)
+from costs_support import wait_run
 
 from shared import repos
 from shared.costs import pricing, runs

@@ -3,7 +3,7 @@ included) and the OpenAI-format embeddings server."""
 import os
 
 import numpy as np
-from knowledge_support import kb, kb_stack, reset_caches  # noqa: F401  (fixtures)
+from knowledge_support import reset_caches
 
 from devtools.standins.openai_embeddings import embed
 from shared import repos

@@ -4,7 +4,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from knowledge_support import kb, kb_stack  # noqa: F401  (fixtures)
 
 from shared import clock, embeddings
 from shared.knowledge import store, vectors

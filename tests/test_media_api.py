@@ -2,7 +2,7 @@
 PUT -> register -> list / get (signed download URL) -> delete."""
 import httpx
 import pytest
-from knowledge_support import bot, kb, kb_stack, make_deployment, reset_caches  # noqa: F401  (fixtures)
+from knowledge_support import bot, make_deployment, reset_caches
 
 from shared import bot_credentials, repos
 from shared.media import storage

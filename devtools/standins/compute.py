@@ -1,0 +1,322 @@
+"""Local Compute Engine: the REST wire format of instances (insert/get/start/stop/reset/delete,
+serial port output, setMetadata with fingerprints) and zone operations (get/wait), for
+google-cloud-compute's REST transport.
+
+Operations finish `--op-latency` seconds after they are created. As on Compute, a repeated
+call with the same `requestId` returns the first call's operation instead of acting again.
+With `--pubsub-host`, an instance that boots with `openclaw-events-topic` metadata plays the
+guest: it publishes the startup script's progress events to that topic.
+
+Usage: python -m devtools.standins.compute PORT [--op-latency S] [--pubsub-host HOST:PORT]
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import itertools
+import json
+import threading
+import time
+import urllib.request
+from datetime import datetime, timezone
+
+from werkzeug.wrappers import Request, Response
+
+from devtools.standins.restserver import HttpError, RestServer
+
+BASE = "https://www.googleapis.com/compute/v1"
+ZONE = r"/compute/v1/projects/(?P<project>[^/]+)/zones/(?P<zone>[^/]+)"
+INSTANCE = ZONE + r"/instances/(?P<name>[^/]+)"
+WAIT_MAX_S = 10.0  # Compute's wait returns after at most ~2 minutes; shorter here
+_ids = itertools.count(1000)
+
+
+def rfc3339(t: float | None = None) -> str:
+    return datetime.fromtimestamp(t or time.time(), timezone.utc).isoformat(timespec="milliseconds")
+
+
+def fingerprint(items: list) -> str:
+    return base64.b64encode(hashlib.sha256(json.dumps(items, sort_keys=True).encode()).digest()[:8]).decode()
+
+
+class Compute(RestServer):
+    def __init__(self, op_latency: float, pubsub_host: str | None):
+        super().__init__()
+        self.op_latency = op_latency
+        self.pubsub_host = pubsub_host
+        self.instances: dict[tuple, dict] = {}
+        self.ops: dict[tuple, dict] = {}  # (project, zone, opname) -> operation (+ private keys)
+        self.request_ids: dict[str, tuple] = {}
+        self.inserts = 0
+        self.busy: dict[str, list] = {}  # instance -> (start, end) of its calls and of its operations
+        self.active_ops: dict[str, int] = {}
+        self.max_active_ops: dict[str, int] = {}
+        self.cond = threading.Condition(self.lock)
+        self._routes()
+
+    # operations
+    def _new_op(self, project, zone, name, kind, effect, request_id, fault) -> dict:
+        key = (project, zone, name)
+        op_name = f"operation-{int(time.time() * 1000)}-{next(_ids)}"
+        op = {
+            "kind": "compute#operation", "id": str(next(_ids)), "name": op_name, "operationType": kind,
+            "zone": f"{BASE}/projects/{project}/zones/{zone}",
+            "targetLink": f"{BASE}/projects/{project}/zones/{zone}/instances/{name}",
+            "status": "RUNNING", "progress": 0, "insertTime": rfc3339(), "startTime": rfc3339(),
+            "user": "local@example.com",
+            "selfLink": f"{BASE}/projects/{project}/zones/{zone}/operations/{op_name}",
+            "_doneAt": time.time() + self.op_latency, "_effect": effect, "_instance": key,
+            "_error": fault.message if fault and fault.mode == "op_error" else None,
+        }
+        self.ops[(project, zone, op_name)] = op
+        if request_id:
+            self.request_ids[request_id] = (project, zone, op_name)
+        label = "/".join(key)
+        self.active_ops[label] = self.active_ops.get(label, 0) + 1
+        self.max_active_ops[label] = max(self.max_active_ops.get(label, 0), self.active_ops[label])
+        return op
+
+    def _advance(self) -> None:
+        """Finish every operation whose time has come (called under the lock)."""
+        now = time.time()
+        for op in self.ops.values():
+            if op["status"] == "DONE" or op["_doneAt"] > now:
+                continue
+            op.update(status="DONE", progress=100, endTime=rfc3339())
+            label = "/".join(op["_instance"])
+            self.busy.setdefault(label, []).append((op["_doneAt"] - self.op_latency, op["_doneAt"]))
+            self.active_ops[label] -= 1
+            if op["_error"]:
+                op["error"] = {"errors": [{"code": "ZONE_RESOURCE_POOL_EXHAUSTED", "message": op["_error"]}]}
+                op["httpErrorStatusCode"], op["httpErrorMessage"] = 503, "SERVICE UNAVAILABLE"
+                if op["operationType"] == "insert":
+                    self.instances.pop(op["_instance"], None)  # a failed insert leaves no instance
+            else:
+                op["_effect"]()
+        self.cond.notify_all()
+
+    @staticmethod
+    def public(op: dict) -> dict:
+        return {k: v for k, v in op.items() if not k.startswith("_")}
+
+    def _replay(self, request: Request):
+        rid = request.args.get("requestId")
+        if rid and rid in self.request_ids:
+            return self.public(self.ops[self.request_ids[rid]])
+        return None
+
+    def _instance(self, project, zone, name) -> dict:
+        inst = self.instances.get((project, zone, name))
+        if inst is None:
+            raise HttpError(404, f"The resource 'projects/{project}/zones/{zone}/instances/{name}' was not found",
+                            "notFound")
+        return inst
+
+    def _boot(self, inst: dict) -> None:
+        inst.update(status="RUNNING", lastStartTimestamp=rfc3339())
+        inst["_serial"] += (f"[{rfc3339()}] Booting Debian GNU/Linux 12\n"
+                            f"[{rfc3339()}] google_metadata_script_runner: starting startup script\n")
+        meta = {i["key"]: i["value"] for i in inst["metadata"].get("items", [])}
+        topic = meta.get("openclaw-events-topic")
+        if self.pubsub_host and topic:
+            threading.Thread(target=self._guest, args=(topic, meta.get("openclaw-deployment-id", "")),
+                             daemon=True).start()
+
+    def _guest(self, topic: str, deployment_id: str) -> None:
+        """What the startup script reports from a real VM: progress, then readiness."""
+        for stage, message in (("installing", "installing OpenClaw"), ("ready", "bot is up")):
+            time.sleep(self.op_latency)
+            data = json.dumps({"deploymentId": deployment_id, "stage": stage, "message": message,
+                               "time": int(time.time() * 1000)})
+            body = json.dumps({"messages": [{"data": base64.b64encode(data.encode()).decode()}]}).encode()
+            req = urllib.request.Request(f"http://{self.pubsub_host}/v1/{topic}:publish", data=body,
+                                         headers={"Content-Type": "application/json"}, method="POST")
+            try:
+                urllib.request.urlopen(req, timeout=5).close()
+            except OSError:
+                return  # the topic may be gone (test over); a real VM's publish would fail likewise
+
+    def _timed(self, project, zone, name, started: float) -> None:
+        with self.lock:
+            self.busy.setdefault(f"{project}/{zone}/{name}", []).append((started, time.time()))
+
+    def busy_seconds(self) -> dict[str, float]:
+        """Per instance, the time Compute itself took: the union of its calls and its operations."""
+        out = {}
+        for label, spans in self.busy.items():
+            total, end = 0.0, 0.0
+            for a, b in sorted(spans):
+                if b > end:
+                    total += b - max(a, end)
+                    end = b
+            out[label] = total
+        return out
+
+    def _routes(self) -> None:
+        @self.route("POST", ZONE + "/instances", "instances.insert")
+        def insert(request, fault, project, zone):
+            body = request.get_json()
+            name = body.get("name", "")
+            started = time.time()
+            try:
+                with self.lock:
+                    self._advance()
+                    replay = self._replay(request)
+                    if replay:
+                        return replay
+                    if not name or not body.get("machineType"):
+                        raise HttpError(400, "Invalid value for field 'resource': name and machineType are required",
+                                        "invalid")
+                    key = (project, zone, name)
+                    if key in self.instances:
+                        raise HttpError(409, f"The resource 'projects/{project}/zones/{zone}/instances/{name}' "
+                                             "already exists", "alreadyExists")
+                    items = body.get("metadata", {}).get("items", [])
+                    inst = {
+                        "kind": "compute#instance", "id": str(next(_ids)), "name": name, "status": "PROVISIONING",
+                        "machineType": body["machineType"], "zone": f"{BASE}/projects/{project}/zones/{zone}",
+                        "creationTimestamp": rfc3339(), "labels": body.get("labels", {}),
+                        "networkInterfaces": [{**n, "networkIP": f"10.128.0.{len(self.instances) % 250 + 2}"}
+                                              for n in body.get("networkInterfaces", [])],
+                        "disks": body.get("disks", []), "serviceAccounts": body.get("serviceAccounts", []),
+                        "metadata": {"kind": "compute#metadata", "items": items, "fingerprint": fingerprint(items)},
+                        "selfLink": f"{BASE}/projects/{project}/zones/{zone}/instances/{name}", "_serial": "",
+                    }
+
+                    def create():
+                        self.inserts += 1
+                        self._boot(inst)
+                    self.instances[key] = inst  # visible (PROVISIONING) while the operation runs
+                    op = self._new_op(project, zone, name, "insert", create, request.args.get("requestId"), fault)
+                    return self.public(op)
+            finally:
+                self._timed(project, zone, name, started)
+
+        @self.route("GET", INSTANCE, "instances.get")
+        def get(request, fault, project, zone, name):
+            with self.lock:
+                self._advance()
+                inst = self._instance(project, zone, name)
+                return {k: v for k, v in inst.items() if not k.startswith("_")}
+
+        def action(kind: str, need: tuple[str, ...], before: str | None, effect):
+            def handler(request, fault, project, zone, name):
+                started = time.time()
+                try:
+                    with self.lock:
+                        self._advance()
+                        replay = self._replay(request)
+                        if replay:
+                            return replay
+                        inst = self._instance(project, zone, name)
+                        if need and inst["status"] not in need:
+                            raise HttpError(400, f"The instance is {inst['status']}: cannot {kind} it",
+                                            "resourceNotReady")
+                        if before:
+                            inst["status"] = before
+                        op = self._new_op(project, zone, name, kind, lambda: effect(project, zone, name, inst),
+                                          request.args.get("requestId"), fault)
+                        return self.public(op)
+                finally:
+                    self._timed(project, zone, name, started)
+            return handler
+
+        def do_stop(p, z, n, inst):
+            inst.update(status="TERMINATED", lastStopTimestamp=rfc3339())
+
+        def do_delete(p, z, n, inst):
+            self.instances.pop((p, z, n), None)
+
+        self.route("POST", INSTANCE + "/start", "instances.start")(
+            action("start", (), "STAGING", lambda p, z, n, i: self._boot(i)))
+        self.route("POST", INSTANCE + "/stop", "instances.stop")(action("stop", (), "STOPPING", do_stop))
+        self.route("POST", INSTANCE + "/reset", "instances.reset")(
+            action("reset", ("RUNNING",), None, lambda p, z, n, i: self._boot(i)))
+        self.route("DELETE", INSTANCE, "instances.delete")(action("delete", (), "STOPPING", do_delete))
+
+        @self.route("POST", INSTANCE + "/setMetadata", "instances.setMetadata")
+        def set_metadata(request, fault, project, zone, name):
+            body = request.get_json()
+            with self.lock:
+                self._advance()
+                replay = self._replay(request)
+                if replay:
+                    return replay
+                inst = self._instance(project, zone, name)
+                if body.get("fingerprint") != inst["metadata"]["fingerprint"]:
+                    raise HttpError(412, "Supplied fingerprint does not match current metadata fingerprint.",
+                                    "conditionNotMet")
+                items = body.get("items", [])
+
+                def apply():
+                    inst["metadata"] = {"kind": "compute#metadata", "items": items, "fingerprint": fingerprint(items)}
+                # the fingerprint changes at once, so a second writer with the old one is refused
+                inst["metadata"]["fingerprint"] = fingerprint(items)
+                return self.public(self._new_op(project, zone, name, "setMetadata", apply,
+                                                request.args.get("requestId"), fault))
+
+        @self.route("GET", INSTANCE + "/serialPort", "instances.getSerialPortOutput")
+        def serial(request, fault, project, zone, name):
+            with self.lock:
+                self._advance()
+                text = self._instance(project, zone, name)["_serial"]
+            start = int(request.args.get("start", "0") or 0)
+            start = max(start, 0)
+            return {"kind": "compute#serialPortOutput", "contents": text[start:], "start": str(start),
+                    "next": str(len(text)), "selfLink": f"{BASE}/projects/{project}/zones/{zone}/instances/{name}"}
+
+        def find_op(project, zone, operation) -> dict:
+            op = self.ops.get((project, zone, operation))
+            if op is None:
+                raise HttpError(404, f"The resource 'projects/{project}/zones/{zone}/operations/{operation}' "
+                                     "was not found", "notFound")
+            return op
+
+        @self.route("GET", ZONE + r"/operations/(?P<operation>[^/]+)", "zoneOperations.get")
+        def op_get(request, fault, project, zone, operation):
+            with self.lock:
+                self._advance()
+                return self.public(find_op(project, zone, operation))
+
+        @self.route("POST", ZONE + r"/operations/(?P<operation>[^/]+)/wait", "zoneOperations.wait")
+        def op_wait(request, fault, project, zone, operation):
+            started = time.time()
+            deadline = time.time() + WAIT_MAX_S
+            with self.lock:
+                op = find_op(project, zone, operation)
+                while True:
+                    self._advance()
+                    if op["status"] == "DONE" or time.time() >= deadline:
+                        break
+                    self.cond.wait(min(max(op["_doneAt"] - time.time(), 0.001), deadline - time.time()))
+            self._timed(*op["_instance"], started)
+            return self.public(op)
+
+    def control_extra(self, request: Request) -> Response:
+        if request.path == "/_state":
+            with self.lock:
+                self._advance()
+                state = {"inserts": self.inserts,
+                         "instances": {"/".join(k): v["status"] for k, v in self.instances.items()},
+                         "busySeconds": self.busy_seconds(), "maxActiveOps": self.max_active_ops}
+            return Response(json.dumps(state), mimetype="application/json")
+        if request.path == "/_serial" and request.method == "POST":
+            body = request.get_json()  # {project, zone, name, text}: what the guest prints
+            with self.lock:
+                self._instance(body["project"], body["zone"], body["name"])["_serial"] += body["text"]
+            return Response("{}", mimetype="application/json")
+        return super().control_extra(request)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("port", type=int)
+    parser.add_argument("--op-latency", type=float, default=0.05)
+    parser.add_argument("--pubsub-host")
+    args = parser.parse_args()
+    Compute(args.op_latency, args.pubsub_host).serve(args.port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,13 @@
+"""Cloud Function `deployments` (HTTP). Routes and logic: shared/api/deployments.py."""
+import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
+import functions_framework
+
+from shared.api.deployments import api
+from shared.http import json_errors
+
+json_errors(functions_framework)
+
+
+@functions_framework.http
+def deployments(request):
+    return api(request)

@@ -1,0 +1,10 @@
+"""Cloud Function `provisioningEvents` (Pub/Sub CloudEvent). Logic: shared/deploy/events.py."""
+import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
+import functions_framework
+
+from shared.deploy import events
+
+
+@functions_framework.cloud_event
+def provisioningEvents(cloud_event):
+    events.handle(cloud_event.data)

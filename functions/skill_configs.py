@@ -1,0 +1,13 @@
+"""Cloud Function `skillConfigs` (HTTP). Routes and logic: shared/api/skill_configs.py."""
+import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
+import functions_framework
+
+from shared.api.skill_configs import api
+from shared.http import json_errors
+
+json_errors(functions_framework)
+
+
+@functions_framework.http
+def skillConfigs(request):
+    return api(request)

@@ -1,0 +1,146 @@
+"""`deployments`: a user's bots on Compute Engine and the actions on them (as deploy jobs)."""
+from __future__ import annotations
+
+import re
+import secrets as pysecrets
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints, model_validator
+
+from shared import clock, repos
+from shared.api.inputs import PageQuery, Strict
+from shared.deploy import access, jobs, live, settings
+from shared.errors import ApiError, not_found
+from shared.http import Api, Request
+from shared.models import Deployment, DeploymentStatus
+
+api = Api("deployments", "Bot deployments: VMs on Compute Engine, driven by deploy jobs")
+
+GcpProject = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")]
+Zone = Annotated[str, StringConstraints(pattern=r"^[a-z]+-[a-z]+[0-9]+-[a-z]$", max_length=40)]
+BotName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
+Emoji = Annotated[str, StringConstraints(max_length=16, pattern=r"^[^\x00-\x1f\x7f\sA-Za-z0-9]*$")]
+Model = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:/-]{1,100}$")]
+SPENDING = ("deploy", "start", "reset", "update")  # need the owner's subscription; stop and delete never do
+
+
+class BotSettings(Strict):
+    botName: BotName
+    brandEmoji: Emoji = ""
+    primaryModel: Model
+    fallbackModels: list[Model] = Field(default_factory=list, max_length=5)
+
+    @model_validator(mode="after")
+    def distinct_models(self):
+        if len(set(self.fallbackModels)) != len(self.fallbackModels) or self.primaryModel in self.fallbackModels:
+            raise ValueError("fallbackModels must be distinct and differ from primaryModel")
+        return self
+
+
+class DeploymentCreate(BotSettings):
+    gcpProject: GcpProject
+    zone: Zone
+
+
+class DeploymentUpdate(Strict):
+    botName: BotName | None = None
+    brandEmoji: Emoji | None = None
+    primaryModel: Model | None = None
+    fallbackModels: list[Model] | None = Field(None, max_length=5)
+
+
+class ActionBody(Strict):
+    action: Literal["deploy", "start", "stop", "reset", "delete", "update"]
+
+
+class DeploymentListQuery(PageQuery):
+    status: DeploymentStatus | None = None
+
+
+def vm_name(bot_name: str, deployment_id: str) -> str:
+    """Valid Compute name ([a-z]([-a-z0-9]*[a-z0-9])?, <= 63), unique because it ends with the id."""
+    slug = re.sub(r"[^a-z0-9]+", "-", bot_name.lower()).strip("-")[:30].strip("-") or "bot"
+    return f"oc-{slug}-{deployment_id}"
+
+
+@api.route("GET", "/", query=DeploymentListQuery)
+def list_mine(req: Request):
+    """My deployments, newest first (optionally by status)."""
+    q = req.query
+    equals = {"userId": req.caller.id, **({"status": q.status} if q.status else {})}
+    return repos.deployments.page(equals, (("createdAt", "DESCENDING"),), q.limit, q.cursor)
+
+
+@api.route("POST", "/", body=DeploymentCreate, status=201)
+def create(req: Request):
+    """Create a deployment and its first deploy job."""
+    b = req.body
+    access.require_deploy(req.caller.id, req.caller)
+    allowed = settings.get().allowed_projects
+    if allowed and b.gcpProject not in allowed:
+        raise ApiError(422, "project_not_allowed", f"gcpProject must be one of: {', '.join(allowed)}")
+    dep_id = pysecrets.token_hex(10)
+    dep = Deployment(_id=dep_id, userId=req.caller.id, vmName=vm_name(b.botName, dep_id), status="provisioning",
+                     createdAt=clock.now_ms(), **b.model_dump())
+    job = jobs.create_deployment(dep, req.caller.id)
+    return {"deployment": dep, "job": job}
+
+
+@api.route("GET", "/{id}")
+def get(req: Request):
+    """One deployment."""
+    return access.owned(req.params["id"], req.caller)
+
+
+@api.route("PATCH", "/{id}", body=DeploymentUpdate)
+def update(req: Request):
+    """Change the bot's settings (applied by the next deploy)."""
+    dep = access.owned(req.params["id"], req.caller)
+    changes = req.body.model_dump(exclude_none=True)
+    if not changes:
+        raise ApiError(422, "invalid_body", "send at least one of botName, brandEmoji, primaryModel, fallbackModels")
+    merged = BotSettings.model_validate({**dep.model_dump(include=set(BotSettings.model_fields)), **changes})
+    repos.deployments.update(dep.id, changes)
+    return dep.model_copy(update=merged.model_dump())
+
+
+@api.route("POST", "/{id}/actions", body=ActionBody, status=202)
+def action(req: Request):
+    """Queue an action as a deploy job (409 with the active job if one is pending or running)."""
+    dep = access.owned(req.params["id"], req.caller)
+    if req.body.action in SPENDING:
+        access.require_deploy(dep.userId, req.caller)
+    return {"job": jobs.request_action(dep.id, req.body.action, req.caller.id)}
+
+
+@api.route("GET", "/{id}/jobs", query=PageQuery)
+def list_jobs(req: Request):
+    """The deployment's jobs, newest first."""
+    dep = access.owned(req.params["id"], req.caller)
+    return repos.deploy_jobs.page({"deploymentId": dep.id}, (), req.query.limit, req.query.cursor)
+
+
+@api.route("GET", "/{id}/jobs/{jobId}")
+def get_job(req: Request):
+    """One job, with its log."""
+    dep = access.owned(req.params["id"], req.caller)
+    job = repos.deploy_jobs.get(req.params["jobId"])
+    if job is None or job.deploymentId != dep.id:
+        raise not_found(f"job {req.params['jobId']!r}")
+    return job
+
+
+class LogsQuery(Strict):
+    since: int | None = Field(None, ge=0, le=2**53, description="the `next` of the previous answer")
+
+
+@api.route("GET", "/{id}/status")
+def vm_status(req: Request):
+    """The VM's live state (cached a few seconds); corrects a stored status that disagrees."""
+    return live.status(access.owned(req.params["id"], req.caller))
+
+
+@api.route("GET", "/{id}/logs", query=LogsQuery)
+def vm_logs(req: Request):
+    """The VM's serial console, newest part, secrets masked; pass `since=next` to continue."""
+    return live.serial_output(access.owned(req.params["id"], req.caller), req.query.since)

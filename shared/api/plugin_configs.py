@@ -1,0 +1,68 @@
+"""`pluginConfigs`: which plugins a deployment's bot has, and their settings (validated by schema)."""
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from shared import db, repos
+from shared.api.inputs import Strict
+from shared.deploy import access, catalog
+from shared.errors import not_found
+from shared.http import Api, Request
+from shared.models import PluginConfig
+
+api = Api("pluginConfigs", "Plugins of a deployment's bot")
+
+
+class ByDeployment(Strict):
+    deploymentId: str = Field(min_length=1, max_length=128)
+
+
+class PluginWrite(Strict):
+    enabled: bool
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+@api.route("GET", "/catalog", access="public")
+def list_catalog(req: Request):
+    """Known plugins, skills and key names, with each plugin's config schema."""
+    return catalog.describe()
+
+
+@api.route("GET", "/", query=ByDeployment)
+def list_for(req: Request):
+    """A deployment's plugin configs."""
+    dep = access.owned(req.query.deploymentId, req.caller)
+    return {"items": repos.plugin_configs.all({"deploymentId": dep.id}, cap=100)}
+
+
+@db.transactional
+def _upsert(tx, deployment_id: str, item: PluginConfig) -> bool:
+    """Written only while the deployment exists (a delete job removing it conflicts, not interleaves)."""
+    if repos.deployments.get(deployment_id, tx) is None:
+        raise not_found(f"deployment {deployment_id!r}")
+    created = repos.plugin_configs.get(item.id, tx) is None
+    repos.plugin_configs.set(item, tx)
+    return created
+
+
+@api.route("PUT", "/{deploymentId}/{pluginId}", body=PluginWrite)
+def put(req: Request):
+    """Enable/disable a plugin and set its config (applied by the next deploy)."""
+    dep = access.owned(req.params["deploymentId"], req.caller)
+    plugin_id = catalog.plugin(req.params["pluginId"]).id
+    config = catalog.validate_plugin_config(plugin_id, req.body.config)
+    item = PluginConfig(_id=f"{dep.id}_{plugin_id}", deploymentId=dep.id, userId=dep.userId, pluginId=plugin_id,
+                        enabled=req.body.enabled, config=config)
+    return item, (201 if _upsert(dep.id, item) else 200)
+
+
+@api.route("DELETE", "/{deploymentId}/{pluginId}", status=204)
+def delete(req: Request):
+    """Remove a plugin's config."""
+    dep = access.owned(req.params["deploymentId"], req.caller)
+    doc_id = f"{dep.id}_{req.params['pluginId']}"
+    if repos.plugin_configs.get(doc_id) is None:
+        raise not_found(f"plugin config {req.params['pluginId']!r}")
+    repos.plugin_configs.delete(doc_id)

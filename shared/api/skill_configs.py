@@ -1,0 +1,59 @@
+"""`skillConfigs`: which skills a deployment's bot runs, and when (cron override)."""
+from __future__ import annotations
+
+from pydantic import Field
+
+from shared import db, repos
+from shared.api.inputs import Strict
+from shared.deploy import access, catalog
+from shared.errors import not_found
+from shared.http import Api, Request
+from shared.models import SkillConfig
+
+api = Api("skillConfigs", "Skills of a deployment's bot")
+
+
+class ByDeployment(Strict):
+    deploymentId: str = Field(min_length=1, max_length=128)
+
+
+class SkillWrite(Strict):
+    enabled: bool
+    cronOverride: str | None = Field(None, max_length=100)
+
+
+@api.route("GET", "/", query=ByDeployment)
+def list_for(req: Request):
+    """A deployment's skill configs."""
+    dep = access.owned(req.query.deploymentId, req.caller)
+    return {"items": repos.skill_configs.all({"deploymentId": dep.id}, cap=100)}
+
+
+@db.transactional
+def _upsert(tx, deployment_id: str, item: SkillConfig) -> bool:
+    if repos.deployments.get(deployment_id, tx) is None:
+        raise not_found(f"deployment {deployment_id!r}")
+    created = repos.skill_configs.get(item.id, tx) is None
+    repos.skill_configs.set(item, tx)
+    return created
+
+
+@api.route("PUT", "/{deploymentId}/{skillId}", body=SkillWrite)
+def put(req: Request):
+    """Enable/disable a skill and optionally override its schedule (five-field cron, UTC)."""
+    dep = access.owned(req.params["deploymentId"], req.caller)
+    skill_id = catalog.skill(req.params["skillId"]).id
+    cron = catalog.validate_cron(req.body.cronOverride) if req.body.cronOverride else None
+    item = SkillConfig(_id=f"{dep.id}_{skill_id}", deploymentId=dep.id, userId=dep.userId, skillId=skill_id,
+                       enabled=req.body.enabled, cronOverride=cron)
+    return item, (201 if _upsert(dep.id, item) else 200)
+
+
+@api.route("DELETE", "/{deploymentId}/{skillId}", status=204)
+def delete(req: Request):
+    """Remove a skill's config."""
+    dep = access.owned(req.params["deploymentId"], req.caller)
+    doc_id = f"{dep.id}_{req.params['skillId']}"
+    if repos.skill_configs.get(doc_id) is None:
+        raise not_found(f"skill config {req.params['skillId']!r}")
+    repos.skill_configs.delete(doc_id)

@@ -1,0 +1,67 @@
+"""API key values in Secret Manager, one secret per (deployment, key name). Only the VM (through
+its service account) and this module ever see a value."""
+from __future__ import annotations
+
+from functools import lru_cache
+
+from google.api_core import exceptions as gexc
+
+from shared.deploy import settings
+
+
+@lru_cache(maxsize=1)
+def client():
+    from google.cloud import secretmanager_v1
+
+    endpoint = settings.get().secrets_endpoint
+    if not endpoint:
+        return secretmanager_v1.SecretManagerServiceClient(transport="rest")
+    from google.api_core.client_options import ClientOptions
+    from google.auth.credentials import AnonymousCredentials
+
+    return secretmanager_v1.SecretManagerServiceClient(
+        transport="rest", credentials=AnonymousCredentials(), client_options=ClientOptions(api_endpoint=endpoint))
+
+
+def secret_id(deployment_id: str, key_name: str) -> str:
+    return f"oc-{deployment_id}-{key_name}"
+
+
+def secret_name(deployment_id: str, key_name: str) -> str:
+    return f"projects/{settings.get().secrets_project}/secrets/{secret_id(deployment_id, key_name)}"
+
+
+def put(deployment_id: str, key_name: str, value: str) -> None:
+    """Create the secret if needed, then add the value as its newest version (with a checksum)."""
+    import google_crc32c
+    from google.cloud import secretmanager_v1
+
+    timeout = settings.get().call_timeout_s
+    try:
+        client().create_secret(
+            parent=f"projects/{settings.get().secrets_project}", secret_id=secret_id(deployment_id, key_name),
+            secret=secretmanager_v1.Secret(replication={"automatic": {}},
+                                           labels={"openclaw-deployment": deployment_id.lower()[:63],
+                                                   "openclaw-key": key_name}),
+            timeout=timeout)
+    except gexc.Conflict:  # already exists (the REST transport maps 409 to Conflict)
+        pass
+    data = value.encode()
+    client().add_secret_version(
+        parent=secret_name(deployment_id, key_name),
+        payload=secretmanager_v1.SecretPayload(data=data, data_crc32c=google_crc32c.value(data)), timeout=timeout)
+
+
+def access(deployment_id: str, key_name: str) -> str:
+    resp = client().access_secret_version(name=secret_name(deployment_id, key_name) + "/versions/latest",
+                                          timeout=settings.get().call_timeout_s)
+    return resp.payload.data.decode()
+
+
+def delete(deployment_id: str, key_name: str) -> bool:
+    """Delete the secret with all its versions; False when it was already gone."""
+    try:
+        client().delete_secret(name=secret_name(deployment_id, key_name), timeout=settings.get().call_timeout_s)
+        return True
+    except gexc.NotFound:
+        return False

@@ -1,0 +1,65 @@
+"""Configuration of the deployments domain (read once; only functions of this domain read it)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from shared import config
+
+
+@dataclass(frozen=True)
+class DeploySettings:
+    queue: str
+    worker_url: str
+    compute_endpoint: str | None  # a local Compute server; None = the real API
+    secrets_endpoint: str | None  # a local Secret Manager; None = the real API
+    secrets_project: str
+    events_topic: str  # full topic name the VMs publish their progress to
+    machine_type: str
+    image: str
+    vm_service_account: str | None
+    call_timeout_s: int
+    op_timeout_s: int
+    max_attempts: int
+    stale_pending_ms: int
+    log_max_chars: int
+    allowed_projects: tuple[str, ...]
+    invoker_sa: str | None
+    status_ttl_s: int
+    logs_max_chars: int
+
+    @property
+    def lease_ms(self) -> int:
+        """How long one delivery may hold a job: its longest run (two operations) plus margin."""
+        return (2 * (self.op_timeout_s + 2 * self.call_timeout_s) + 60) * 1000
+
+
+@lru_cache(maxsize=1)
+def get() -> DeploySettings:
+    project = config.get().project
+    return DeploySettings(
+        queue=config.env("DEPLOY_QUEUE", "deploy-jobs"),
+        worker_url=config.env("DEPLOY_WORKER_URL", required=True),
+        compute_endpoint=config.env("COMPUTE_API_ENDPOINT"),
+        secrets_endpoint=config.env("SECRET_MANAGER_API_ENDPOINT"),
+        secrets_project=config.env("SECRETS_PROJECT", project),
+        events_topic=config.env("PROVISIONING_TOPIC", f"projects/{project}/topics/provisioning-events"),
+        machine_type=config.env("DEPLOY_MACHINE_TYPE", "e2-small"),
+        image=config.env("DEPLOY_IMAGE", "projects/debian-cloud/global/images/family/debian-12"),
+        vm_service_account=config.env("DEPLOY_VM_SERVICE_ACCOUNT"),
+        call_timeout_s=config.env_int("DEPLOY_CALL_TIMEOUT_S", 30, hi=120),
+        # below the queue's dispatch deadline (10 min for HTTP targets), so a delivery ends before it
+        op_timeout_s=config.env_int("DEPLOY_OPERATION_TIMEOUT_S", 240, hi=480),
+        max_attempts=config.env_int("DEPLOY_MAX_ATTEMPTS", 5, hi=100),
+        stale_pending_ms=config.env_int("DEPLOY_STALE_PENDING_S", 900, hi=86400) * 1000,
+        log_max_chars=config.env_int("DEPLOY_LOG_MAX_CHARS", 16000, lo=1000, hi=500_000),
+        allowed_projects=tuple(p.strip() for p in (config.env("DEPLOY_ALLOWED_PROJECTS", "") or "").split(",")
+                               if p.strip()),
+        invoker_sa=config.env("TASKS_INVOKER_SA"),
+        status_ttl_s=config.env_int("DEPLOY_STATUS_TTL_S", 5, hi=300),
+        logs_max_chars=config.env_int("DEPLOY_SERIAL_MAX_CHARS", 64_000, lo=1000, hi=1_000_000),
+    )
+
+
+def reset() -> None:
+    get.cache_clear()

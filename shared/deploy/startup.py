@@ -1,0 +1,113 @@
+"""What a bot VM is made of: the instance resource (e2-small class, Debian 12, no external IP)
+and its metadata: a fixed startup script plus the bot's configuration as JSON. Settings travel
+as data read from the metadata server, never pasted into the script, so no user text can
+become shell code; API keys travel as secret names the VM reads with its own identity."""
+from __future__ import annotations
+
+import json
+
+from shared import repos
+from shared.deploy import secrets, settings
+from shared.models import Deployment, DeployJob
+
+STARTUP_SCRIPT = r"""#!/bin/bash
+# OpenClaw bot bootstrap (runs on every boot). Reads its configuration from instance metadata.
+set -euo pipefail
+MD=http://metadata.google.internal/computeMetadata/v1/instance/attributes
+md() { curl -fsS -H 'Metadata-Flavor: Google' "$MD/$1"; }
+TOPIC=$(md openclaw-events-topic)
+DEPLOYMENT=$(md openclaw-deployment-id)
+report() {  # progress for the provisioningEvents function; never fatal
+  local msg
+  msg=$(printf '{"deploymentId":"%s","stage":"%s","message":"%s","time":%s}' \
+        "$DEPLOYMENT" "$1" "${2//\"/\'}" "$(date +%s%3N)")
+  gcloud pubsub topics publish "$TOPIC" --message="$msg" >/dev/null 2>&1 || true
+}
+trap 'report failed "startup script failed at line $LINENO"' ERR
+report booting "startup script started"
+if ! command -v openclaw >/dev/null; then
+  report installing "installing Node.js and OpenClaw"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq ca-certificates curl jq nodejs npm
+  npm install -g --no-fund --no-audit openclaw@latest
+  useradd --system --create-home --home-dir /var/lib/openclaw openclaw || true
+fi
+report configuring "writing configuration and fetching API keys"
+install -d -m 0750 -o openclaw -g openclaw /etc/openclaw /etc/openclaw/secrets
+md openclaw-config > /etc/openclaw/config.json
+jq -r '.secrets | to_entries[] | "\(.key) \(.value)"' /etc/openclaw/config.json |
+while read -r key secret; do
+  gcloud secrets versions access latest --secret="$secret" --project="$(jq -r .secretsProject /etc/openclaw/config.json)" \
+    > "/etc/openclaw/secrets/$key"
+  chmod 0600 "/etc/openclaw/secrets/$key"
+done
+chown -R openclaw:openclaw /etc/openclaw
+cat > /etc/systemd/system/openclaw.service <<'UNIT'
+[Unit]
+Description=OpenClaw bot
+After=network-online.target
+[Service]
+User=openclaw
+ExecStart=/usr/bin/env openclaw gateway --config /etc/openclaw/config.json --secrets-dir /etc/openclaw/secrets
+Restart=always
+RestartSec=5
+[Install]
+WantedBy=multi-user.target
+UNIT
+systemctl daemon-reload
+systemctl enable openclaw.service
+systemctl restart openclaw.service
+sleep 5
+if systemctl is-active --quiet openclaw.service; then
+  report ready "bot is up"
+else
+  report failed "openclaw.service did not start: $(systemctl show -p Result --value openclaw.service)"
+fi
+"""
+
+
+def bot_config(dep: Deployment) -> dict:
+    """The bot's configuration from the deployment's settings, plugin and skill configs and key names."""
+    plugins = {p.pluginId: p.config for p in repos.plugin_configs.all({"deploymentId": dep.id}, cap=100)
+               if p.enabled}
+    skills = {s.skillId: {"cron": s.cronOverride} for s in repos.skill_configs.all({"deploymentId": dep.id}, cap=100)
+              if s.enabled}
+    keys = sorted(k.keyName for k in repos.api_keys.all({"deploymentId": dep.id}, cap=100))
+    return {
+        "botName": dep.botName, "brandEmoji": dep.brandEmoji, "primaryModel": dep.primaryModel,
+        "fallbackModels": dep.fallbackModels, "plugins": plugins, "skills": skills,
+        "secrets": {k: secrets.secret_id(dep.id, k) for k in keys},
+        "secretsProject": settings.get().secrets_project,
+    }
+
+
+def metadata_items(dep: Deployment) -> list[dict]:
+    return [
+        {"key": "startup-script", "value": STARTUP_SCRIPT},
+        {"key": "openclaw-config", "value": json.dumps(bot_config(dep), separators=(",", ":"), sort_keys=True)},
+        {"key": "openclaw-events-topic", "value": settings.get().events_topic},
+        {"key": "openclaw-deployment-id", "value": dep.id},
+    ]
+
+
+def instance(dep: Deployment, job: DeployJob):
+    from google.cloud import compute_v1
+
+    s = settings.get()
+    sa = [compute_v1.ServiceAccount(email=s.vm_service_account,
+                                    scopes=["https://www.googleapis.com/auth/cloud-platform"])] \
+        if s.vm_service_account else []
+    return compute_v1.Instance(
+        name=dep.vmName,
+        machine_type=f"zones/{dep.zone}/machineTypes/{s.machine_type}",
+        disks=[compute_v1.AttachedDisk(
+            boot=True, auto_delete=True, initialize_params=compute_v1.AttachedDiskInitializeParams(
+                source_image=s.image, disk_size_gb=20, disk_type=f"zones/{dep.zone}/diskTypes/pd-balanced"))],
+        # no access_configs: no external IP (outbound traffic goes through Cloud NAT)
+        network_interfaces=[compute_v1.NetworkInterface(network="global/networks/default")],
+        metadata=compute_v1.Metadata(items=[compute_v1.Items(**i) for i in metadata_items(dep)]),
+        labels={"openclaw-deployment": dep.id.lower()[:63], "openclaw-job": job.id.lower()[:63]},
+        service_accounts=sa,
+        shielded_instance_config=compute_v1.ShieldedInstanceConfig(enable_secure_boot=True, enable_vtpm=True),
+    )

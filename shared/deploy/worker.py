@@ -1,0 +1,216 @@
+"""deployWorker's logic: claim a job, run its action on Compute Engine, finish it.
+
+Safe to deliver twice: a finished job is never run again; a job another delivery holds (its
+lease is live) is left to it (503: come back later, so if that delivery died the job is taken over
+once its lease runs out); a retry after a crash takes the job over and repeats each
+Compute call with the same requestId, which Compute answers with the first call's operation,
+so no second VM is made. Every way out ends the job `completed` or `failed`, or hands it
+back to the queue (transient error, attempts left) with the reason in the log.
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+from google.api_core import exceptions as gexc
+
+from shared import logs, repos
+from shared.deploy import compute, jobstate, secrets, settings, startup
+from shared.deploy.compute import ComputeError
+from shared.errors import ApiError
+from shared.models import Deployment, DeployJob
+
+log = logs.get("deploy.worker")
+STOPPED_STATES = ("TERMINATED", "STOPPED", "SUSPENDED", "STOPPING", "SUSPENDING")
+
+
+class DeploymentGone(Exception):
+    pass
+
+
+@dataclass
+class Result:
+    status: str | None = None  # the deployment's new status
+    remove: bool = False  # delete the deployment and its configs
+    notes: list[str] = field(default_factory=list)
+
+
+class Run:
+    """One attempt at one job."""
+
+    def __init__(self, job: DeployJob, dep: Deployment, attempt: int):
+        self.job, self.dep, self.attempt = job, dep, attempt
+        self.created_vm = False
+
+    def note(self, text: str) -> None:
+        jobstate.append(self.job.id, text)
+
+    def rid(self, step: str) -> str:
+        """Compute requestId: the same for every attempt of this step of this job."""
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"openclaw/deployJobs/{self.job.id}/{step}"))
+
+    def op(self, what: str, method: str, step: str, **kwargs):
+        from google.cloud import compute_v1
+
+        request = getattr(compute_v1, f"{method.title().replace('_', '')}InstanceRequest")(
+            project=self.dep.gcpProject, zone=self.dep.zone, request_id=self.rid(step), **kwargs)
+        op = compute.call(what, getattr(compute.instances(), f"{method}_unary"), request=request)
+        return compute.wait(what, op, self.dep.gcpProject, self.dep.zone)
+
+    def vm(self):
+        return compute.get_instance(self.dep.gcpProject, self.dep.zone, self.dep.vmName)
+
+    def ensure_deployment(self) -> None:
+        """Stop if the deployment was deleted meanwhile, removing the VM this job made."""
+        if repos.deployments.get(self.dep.id) is not None:
+            return
+        if self.created_vm:
+            self.op("delete the orphaned VM", "delete", "cleanup-delete", instance=self.dep.vmName)
+            raise DeploymentGone("the deployment was deleted while the job ran; the VM it created was deleted again")
+        raise DeploymentGone("the deployment was deleted while the job ran; stopped here")
+
+    # actions
+    def deploy(self) -> Result:
+        if self.dep.status != "provisioning":
+            try:
+                repos.deployments.update(self.dep.id, {"status": "provisioning"})
+            except ApiError:  # 404: deleted since the claim
+                raise DeploymentGone("the deployment was deleted before the VM was created; nothing done") from None
+        self.note(f"creating VM {self.dep.vmName} ({settings.get().machine_type}, Debian 12, no external IP) "
+                  f"in {self.dep.gcpProject}/{self.dep.zone}")
+        try:
+            self.op("create VM", "insert", "insert", instance_resource=startup.instance(self.dep, self.job))
+            self.created_vm = True
+        except ComputeError as exc:
+            if exc.status != 409:
+                raise
+            return self._adopt()
+        self.ensure_deployment()
+        inst = self.vm()
+        ip = inst.network_interfaces[0].network_i_p if inst and inst.network_interfaces else "?"
+        return Result("provisioning", notes=[f"VM created (internal IP {ip}); waiting for the bot to report ready"])
+
+    def _adopt(self) -> Result:
+        """The VM name is taken: a VM made for this deployment earlier. Never create a second one."""
+        inst = self.vm()
+        if inst is None:
+            raise ComputeError("create VM: the name is taken but the VM is not found yet", True)
+        self.note(f"VM {self.dep.vmName} already exists ({inst.status}); not creating another "
+                  "(the `update` action applies changed settings to it)")
+        if inst.status in STOPPED_STATES:
+            self.op("start VM", "start", "start", instance=self.dep.vmName)
+            return Result("provisioning", notes=["VM started; waiting for the bot to report ready"])
+        return Result("running" if inst.status == "RUNNING" else "provisioning", notes=["VM is up"])
+
+    def start(self) -> Result:
+        self.note(f"starting VM {self.dep.vmName}")
+        self.op("start VM", "start", "start", instance=self.dep.vmName)
+        self.ensure_deployment()
+        return Result("running", notes=["VM running"])
+
+    def stop(self) -> Result:
+        self.note(f"stopping VM {self.dep.vmName}")
+        self.op("stop VM", "stop", "stop", instance=self.dep.vmName)
+        self.ensure_deployment()
+        return Result("stopped", notes=["VM stopped"])
+
+    def reset(self) -> Result:
+        self.note(f"resetting VM {self.dep.vmName}")
+        self.op("reset VM", "reset", "reset", instance=self.dep.vmName)
+        self.ensure_deployment()
+        return Result("running", notes=["VM reset"])
+
+    def update(self) -> Result:
+        """Re-render the bot's configuration into the instance metadata, guarded by the metadata
+        fingerprint (a concurrent change makes Compute refuse: 412), then restart to apply it."""
+        from google.cloud import compute_v1
+
+        inst = self.vm()
+        if inst is None:
+            raise ComputeError("update: the VM does not exist; deploy it first", False, 404)
+        ours = startup.metadata_items(self.dep)
+        keys = {i["key"] for i in ours}
+        items = [{"key": i.key, "value": i.value} for i in inst.metadata.items if i.key not in keys] + ours
+        self.note(f"writing the new configuration to the VM's metadata (fingerprint {inst.metadata.fingerprint})")
+        try:
+            self.op("write metadata", "set_metadata", "set-metadata", instance=self.dep.vmName,
+                    metadata_resource=compute_v1.Metadata(fingerprint=inst.metadata.fingerprint,
+                                                          items=[compute_v1.Items(**i) for i in items]))
+        except ComputeError as exc:
+            if exc.status == 412:
+                raise ComputeError("update: the VM's metadata changed since it was read (fingerprint mismatch); "
+                                   "nothing was overwritten. Request the update again.", False, 412) from None
+            raise
+        self.ensure_deployment()
+        self.note("configuration written; restarting the VM to apply it")
+        self.op("restart VM", "reset" if inst.status == "RUNNING" else "start", "restart", instance=self.dep.vmName)
+        self.ensure_deployment()
+        return Result("running", notes=["VM restarted with the new configuration"])
+
+    def delete(self) -> Result:
+        self.note(f"deleting VM {self.dep.vmName}")
+        try:
+            self.op("delete VM", "delete", "delete", instance=self.dep.vmName)
+            notes = ["VM deleted"]
+        except ComputeError as exc:
+            if exc.status != 404:
+                raise
+            notes = ["VM was already gone"]
+        keys = repos.api_keys.all({"deploymentId": self.dep.id}, cap=200)
+        try:
+            for key in keys:
+                secrets.delete(self.dep.id, key.keyName)
+        except gexc.GoogleAPICallError as exc:
+            raise ComputeError(f"delete API keys: Secret Manager said {exc.code} {exc.message}",
+                               (exc.code or 500) >= 500) from None
+        notes.append(f"removed {len(keys)} API key(s) from Secret Manager; deployment and its configs removed")
+        return Result(remove=True, notes=notes)
+
+    def failure_status(self) -> str | None:
+        """The deployment's status after a failed job: deploy -> error; else what the VM really is."""
+        if self.job.action == "deploy":
+            return "error"
+        try:
+            inst = self.vm()
+        except ComputeError:
+            return "error"
+        if inst is None:
+            return "error"
+        return "running" if inst.status == "RUNNING" else "stopped" if inst.status in STOPPED_STATES else None
+
+
+def run(job_id: str) -> tuple[int, str]:
+    """Returns (HTTP status for Cloud Tasks, outcome). 503 asks the queue to deliver again."""
+    claim = jobstate.claim(job_id)
+    if claim.skip:
+        log.info("deploy task skipped", extra={"jobId": job_id, "reason": claim.skip})
+        return (503 if claim.busy else 200), claim.skip
+    job, s = claim.job, settings.get()
+    dep = repos.deployments.get(job.deploymentId)
+    if dep is None:
+        jobstate.finish(job.id, "failed", ["the deployment was deleted before the job ran; nothing done"],
+                        None, False)
+        return 200, "failed"
+    r = Run(job, dep, claim.attempt)
+    try:
+        result = getattr(r, job.action)()
+    except ComputeError as exc:
+        if exc.transient and claim.attempt < s.max_attempts:
+            jobstate.release(job.id, f"attempt {claim.attempt} failed: {exc}; will retry")
+            log.warning("deploy job will retry", extra={"jobId": job.id, "error": str(exc)})
+            return 503, "retry"
+        jobstate.finish(job.id, "failed", [f"failed: {exc}"], r.failure_status(), False)
+        log.warning("deploy job failed", extra={"jobId": job.id, "error": str(exc)})
+        return 200, "failed"
+    except DeploymentGone as exc:
+        jobstate.finish(job.id, "failed", [str(exc)], None, False)
+        return 200, "failed"
+    except Exception as exc:  # a bug must still end the job, not leave it running
+        log.exception("deploy job crashed", extra={"jobId": job.id})
+        jobstate.finish(job.id, "failed", [f"failed: internal error ({type(exc).__name__})"],
+                        r.failure_status(), False)
+        return 200, "failed"
+    jobstate.finish(job.id, "completed", [*result.notes, f"{job.action} completed"], result.status,
+                    result.remove)
+    log.info("deploy job completed", extra={"jobId": job.id, "action": job.action})
+    return 200, "completed"
