@@ -16,13 +16,30 @@ import sys
 from bench.common import ROOT, local_stack, token_for
 from devtools.catalog import FUNCTIONS
 
-# the first request each function serves: (path inside the function, needs a token)
+# the first request each function serves: (method, path inside the function, needs a user token, headers, body)
+CE = {"ce-id": "cold-1", "ce-source": "//pubsub.googleapis.com/projects/demo-openclaw/topics/provisioning-events",
+      "ce-type": "google.cloud.pubsub.topic.v1.messagePublished", "ce-specversion": "1.0"}
 FIRST_REQUEST = {
-    "users": ("/me", True),
-    "cmsPages": ("/about", False),
-    "navLinks": ("/?section=header", False),
-    "pricingPlans": ("/", False),
-    "bare": ("/", False),
+    "bare": ("GET", "/", False, {}, None),
+    "users": ("GET", "/me", True, {}, None),
+    "cmsPages": ("GET", "/about", False, {}, None),
+    "navLinks": ("GET", "/?section=header", False, {}, None),
+    "pricingPlans": ("GET", "/", False, {}, None),
+    "billing": ("GET", "/subscription", True, {}, None),
+    "stripeWebhook": ("POST", "/", False, {"Stripe-Signature": "t=1,v1=00"}, {"id": "evt_cold"}),
+    "billingReconcile": ("POST", "/", False, {}, None),
+    "costs": ("GET", "/summary", True, {}, None),
+    "pullCosts": ("GET", "/runs/none", True, {}, None),
+    "pullOpenrouterActivity": ("GET", "/runs/none", True, {}, None),
+    "costPullWorker": ("POST", "/", False, {}, {}),
+    "knowledge": ("GET", "/", True, {}, None),
+    "media": ("GET", "/", True, {}, None),
+    "deployments": ("GET", "/", True, {}, None),
+    "deployWorker": ("POST", "/", False, {}, {}),
+    "provisioningEvents": ("POST", "/", False, CE, {"message": {"data": "e30=", "messageId": "cold-1"}}),
+    "pluginConfigs": ("GET", "/catalog", False, {}, None),
+    "skillConfigs": ("GET", "/?deploymentId=none", True, {}, None),
+    "apiKeys": ("GET", "/names", False, {}, None),
 }
 HEAVY = ("google.cloud.compute_v1", "stripe", "google.cloud.storage", "google.cloud.tasks_v2",
          "google.cloud.pubsub_v1", "google.cloud.secretmanager", "numpy", "firebase_admin")
@@ -33,19 +50,23 @@ t0 = time.perf_counter()
 import functions_framework
 app = functions_framework.create_app(target=sys.argv[1], source=sys.argv[2])
 t1 = time.perf_counter()
-headers = {"Authorization": "Bearer " + sys.argv[4]} if sys.argv[4] else {}
-status = app.test_client().get(sys.argv[3], headers=headers).status_code
+method, path, token, headers, body = json.loads(sys.argv[3])
+if token:
+    headers["Authorization"] = "Bearer " + token
+status = app.test_client().open(path, method=method, headers=headers, json=body).status_code
 t2 = time.perf_counter()
 print(json.dumps({"import": t1 - t0, "first": t2 - t1, "status": status,
-                  "heavy": [m for m in sys.argv[5].split(",") if m in sys.modules]}))
+                  "heavy": [m for m in sys.argv[4].split(",") if m in sys.modules]}))
 """
 
 
 def probe(name: str, src: str, token: str) -> dict:
-    path, needs_token = FIRST_REQUEST[name]
-    out = subprocess.run([sys.executable, "-c", PROBE, name, str(ROOT / src), path,
-                          token if needs_token else "", ",".join(HEAVY)],
-                         capture_output=True, text=True, check=True, env=os.environ, cwd=ROOT)
+    method, path, needs_token, headers, body = FIRST_REQUEST[name]
+    request = json.dumps([method, path, token if needs_token else "", headers, body])
+    out = subprocess.run([sys.executable, "-c", PROBE, name, str(ROOT / src), request, ",".join(HEAVY)],
+                         capture_output=True, text=True, env=os.environ, cwd=ROOT)
+    if out.returncode != 0:
+        raise RuntimeError(f"{name}: {(out.stderr.strip().splitlines() or ['no output'])[-1]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -67,13 +88,13 @@ def main() -> None:
                 results.setdefault(name, []).append(probe(name, src, token))
         base = statistics.median(r["import"] + r["first"] for r in results["bare"])
         print(f"median of {args.runs} fresh processes each; ratio = (import + first request) / bare function's")
-        print(f"{'function':<16}{'import s':>9}{'first req s':>12}{'total s':>9}{'ratio':>7}  status  heavy modules loaded")
+        print(f"{'function':<24}{'import s':>9}{'first req s':>12}{'total s':>9}{'ratio':>7}  status  heavy modules loaded")
         for name, runs in results.items():
             imp = statistics.median(r["import"] for r in runs)
             first = statistics.median(r["first"] for r in runs)
             total = statistics.median(r["import"] + r["first"] for r in runs)
             heavy = ",".join(runs[-1]["heavy"]) or "-"
-            print(f"{name:<16}{imp:>9.3f}{first:>12.3f}{total:>9.3f}{total / base:>7.1f}  {runs[-1]['status']:>6}  {heavy}")
+            print(f"{name:<24}{imp:>9.3f}{first:>12.3f}{total:>9.3f}{total / base:>7.1f}  {runs[-1]['status']:>6}  {heavy}")
         missing = [n for n, _, t in FUNCTIONS if n not in FIRST_REQUEST]
         if missing:
             print(f"functions without a first-request scenario: {missing}")

@@ -18,10 +18,12 @@ from bench.common import local_stack, percentile, served_app, token_for
 
 # (weight, name, method, path, body, needs the admin)
 MIX = [
-    (30, "GET /pricingPlans", "GET", "/pricingPlans", None, False),
-    (20, "GET /navLinks", "GET", "/navLinks?section=header", None, False),
-    (15, "GET /cmsPages/{slug}", "GET", "/cmsPages/about", None, False),
-    (20, "GET /users/me", "GET", "/users/me", None, False),
+    (25, "GET /pricingPlans", "GET", "/pricingPlans", None, False),
+    (15, "GET /navLinks", "GET", "/navLinks?section=header", None, False),
+    (10, "GET /cmsPages/{slug}", "GET", "/cmsPages/about", None, False),
+    (15, "GET /users/me", "GET", "/users/me", None, False),
+    (10, "GET /billing/subscription", "GET", "/billing/subscription", None, False),
+    (10, "GET /costs/snapshots", "GET", "/costs/snapshots", None, False),
     (10, "PATCH /users/me", "PATCH", "/users/me", "name", False),
     (5, "PUT /cmsPages/{slug}", "PUT", "/cmsPages/load-{n}", "page", True),
 ]
