@@ -168,7 +168,7 @@ class Api:
         path = path.rstrip("/")
         found = []
         for r in self.routes:
-            m = r.regex.match(path)
+            m = r.regex.fullmatch(path)  # not match: its `$` also matches before a final "\n"
             if m:
                 found.append((r, m.groupdict()))
         return found, {r.method for r, _ in found}
