@@ -90,6 +90,10 @@ def test_list_get_update_and_ownership(api, callers, denv):
     assert api("GET", path, callers["owner"]).json["botName"] == "Renamed"
     jobs = api("GET", f"{path}/jobs", callers["owner"]).json
     assert [j["_id"] for j in jobs["items"]] == [job["_id"]]
+    # a change that clashes with what it leaves alone (the primary model as a fallback): 422, nothing written
+    r = api("PATCH", path, callers["owner"], json={"fallbackModels": [dep["primaryModel"]]})
+    assert r.status_code == 422 and r.json["error"]["code"] == "invalid_body", r.json
+    assert api("GET", path, callers["owner"]).json["fallbackModels"] == []
 
 
 @pytest.mark.parametrize("body, field", [

@@ -3,14 +3,14 @@ Firestore keeps `maskedValue` (first4****last4). The raw value is never returned
 from __future__ import annotations
 
 from google.api_core import exceptions as gexc
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 
 from shared import db, logs, repos
 from shared.api.inputs import Strict
 from shared.deploy import access, catalog, secrets
 from shared.deploy.redact import mask
 from shared.errors import ApiError, not_found
-from shared.http import Api, Request
+from shared.http import Api, Request, list_of
 from shared.models import ApiKey
 
 api = Api("apiKeys", "API keys of a deployment's bot (values in Secret Manager)")
@@ -25,6 +25,10 @@ class KeyWrite(Strict):
     value: SecretStr = Field(max_length=512)  # SecretStr: never printed by reprs or validation errors
 
 
+class KeyNames(BaseModel):
+    keyNames: list[str]
+
+
 def _unavailable(exc: Exception) -> ApiError:
     log.error("Secret Manager call failed", extra={"code": getattr(exc, "code", None), "error": type(exc).__name__})
     return ApiError(503, "secrets_unavailable", "the secret store is unavailable; try again")
@@ -36,13 +40,13 @@ def _secret_errors():
     return gexc.GoogleAPICallError, requests.exceptions.RequestException  # API errors; timeouts, resets
 
 
-@api.route("GET", "/names", access="public")
+@api.route("GET", "/names", access="public", response=KeyNames)
 def names(req: Request):
     """The key names a deployment can have."""
     return {"keyNames": list(catalog.KEY_NAMES)}
 
 
-@api.route("GET", "/", query=ByDeployment)
+@api.route("GET", "/", query=ByDeployment, response=list_of(ApiKey))
 def list_for(req: Request):
     """A deployment's keys (masked)."""
     dep = access.owned(req.query.deploymentId, req.caller)
@@ -57,7 +61,7 @@ def _register(tx, item: ApiKey) -> bool:
     return True
 
 
-@api.route("PUT", "/{deploymentId}/{keyName}", body=KeyWrite)
+@api.route("PUT", "/{deploymentId}/{keyName}", body=KeyWrite, response=ApiKey)
 def put(req: Request):
     """Set a key: the value to Secret Manager (a new version), the masked value to Firestore."""
     dep = access.owned(req.params["deploymentId"], req.caller)

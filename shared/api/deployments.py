@@ -5,14 +5,14 @@ import re
 import secrets as pysecrets
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import BaseModel, Field, StringConstraints, ValidationError, model_validator
 
 from shared import clock, repos
 from shared.api.inputs import PageQuery, Strict
 from shared.deploy import access, jobs, live, settings
 from shared.errors import ApiError, not_found
-from shared.http import Api, Request
-from shared.models import Deployment, DeploymentStatus
+from shared.http import Api, Request, page_of, validation_error
+from shared.models import Deployment, DeploymentStatus, DeployJob
 
 api = Api("deployments", "Bot deployments: VMs on Compute Engine, driven by deploy jobs")
 
@@ -57,13 +57,50 @@ class DeploymentListQuery(PageQuery):
     status: DeploymentStatus | None = None
 
 
+class LogsQuery(Strict):
+    since: int | None = Field(None, ge=0, le=2**53, description="the `next` of the previous answer")
+
+
+class Created(BaseModel):
+    deployment: Deployment
+    job: DeployJob
+
+
+class Queued(BaseModel):
+    job: DeployJob
+
+
+class Correction(BaseModel):
+    from_: DeploymentStatus = Field(alias="from")
+    to: DeploymentStatus
+
+
+class VmStatus(BaseModel):
+    """shared.deploy.live.status: the VM's fields are absent when it does not exist (NOT_FOUND)."""
+    vmStatus: str
+    internalIp: str | None = None
+    createdAt: str | None = None
+    lastStartAt: str | None = None
+    lastStopAt: str | None = None
+    deploymentStatus: DeploymentStatus
+    cached: bool
+    corrected: Correction | None = None
+
+
+class SerialLog(BaseModel):
+    contents: str
+    start: int
+    next: int
+    truncated: bool
+
+
 def vm_name(bot_name: str, deployment_id: str) -> str:
     """Valid Compute name ([a-z]([-a-z0-9]*[a-z0-9])?, <= 63), unique because it ends with the id."""
     slug = re.sub(r"[^a-z0-9]+", "-", bot_name.lower()).strip("-")[:30].strip("-") or "bot"
     return f"oc-{slug}-{deployment_id}"
 
 
-@api.route("GET", "/", query=DeploymentListQuery)
+@api.route("GET", "/", query=DeploymentListQuery, response=page_of(Deployment))
 def list_mine(req: Request):
     """My deployments, newest first (optionally by status)."""
     q = req.query
@@ -71,7 +108,7 @@ def list_mine(req: Request):
     return repos.deployments.page(equals, (("createdAt", "DESCENDING"),), q.limit, q.cursor)
 
 
-@api.route("POST", "/", body=DeploymentCreate, status=201)
+@api.route("POST", "/", body=DeploymentCreate, status=201, response=Created)
 def create(req: Request):
     """Create a deployment and its first deploy job."""
     b = req.body
@@ -86,25 +123,28 @@ def create(req: Request):
     return {"deployment": dep, "job": job}
 
 
-@api.route("GET", "/{id}")
+@api.route("GET", "/{id}", response=Deployment)
 def get(req: Request):
     """One deployment."""
     return access.owned(req.params["id"], req.caller)
 
 
-@api.route("PATCH", "/{id}", body=DeploymentUpdate)
+@api.route("PATCH", "/{id}", body=DeploymentUpdate, response=Deployment)
 def update(req: Request):
     """Change the bot's settings (applied by the next deploy)."""
     dep = access.owned(req.params["id"], req.caller)
     changes = req.body.model_dump(exclude_none=True)
     if not changes:
         raise ApiError(422, "invalid_body", "send at least one of botName, brandEmoji, primaryModel, fallbackModels")
-    merged = BotSettings.model_validate({**dep.model_dump(include=set(BotSettings.model_fields)), **changes})
+    try:  # the change must also hold together with what it does not change (distinct models)
+        merged = BotSettings.model_validate({**dep.model_dump(include=set(BotSettings.model_fields)), **changes})
+    except ValidationError as exc:
+        raise validation_error(exc, "body") from None
     repos.deployments.update(dep.id, changes)
     return dep.model_copy(update=merged.model_dump())
 
 
-@api.route("POST", "/{id}/actions", body=ActionBody, status=202)
+@api.route("POST", "/{id}/actions", body=ActionBody, status=202, response=Queued)
 def action(req: Request):
     """Queue an action as a deploy job (409 with the active job if one is pending or running)."""
     dep = access.owned(req.params["id"], req.caller)
@@ -113,14 +153,14 @@ def action(req: Request):
     return {"job": jobs.request_action(dep.id, req.body.action, req.caller.id)}
 
 
-@api.route("GET", "/{id}/jobs", query=PageQuery)
+@api.route("GET", "/{id}/jobs", query=PageQuery, response=page_of(DeployJob))
 def list_jobs(req: Request):
     """The deployment's jobs, newest first."""
     dep = access.owned(req.params["id"], req.caller)
     return repos.deploy_jobs.page({"deploymentId": dep.id}, (), req.query.limit, req.query.cursor)
 
 
-@api.route("GET", "/{id}/jobs/{jobId}")
+@api.route("GET", "/{id}/jobs/{jobId}", response=DeployJob)
 def get_job(req: Request):
     """One job, with its log."""
     dep = access.owned(req.params["id"], req.caller)
@@ -130,17 +170,13 @@ def get_job(req: Request):
     return job
 
 
-class LogsQuery(Strict):
-    since: int | None = Field(None, ge=0, le=2**53, description="the `next` of the previous answer")
-
-
-@api.route("GET", "/{id}/status")
+@api.route("GET", "/{id}/status", response=VmStatus)
 def vm_status(req: Request):
     """The VM's live state (cached a few seconds); corrects a stored status that disagrees."""
     return live.status(access.owned(req.params["id"], req.caller))
 
 
-@api.route("GET", "/{id}/logs", query=LogsQuery)
+@api.route("GET", "/{id}/logs", query=LogsQuery, response=SerialLog)
 def vm_logs(req: Request):
     """The VM's serial console, newest part, secrets masked; pass `since=next` to continue."""
     return live.serial_output(access.owned(req.params["id"], req.caller), req.query.since)

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from shared import db, repos
 from shared.api.inputs import Strict
 from shared.deploy import access, catalog
 from shared.errors import not_found
-from shared.http import Api, Request
+from shared.http import Api, Request, list_of
 from shared.models import PluginConfig
 
 api = Api("pluginConfigs", "Plugins of a deployment's bot")
@@ -24,13 +24,33 @@ class PluginWrite(Strict):
     config: dict[str, Any] = Field(default_factory=dict)
 
 
-@api.route("GET", "/catalog", access="public")
+class PluginInfo(BaseModel):
+    id: str
+    description: str
+    keys: list[str]
+    configSchema: dict[str, Any]  # JSON Schema of the plugin's `config`
+
+
+class SkillInfo(BaseModel):
+    id: str
+    description: str
+    defaultCron: str
+    plugins: list[str]
+
+
+class Catalog(BaseModel):
+    plugins: list[PluginInfo]
+    skills: list[SkillInfo]
+    keyNames: list[str]
+
+
+@api.route("GET", "/catalog", access="public", response=Catalog)
 def list_catalog(req: Request):
     """Known plugins, skills and key names, with each plugin's config schema."""
     return catalog.describe()
 
 
-@api.route("GET", "/", query=ByDeployment)
+@api.route("GET", "/", query=ByDeployment, response=list_of(PluginConfig))
 def list_for(req: Request):
     """A deployment's plugin configs."""
     dep = access.owned(req.query.deploymentId, req.caller)
@@ -47,9 +67,9 @@ def _upsert(tx, deployment_id: str, item: PluginConfig) -> bool:
     return created
 
 
-@api.route("PUT", "/{deploymentId}/{pluginId}", body=PluginWrite)
+@api.route("PUT", "/{deploymentId}/{pluginId}", body=PluginWrite, status=(200, 201), response=PluginConfig)
 def put(req: Request):
-    """Enable/disable a plugin and set its config (applied by the next deploy)."""
+    """Enable/disable a plugin and set its config (applied by the next deploy); 201 when new."""
     dep = access.owned(req.params["deploymentId"], req.caller)
     plugin_id = catalog.plugin(req.params["pluginId"]).id
     config = catalog.validate_plugin_config(plugin_id, req.body.config)

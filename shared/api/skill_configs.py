@@ -7,7 +7,7 @@ from shared import db, repos
 from shared.api.inputs import Strict
 from shared.deploy import access, catalog
 from shared.errors import not_found
-from shared.http import Api, Request
+from shared.http import Api, Request, list_of
 from shared.models import SkillConfig
 
 api = Api("skillConfigs", "Skills of a deployment's bot")
@@ -22,7 +22,7 @@ class SkillWrite(Strict):
     cronOverride: str | None = Field(None, max_length=100)
 
 
-@api.route("GET", "/", query=ByDeployment)
+@api.route("GET", "/", query=ByDeployment, response=list_of(SkillConfig))
 def list_for(req: Request):
     """A deployment's skill configs."""
     dep = access.owned(req.query.deploymentId, req.caller)
@@ -38,9 +38,9 @@ def _upsert(tx, deployment_id: str, item: SkillConfig) -> bool:
     return created
 
 
-@api.route("PUT", "/{deploymentId}/{skillId}", body=SkillWrite)
+@api.route("PUT", "/{deploymentId}/{skillId}", body=SkillWrite, status=(200, 201), response=SkillConfig)
 def put(req: Request):
-    """Enable/disable a skill and optionally override its schedule (five-field cron, UTC)."""
+    """Enable/disable a skill and optionally override its schedule (five-field cron, UTC); 201 when new."""
     dep = access.owned(req.params["deploymentId"], req.caller)
     skill_id = catalog.skill(req.params["skillId"]).id
     cron = catalog.validate_cron(req.body.cronOverride) if req.body.cronOverride else None
