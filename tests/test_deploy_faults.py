@@ -89,11 +89,11 @@ def test_task_delivered_twice(api, callers, denv):
 
     def deliver():
         r = httpx.post(f"{denv.base_url}/deployWorker", json={"jobId": job["_id"]}, headers=headers, timeout=30)
-        outcomes.append((r.status_code, r.json()["outcome"]))
+        outcomes.append((r.status_code, r.json()["error"]["code"], r.json()["error"]["details"]["outcome"]))
     threads = [threading.Thread(target=deliver) for _ in range(2)]
     [t.start() for t in threads]
     [t.join() for t in threads]
-    assert outcomes == [(503, "another delivery is running this job")] * 2  # come back later
+    assert outcomes == [(503, "job_busy", "another delivery is running this job")] * 2  # come back later
     done = denv.wait_job(job["_id"])
     assert done.status == "completed"
     # the same task again after it finished (the stand-in does not de-duplicate names): a no-op

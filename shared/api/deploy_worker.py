@@ -7,20 +7,25 @@ or there was nothing to do) and 503 when the queue should deliver it again.
 """
 from __future__ import annotations
 
-import flask
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, Field
 
 from shared import config, logs
 from shared.api.inputs import Strict
 from shared.deploy import settings, worker
 from shared.errors import ApiError
-from shared.http import json_response, validation_error
+from shared.http import Api, Request
 
 log = logs.get("deploy.worker")
+api = Api("deployWorker", "Runs deploy jobs (Cloud Tasks target only)")
 
 
 class TaskBody(Strict):
     jobId: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+
+
+class TaskDone(BaseModel):
+    jobId: str
+    outcome: str = Field(description="completed, failed, or why there was nothing to do")
 
 
 def verify_caller(raw) -> None:
@@ -47,25 +52,21 @@ def verify_caller(raw) -> None:
         raise ApiError(403, "forbidden", "token not issued for the tasks invoker")
 
 
-def handle(raw: flask.Request) -> flask.Response:
-    """Entry point. Not an `Api` route: Cloud Tasks' Authorization header carries a Google OIDC
-    token, which the users' bearer-token authentication would reject."""
-    token = logs.request_id.set(raw.headers.get("X-CloudTasks-TaskName") or None)  # task name on every line
+@api.route("POST", "/", access="custom", body=TaskBody, response=TaskDone)
+def run_task(req: Request):
+    """Run one deploy job. Cloud Tasks' Authorization header carries a Google OIDC token (checked
+    here), not a user's token. 503 (`job_busy`) asks the queue to deliver the task again."""
     try:
-        if raw.method != "POST":
-            raise ApiError(405, "method_not_allowed", "POST only", headers={"Allow": "POST"})
-        verify_caller(raw)
-        try:
-            body = TaskBody.model_validate(raw.get_json(silent=True) or {})
-        except ValidationError as exc:
-            raise validation_error(exc, "body") from None
-        status, outcome = worker.run(body.jobId)
-        return json_response({"jobId": body.jobId, "outcome": outcome}, status)
+        verify_caller(req.raw)
     except ApiError as exc:
         log.warning("deploy task refused", extra={"code": exc.code, "reason": exc.message})
-        return json_response(exc.body(), exc.status, exc.headers)
-    except Exception:
-        log.exception("deploy task crashed")
-        return json_response(ApiError(500, "internal", "internal error").body(), 500)
+        raise
+    job_id = req.body.jobId
+    token = logs.request_id.set(req.raw.headers.get("X-CloudTasks-TaskName"))  # task name on every line
+    try:
+        status, outcome = worker.run(job_id)
     finally:
         logs.request_id.reset(token)
+    if status == 503:
+        raise ApiError(503, "job_busy", outcome, {"jobId": job_id, "outcome": outcome})
+    return {"jobId": job_id, "outcome": outcome}
