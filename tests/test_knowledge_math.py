@@ -39,6 +39,13 @@ def test_normalise_rejects_zero_and_nan():
             vectors.normalise(np.array(bad))
 
 
+def test_normalise_survives_extreme_magnitudes():
+    """Finite values whose squares overflow (or underflow) still give unit vectors, not zeros."""
+    for value in (1e308, 5e-324):
+        m = vectors.normalise(np.full((2, 1536), value))
+        assert np.allclose(np.linalg.norm(m, axis=1), 1) and np.allclose(m, 1 / np.sqrt(1536))
+
+
 def test_unique_rows_drops_near_duplicates_keeps_first():
     rng = np.random.default_rng(0)
     base = vectors.normalise(rng.standard_normal((4, 64)))

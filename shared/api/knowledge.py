@@ -7,13 +7,13 @@ import math
 
 from typing import Annotated
 
-from pydantic import Field, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
 
 from shared import bot_credentials, repos
 from shared.api.inputs import PageQuery, Strict
 from shared.embeddings import DIMENSIONS
 from shared.errors import ApiError, not_found
-from shared.http import Api, Request
+from shared.http import Api, Request, list_of, page_of
 from shared.knowledge import service, settings, store
 
 api = Api("knowledge", "Knowledge base with vector search", schemes={bot_credentials.SCHEME: bot_credentials.authenticate})
@@ -59,20 +59,58 @@ class DeleteQuery(Strict):
     all: bool = False
 
 
-@api.route("POST", "/", body=IngestBody, status=201)
+# responses
+class KnowledgeChunk(BaseModel):
+    """A stored chunk as the API shows it: everything but its 1536-float embedding."""
+    id: str = Field(alias="_id")
+    userId: str
+    text: str
+    source: str
+    createdAt: int
+
+
+class SearchHit(KnowledgeChunk):
+    score: float = Field(description="cosine similarity to the query")
+
+
+class IngestResult(BaseModel):
+    source: str
+    chunks: int = Field(description="chunks the text made")
+    stored: int
+    duplicates: int = Field(description="chunks skipped as near-duplicates")
+    ids: list[str] = Field(description="ids of the stored chunks")
+
+
+class Deleted(BaseModel):
+    deleted: int
+
+
+class BotCredentialView(BaseModel):
+    deploymentId: str
+    userId: str
+    createdAt: int
+    revokedAt: int | None
+    active: bool
+
+
+class IssuedBotCredential(BotCredentialView):
+    token: str = Field(description="shown only once: send it as `Authorization: Bot <token>`")
+
+
+@api.route("POST", "/", body=IngestBody, status=201, response=IngestResult)
 def ingest(req: Request):
     """Chunk, embed and store a text under a source; near-duplicate chunks are skipped."""
     return service.ingest(req.caller.id, req.body.text, req.body.source)
 
 
-@api.route("POST", "/search", body=SearchBody)
+@api.route("POST", "/search", body=SearchBody, response=list_of(SearchHit))
 def search(req: Request):
     """The caller's chunks nearest to a query text or vector, best first, with scores."""
     b = req.body
     return {"items": service.search(req.caller.id, b.query, b.vector, b.limit, b.mmr, b.mmrLambda)}
 
 
-@api.route("GET", "/", query=ListQuery)
+@api.route("GET", "/", query=ListQuery, response=page_of(KnowledgeChunk))
 def list_chunks(req: Request):
     """The caller's chunks, newest first (optionally of one source)."""
     equals = {"userId": req.caller.id}
@@ -82,7 +120,7 @@ def list_chunks(req: Request):
                                 fields=store.FIELDS)
 
 
-@api.route("GET", "/{chunkId}")
+@api.route("GET", "/{chunkId}", response=KnowledgeChunk)
 def get_chunk(req: Request):
     """One chunk."""
     item = repos.knowledge.get(req.params["chunkId"])
@@ -101,7 +139,7 @@ def delete_chunk(req: Request):
     return None
 
 
-@api.route("DELETE", "/", query=DeleteQuery)
+@api.route("DELETE", "/", query=DeleteQuery, response=Deleted)
 def delete_many(req: Request):
     """Delete the caller's chunks of one source (?source=...) or all of them (?all=true)."""
     q = req.query
@@ -120,7 +158,7 @@ def _deployment_for(req: Request):
     return dep
 
 
-@api.route("POST", "/bot-credentials/{deploymentId}", status=201)
+@api.route("POST", "/bot-credentials/{deploymentId}", status=201, response=IssuedBotCredential)
 def issue_credential(req: Request):
     """Issue (or rotate) the deployment bot's credential; the token is shown only here."""
     dep = _deployment_for(req)
@@ -128,7 +166,7 @@ def issue_credential(req: Request):
     return {**bot_credentials.status(dep.id).to_api(), "token": token}
 
 
-@api.route("GET", "/bot-credentials/{deploymentId}")
+@api.route("GET", "/bot-credentials/{deploymentId}", response=BotCredentialView)
 def credential_status(req: Request):
     """Whether the deployment's bot has an active credential (never the token)."""
     dep = _deployment_for(req)

@@ -7,12 +7,12 @@ import re
 from typing import Annotated
 
 from google.api_core import exceptions as gexc
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import BaseModel, Field, StringConstraints, model_validator
 
 from shared import bot_credentials, clock, repos
 from shared.api.inputs import PageQuery, Strict, Url
 from shared.errors import ApiError, not_found
-from shared.http import Api, Request
+from shared.http import Api, Request, page_of
 from shared.media import settings, storage
 from shared.models import Media, MediaType
 
@@ -55,11 +55,26 @@ class ListQuery(PageQuery):
     type: MediaType | None = None
 
 
+# responses
+class Upload(BaseModel):
+    uploadId: str
+    storageId: str = Field(description="register the upload under this id once the PUT succeeded")
+    uploadUrl: str
+    method: str
+    headers: dict[str, str] = Field(description="send exactly these headers with the PUT")
+    expiresAt: int
+
+
+class MediaWithDownload(Media):
+    downloadUrl: str
+    downloadExpiresAt: int
+
+
 def _object_name(user_id: str, upload_id: str) -> str:
     return f"media/{user_id}/{upload_id}"
 
 
-@api.route("POST", "/uploads", body=UploadBody, status=201)
+@api.route("POST", "/uploads", body=UploadBody, status=201, response=Upload)
 def create_upload(req: Request):
     """A signed URL to PUT one image or video into Cloud Storage (then register it)."""
     b = req.body
@@ -73,7 +88,7 @@ def create_upload(req: Request):
             "headers": signed.headers, "expiresAt": signed.expires_at}
 
 
-@api.route("POST", "/", body=RegisterBody, status=201)
+@api.route("POST", "/", body=RegisterBody, status=201, response=Media)
 def register(req: Request):
     """Record an uploaded object; its stored type and size are checked first."""
     b = req.body
@@ -100,7 +115,7 @@ def register(req: Request):
     return media
 
 
-@api.route("GET", "/", query=ListQuery)
+@api.route("GET", "/", query=ListQuery, response=page_of(Media))
 def list_media(req: Request):
     """The caller's media, newest first, optionally only images or videos."""
     equals = {"userId": req.caller.id}
@@ -116,7 +131,7 @@ def _owned(req: Request) -> Media:
     return media
 
 
-@api.route("GET", "/{mediaId}")
+@api.route("GET", "/{mediaId}", response=MediaWithDownload)
 def get_media(req: Request):
     """One item with a short-lived signed download URL."""
     media = _owned(req)

@@ -8,10 +8,13 @@ import numpy as np
 def normalise(m: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length (so cosine similarity is a dot product)."""
     m = np.asarray(m, dtype=np.float64)
-    norms = np.linalg.norm(m, axis=-1, keepdims=True)
-    if not np.all(np.isfinite(m)) or np.any(norms == 0):
+    if not np.all(np.isfinite(m)):
         raise ValueError("vectors must be finite and non-zero")
-    return m / norms
+    scale = np.max(np.abs(m), axis=-1, keepdims=True)  # scaled first: squares of 1e200 overflow to inf
+    if np.any(scale == 0):
+        raise ValueError("vectors must be finite and non-zero")
+    m = m / scale
+    return m / np.linalg.norm(m, axis=-1, keepdims=True)
 
 
 def unique_rows(m: np.ndarray, threshold: float) -> np.ndarray:
