@@ -1,0 +1,124 @@
+"""Knowledge, media and bot credentials: every endpoint x {anonymous, other user, owner, admin,
+suspended, bot} with the expected status. "owner" owns the addressed item; "bot" is the owner's
+deployment bot (`Authorization: Bot <token>`), which acts as the owner but never mints credentials.
+
+Each call is metered like tests/test_access_matrix.py; `pytest --cost-table` prints these rows too."""
+import pytest
+from knowledge_support import bot, make_deployment
+
+from devtools import openapi
+from devtools.firestore_meter import metered
+from devtools.standins.openai_embeddings import embed
+from shared import bot_credentials, clock, repos
+from shared.knowledge import store, vectors
+from shared.media import storage
+from shared.models import Knowledge, Media
+
+CALLERS = ("anonymous", "other", "owner", "admin", "suspended", "bot")
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+UPLOAD = {"type": "image", "mimeType": "image/png", "size": 100}
+REGISTER = {"storageId": "media/{me}/up1", "type": "image", "mimeType": "image/png", "prompt": "a fox"}
+
+
+def users(status: int) -> tuple:
+    """Any signed-in, unsuspended caller (the bot as its owner), on the caller's own data."""
+    return (401, status, status, status, 403, status)
+
+
+def owned(status: int) -> tuple:
+    """The owner's item: the owner, an admin and the owner's bot; another user sees nothing there."""
+    return (401, 404, status, status, 403, status)
+
+
+def humans_owned(status: int) -> tuple:
+    """Like owned, but a bot may not (bot credentials are managed by people only)."""
+    return (401, 404, status, status, 403, 403)
+
+
+MATRIX = [
+    # method, path, body, statuses in CALLERS order
+    ("POST", "/knowledge", {"text": "Apples grow on trees.", "source": "notes"}, users(201)),
+    ("POST", "/knowledge/search", {"query": "apple pie", "limit": 5}, users(200)),
+    ("POST", "/knowledge/search", {"query": "apple pie", "mmr": True}, users(200)),
+    ("GET", "/knowledge", None, users(200)),
+    ("GET", "/knowledge?source=recipes", None, users(200)),
+    ("GET", "/knowledge/chunk1", None, owned(200)),
+    ("GET", "/knowledge/nope", None, (401, 404, 404, 404, 403, 404)),
+    ("DELETE", "/knowledge/chunk1", None, owned(204)),
+    ("DELETE", "/knowledge?source=recipes", None, users(200)),
+    ("DELETE", "/knowledge?all=true", None, users(200)),
+    ("DELETE", "/knowledge", None, users(400)),  # neither ?source= nor ?all=true
+    ("POST", "/knowledge/bot-credentials/dep1", None, humans_owned(201)),
+    ("GET", "/knowledge/bot-credentials/dep1", None, humans_owned(200)),
+    ("DELETE", "/knowledge/bot-credentials/dep1", None, humans_owned(204)),
+    ("GET", "/knowledge/bot-credentials/nope", None, (401, 404, 404, 404, 403, 403)),
+    ("POST", "/media/uploads", UPLOAD, users(201)),
+    ("POST", "/media", REGISTER, users(201)),  # each caller registers its own stored upload
+    ("POST", "/media", {**REGISTER, "storageId": "media/{owner}/up1"}, (401, 403, 201, 403, 403, 201)),
+    ("GET", "/media", None, users(200)),
+    ("GET", "/media?type=video", None, users(200)),
+    ("GET", "/media/m1", None, owned(200)),
+    ("DELETE", "/media/m1", None, owned(204)),
+]
+
+COST_ROWS: list[tuple] = []  # (method, path, caller, status, reads, writes) of every call made
+
+CASES = [pytest.param(m, p, b, who, st, id=f"{m} {p} as {who}")
+         for m, p, b, statuses in MATRIX for who, st in zip(CALLERS, statuses)]
+
+
+@pytest.fixture
+def world(kb, callers):
+    """The owner's chunk `chunk1` (source recipes), image `m1`, deployment `dep1` with an active bot
+    credential, and for each signed-in caller a stored, unregistered upload `media/<id>/up1`."""
+    owner = callers["owner"].user_id
+    for c in ("owner", "other"):  # their users exist, so no call below is metered with a user's creation
+        kb("GET", "/users/me", callers[c])
+    now = clock.now_ms()
+    text = "Apple pie: bake for forty minutes."
+    store.write_chunks([Knowledge(_id="chunk1", userId=owner, text=text, source="recipes", createdAt=now)],
+                       vectors.normalise(embed(text)[None, :]))
+    repos.media.set(Media(_id="m1", userId=owner, type="image", storageId=f"media/{owner}/m1",
+                          mimeType="image/png", createdAt=now))
+    for name in (f"media/{owner}/m1", *(f"media/{callers[c].user_id}/up1" for c in ("owner", "other", "admin"))):
+        storage._bucket().blob(name).upload_from_string(PNG, content_type="image/png")
+    token = bot_credentials.issue(make_deployment(owner, "dep1"), owner)
+    return {**callers, "bot": token}
+
+
+def call(kb, world, who, method, path, body):
+    if who == "bot":
+        return kb(method, path, None, json=body, headers=bot(world["bot"]))
+    return kb(method, path, world[who], json=body)
+
+
+@pytest.mark.parametrize("method,path,body,who,status", CASES)
+def test_access(kb, world, method, path, body, who, status):
+    owner = world["owner"].user_id
+    me = {"anonymous": "nobody", "bot": owner}.get(who) or world[who].user_id  # whose upload a body names
+    if body and "storageId" in body:
+        body = {**body, "storageId": body["storageId"].format(me=me, owner=owner)}
+    with metered() as meter:
+        r = call(kb, world, who, method, path, body)
+    COST_ROWS.append((method, path, who, r.status_code, meter.reads, meter.writes))
+    assert r.status_code == status, r.get_data(as_text=True)
+    if status >= 400:
+        assert set(r.json["error"]) >= {"code", "message"}
+
+
+def bot_refused_elsewhere():
+    """One signed-in route of every function that does not accept the Bot scheme."""
+    out = []
+    for api in openapi.function_apis():
+        if "bot" in api.schemes:
+            continue
+        route = next((r for r in api.routes if r.access in ("user", "admin") and "{" not in r.path), None)
+        if route is not None:
+            out.append(pytest.param(route.method, openapi.openapi_path(api, route), id=api.name))
+    return out
+
+
+@pytest.mark.parametrize("method,path", bot_refused_elsewhere())
+def test_bot_credential_is_refused_by_other_functions(kb, world, method, path):
+    r = call(kb, world, "bot", method, path, {} if method in ("POST", "PUT", "PATCH") else None)
+    assert r.status_code == 401, (method, path, r.get_data(as_text=True))
