@@ -19,7 +19,7 @@ from google.cloud import firestore
 
 from shared import clock, repos
 from shared.auth import Caller
-from shared.db import Repo
+from shared.db import Repo, valid_id
 from shared.errors import ApiError
 from shared.models import Doc
 
@@ -85,8 +85,8 @@ def _unauthorized(message: str) -> ApiError:
 
 def verify(token: str) -> BotCredential:
     prefix, _, rest = token.partition(".")
-    deployment_id, _, secret = rest.partition(".")
-    if prefix != PREFIX or not deployment_id or not secret or "/" in deployment_id:
+    deployment_id, _, secret = rest.rpartition(".")  # the secret (base64url) has no dots
+    if prefix != PREFIX or not secret or not valid_id(deployment_id):  # an id Firestore refuses: not ours
         raise _unauthorized("not a bot credential")
     cred = credentials.get(deployment_id)
     if cred is None or not hmac.compare_digest(cred.tokenHash, _hash(token)):

@@ -64,8 +64,10 @@ def test_issue_at_deploy_and_deleted_deployment(kb, callers):
     token = bot_credentials.issue(dep, callers["owner"].user_id)
     assert kb("GET", "/media", None, headers=bot(token)).status_code == 200
     forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
-    for bad in (forged, "ocb.nope.secret", "garbage"):
-        assert kb("GET", "/media", None, headers=bot(bad)).status_code == 401
+    malformed = ("ocb.__x__.secret", "ocb...secret", "ocb." + "d" * 1600 + ".secret", f"ocb.{dep}.")
+    for bad in (forged, "ocb.nope.secret", "garbage", *malformed):  # ids Firestore refuses are 401, not 404
+        r = kb("GET", "/media", None, headers=bot(bad))
+        assert r.status_code == 401 and r.json["error"]["code"] == "unauthenticated", (bad[:40], r.json)
     repos.deployments.delete(dep)
     assert kb("GET", "/media", None, headers=bot(token)).status_code == 401
 
