@@ -226,3 +226,34 @@ def test_deploy_again_adopts_the_existing_vm(api, callers, denv):
     done = denv.wait_job(r.json["job"]["_id"])
     assert done.status == "completed" and "already exists (RUNNING); not creating another" in done.log
     assert denv.compute.state()["inserts"] == inserts and vm_count(denv, dep) == 1
+
+
+def test_job_document_deleted_mid_run_ends_the_task_cleanly(api, callers, denv):
+    """A job removed by hand while its worker runs: the worker answers 200 (no 500 retried by
+    the queue), and the deployment still takes the next action."""
+    from shared import clock, repos
+    from shared.deploy import jobs
+    from shared.models import Deployment, DeployJob
+
+    now, owner = clock.now_ms(), callers["owner"].user_id
+    dep = Deployment(_id="gonejob0000000000001", userId=owner, gcpProject="acme-bots", zone="us-central1-a",
+                     vmName="oc-gone-job-gonejob0000000000001", status="provisioning", botName="B",
+                     primaryModel="m", createdAt=now)
+    job = DeployJob(_id=jobs.new_job_id(now), userId=owner, deploymentId=dep.id, action="deploy", status="pending")
+    repos.deployments.set(dep)
+    repos.deploy_jobs.set(job)
+    jobs.lock_ref(dep.id).set({"jobId": job.id, "action": "deploy", "requestedAt": now, "attempt": 0,
+                               "leaseUntil": 0})
+    denv.compute.fault("instances.insert", "slow", delay=1.0)
+    headers = {"X-CloudTasks-QueueName": QUEUE, "X-CloudTasks-TaskName": "gone", "Content-Type": "application/json"}
+    answers = []
+    worker = threading.Thread(target=lambda: answers.append(
+        httpx.post(f"{denv.base_url}/deployWorker", json={"jobId": job.id}, headers=headers, timeout=30)))
+    worker.start()
+    denv.wait_job(job.id, done=("running",))
+    repos.deploy_jobs.delete(job.id)
+    worker.join()
+    assert answers[0].status_code == 200 and answers[0].json() == {"jobId": job.id, "outcome": "completed"}
+    r = api("POST", f"/deployments/{dep.id}/actions", callers["owner"], json={"action": "stop"})
+    assert r.status_code == 202, r.json
+    assert denv.wait_job(r.json["job"]["_id"]).status == "completed"

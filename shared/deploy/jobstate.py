@@ -62,6 +62,8 @@ def append(tx, job_id: str, text: str) -> None:
 def release(tx, job_id: str, text: str) -> None:
     """Hand the job back to the queue: still running, lease dropped so the retry may take it."""
     job = repos.deploy_jobs.get(job_id, tx)
+    if job is None:  # its document was deleted meanwhile: nothing left to hand back
+        return
     snap = lock_ref(job.deploymentId).get(transaction=tx)
     repos.deploy_jobs.update(job_id, {"log": joblog.append(job.log, text)}, tx)
     if snap.exists and snap.get("jobId") == job_id:
@@ -71,6 +73,8 @@ def release(tx, job_id: str, text: str) -> None:
 @db.transactional
 def finish(tx, job_id: str, status: str, texts: list[str], dep_status: str | None, remove: bool) -> None:
     job = repos.deploy_jobs.get(job_id, tx)
+    if job is None:  # its document was deleted meanwhile (by hand): no verdict to record
+        return
     snap = lock_ref(job.deploymentId).get(transaction=tx)
     dep = repos.deployments.get(job.deploymentId, tx)
     children = []
