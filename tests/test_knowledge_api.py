@@ -163,3 +163,28 @@ def test_text_making_too_many_chunks_is_413(kb, callers, monkeypatch):
     finally:
         monkeypatch.undo()
         reset_caches()
+
+
+def test_list_and_search_cost_their_page_size_plus_a_constant(kb, callers):
+    from devtools.firestore_meter import metered
+    from shared.knowledge import store, vectors
+    from shared.models import Knowledge
+
+    owner = callers["owner"]
+    kb("GET", "/users/me", owner)  # the user exists and was just seen: no write while measured
+    rng = np.random.default_rng(3)
+    items = [Knowledge(_id=f"c{i:02d}", userId=owner.user_id, text=f"t{i}", source="s", createdAt=i) for i in range(30)]
+    store.write_chunks(items, vectors.normalise(rng.standard_normal((30, 1536))))
+
+    def cost(method, path, body=None):
+        with metered() as m:
+            r = kb(method, path, owner, json=body)
+        assert r.status_code == 200, r.json
+        return m.reads, m.writes
+
+    vec = rng.standard_normal(1536).tolist()
+    for call in (lambda n: cost("GET", f"/knowledge?limit={n}"),
+                 lambda n: cost("POST", "/knowledge/search", {"vector": vec, "limit": n})):
+        small, big = call(2), call(7)
+        assert big[0] - small[0] == 5 and small[1] == big[1] == 0
+        assert small[0] <= 2 + 2  # the hits (+ a list's look-ahead row) and the caller's user

@@ -124,3 +124,22 @@ def test_bot_uploads_and_registers_for_the_owner(kb, callers):
     r = register(kb, None, up, headers=bot(token))
     assert r.status_code == 201 and r.json["userId"] == owner.user_id
     assert [m["_id"] for m in kb("GET", "/media", owner).json["items"]] == [r.json["_id"]]
+
+
+def test_list_costs_its_page_size_plus_a_constant(kb, callers):
+    from devtools.firestore_meter import metered
+    from shared.models import Media
+
+    owner = callers["owner"]
+    kb("GET", "/users/me", owner)  # the user exists and was just seen: no write while measured
+    for i in range(30):
+        repos.media.set(Media(_id=f"m{i:02d}", userId=owner.user_id, type="image", storageId=f"media/x/m{i}",
+                              mimeType="image/png", createdAt=i))
+    costs = []
+    for n in (2, 7):
+        with metered() as m:
+            r = kb("GET", f"/media?type=image&limit={n}", owner)
+        assert r.status_code == 200 and len(r.json["items"]) == n
+        costs.append((m.reads, m.writes))
+    (small_r, small_w), (big_r, big_w) = costs
+    assert big_r - small_r == 5 and small_w == big_w == 0 and small_r <= 2 + 2
