@@ -89,10 +89,13 @@ def operation(api: Api, route, comps: Components) -> dict:
         ok["content"] = {"application/json": {"schema": comps.ref(route.response, "serialization")}}
     op["responses"] = {**{str(s): ok for s in route.statuses}, "default": {
         "description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}
+    schemes = [{"bearer": []}] + [{f"{name}Token": []} for name in sorted(api.schemes)]  # e.g. the bots' "Bot"
     if route.access == "public":
-        op["security"] = [{}, {"bearer": []}]  # a token is optional (admins see more)
+        op["security"] = [{}, *schemes]  # a token is optional (admins see more)
+    elif route.access == "custom":
+        op["security"] = [{}]  # the handler checks the caller itself (Stripe signature, Cloud Tasks, OIDC)
     else:
-        op["security"] = [{"bearer": []}]
+        op["security"] = schemes
     return op
 
 
@@ -126,7 +129,12 @@ def document() -> dict:
         "servers": [{"url": "/"}],
         "paths": paths,
         "components": {"schemas": comps.schemas,
-                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
+                       "securitySchemes": {
+                           "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                           # a deployment's bot: `Authorization: Bot <token>` (knowledge and media only)
+                           "botToken": {"type": "apiKey", "in": "header", "name": "Authorization",
+                                        "description": "Bot <token>: a deployment's bot credential"},
+                       }},
     }
 
 
