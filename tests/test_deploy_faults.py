@@ -93,7 +93,7 @@ def test_task_delivered_twice(api, callers, denv):
     threads = [threading.Thread(target=deliver) for _ in range(2)]
     [t.start() for t in threads]
     [t.join() for t in threads]
-    assert outcomes == [(503, "job_busy", "another delivery is running this job")] * 2  # come back later
+    assert outcomes == [(503, "retry_later", "another delivery is running this job")] * 2  # come back later
     done = denv.wait_job(job["_id"])
     assert done.status == "completed"
     # the same task again after it finished (the stand-in does not de-duplicate names): a no-op

@@ -54,8 +54,11 @@ def verify_caller(raw) -> None:
 
 @api.route("POST", "/", access="custom", body=TaskBody, response=TaskDone)
 def run_task(req: Request):
-    """Run one deploy job. Cloud Tasks' Authorization header carries a Google OIDC token (checked
-    here), not a user's token. 503 (`job_busy`) asks the queue to deliver the task again."""
+    """Run one deploy job (Cloud Tasks only).
+
+    Cloud Tasks' Authorization header carries a Google OIDC token (checked here), not a user's
+    token. 503 (`retry_later`: another delivery holds the job, or this attempt failed transiently)
+    asks the queue to deliver the task again."""
     try:
         verify_caller(req.raw)
     except ApiError as exc:
@@ -68,5 +71,5 @@ def run_task(req: Request):
     finally:
         logs.request_id.reset(token)
     if status == 503:
-        raise ApiError(503, "job_busy", outcome, {"jobId": job_id, "outcome": outcome})
+        raise ApiError(503, "retry_later", outcome, {"jobId": job_id, "outcome": outcome})
     return {"jobId": job_id, "outcome": outcome}
