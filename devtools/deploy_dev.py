@@ -14,7 +14,7 @@ def start(stack: Stack, port: int) -> None:
     stack.compute(op_latency=1.0, guest_events=True)  # a second per operation: slow enough to watch
     stack.secrets()
     base = f"http://127.0.0.1:{port}"
-    stack.env.update({"DEPLOY_WORKER_URL": f"{base}/deployWorker", "DEPLOY_QUEUE": QUEUE,
+    stack.env.update({"DEPLOY_WORKER_URL": f"{base}/deployWorker", "DEPLOY_QUEUE": QUEUE, "FUNCTIONS_URL": base,
                       "PROVISIONING_TOPIC": f"projects/{PROJECT_ID}/topics/{TOPIC}"})
 
 

@@ -67,6 +67,7 @@ class DeployEnv:
 def _settings_env(base_url: str) -> dict[str, str]:
     return {
         "DEPLOY_WORKER_URL": f"{base_url}/deployWorker",
+        "FUNCTIONS_URL": base_url,
         "DEPLOY_QUEUE": QUEUE,
         "PROVISIONING_TOPIC": f"projects/{PROJECT_ID}/topics/{TOPIC}",
         "DEPLOY_CALL_TIMEOUT_S": "2",

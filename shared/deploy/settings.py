@@ -27,6 +27,7 @@ class DeploySettings:
     invoker_sa: str | None
     status_ttl_s: int
     logs_max_chars: int
+    functions_url: str  # where the bot reaches the knowledge and media functions
 
     @property
     def lease_ms(self) -> int:
@@ -58,6 +59,8 @@ def get() -> DeploySettings:
         invoker_sa=config.env("TASKS_INVOKER_SA"),
         status_ttl_s=config.env_int("DEPLOY_STATUS_TTL_S", 5, hi=300),
         logs_max_chars=config.env_int("DEPLOY_SERIAL_MAX_CHARS", 64_000, lo=1000, hi=1_000_000),
+        functions_url=(config.env("FUNCTIONS_URL", f"https://us-central1-{project}.cloudfunctions.net")
+                       or "").rstrip("/"),
     )
 
 

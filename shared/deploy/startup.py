@@ -67,18 +67,24 @@ fi
 """
 
 
+BOT_TOKEN_KEY = "openclaw-bot-token"  # the bot's knowledge/media credential, a secret like the API keys
+
+
 def bot_config(dep: Deployment) -> dict:
     """The bot's configuration from the deployment's settings, plugin and skill configs and key names."""
     plugins = {p.pluginId: p.config for p in repos.plugin_configs.all({"deploymentId": dep.id}, cap=100)
                if p.enabled}
     skills = {s.skillId: {"cron": s.cronOverride} for s in repos.skill_configs.all({"deploymentId": dep.id}, cap=100)
               if s.enabled}
-    keys = sorted(k.keyName for k in repos.api_keys.all({"deploymentId": dep.id}, cap=100))
+    keys = sorted(k.keyName for k in repos.api_keys.all({"deploymentId": dep.id}, cap=100)) + [BOT_TOKEN_KEY]
     return {
         "botName": dep.botName, "brandEmoji": dep.brandEmoji, "primaryModel": dep.primaryModel,
         "fallbackModels": dep.fallbackModels, "plugins": plugins, "skills": skills,
         "secrets": {k: secrets.secret_id(dep.id, k) for k in keys},
         "secretsProject": settings.get().secrets_project,
+        # the knowledge plugin and media: called with `Authorization: Bot <secrets/openclaw-bot-token>`
+        "backend": {"knowledgeUrl": f"{settings.get().functions_url}/knowledge",
+                    "mediaUrl": f"{settings.get().functions_url}/media"},
     }
 
 

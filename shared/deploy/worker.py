@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from google.api_core import exceptions as gexc
 
-from shared import logs, repos
+from shared import bot_credentials, logs, repos
 from shared.deploy import compute, jobstate, secrets, settings, startup
 from shared.deploy.compute import ComputeError
 from shared.errors import ApiError
@@ -76,6 +76,7 @@ class Run:
                 repos.deployments.update(self.dep.id, {"status": "provisioning"})
             except ApiError:  # 404: deleted since the claim
                 raise DeploymentGone("the deployment was deleted before the VM was created; nothing done") from None
+        self.ensure_bot_credential()
         self.note(f"creating VM {self.dep.vmName} ({settings.get().machine_type}, Debian 12, no external IP) "
                   f"in {self.dep.gcpProject}/{self.dep.zone}")
         try:
@@ -89,6 +90,22 @@ class Run:
         inst = self.vm()
         ip = inst.network_interfaces[0].network_i_p if inst and inst.network_interfaces else "?"
         return Result("provisioning", notes=[f"VM created (internal IP {ip}); waiting for the bot to report ready"])
+
+    def ensure_bot_credential(self) -> None:
+        """The bot's credential for knowledge and media calls: only its hash in Firestore, the token
+        in Secret Manager for the VM. Kept when the stored token still works (a retried job does
+        not rotate it under a running bot); issued anew otherwise."""
+        try:
+            try:
+                bot_credentials.verify(secrets.access(self.dep.id, startup.BOT_TOKEN_KEY))
+                return
+            except (gexc.NotFound, ApiError):  # none yet, or revoked/rotated: issue a new one
+                pass
+            secrets.put(self.dep.id, startup.BOT_TOKEN_KEY, bot_credentials.issue(self.dep.id, self.dep.userId))
+        except gexc.GoogleAPICallError as exc:
+            raise ComputeError(f"store the bot credential: Secret Manager said {exc.code} {exc.message}",
+                               (exc.code or 500) >= 500) from None
+        self.note("issued the bot's knowledge/media credential (kept in Secret Manager)")
 
     def _adopt(self) -> Result:
         """The VM name is taken: a VM made for this deployment earlier. Never create a second one."""
@@ -157,9 +174,10 @@ class Run:
                 raise
             notes = ["VM was already gone"]
         keys = repos.api_keys.all({"deploymentId": self.dep.id}, cap=200)
+        bot_credentials.revoke(self.dep.id)
         try:
-            for key in keys:
-                secrets.delete(self.dep.id, key.keyName)
+            for key_name in [k.keyName for k in keys] + [startup.BOT_TOKEN_KEY]:
+                secrets.delete(self.dep.id, key_name)
         except gexc.GoogleAPICallError as exc:
             raise ComputeError(f"delete API keys: Secret Manager said {exc.code} {exc.message}",
                                (exc.code or 500) >= 500) from None
