@@ -76,6 +76,26 @@ def live_url(stack):
         yield url
 
 
+# The services each function needs besides Firestore and Auth: the session fixture starting them
+# and setting their configuration, as the deployed function has it.
+SERVICES = {
+    **dict.fromkeys(("billing", "stripeWebhook", "billingReconcile"), "stripe_stack"),
+    **dict.fromkeys(("costs", "pullCosts", "pullOpenrouterActivity", "costPullWorker"), "costs_env"),
+    **dict.fromkeys(("knowledge", "media"), "kb_stack"),
+    **dict.fromkeys(("deployments", "deployWorker", "pluginConfigs", "skillConfigs", "apiKeys"), "deploy_env"),
+}
+
+
+@pytest.fixture(autouse=True)
+def services_for_path(request):
+    """A test parametrised with a `path` (the fuzz test) gets the services of that path's function."""
+    path = getattr(getattr(request.node, "callspec", None), "params", {}).get("path")
+    if isinstance(path, str):
+        fixture = SERVICES.get(path.lstrip("/").split("/")[0].split("?")[0])
+        if fixture:
+            request.getfixturevalue(fixture)
+
+
 @pytest.fixture(autouse=True)
 def clean_firestore(request):
     if "stack" not in request.fixturenames and "client" not in request.fixturenames:

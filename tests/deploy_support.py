@@ -113,18 +113,6 @@ def deploy_env(stack):
         os.environ.pop(key, None)
 
 
-FUNCTIONS = ("deployments", "deployWorker", "provisioningEvents", "pluginConfigs", "skillConfigs", "apiKeys")
-
-
-@pytest.fixture(autouse=True)
-def deploy_env_for_deploy_paths(request):
-    """Tests parametrized by a path of this domain (the fuzz test) run with its settings and
-    stand-ins, as the deployed functions do; without them the settings are missing (a 500)."""
-    path = getattr(getattr(request.node, "callspec", None), "params", {}).get("path")
-    if isinstance(path, str) and path.lstrip("/").split("/")[0].split("?")[0] in FUNCTIONS:
-        request.getfixturevalue("deploy_env")
-
-
 @pytest.fixture
 def denv(deploy_env, callers):
     """Per test: no faults left over, the owner subscribed (trialing)."""

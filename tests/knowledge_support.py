@@ -49,12 +49,3 @@ def make_deployment(user_id: str, dep_id: str = "dep1") -> str:
 
 def bot(token: str) -> dict:
     return {"Authorization": f"Bot {token}"}
-
-
-@pytest.fixture(autouse=True)
-def kb_for_served_paths(request):
-    """A test parametrised with a `path` of knowledge or media (the fuzz test) gets their stand-ins."""
-    spec = getattr(request.node, "callspec", None)
-    if spec is not None and str(spec.params.get("path", "")).startswith(("/knowledge", "/media")):
-        request.getfixturevalue("kb_stack")
-    yield
