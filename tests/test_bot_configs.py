@@ -64,7 +64,8 @@ def test_api_key_value_only_in_secret_manager(api, callers, denv, capsys):
     assert ANTHROPIC not in json.dumps(stored)
     config = json.loads(next(i["value"] for i in startup.metadata_items(repos.deployments.get(dep["_id"]))
                               if i["key"] == "openclaw-config"))
-    assert config["secrets"] == {"anthropic-api-key": f"oc-{dep['_id']}-anthropic-api-key"}
+    assert config["secrets"] == {"anthropic-api-key": f"oc-{dep['_id']}-anthropic-api-key",
+                                 startup.BOT_TOKEN_KEY: f"oc-{dep['_id']}-{startup.BOT_TOKEN_KEY}"}
     # a new value is a new version; bad values and unknown names are refused without echoing the value
     r = api("PUT", path, callers["owner"], json={"value": ANTHROPIC[:-4] + "abcd"})
     assert r.json["maskedValue"] == "sk-a****abcd"
