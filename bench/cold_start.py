@@ -75,6 +75,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     with local_stack() as stack:
+        os.environ.setdefault("STRIPE_WEBHOOK_SECRET", "whsec_cold_start")  # the webhook checks its signature
         token, _ = token_for(stack, "cold@example.com")
         from shared import clock, repos
         from shared.models import CmsPage

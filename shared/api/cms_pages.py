@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import re
 
+from google.api_core import exceptions as gexc
 from pydantic import Field
 
-from shared import clock, db, repos
+from shared import clock, repos
 from shared.api.inputs import SLUG_PATTERN, PageQuery, ShortText, Strict
 from shared.errors import ApiError, not_found
 from shared.http import Api, Request, page_of
@@ -49,19 +50,16 @@ def get_page(req: Request):
     return page
 
 
-@db.transactional
-def _upsert(tx, doc_id: str, slug: str, body: PageWrite) -> tuple[CmsPage, bool]:
-    # One document in the transaction (not a query on slug): concurrent writers of other
-    # pages never contend with this one.
-    existing = repos.cms_pages.get(doc_id, tx)
+def _upsert(doc_id: str, slug: str, body: PageWrite) -> tuple[CmsPage, bool]:
+    """Create, or replace the fields a PUT carries, each one atomic write and no read-modify-write:
+    concurrent PUTs of a page never contend (the last one wins, as PUT means), createdAt stays."""
     now = clock.now_ms()
-    if existing is None:
-        page = CmsPage(_id=doc_id, slug=slug, createdAt=now, updatedAt=now, **body.model_dump())
-        repos.cms_pages.create(page, tx)
-        return page, True
-    page = existing.model_copy(update={**body.model_dump(), "updatedAt": now})
-    repos.cms_pages.set(page, tx)
-    return page, False
+    page = CmsPage(_id=doc_id, slug=slug, createdAt=now, updatedAt=now, **body.model_dump())
+    try:
+        return repos.cms_pages.create(page), True
+    except gexc.AlreadyExists:
+        repos.cms_pages.update(doc_id, {**body.model_dump(), "updatedAt": now})  # 404 if deleted meanwhile
+        return repos.cms_pages.require(doc_id), False
 
 
 @api.route("PUT", "/{slug}", access="admin", body=PageWrite, status=(200, 201), response=CmsPage)

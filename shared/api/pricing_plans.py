@@ -3,9 +3,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, StringConstraints
-
 from google.api_core import exceptions as gexc
+from pydantic import Field, StringConstraints
 
 from shared import repos
 from shared.api.inputs import ShortText, Strict
