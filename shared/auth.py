@@ -7,9 +7,7 @@ once a minute.
 """
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -54,10 +52,11 @@ def _unauthorized(message: str) -> ApiError:
 
 
 def _header_alg(token: str) -> str | None:
+    import jwt
+
     try:
-        head = token.split(".")[0]
-        return json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4))).get("alg")
-    except (ValueError, IndexError, AttributeError):
+        return jwt.get_unverified_header(token).get("alg")
+    except jwt.InvalidTokenError:
         return None
 
 

@@ -203,7 +203,9 @@ class Api:
         extra = self.schemes.get(scheme.lower())
         if extra is not None and token.strip():
             return extra(token.strip(), route)
-        from shared import auth  # local: keeps firebase-admin out of import for routes that never need it
+        from shared import (
+            auth,  # local: keeps firebase-admin out of import for routes that never need it
+        )
 
         return auth.authenticate(request, route.access, route.allow_suspended)
 

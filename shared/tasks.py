@@ -19,7 +19,9 @@ def emulator_client(host: str):
     """A CloudTasksClient on an insecure channel to the local stand-in at host:port."""
     import grpc
     from google.cloud import tasks_v2
-    from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
+    from google.cloud.tasks_v2.services.cloud_tasks.transports import (
+        CloudTasksGrpcTransport,
+    )
 
     return tasks_v2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=grpc.insecure_channel(host)))
 

@@ -6,7 +6,6 @@ successful calls cost (bench/cost_per_request.py)."""
 import pytest
 
 from devtools.firestore_meter import metered
-
 from shared import clock, repos
 from shared.models import CmsPage, NavLink
 

@@ -84,7 +84,7 @@ def world(api, callers, denv, vm):
     from shared import clock, repos
     from shared.deploy import jobs, secrets
     from shared.deploy.redact import mask
-    from shared.models import ApiKey, Deployment, DeployJob, PluginConfig, SkillConfig
+    from shared.models import ApiKey, DeployJob, Deployment, PluginConfig, SkillConfig
 
     owner, now = callers["owner"].user_id, clock.now_ms()
     api("GET", "/users/me", callers["owner"])  # creates the owner's user

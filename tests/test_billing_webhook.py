@@ -11,8 +11,19 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 from billing_support import (
-    FAILING_CARD, card_customer, deliver, doc_fields, events_of, expected_fields, ledger, localstripe_webhook,
-    make_event, new_customer, reset_billing, sign, wait_for,
+    FAILING_CARD,
+    card_customer,
+    deliver,
+    doc_fields,
+    events_of,
+    expected_fields,
+    ledger,
+    localstripe_webhook,
+    make_event,
+    new_customer,
+    reset_billing,
+    sign,
+    wait_for,
 )
 
 from shared import entitlements, repos

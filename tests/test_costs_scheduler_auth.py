@@ -11,11 +11,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jwt
 import pytest
+from costs_support import wait_run
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
-from costs_support import wait_run
 
 SA = "cost-scheduler@demo-openclaw.iam.gserviceaccount.com"
 AUD = "https://us-central1-demo-openclaw.cloudfunctions.net/pullCosts"

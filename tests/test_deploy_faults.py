@@ -7,7 +7,6 @@ import threading
 import time
 
 import httpx
-
 from deploy_support import QUEUE, reset_settings
 from test_deployments_api import NEW, create
 
@@ -233,7 +232,7 @@ def test_job_document_deleted_mid_run_ends_the_task_cleanly(api, callers, denv):
     the queue), and the deployment still takes the next action."""
     from shared import clock, repos
     from shared.deploy import jobs
-    from shared.models import Deployment, DeployJob
+    from shared.models import DeployJob, Deployment
 
     now, owner = clock.now_ms(), callers["owner"].user_id
     dep = Deployment(_id="gonejob0000000000001", userId=owner, gcpProject="acme-bots", zone="us-central1-a",

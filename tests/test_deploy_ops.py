@@ -7,7 +7,6 @@ import threading
 
 import httpx
 import pytest
-
 from deploy_support import reset_settings
 from test_deployments_api import create
 

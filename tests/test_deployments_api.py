@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-
 NEW = {"gcpProject": "acme-bots", "zone": "us-central1-a", "botName": "Ada's Bot!", "brandEmoji": "🤖",
        "primaryModel": "anthropic/claude-sonnet-4", "fallbackModels": ["openai/gpt-4.1"]}
 

@@ -81,9 +81,10 @@ def test_malformed_and_unknown_messages_are_acknowledged(api, callers, denv):
 
 
 def test_job_log_stays_bounded(api, callers, denv):
+    from deploy_support import reset_settings
+
     from shared import repos
     from shared.deploy import events
-    from deploy_support import reset_settings
 
     dep, job = create(api, callers["owner"])
     denv.wait_job(job["_id"])

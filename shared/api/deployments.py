@@ -5,14 +5,20 @@ import re
 import secrets as pysecrets
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StringConstraints, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from shared import clock, repos
 from shared.api.inputs import PageQuery, Strict
 from shared.deploy import access, jobs, live, settings
 from shared.errors import ApiError, not_found
 from shared.http import Api, Request, page_of, validation_error
-from shared.models import Deployment, DeploymentStatus, DeployJob
+from shared.models import DeployJob, Deployment, DeploymentStatus
 
 api = Api("deployments", "Bot deployments: VMs on Compute Engine, driven by deploy jobs")
 

@@ -4,10 +4,15 @@ from a deployment's bot, acting as that deployment's owner."""
 from __future__ import annotations
 
 import math
-
 from typing import Annotated
 
-from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from shared import bot_credentials, repos
 from shared.api.inputs import PageQuery, Strict

@@ -5,7 +5,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from shared import db, repos
+from shared import repos
 from shared.api.inputs import Strict
 from shared.deploy import access, catalog
 from shared.errors import not_found
@@ -57,16 +57,6 @@ def list_for(req: Request):
     return {"items": repos.plugin_configs.all({"deploymentId": dep.id}, cap=100)}
 
 
-@db.transactional
-def _upsert(tx, deployment_id: str, item: PluginConfig) -> bool:
-    """Written only while the deployment exists (a delete job removing it conflicts, not interleaves)."""
-    if repos.deployments.get(deployment_id, tx) is None:
-        raise not_found(f"deployment {deployment_id!r}")
-    created = repos.plugin_configs.get(item.id, tx) is None
-    repos.plugin_configs.set(item, tx)
-    return created
-
-
 @api.route("PUT", "/{deploymentId}/{pluginId}", body=PluginWrite, status=(200, 201), response=PluginConfig)
 def put(req: Request):
     """Enable/disable a plugin and set its config (applied by the next deploy); 201 when new."""
@@ -75,7 +65,7 @@ def put(req: Request):
     config = catalog.validate_plugin_config(plugin_id, req.body.config)
     item = PluginConfig(_id=f"{dep.id}_{plugin_id}", deploymentId=dep.id, userId=dep.userId, pluginId=plugin_id,
                         enabled=req.body.enabled, config=config)
-    return item, (201 if _upsert(dep.id, item) else 200)
+    return item, (201 if access.upsert_config(repos.plugin_configs, item) else 200)
 
 
 @api.route("DELETE", "/{deploymentId}/{pluginId}", status=204)

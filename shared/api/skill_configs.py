@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from shared import db, repos
+from shared import repos
 from shared.api.inputs import Strict
 from shared.deploy import access, catalog
 from shared.errors import not_found
@@ -29,15 +29,6 @@ def list_for(req: Request):
     return {"items": repos.skill_configs.all({"deploymentId": dep.id}, cap=100)}
 
 
-@db.transactional
-def _upsert(tx, deployment_id: str, item: SkillConfig) -> bool:
-    if repos.deployments.get(deployment_id, tx) is None:
-        raise not_found(f"deployment {deployment_id!r}")
-    created = repos.skill_configs.get(item.id, tx) is None
-    repos.skill_configs.set(item, tx)
-    return created
-
-
 @api.route("PUT", "/{deploymentId}/{skillId}", body=SkillWrite, status=(200, 201), response=SkillConfig)
 def put(req: Request):
     """Enable/disable a skill and optionally override its schedule (five-field cron, UTC); 201 when new."""
@@ -46,7 +37,7 @@ def put(req: Request):
     cron = catalog.validate_cron(req.body.cronOverride) if req.body.cronOverride else None
     item = SkillConfig(_id=f"{dep.id}_{skill_id}", deploymentId=dep.id, userId=dep.userId, skillId=skill_id,
                        enabled=req.body.enabled, cronOverride=cron)
-    return item, (201 if _upsert(dep.id, item) else 200)
+    return item, (201 if access.upsert_config(repos.skill_configs, item) else 200)
 
 
 @api.route("DELETE", "/{deploymentId}/{skillId}", status=204)

@@ -16,6 +16,7 @@ from shared import auth, config, google_oidc
 from shared.costs import settings
 from shared.errors import ApiError
 
+
 def parse_time(value: str) -> int:
     try:
         dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))

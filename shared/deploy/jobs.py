@@ -16,7 +16,7 @@ from google.cloud import firestore
 from shared import clock, db, logs, repos, tasks
 from shared.deploy import joblog, settings
 from shared.errors import ApiError
-from shared.models import Deployment, DeployJob
+from shared.models import DeployJob, Deployment
 
 log = logs.get("deploy.jobs")
 LOCKS = "deploymentLocks"

@@ -8,7 +8,7 @@ import json
 
 from shared import repos
 from shared.deploy import secrets, settings
-from shared.models import Deployment, DeployJob
+from shared.models import DeployJob, Deployment
 
 STARTUP_SCRIPT = r"""#!/bin/bash
 # OpenClaw bot bootstrap (runs on every boot). Reads its configuration from instance metadata.

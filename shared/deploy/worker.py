@@ -18,7 +18,7 @@ from shared import bot_credentials, logs, repos
 from shared.deploy import compute, jobstate, secrets, settings, startup
 from shared.deploy.compute import ComputeError
 from shared.errors import ApiError
-from shared.models import Deployment, DeployJob
+from shared.models import DeployJob, Deployment
 
 log = logs.get("deploy.worker")
 STOPPED_STATES = ("TERMINATED", "STOPPED", "SUSPENDED", "STOPPING", "SUSPENDING")
