@@ -86,7 +86,8 @@ def test_api_key_value_only_in_secret_manager(api, callers, denv, capsys):
 def test_secret_manager_down_answers_503_and_writes_nothing(api, callers, denv):
     from shared import repos
 
-    dep, _ = create(api, callers["owner"])
+    dep, job = create(api, callers["owner"])
+    denv.wait_job(job["_id"])  # the deploy job stores the bot's token: let it finish before the fault
     denv.secrets.fault("secrets.addVersion", "error", status=503)
     r = api("PUT", f"/apiKeys/{dep['_id']}/openai-api-key", callers["owner"], json={"value": "sk-" + "a" * 40})
     assert r.status_code == 503 and r.json["error"]["code"] == "secrets_unavailable"
