@@ -18,6 +18,9 @@ def running(api, callers, denv):
     live._memory.clear()
     dep, job = create(api, callers["owner"])
     denv.wait_job(job["_id"])
+    # and the VM's "ready" report has arrived (else it could land after a test's own status changes)
+    denv.wait_for(lambda: api("GET", f"/deployments/{dep['_id']}", callers["owner"]).json["status"] == "running",
+                  what="deployment running")
     return dep
 
 
