@@ -49,6 +49,12 @@ def build_app():
     return Dispatcher(index_app, mounts)
 
 
+def json_app(payload):
+    """A WSGI app answering every GET with `payload` as JSON (e.g. a key set for token checks)."""
+    body = json.dumps(payload)
+    return lambda environ, start_response: Response(body, mimetype="application/json")(environ, start_response)
+
+
 @contextmanager
 def serving(app=None):
     """The app (default: every function) on a real threaded HTTP server on 127.0.0.1; yields its URL."""

@@ -1,14 +1,13 @@
 """Bearer tokens: Firebase (auth emulator) and Clerk (RS256 via a local JWKS), user creation, lastSeenAt."""
 import json
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from devtools.server import json_app, serving
 from shared import auth, config, repos
 from shared.errors import ApiError
 
@@ -70,40 +69,26 @@ def test_unsigned_tokens_refused_outside_local(callers, monkeypatch):
         config.reset()
 
 
-# Clerk: RS256 tokens checked against the issuer's JWKS, served here by a local HTTP server.
+# Clerk: RS256 tokens checked against the issuer's JWKS, served here on 127.0.0.1.
 @pytest.fixture
 def clerk(monkeypatch):
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
     jwk.update(kid="k1", use="sig", alg="RS256")
-    body = json.dumps({"keys": [jwk]}).encode()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     issuer = "https://clerk.example.test"
-    monkeypatch.setenv("AUTH_PROVIDER", "clerk")
-    monkeypatch.setenv("CLERK_ISSUER", issuer)
-    monkeypatch.setenv("CLERK_JWKS_URL", f"http://127.0.0.1:{server.server_port}/jwks.json")
-    config.reset()
-    auth._jwks_client.cache_clear()
 
     def token(sub="user_clerk_1", iss=issuer, exp_in=300, signer=key, kid="k1", **extra):
         now = int(time.time())
         claims = {"sub": sub, "iss": iss, "iat": now, "nbf": now, "exp": now + exp_in, **extra}
         return jwt.encode(claims, signer, algorithm="RS256", headers={"kid": kid})
 
-    yield token
-    server.shutdown()
+    with serving(json_app({"keys": [jwk]})) as jwks_url:
+        monkeypatch.setenv("AUTH_PROVIDER", "clerk")
+        monkeypatch.setenv("CLERK_ISSUER", issuer)
+        monkeypatch.setenv("CLERK_JWKS_URL", f"{jwks_url}/jwks.json")
+        config.reset()
+        auth._jwks_client.cache_clear()
+        yield token
     monkeypatch.undo()
     config.reset()
     auth._jwks_client.cache_clear()

@@ -3,7 +3,6 @@ Cloud Scheduler (OIDC token verified against Google's key format, served locally
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 import jwt
@@ -11,7 +10,7 @@ import pytest
 from billing_support import doc_fields, expected_fields, new_customer, reset_billing
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from devtools.stack import free_port
+from devtools.server import json_app, serving
 from shared import clock, repos
 from shared.models import Subscription
 
@@ -69,17 +68,10 @@ def test_reconcile_reports_a_failing_customer_and_goes_on(api, callers, plans, s
 @pytest.fixture(scope="module")
 def google_keys():
     """Google's ID-token keys endpoint (a JWK Set), served on 127.0.0.1 with a key made here."""
-    from werkzeug.serving import make_server
-    from werkzeug.wrappers import Response
-
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
-    body = json.dumps({"keys": [{**jwk, "kid": "local-1", "use": "sig", "alg": "RS256"}]})
-    port = free_port()
-    server = make_server("127.0.0.1", port, lambda env, start: Response(body, mimetype="application/json")(env, start))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield key, f"http://127.0.0.1:{port}/oauth2/v3/certs"
-    server.shutdown()
+    with serving(json_app({"keys": [{**jwk, "kid": "local-1", "use": "sig", "alg": "RS256"}]})) as url:
+        yield key, f"{url}/oauth2/v3/certs"
 
 
 @pytest.fixture

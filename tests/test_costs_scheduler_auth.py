@@ -3,11 +3,8 @@ in Google's format ({kid: PEM certificate}) signed with a key made here."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jwt
 import pytest
@@ -16,6 +13,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+
+from devtools.server import json_app, serving
 
 SA = "cost-scheduler@demo-openclaw.iam.gserviceaccount.com"
 AUD = "https://us-central1-demo-openclaw.cloudfunctions.net/pullCosts"
@@ -33,31 +32,17 @@ def keypair():
 
 @pytest.fixture(scope="module")
 def google_certs(costs_env):
-    key, pem = keypair()
-    body = json.dumps({"k1": pem}).encode()
-
-    class Certs(BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Certs)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    """Google's ID-token certificates (v1 format: kid -> PEM) for a key made here, on 127.0.0.1."""
     from shared.costs import settings
 
-    os.environ.update(COSTS_SCHEDULER_SA=SA, COSTS_SCHEDULER_AUDIENCE=AUD,
-                      GOOGLE_CERTS_URL=f"http://127.0.0.1:{server.server_port}/certs")
-    settings.reset()
-    yield key
+    key, pem = keypair()
+    with serving(json_app({"k1": pem})) as certs_url:
+        os.environ.update(COSTS_SCHEDULER_SA=SA, COSTS_SCHEDULER_AUDIENCE=AUD, GOOGLE_CERTS_URL=f"{certs_url}/certs")
+        settings.reset()
+        yield key
     for name in ("COSTS_SCHEDULER_SA", "COSTS_SCHEDULER_AUDIENCE", "GOOGLE_CERTS_URL"):
         os.environ.pop(name)
     settings.reset()
-    server.shutdown()
 
 
 def token(key, **over) -> str:
