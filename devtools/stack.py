@@ -239,6 +239,7 @@ class Stack:
         wait_http(f"{url}/_calls", 30, "Secret Manager stand-in", svc.proc)
         self.env["SECRET_MANAGER_API_ENDPOINT"] = url
         return url
+        return url
 
     def apply_env(self) -> None:
         os.environ.update(self.env)
