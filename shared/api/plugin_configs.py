@@ -8,7 +8,6 @@ from pydantic import BaseModel, Field
 from shared import repos
 from shared.api.inputs import Strict
 from shared.deploy import access, catalog
-from shared.errors import not_found
 from shared.http import Api, Request, list_of
 from shared.models import PluginConfig
 
@@ -72,7 +71,4 @@ def put(req: Request):
 def delete(req: Request):
     """Remove a plugin's config."""
     dep = access.owned(req.params["deploymentId"], req.caller)
-    doc_id = f"{dep.id}_{req.params['pluginId']}"
-    if repos.plugin_configs.get(doc_id) is None:
-        raise not_found(f"plugin config {req.params['pluginId']!r}")
-    repos.plugin_configs.delete(doc_id)
+    access.delete_config(repos.plugin_configs, dep.id, req.params["pluginId"], "plugin config")

@@ -6,7 +6,6 @@ from pydantic import Field
 from shared import repos
 from shared.api.inputs import Strict
 from shared.deploy import access, catalog
-from shared.errors import not_found
 from shared.http import Api, Request, list_of
 from shared.models import SkillConfig
 
@@ -44,7 +43,4 @@ def put(req: Request):
 def delete(req: Request):
     """Remove a skill's config."""
     dep = access.owned(req.params["deploymentId"], req.caller)
-    doc_id = f"{dep.id}_{req.params['skillId']}"
-    if repos.skill_configs.get(doc_id) is None:
-        raise not_found(f"skill config {req.params['skillId']!r}")
-    repos.skill_configs.delete(doc_id)
+    access.delete_config(repos.skill_configs, dep.id, req.params["skillId"], "skill config")

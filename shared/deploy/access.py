@@ -29,3 +29,11 @@ def upsert_config(tx, repo: db.Repo, item) -> bool:
     created = repo.get(item.id, tx) is None
     repo.set(item, tx)
     return created
+
+
+def delete_config(repo: db.Repo, deployment_id: str, item_id: str, what: str) -> None:
+    """Remove a deployment's plugin or skill config (404 if it has none)."""
+    doc_id = f"{deployment_id}_{item_id}"
+    if repo.get(doc_id) is None:
+        raise not_found(f"{what} {item_id!r}")
+    repo.delete(doc_id)
