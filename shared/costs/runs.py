@@ -13,6 +13,8 @@ import hashlib
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
+from google.api_core import exceptions as gexc
+
 from shared import clock, logs, repos, tasks
 from shared.config import ConfigError
 from shared.costs import settings
@@ -32,18 +34,28 @@ def claim(kind: Kind, schedule_ms: int, trigger: str, requested_by: str | None) 
     rid = run_id(kind, schedule_ms)
     lease = settings.get().claim_lease_ms
 
+    def fresh(now: int, created: int) -> CostRun:
+        return CostRun(_id=rid, kind=kind, scheduleTime=schedule_ms, trigger=trigger, requestedBy=requested_by,
+                       status="claimed", claimedUntil=now + lease, createdAt=created)
+
+    # The first delivery: create() is the atomic check. (A transaction reading an absent document
+    # makes concurrent deliveries wait on each other until they time out.)
+    now = clock.now_ms()
+    try:
+        return runs.create(fresh(now, now)), True
+    except gexc.AlreadyExists:
+        pass
+
     @transactional
-    def _claim(tx):
+    def _take_over(tx):
         now = clock.now_ms()
         run = runs.get(rid, tx)
         if run is not None and (run.status == "dispatched" or run.claimedUntil > now):
             return run, False
-        fresh = CostRun(_id=rid, kind=kind, scheduleTime=schedule_ms, trigger=trigger, requestedBy=requested_by,
-                        status="claimed", claimedUntil=now + lease, createdAt=run.createdAt if run else now)
-        runs.set(fresh, tx)
-        return fresh, True
+        run = runs.set(fresh(now, run.createdAt if run else now), tx)
+        return run, True
 
-    return _claim()
+    return _take_over()
 
 
 def users_with_deployments() -> dict[str, list[dict]]:
