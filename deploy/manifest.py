@@ -1,0 +1,202 @@
+"""The deploy manifest, written once: `python -m deploy.manifest > cloudbuild.yaml`.
+
+cloudbuild.yaml is what deploys (`make deploy` runs its steps, Cloud Build can too) and what
+`make deploy-check` runs locally; this module only writes it, so each function's settings,
+secrets and sizing are declared in one table instead of twenty copies of a long command line.
+tests/test_manifest.py fails when the committed cloudbuild.yaml differs from this output.
+The shell behind each step is deploy/steps.sh.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+import yaml
+
+URL = "https://${_REGION}-${PROJECT_ID}.cloudfunctions.net"  # a gen2 function's URL and its OIDC audience
+SA = "@${PROJECT_ID}.iam.gserviceaccount.com"
+
+# Service accounts (ids; created by the `identities` step). One runtime identity for the functions;
+# the three callers (Cloud Scheduler, Cloud Tasks, Eventarc) and the bots' VMs each have their own.
+RUNTIME, SCHEDULER, TASKS, EVENTS, VM = "oc-functions", "oc-scheduler", "oc-tasks", "oc-events", "oc-bot-vm"
+
+SUBSTITUTIONS = {
+    "_REGION": "us-central1",
+    "_DEPLOY_PROJECTS": "",  # projects the bots' VMs go into (comma list); empty: this project
+    "_FIRESTORE_LOCATION": "",  # empty: the region (fixed once the database exists)
+    "_MEDIA_BUCKET": "",  # empty: <project>-media
+    "_CORS_ORIGINS": "https://app.example.com",
+    "_APP_URL": "https://app.example.com",
+    "_MEDIA_DRIVE_BACKUP": "off",
+    "_SOURCE_HASH": "",  # set by `make deploy`: unchanged functions are not redeployed
+}
+
+CORE = {"GOOGLE_CLOUD_PROJECT": "${PROJECT_ID}", "APP_ENV": "production", "CORS_ORIGINS": "${_CORS_ORIGINS}"}
+DEPLOY = {
+    "DEPLOY_WORKER_URL": f"{URL}/deployWorker",
+    "DEPLOY_QUEUE": "deploy-jobs",
+    "TASKS_LOCATION": "${_REGION}",
+    "TASKS_INVOKER_SA": TASKS + SA,
+    "DEPLOY_VM_SERVICE_ACCOUNT": VM + SA,
+    "DEPLOY_ALLOWED_PROJECTS": "${_DEPLOY_PROJECTS}",
+    "PROVISIONING_TOPIC": "projects/${PROJECT_ID}/topics/provisioning-events",
+    "FUNCTIONS_URL": URL,
+    # two Compute operations plus their calls (2 x (200 + 2 x 30) s) end inside deployWorker's 540 s
+    "DEPLOY_OPERATION_TIMEOUT_S": "200",
+}
+COST_PULLS = {
+    "COSTS_QUEUE": "cost-pulls",
+    "TASKS_LOCATION": "${_REGION}",
+    "COSTS_WORKER_URL": f"{URL}/costPullWorker",
+    "TASKS_INVOKER_SA": TASKS + SA,
+    "COSTS_SCHEDULER_SA": SCHEDULER + SA,
+}
+
+
+@dataclass
+class Fn:
+    """One Cloud Function and how it runs. Sizing (see docs/DEPLOYING.md): user-facing APIs are
+    I/O-bound, so one vCPU serves many requests at once; workers get long timeouts that end
+    before their caller's deadline (Cloud Tasks dispatch deadline 600 s, scheduler attempt)."""
+    name: str
+    source: str
+    env: dict = field(default_factory=dict)
+    secrets: dict = field(default_factory=dict)  # env var -> Secret Manager secret
+    private: bool = False  # only Google-signed callers with roles/run.invoker get in
+    invokers: tuple = ()  # service accounts granted roles/run.invoker
+    topic: str | None = None  # Pub/Sub trigger (through Eventarc), else HTTP
+    memory: str = "512Mi"
+    cpu: str = "1"
+    timeout: int = 60
+    concurrency: int = 40
+    max_instances: int = 20
+
+
+FUNCTIONS = [
+    # site content and users: cheap reads, the most traffic
+    Fn("users", "functions/users.py"),
+    Fn("cmsPages", "functions/cms_pages.py"),
+    Fn("navLinks", "functions/nav_links.py"),
+    Fn("pricingPlans", "functions/pricing_plans.py"),
+    # costs: the read API, two scheduled pulls (their scheduler waits 300 s), the private worker
+    Fn("costs", "functions/costs.py"),
+    Fn("pullCosts", "functions/pull_costs.py", timeout=240, max_instances=2,
+       env={**COST_PULLS, "COSTS_SCHEDULER_AUDIENCE": f"{URL}/pullCosts"}),
+    Fn("pullOpenrouterActivity", "functions/pull_openrouter_activity.py", timeout=240, max_instances=2,
+       env={**COST_PULLS, "COSTS_SCHEDULER_AUDIENCE": f"{URL}/pullOpenrouterActivity"}),
+    Fn("costPullWorker", "functions/cost_pull_worker.py", private=True, invokers=(TASKS,),
+       timeout=540, concurrency=4, max_instances=25,
+       env={"TASKS_INVOKER_SA": TASKS + SA, "COSTS_WORKER_URL": f"{URL}/costPullWorker"},
+       secrets={"OPENROUTER_MANAGEMENT_KEY": "openrouter-management-key", "OPENAI_ADMIN_KEY": "openai-admin-key"}),
+    # billing (Stripe)
+    Fn("billing", "functions/billing.py", env={"APP_URL": "${_APP_URL}"},
+       secrets={"STRIPE_SECRET_KEY": "stripe-secret-key"}),
+    Fn("stripeWebhook", "functions/stripe_webhook.py",
+       secrets={"STRIPE_SECRET_KEY": "stripe-secret-key", "STRIPE_WEBHOOK_SECRET": "stripe-webhook-secret"}),
+    Fn("billingReconcile", "functions/billing_reconcile.py", timeout=540, concurrency=1, max_instances=2,
+       env={"BILLING_SCHEDULER_SA": SCHEDULER + SA, "BILLING_RECONCILE_URL": f"{URL}/billingReconcile"},
+       secrets={"STRIPE_SECRET_KEY": "stripe-secret-key"}),
+    # knowledge (numpy vectors: more memory, fewer requests at once) and media
+    Fn("knowledge", "functions/knowledge.py", memory="1Gi", concurrency=8,
+       secrets={"OPENAI_API_KEY": "openai-api-key"}),
+    Fn("media", "functions/media.py",
+       env={"MEDIA_BUCKET": "${_MEDIA_BUCKET}", "MEDIA_DRIVE_BACKUP": "${_MEDIA_DRIVE_BACKUP}"}),
+    # deployments: the API, the private Cloud Tasks worker, the VMs' progress reports (Pub/Sub)
+    Fn("deployments", "functions/deployments.py", env=DEPLOY),
+    Fn("deployWorker", "functions/deploy_worker.py", env=DEPLOY, private=True, invokers=(TASKS,),
+       timeout=540, concurrency=10, max_instances=10),
+    Fn("provisioningEvents", "functions/provisioning_events.py", env=DEPLOY, private=True, invokers=(EVENTS,),
+       topic="provisioning-events", max_instances=10),
+    Fn("pluginConfigs", "functions/plugin_configs.py", env=DEPLOY),
+    Fn("skillConfigs", "functions/skill_configs.py", env=DEPLOY),
+    Fn("apiKeys", "functions/api_keys.py", env=DEPLOY),
+]
+
+# Cloud Scheduler jobs: (job, target function, cron, attempt deadline). The attempt deadline
+# outlasts the target's timeout, so the scheduler never retries a run that is still going.
+SCHEDULES = [
+    ("pullCosts-every-6h", "pullCosts", "0 */6 * * *", "300s"),
+    ("pullOpenrouterActivity-every-6h", "pullOpenrouterActivity", "0 */6 * * *", "300s"),
+    ("billing-reconcile", "billingReconcile", "17 */6 * * *", "600s"),
+]
+
+IMAGE = "gcr.io/google.com/cloudsdktool/cloud-sdk:slim"
+STEP_ENV = ["PROJECT_ID=${PROJECT_ID}", "REGION=${_REGION}", "DEPLOY_PROJECTS=${_DEPLOY_PROJECTS}",
+            "FIRESTORE_LOCATION=${_FIRESTORE_LOCATION}", "MEDIA_BUCKET=${_MEDIA_BUCKET}",
+            "CORS_ORIGINS=${_CORS_ORIGINS}", "SOURCE_HASH=${_SOURCE_HASH}"]
+
+
+def fn_args(f: Fn) -> list[str]:
+    """The `gcloud functions deploy` arguments of one function (after its name)."""
+    env = {**CORE, **f.env}
+    args = ["--gen2", "--runtime=python312", "--region=${_REGION}", "--source=.", f"--entry-point={f.name}",
+            f"--set-build-env-vars=GOOGLE_FUNCTION_SOURCE={f.source}",
+            f"--service-account={RUNTIME}{SA}",
+            f"--memory={f.memory}", f"--cpu={f.cpu}", f"--timeout={f.timeout}s",
+            f"--concurrency={f.concurrency}", f"--max-instances={f.max_instances}", "--min-instances=0"]
+    if f.topic:
+        args += [f"--trigger-topic={f.topic}", f"--trigger-service-account={EVENTS}{SA}", "--retry"]
+    else:
+        args.append("--trigger-http")
+    args.append("--no-allow-unauthenticated" if f.private else "--allow-unauthenticated")
+    # ^|^ makes | the list separator: values may contain commas (CORS origins, project lists)
+    args.append("--set-env-vars=^|^" + "|".join(f"{k}={v}" for k, v in env.items()))
+    if f.secrets:
+        args.append("--set-secrets=" + ",".join(f"{k}={v}:latest" for k, v in f.secrets.items()))
+    else:
+        args.append("--clear-secrets")
+    return args
+
+
+def step(id_: str, args: list[str], wait: list[str], image: str = IMAGE, entrypoint: str = "bash") -> dict:
+    return {"id": id_, "name": image, "entrypoint": entrypoint, "args": args, "env": STEP_ENV, "waitFor": wait}
+
+
+def build() -> dict:
+    foundation = ["identities", "firestore", "secrets", "media-bucket", "queues-and-topic"]
+    steps = [
+        step("apis", ["deploy/steps.sh", "apis"], ["-"]),
+        step("identities", ["deploy/steps.sh", "identities"], ["apis"]),
+        step("firestore", ["deploy/steps.sh", "firestore"], ["apis"]),
+        step("secrets", ["deploy/steps.sh", "secrets"], ["identities"]),
+        step("media-bucket", ["deploy/steps.sh", "media_bucket"], ["identities"]),
+        step("vm-network", ["deploy/steps.sh", "vm_network"], ["identities"]),
+        step("queues-and-topic", ["deploy/steps.sh", "queues_and_topic"], ["identities"]),
+        step("indexes-and-rules", ["--yes", "firebase-tools@15.34.2", "deploy", "--only",
+                                   "firestore:indexes,firestore:rules", "--project=${PROJECT_ID}",
+                                   "--non-interactive", "--force"], ["firestore"], "node:20", "npx"),
+    ]
+    for f in FUNCTIONS:
+        steps.append(step(f"fn-{f.name}", ["deploy/steps.sh", "function", f.name, *fn_args(f)], foundation))
+    for f in FUNCTIONS:
+        for who in f.invokers:
+            steps.append(step(f"invoker-{f.name}", ["deploy/steps.sh", "invoker", f.name, who + SA], [f"fn-{f.name}"]))
+    for job, target, cron, deadline in SCHEDULES:
+        steps.append(step(f"schedule-{job}", ["deploy/steps.sh", "schedule", job, f"{URL}/{target}", cron, deadline,
+                                              SCHEDULER + SA], [f"fn-{target}"]))
+    steps.append(step("summary", ["deploy/steps.sh", "summary"], [s["id"] for s in steps]))
+    return {"substitutions": SUBSTITUTIONS, "options": {"logging": "CLOUD_LOGGING_ONLY", "dynamicSubstitutions": True},
+            "timeout": "3600s", "steps": steps}
+
+
+HEADER = """\
+# GENERATED by `python -m deploy.manifest > cloudbuild.yaml` (deploy/manifest.py): edit that, not this.
+# Creates or updates everything the backend needs in one Google Cloud project, idempotently:
+# APIs, service accounts and their IAM, Firestore, secrets, the media bucket, Cloud NAT for the bots'
+# VMs, queues, topic, every function, invoker bindings, scheduler jobs, Firestore indexes and rules.
+# Run it with `make deploy PROJECT=<id> REGION=<region>` (docs/DEPLOYING.md); `make deploy-check` runs
+# it against a local control plane and the emulators.
+"""
+
+
+class _Dumper(yaml.SafeDumper):
+    def ignore_aliases(self, data):  # every step spelled out, no &anchors
+        return True
+
+
+def render() -> str:
+    return HEADER + yaml.dump(build(), Dumper=_Dumper, sort_keys=False, width=10_000, default_flow_style=False)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render())
