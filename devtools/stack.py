@@ -204,7 +204,7 @@ class Stack:
 
     def storage(self, bucket: str = "demo-openclaw-media") -> str:
         """The Cloud Storage stand-in (in memory, one bucket) and a local signing key."""
-        from devtools.standins.signing_key import write_key
+        from devtools.standins.google_tokens import write_key
 
         port = free_port()
         svc = self.spawn("storage", [sys.executable, "-m", "devtools.standins.storage_emulator",
