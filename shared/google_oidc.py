@@ -13,11 +13,9 @@ GOOGLE_CERTS = "https://www.googleapis.com/oauth2/v3/certs"
 
 
 def certs_url() -> str:
-    """Google's ID-token keys; GOOGLE_CERTS_URL points at a local server in tests (local mode only)."""
-    url = config.env("GOOGLE_CERTS_URL")
-    if url and not config.get().local:
-        raise config.ConfigError("GOOGLE_CERTS_URL points at a local stand-in: only with APP_ENV=local")
-    return url or GOOGLE_CERTS
+    """Google's ID-token keys; GOOGLE_CERTS_URL points at a local key server (local, deploy-check)."""
+    config.refuse_local_endpoint("GOOGLE_CERTS_URL")
+    return config.env("GOOGLE_CERTS_URL") or GOOGLE_CERTS
 
 
 def unverified_issuer(token: str) -> str | None:
