@@ -3,6 +3,14 @@
 Core settings are needed by every function. Settings of one domain (Stripe,
 Compute, ...) live in that domain's section so a function never fails to start
 for a variable it does not use.
+
+APP_ENV chooses the rules:
+- `production` (the default): production rules; no emulator or stand-in endpoint is accepted.
+- `deploy-check`: the same production rules (everything production requires is required, no local
+  shortcut), but emulator and stand-in endpoints are accepted: a local run of the deploy manifest
+  against the emulators.
+- `local` (`make dev`, tests): emulators, and the local shortcuts (no Google tokens, defaults for
+  what production must set).
 """
 from __future__ import annotations
 
@@ -45,7 +53,7 @@ def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
 @dataclass(frozen=True)
 class Config:
     project: str
-    app_env: str  # "local" | "production"
+    app_env: str  # "local" | "deploy-check" | "production"
     auth_provider: str  # "firebase" | "clerk"
     clerk_issuer: str | None
     clerk_jwks_url: str | None
@@ -54,18 +62,28 @@ class Config:
 
     @property
     def local(self) -> bool:
+        """The local shortcuts apply (APP_ENV=local only); otherwise production rules."""
         return self.app_env == "local"
+
+    @property
+    def emulators_allowed(self) -> bool:
+        """Emulator and stand-in endpoints may be configured (local and deploy-check)."""
+        return self.app_env in ("local", "deploy-check")
+
+
+APP_ENVS = ("local", "deploy-check", "production")
 
 
 def load() -> Config:
     project = env("GOOGLE_CLOUD_PROJECT", required=True)
-    app_env = env_choice("APP_ENV", "production", ("local", "production"))
+    app_env = env_choice("APP_ENV", "production", APP_ENVS)
     auth_provider = env_choice("AUTH_PROVIDER", "firebase", ("firebase", "clerk"))
-    if app_env != "local":
+    if app_env not in ("local", "deploy-check"):
         # The auth emulator's unsigned tokens pass verify_id_token while this is set.
         for name in ("FIREBASE_AUTH_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST"):
             if env(name):
-                raise ConfigError(f"{name} is set but APP_ENV is not 'local': refusing to start")
+                raise ConfigError(f"{name} is set but APP_ENV is {app_env!r} (emulators only with "
+                                  "'local' or 'deploy-check'): refusing to start")
     clerk_issuer = clerk_jwks = None
     if auth_provider == "clerk":
         clerk_issuer = env("CLERK_ISSUER", required=True).rstrip("/")
@@ -90,3 +108,9 @@ def get() -> Config:
 def reset() -> None:
     """Forget the cached config (tests change the environment)."""
     get.cache_clear()
+
+
+def refuse_local_endpoint(name: str) -> None:
+    """For variables that point the app at a local stand-in: refused unless emulators are allowed."""
+    if env(name) and not get().emulators_allowed:
+        raise ConfigError(f"{name} points at a local stand-in: only with APP_ENV=local or deploy-check")

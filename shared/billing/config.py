@@ -37,11 +37,9 @@ class BillingConfig:
 
 
 def load() -> BillingConfig:
-    core = config.get()
     app_url = (env("APP_URL", "http://localhost:3000") or "").rstrip("/")
+    config.refuse_local_endpoint("STRIPE_API_BASE")
     api_base = env("STRIPE_API_BASE")
-    if not core.local and api_base:
-        raise ConfigError("STRIPE_API_BASE points at a local stand-in: only with APP_ENV=local")
     return BillingConfig(
         secret_key=env("STRIPE_SECRET_KEY"),
         webhook_secret=env("STRIPE_WEBHOOK_SECRET"),
