@@ -327,9 +327,12 @@ class Deployed:
     def start_tasks(self) -> None:
         """Cloud Tasks with the control plane's queues; tasks carry OIDC tokens signed by the local Google
         key and go to the front wherever they are addressed to the functions' https URLs."""
-        queues = [name.rsplit("/", 1)[1] for name in prefixed(self.resources, "queue")
-                  if name.startswith(f"{self.project}/{self.region}/")]
-        self.stack.tasks(queues, max_retries=3, oidc_key=self.key_file, url_map={self.base: self.front_url})
+        queues = {name.rsplit("/", 1)[1]: q for name, q in prefixed(self.resources, "queue").items()
+                  if name.startswith(f"{self.project}/{self.region}/")}
+        # the stand-in has one retry limit for all queues: the strictest of the manifest's
+        retries = min((int(q.get("max-attempts", 100)) - 1 for q in queues.values()), default=5)
+        self.stack.tasks(list(queues), max_retries=retries, oidc_key=self.key_file,
+                         url_map={self.base: self.front_url})
 
     # -- functions
     def secret_value(self, ref: dict) -> str:
@@ -749,6 +752,19 @@ def load_manifest() -> dict:
     return yaml.safe_load((ROOT / "cloudbuild.yaml").read_text())
 
 
+def coverage(d: Deployed) -> list[str]:
+    """One line a function: who reached it through the front, how often, with what."""
+    lines = []
+    for name, fn in sorted(d.functions.items()):
+        calls = [c for c in d.front.calls if c.function == name]
+        callers = sorted({c.caller for c in calls if c.caller and not c.refused})
+        who = "anyone (public)" if fn.record["public"] else "private: " + (", ".join(callers) or "nobody")
+        ok = sum(200 <= c.status < 300 for c in calls)
+        refused = sum(bool(c.refused) for c in calls)
+        lines.append(f"  {name:<24}{who[:42]:<42}{len(calls):>6}{ok:>5}{refused:>9}")
+    return lines
+
+
 def deploy_with_secrets(doc: dict, plane: ControlPlane, values: dict[str, str], out,
                         only: set[str] | None = None) -> None:
     """The manifest twice, with a version added to every operator secret in between; a secret's value is
@@ -820,6 +836,9 @@ def run_check(doc: dict | None = None, out=None, keep: bool = False) -> dict:
             journey = Journey(d, out)
             journey.run()
             served = {c.function for c in d.front.calls if 200 <= c.status < 300}
+            say(out, "  function                callers through the front                  calls  2xx  refused")
+            for line in coverage(d):
+                say(out, line)
             unserved = sorted(set(d.functions) - served)
             if unserved:
                 raise CheckFailed(f"coverage: no successful call reached {', '.join(unserved)}")
