@@ -2,7 +2,7 @@
 import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
 import functions_framework
 
-from shared.api.billing_reconcile import entry
+from shared.api.billing_reconcile import api
 from shared.http import json_errors
 
 json_errors(functions_framework)
@@ -10,4 +10,4 @@ json_errors(functions_framework)
 
 @functions_framework.http
 def billingReconcile(request):
-    return entry(request)
+    return api(request)

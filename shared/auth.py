@@ -4,6 +4,7 @@ Providers: Firebase ID tokens (firebase-admin) or Clerk session tokens (RS256,
 the issuer's JWKS). The subject is stored as `users.clerkId`. The first
 authenticated call creates the user; later calls refresh `lastSeenAt` at most
 once a minute. Unsigned tokens (the Auth emulator's) only with APP_ENV local or deploy-check.
+Google service accounts (Cloud Tasks, Cloud Scheduler) are identified by shared/google_identity.py.
 """
 from __future__ import annotations
 

@@ -46,10 +46,10 @@ def test_deploy_check_is_production_rules_with_emulators(clean_env, name):
 
 @pytest.mark.parametrize("name", ["STRIPE_API_BASE", "GOOGLE_CERTS_URL"])
 def test_stand_in_endpoints_only_where_emulators_are_allowed(clean_env, name):
-    from shared import google_oidc
+    from shared import google_identity
     from shared.billing import config as billing_config
 
-    read = {"STRIPE_API_BASE": billing_config.load, "GOOGLE_CERTS_URL": google_oidc.certs_url}[name]
+    read = {"STRIPE_API_BASE": billing_config.load, "GOOGLE_CERTS_URL": google_identity.certs_url}[name]
     clean_env.setenv(name, "http://127.0.0.1:9")
     with pytest.raises(config.ConfigError, match=name):
         read()

@@ -52,3 +52,5 @@ def test_scheduler_token_checks(client, providers, google_certs):
     assert call(client, token(google_certs, aud="https://elsewhere")).status_code == 401
     assert call(client, token(google_certs, exp=int(time.time()) - 3600)).status_code == 401
     assert call(client, token(other_key)).status_code == 401  # not signed by the certificates' key
+    no_time = client.post("/pullCosts", json={}, headers={"Authorization": f"Bearer {token(google_certs)}"})
+    assert no_time.status_code == 400 and no_time.json["error"]["code"] == "invalid_schedule_time"

@@ -14,7 +14,8 @@ class CostsConfig:
     openai_base: str
     openai_key: str | None  # operator's OpenAI admin key
     queue: str  # Cloud Tasks queue of the pull workers
-    worker_url: str | None  # URL of the costPullWorker function
+    worker_url: str | None  # URL of the costPullWorker function (its tasks' OIDC audience)
+    invoker_sa: str | None  # TASKS_INVOKER_SA: the account Cloud Tasks signs the worker's token for
     batch_size: int  # users per task
     concurrency: int  # provider calls in flight per task
     timeout_s: float  # per provider call
@@ -23,7 +24,7 @@ class CostsConfig:
     backoff_max_s: float
     claim_lease_ms: int  # a claimed run not yet dispatched may be re-claimed after this
     scheduler_sa: str | None  # service account Cloud Scheduler signs its OIDC token with
-    scheduler_audience: str | None
+    scheduler_audience: str | None  # this function's own URL (pullCosts and pullOpenrouterActivity differ)
     machine_type: str  # the bots' VM shape (deployments do not store it)
     disk_gb: int
     disk_type: str
@@ -39,6 +40,7 @@ def get() -> CostsConfig:
         openai_key=env("OPENAI_ADMIN_KEY"),
         queue=env("COSTS_QUEUE", "cost-pulls"),
         worker_url=env("COSTS_WORKER_URL"),
+        invoker_sa=env("TASKS_INVOKER_SA"),
         batch_size=env_int("COSTS_BATCH_SIZE", 200, lo=1, hi=1000),
         concurrency=env_int("COSTS_CONCURRENCY", 50, lo=1, hi=500),
         timeout_s=env_int("COSTS_TIMEOUT_MS", 10_000, lo=10, hi=120_000) / 1000,
