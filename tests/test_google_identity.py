@@ -1,10 +1,12 @@
-"""shared/google_identity.py: which Google service account is calling.
+"""shared/google_identity.py: which Google service account is calling, and the local Cloud Tasks
+stand-in that signs its tasks' OIDC tokens the way Cloud Tasks does (--oidc-key, --url-map).
 
 Tokens are made with a local key (devtools/standins/google_tokens.py) whose JWK Set is served on
 127.0.0.1 as GOOGLE_CERTS_URL; the checks run with APP_ENV=deploy-check (production rules, local
 endpoints) unless a test is about APP_ENV=local."""
 from __future__ import annotations
 
+import threading
 import time
 
 import flask
@@ -133,3 +135,48 @@ def test_scheduler_or_admin_routes_google_tokens_to_the_scheduler(env):
     assert status(who, header) == 401  # no token: the user authentication asks for one
     env("local")
     assert who(header) == ("scheduler", None)  # local only
+
+
+# The Cloud Tasks stand-in, started with a key file and a URL map, and that key's certificates.
+
+def test_tasks_stand_in_signs_oidc_tokens_and_maps_urls(tmp_path, env, monkeypatch):
+    import jwt
+    from google.cloud import tasks_v2
+
+    from devtools.stack import PROJECT_ID, Stack
+    from shared.tasks import emulator_client
+
+    signer = GoogleKey.generate("stand-in-kid")
+    key_file = signer.write(tmp_path / "oidc-key.json", SA, PROJECT_ID)
+    got, arrived = {}, threading.Event()
+
+    def record(environ, start_response):
+        got[environ.get("HTTP_X_CLOUDTASKS_TASKNAME")] = (environ["PATH_INFO"], environ.get("HTTP_AUTHORIZATION"))
+        arrived.set()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    base = f"https://us-central1-{PROJECT_ID}.cloudfunctions.net"
+    with serving(record) as target, Stack() as stack:
+        host = stack.tasks(["oidc"], max_retries=0, oidc_key=key_file, url_map={base: target})
+        client = emulator_client(host)
+        parent = f"projects/{PROJECT_ID}/locations/us-central1/queues/oidc"
+        for name, oidc in (("default-aud", tasks_v2.OidcToken(service_account_email=SA)),
+                           ("own-aud", tasks_v2.OidcToken(service_account_email=SA, audience="https://aud.example")),
+                           ("no-token", None)):
+            http = tasks_v2.HttpRequest(http_method=tasks_v2.HttpMethod.POST, url=f"{base}/deployWorker/{name}",
+                                        body=b"{}", oidc_token=oidc)
+            client.create_task(parent=parent, task=tasks_v2.Task(name=f"{parent}/tasks/{name}", http_request=http))
+            assert arrived.wait(15), f"task {name} not delivered"
+            arrived.clear()
+        assert {t: path for t, (path, _) in got.items()} == {n: f"/deployWorker/{n}" for n in got}  # mapped
+        assert set(got) == {"default-aud", "own-aud", "no-token"} and got["no-token"][1] is None
+
+        stack.google_certs(key_file)  # the key's JWK Set, as deploy-check runs serve it
+        monkeypatch.setenv("GOOGLE_CERTS_URL", stack.env["GOOGLE_CERTS_URL"])
+        for name, aud in (("default-aud", f"{base}/deployWorker/default-aud"), ("own-aud", "https://aud.example")):
+            token = got[name][1].removeprefix("Bearer ")
+            assert jwt.get_unverified_header(token)["kid"] == "stand-in-kid"
+            claims = google_identity.verify(token, account=SA, audience=aud, private=False, what="test")
+            assert claims["iss"] == "https://accounts.google.com" and claims["azp"] == SA
+            assert claims["exp"] - claims["iat"] == 3600 and claims["email_verified"] is True
