@@ -7,7 +7,7 @@ from shared import config
 def clean_env(monkeypatch):
     for name in ("APP_ENV", "AUTH_PROVIDER", "FIREBASE_AUTH_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST",
                  "CLERK_ISSUER", "CLERK_JWKS_URL", "CORS_ORIGINS", "MAX_BODY_BYTES", "STRIPE_API_BASE",
-                 "GOOGLE_CERTS_URL"):
+                 "GOOGLE_CERTS_URL", "DEPLOY_WORKER_URL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "p1")
     yield monkeypatch
@@ -58,6 +58,46 @@ def test_stand_in_endpoints_only_where_emulators_are_allowed(clean_env, name):
         config.reset()
         read()
     config.reset()
+
+
+def test_production_settings_are_required_and_checked(clean_env):
+    """Under production rules (production, deploy-check) `setting` requires the variable and
+    checks its shape; locally it is read as it is."""
+    for app_env in ("production", "deploy-check"):
+        clean_env.setenv("APP_ENV", app_env)
+        config.reset()
+        with pytest.raises(config.ConfigError, match="missing environment variable DEPLOY_WORKER_URL"):
+            config.setting("DEPLOY_WORKER_URL", config.https_url)
+        clean_env.setenv("DEPLOY_WORKER_URL", "http://127.0.0.1:8080/deployWorker")
+        with pytest.raises(config.ConfigError, match="DEPLOY_WORKER_URL must be an https URL"):
+            config.setting("DEPLOY_WORKER_URL", config.https_url)
+        clean_env.delenv("DEPLOY_WORKER_URL")
+    clean_env.setenv("APP_ENV", "local")
+    config.reset()
+    assert config.setting("DEPLOY_WORKER_URL", config.https_url, "d") == "d"
+    clean_env.setenv("DEPLOY_WORKER_URL", "http://127.0.0.1:8080/deployWorker")
+    assert config.setting("DEPLOY_WORKER_URL", config.https_url) == "http://127.0.0.1:8080/deployWorker"
+
+
+@pytest.mark.parametrize("rule,good,bad", [
+    (config.https_url, ["https://us-central1-p.cloudfunctions.net/f", "https://x.run.app"],
+     ["http://x.example.com", "https://", "ftp://x", "https://a b"]),
+    (config.service_account, ["invoker@my-proj.iam.gserviceaccount.com"],
+     ["invoker@example.com", "123-compute@developer.gserviceaccount.com", "invoker"]),
+    (config.project_ids, ["acme-bots", "acme-bots, other-proj1"],
+     ["Acme", "ab", "1abcdef", "acme-", "acme-bots,,x-proj", "a" * 31]),
+    (config.pubsub_topic, ["projects/my-proj/topics/provisioning-events"],
+     ["provisioning-events", "projects/my-proj/subscriptions/x", "projects/P/topics/t1"]),
+    (config.region, ["us-central1", "europe-west1", "northamerica-northeast1"], ["us", "US-CENTRAL1", "central1"]),
+    (config.prefixed("sk_", "rk_"), ["sk_live_abc", "rk_live_abc"], ["pk_live_abc", "whsec_x"]),
+])
+def test_rules(rule, good, bad):
+    assert [v for v in good if rule(v)] == []
+    assert [v for v in bad if rule(v) is None] == []
+
+
+def test_secret_values_are_not_repeated(clean_env):
+    assert "pk_live_secret" not in config.prefixed("sk_")("pk_live_secret")
 
 
 def test_bad_values_are_explained(clean_env):

@@ -73,20 +73,20 @@ def test_private_function_takes_the_token_google_has_checked(env):
     assert check(strip_signature(token), private=False) == 401  # a public function needs the signature
 
 
-@pytest.mark.parametrize("claims,expected", [
-    ({"aud": "https://elsewhere.example.com"}, 401),
-    ({"iss": "https://securetoken.google.com/demo-openclaw"}, 401),
-    ({"iss": "accounts.google.com"}, 200),
-    ({"exp": int(time.time()) - 3600, "iat": int(time.time()) - 7200}, 401),
-    ({"exp": int(time.time()) - 10}, (200, 401)),  # within our leeway; google-auth's JWK path has none
-    ({"iat": int(time.time()) + 600}, 401),
-    ({"exp": None}, 401),  # left out
-    ({"email": "someone@demo-openclaw.iam.gserviceaccount.com"}, 403),
-    ({"email_verified": False}, 403),
+@pytest.mark.parametrize("claims,expected", [  # claims given the time of the check
+    (lambda now: {"aud": "https://elsewhere.example.com"}, 401),
+    (lambda now: {"iss": "https://securetoken.google.com/demo-openclaw"}, 401),
+    (lambda now: {"iss": "accounts.google.com"}, 200),
+    (lambda now: {"exp": now - 3600, "iat": now - 7200}, 401),
+    (lambda now: {"exp": now - 10}, (200, 401)),  # within our leeway; google-auth's JWK path has none
+    (lambda now: {"iat": now + 600}, 401),
+    (lambda now: {"exp": None}, 401),  # left out
+    (lambda now: {"email": "someone@demo-openclaw.iam.gserviceaccount.com"}, 403),
+    (lambda now: {"email_verified": False}, 403),
 ])
 def test_claims_are_checked_with_and_without_signature(env, claims, expected):
     key = env()
-    token = key.token(**{"audience": AUD, "email": SA, **claims})
+    token = key.token(**{"audience": AUD, "email": SA, **claims(int(time.time()))})
     unsigned, signed = expected if isinstance(expected, tuple) else (expected, expected)
     assert check(strip_signature(token)) == unsigned
     assert check(token, private=False) == signed

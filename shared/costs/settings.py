@@ -1,9 +1,17 @@
-"""Configuration of the costs domain (read only by the cost functions)."""
+"""Configuration of the costs domain (read only by the cost functions).
+
+`get()` reads everything with local defaults. Under production rules (APP_ENV production or
+deploy-check) each function also needs its own variables, checked by its section:
+`scheduled()` (pullCosts, pullOpenrouterActivity: COSTS_QUEUE, TASKS_LOCATION, COSTS_WORKER_URL,
+TASKS_INVOKER_SA, COSTS_SCHEDULER_SA, COSTS_SCHEDULER_AUDIENCE) and `worker()` (costPullWorker:
+TASKS_INVOKER_SA, COSTS_WORKER_URL, OPENROUTER_MANAGEMENT_KEY, OPENAI_ADMIN_KEY).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
 
+from shared import config
 from shared.config import env, env_int
 
 
@@ -55,6 +63,26 @@ def get() -> CostsConfig:
         disk_type=env("COSTS_DISK_TYPE", "pd-balanced"),
         max_rows=env_int("COSTS_MAX_ROWS", 20_000, lo=100, hi=1_000_000),
     )
+
+
+# what each function needs in production, besides what get() reads with local defaults
+SCHEDULED = {"COSTS_QUEUE": config.non_empty, "TASKS_LOCATION": config.region, "COSTS_WORKER_URL": config.https_url,
+             "TASKS_INVOKER_SA": config.service_account, "COSTS_SCHEDULER_SA": config.service_account,
+             "COSTS_SCHEDULER_AUDIENCE": config.https_url}
+WORKER = {"TASKS_INVOKER_SA": config.service_account, "COSTS_WORKER_URL": config.https_url,
+          "OPENROUTER_MANAGEMENT_KEY": config.non_empty, "OPENAI_ADMIN_KEY": config.non_empty}
+
+
+def scheduled() -> CostsConfig:
+    """pullCosts and pullOpenrouterActivity: who may call them, and where their tasks go."""
+    config.require(SCHEDULED)
+    return get()
+
+
+def worker() -> CostsConfig:
+    """costPullWorker: who may call it, and the providers' keys."""
+    config.require(WORKER)
+    return get()
 
 
 def reset() -> None:
