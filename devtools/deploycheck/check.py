@@ -29,6 +29,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -68,7 +69,6 @@ OVERLAY = (
     # what the platform (Cloud Run) sets in every instance
     "PORT", "K_SERVICE", "FUNCTION_TARGET",
 )
-PLATFORM = ("PORT", "K_SERVICE", "FUNCTION_TARGET")
 
 
 class QuietHandler(WSGIRequestHandler):
@@ -103,7 +103,7 @@ class ControlPlane:
                               out=out)
         text = out.getvalue()
         if code:
-            failed = [line.split("]", 1)[0][1:] for line in text.splitlines() if line.endswith(")") and "FAILED" in line]
+            failed = [m.group(1) for m in re.finditer(r"^\[([^\]]+)\] FAILED \(exit \d+\)$", text, re.M)]
             lines = [line for line in text.splitlines() if any(line.startswith(f"[{s}]") for s in failed)]
             raise CheckFailed("deploy: the manifest failed at step(s) " + ", ".join(failed) + ":\n  "
                               + "\n  ".join(lines[-12:]))
@@ -169,10 +169,13 @@ class Function:
         return not self.record["public"]
 
 
-def last_line(path: Path | None) -> str:
+def last_line(path: Path | None, severe: bool = False) -> str:
+    """The last line of a log; severe: the last WARNING or worse of a JSON log (the functions' stdout)."""
     if path is None or not path.exists():
         return ""
     lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    if severe:
+        lines = [line for line in lines if re.search(r'"severity": ?"(WARNING|ERROR|CRITICAL|ALERT)"', line)]
     return lines[-1] if lines else ""
 
 
@@ -356,9 +359,10 @@ class Deployed:
         env["APP_ENV"] = "deploy-check"
         for var, ref in fn.record.get("secrets", {}).items():
             env[var] = self.secret_value(ref)
-        env.update({k: v for k, v in self.stack.env.items() if k in OVERLAY and k not in PLATFORM})
-        env.update(PORT=str(fn.port), K_SERVICE=fn.name, FUNCTION_TARGET=fn.record["entryPoint"])
-        return env
+        overlay = {k: v for k, v in self.stack.env.items() if k in OVERLAY}
+        overlay.update(PORT=str(fn.port), K_SERVICE=fn.name, FUNCTION_TARGET=fn.record["entryPoint"])
+        assert set(overlay) <= set(OVERLAY)
+        return {**env, **overlay}
 
     def start_functions(self, only: set[str] | None = None, timeout: float = 60) -> None:
         """Each function in its own process as Cloud Run starts an instance; CheckFailed naming every
@@ -443,9 +447,10 @@ class Deployed:
             if fn is not None and fn.service is not None:
                 if fn.service.proc.poll() is not None:
                     notes.append(f"{name} exited with status {fn.service.proc.returncode}")
-                err = last_line(fn.service.err)
-                if err:
-                    notes.append(f"{name} stderr: {err[:400]}")
+                for what, line in (("stderr", last_line(fn.service.err)),
+                                   ("last warning", last_line(fn.service.log, severe=True))):
+                    if line:
+                        notes.append(f"{name} {what}: {line[:500]}")
         for trigger in self.eventarc:
             bad = trigger.failures()
             if bad:
@@ -757,7 +762,7 @@ def coverage(d: Deployed) -> list[str]:
     lines = []
     for name, fn in sorted(d.functions.items()):
         calls = [c for c in d.front.calls if c.function == name]
-        callers = sorted({c.caller for c in calls if c.caller and not c.refused})
+        callers = sorted({c.caller.split("@")[0] for c in calls if c.caller and not c.refused})
         who = "anyone (public)" if fn.record["public"] else "private: " + (", ".join(callers) or "nobody")
         ok = sum(200 <= c.status < 300 for c in calls)
         refused = sum(bool(c.refused) for c in calls)

@@ -1,0 +1,76 @@
+"""`make deploy-check` (devtools/deploycheck/check.py): the whole check passes on the committed
+cloudbuild.yaml, and it fails, saying what is wrong, when the manifest is wrong: a variable missing
+for a function, an entry point that does not exist, a private function whose invoker is not its
+caller. The negative cases change the manifest in memory and run only the part of the check they need."""
+from __future__ import annotations
+
+import copy
+import io
+import re
+
+import pytest
+
+from devtools.catalog import FUNCTIONS
+from devtools.deploycheck import check
+from devtools.deploycheck.check import CheckFailed, ControlPlane, Deployed
+
+
+@pytest.fixture
+def doc():
+    return copy.deepcopy(check.load_manifest())
+
+
+def step_args(doc: dict, step_id: str) -> list:
+    return next(s for s in doc["steps"] if s["id"] == step_id)["args"]
+
+
+def test_the_manifest_deploys_and_serves_a_users_whole_journey():
+    out = io.StringIO()
+    summary = check.run_check(out=out)
+    text = out.getvalue()
+    assert summary["functions"] == sorted(name for name, _, _ in FUNCTIONS), text
+    assert summary["steps"] == [name for name, _ in check.JOURNEY], text
+    assert "deploy-check PASSED" in text
+    assert summary["seconds"] < 240, text  # target: under 2 minutes on a quiet 2-core machine
+
+
+def test_a_variable_missing_from_the_manifest_stops_the_function_at_cold_start(doc, tmp_path):
+    args = step_args(doc, "fn-deployWorker")
+    i = next(n for n, a in enumerate(args) if str(a).startswith("--set-env-vars="))
+    head, _, pairs = args[i].partition("^|^")
+    args[i] = head + "^|^" + "|".join(p for p in pairs.split("|") if not p.startswith("DEPLOY_WORKER_URL="))
+    plane = ControlPlane(tmp_path)
+    plane.deploy(doc, only=check.with_prerequisites(doc, {"fn-deployWorker"}))
+    d = Deployed(tmp_path)
+    try:
+        d.load(plane.resources())
+        assert "DEPLOY_WORKER_URL" not in d.functions["deployWorker"].record["env"]
+        with pytest.raises(CheckFailed, match=r"function deployWorker exited at start with status 1: "
+                                              r"startup refused: .*DEPLOY_WORKER_URL"):
+            d.start_functions({"deployWorker"})
+    finally:
+        d.close()
+
+
+def test_an_entry_point_that_does_not_exist_is_refused_by_the_control_plane(doc, tmp_path):
+    args = step_args(doc, "fn-users")
+    args[args.index("--entry-point=users")] = "--entry-point=user"
+    with pytest.raises(CheckFailed, match=r"(?s)failed at step\(s\) fn-users:.*function user is not defined in "
+                                          r"functions/users\.py"):
+        ControlPlane(tmp_path).deploy(doc, only=check.with_prerequisites(doc, {"fn-users"}))
+
+
+def test_the_front_refuses_cloud_tasks_when_the_invoker_binding_names_another_account(doc, tmp_path):
+    args = step_args(doc, "invoker-deployWorker")
+    args[-1] = args[-1].replace("oc-tasks@", "oc-scheduler@")
+    out = io.StringIO()
+    d = check.bring_up(doc, tmp_path, out, functions={"users", "billing", "deployments", "deployWorker"})
+    try:
+        with pytest.raises(CheckFailed) as err:
+            check.Journey(d, out).run(["sign-up", "trial", "deployment"])
+    finally:
+        d.close()
+    message = str(err.value)
+    assert message.startswith("step 'deployment'"), message
+    assert re.search(r"the front refused \d+ call\(s\) to deployWorker, last: 403 "
+                     r"oc-tasks@demo-openclaw\.iam\.gserviceaccount\.com does not have roles/run\.invoker", message)
