@@ -1,18 +1,26 @@
 """`make deploy-check` (devtools/deploycheck/check.py): the whole check passes on the committed
 cloudbuild.yaml, and it fails, saying what is wrong, when the manifest is wrong: a variable missing
 for a function, an entry point that does not exist, a private function whose invoker is not its
-caller. The negative cases change the manifest in memory and run only the part of the check they need."""
+caller. The negative cases change the manifest in memory and run only the part of the check they need;
+the front (Google's, for private functions) is also shown on its own."""
 from __future__ import annotations
 
 import copy
 import io
+import json
 import re
+import time
 
+import httpx
 import pytest
+from werkzeug.wrappers import Request, Response
 
 from devtools.catalog import FUNCTIONS
 from devtools.deploycheck import check
 from devtools.deploycheck.check import CheckFailed, ControlPlane, Deployed
+from devtools.deploycheck.front import Front, Target
+from devtools.server import serving
+from devtools.standins.google_tokens import GoogleKey
 
 
 @pytest.fixture
@@ -74,3 +82,42 @@ def test_the_front_refuses_cloud_tasks_when_the_invoker_binding_names_another_ac
     assert message.startswith("step 'deployment'"), message
     assert re.search(r"the front refused \d+ call\(s\) to deployWorker, last: 403 "
                      r"oc-tasks@demo-openclaw\.iam\.gserviceaccount\.com does not have roles/run\.invoker", message)
+
+
+def test_the_front_admits_only_google_signed_invokers_and_strips_the_signature():
+    """The front alone, before a function that echoes what reaches it."""
+    def echo(environ, start_response):
+        req = Request(environ)
+        body = {"path": req.full_path, "authorization": req.headers.get("Authorization"), "host": req.host}
+        return Response(json.dumps(body), mimetype="application/json")(environ, start_response)
+
+    url = "https://us-central1-demo-openclaw.cloudfunctions.net/worker"
+    key, other = GoogleKey.generate("k1"), GoogleKey.generate("k1")
+    tasks = "oc-tasks@demo-openclaw.iam.gserviceaccount.com"
+    with serving(echo) as upstream:
+        port = int(upstream.rsplit(":", 1)[1])
+        front = Front({"worker": Target("worker", url, port, public=False, invokers={f"serviceAccount:{tasks}"}),
+                       "site": Target("site", url.replace("worker", "site"), port, public=True)},
+                      key.jwks(), "us-central1-demo-openclaw.cloudfunctions.net")
+        with serving(front) as base:
+            def post(path, token=None):
+                return httpx.post(base + path, headers={"Authorization": f"Bearer {token}"} if token else {})
+
+            good = key.token(audience=url, email=tasks)
+            r = post("/worker/run?x=1", good)
+            assert r.status_code == 200 and r.json()["path"] == "/run?x=1"
+            assert r.json()["authorization"] == "Bearer " + good.rsplit(".", 1)[0] + ".SIGNATURE_REMOVED_BY_GOOGLE"
+            assert r.json()["host"] == "us-central1-demo-openclaw.cloudfunctions.net"
+            for token, status in ((None, 401), ("not-a-jwt", 401),
+                                  (other.token(audience=url, email=tasks), 401),  # not Google's key
+                                  (key.token(audience=url + "x", email=tasks), 401),
+                                  (key.token(audience=url, email=tasks, exp=int(time.time()) - 3600), 401),
+                                  (key.token(audience=url, email=tasks, email_verified=False), 401),
+                                  (key.token(audience=url, email="oc-events@demo-openclaw.iam.gserviceaccount.com"),
+                                   403)):
+                r = post("/worker/run", token)
+                assert r.status_code == status and r.headers["content-type"].startswith("text/plain"), (token, r.text)
+            assert [c.status for c in front.refusals("worker")] == [401] * 6 + [403]
+            assert post("/site/", "anything").json()["authorization"] == "Bearer anything"  # public: unchanged
+            assert post("/nowhere/").status_code == 404
+        front.close()
