@@ -143,9 +143,13 @@ class Stack:
         self.env["FIREBASE_AUTH_EMULATOR_HOST"] = host
         return host
 
-    def tasks(self, queues: list[str], max_retries: int = 5) -> str:
+    def tasks(self, queues: list[str], max_retries: int = 5, *, oidc_key: Path | None = None,
+              url_map: dict[str, str] | None = None) -> str:
         """The Cloud Tasks stand-in, one per Stack; `queues` are short names in PROJECT_ID/us-central1,
-        created at start or, once it runs, through its API (max_retries is fixed by the first call)."""
+        created at start or, once it runs, through its API (max_retries, oidc_key and url_map are
+        fixed by the first call). oidc_key: a key file (devtools/standins/google_tokens.py) to sign
+        the tasks' OIDC tokens with, as Cloud Tasks does; url_map: {URL prefix: replacement} for
+        where tasks are dispatched (the tokens' audience stays the task's URL)."""
         paths = [f"projects/{PROJECT_ID}/locations/us-central1/queues/{q}" for q in queues]
         if "tasks" in self.urls:
             from google.api_core import exceptions as gexc
@@ -161,12 +165,27 @@ class Stack:
                     pass
             return self.urls["tasks"]
         port = free_port()
-        svc = self.spawn("tasks", [sys.executable, "-m", "devtools.standins.tasks_emulator",
+        options = ["--oidc-key", str(oidc_key)] if oidc_key else []
+        for prefix, replacement in (url_map or {}).items():
+            options += ["--url-map", f"{prefix}={replacement}"]
+        svc = self.spawn("tasks", [sys.executable, "-m", "devtools.standins.tasks_emulator", *options,
                                    str(port), str(max_retries), *paths], cwd=ROOT)
         host = f"127.0.0.1:{port}"
         wait_port(port, 30, "Cloud Tasks stand-in", svc.proc)
         self.env["CLOUD_TASKS_EMULATOR_HOST"] = self.urls["tasks"] = host
         return host
+
+    def google_certs(self, key_file: Path) -> str:
+        """Google's ID-token certificate endpoint for a local key (devtools/standins/google_tokens.py),
+        e.g. the one `tasks(oidc_key=...)` signs with; sets GOOGLE_CERTS_URL (honoured with APP_ENV
+        local or deploy-check) and returns it."""
+        port = free_port()
+        svc = self.spawn("google-certs", [sys.executable, "-m", "devtools.standins.google_tokens", "certs",
+                                          str(port), str(key_file)], cwd=ROOT)
+        url = f"http://127.0.0.1:{port}/oauth2/v3/certs"
+        wait_http(url, 30, "Google certificate stand-in", svc.proc)
+        self.env["GOOGLE_CERTS_URL"] = url
+        return url
 
     def providers(self) -> str:
         """The OpenRouter + OpenAI stand-in (devtools/standins/providers.py: costs, activity and
@@ -199,7 +218,7 @@ class Stack:
 
     def storage(self, bucket: str = "demo-openclaw-media") -> str:
         """The Cloud Storage stand-in (in memory, one bucket) and a local signing key."""
-        from devtools.standins.signing_key import write_key
+        from devtools.standins.google_tokens import write_key
 
         port = free_port()
         svc = self.spawn("storage", [sys.executable, "-m", "devtools.standins.storage_emulator",

@@ -2,12 +2,15 @@
 import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
 import functions_framework
 
-from shared.api.billing_reconcile import entry
+from shared import startup
+from shared.api.billing_reconcile import api
+from shared.billing import config as billing_config
 from shared.http import json_errors
 
 json_errors(functions_framework)
+startup.validate(billing_config.reconcile)  # production settings, at cold start
 
 
 @functions_framework.http
 def billingReconcile(request):
-    return entry(request)
+    return api(request)

@@ -2,10 +2,12 @@
 import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
 import functions_framework
 
+from shared import startup
 from shared.api.costs import api
 from shared.http import json_errors
 
 json_errors(functions_framework)
+startup.validate()  # production settings, at cold start
 
 
 @functions_framework.http

@@ -2,7 +2,10 @@
 import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
 import functions_framework
 
-from shared.deploy import events
+from shared import startup
+from shared.deploy import events, settings
+
+startup.validate(settings.get)  # production settings, at cold start
 
 
 @functions_framework.cloud_event

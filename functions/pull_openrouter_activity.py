@@ -2,10 +2,13 @@
 import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
 import functions_framework
 
+from shared import startup
 from shared.api.cost_pulls import activity_api
+from shared.costs import settings
 from shared.http import json_errors
 
 json_errors(functions_framework)
+startup.validate(settings.scheduled)  # production settings, at cold start
 
 
 @functions_framework.http

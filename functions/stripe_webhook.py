@@ -2,10 +2,13 @@
 import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
 import functions_framework
 
+from shared import startup
 from shared.api.stripe_webhook import api
+from shared.billing import config as billing_config
 from shared.http import json_errors
 
 json_errors(functions_framework)
+startup.validate(billing_config.webhook)  # production settings, at cold start
 
 
 @functions_framework.http

@@ -3,7 +3,8 @@
 Providers: Firebase ID tokens (firebase-admin) or Clerk session tokens (RS256,
 the issuer's JWKS). The subject is stored as `users.clerkId`. The first
 authenticated call creates the user; later calls refresh `lastSeenAt` at most
-once a minute.
+once a minute. Unsigned tokens (the Auth emulator's) only with APP_ENV local or deploy-check.
+Google service accounts (Cloud Tasks, Cloud Scheduler) are identified by shared/google_identity.py.
 """
 from __future__ import annotations
 
@@ -101,8 +102,9 @@ def _verify_clerk(token: str) -> Identity:
 
 def verify(token: str) -> Identity:
     cfg = config.get()
-    if _header_alg(token) in (None, "none") and not cfg.local:
-        raise _unauthorized("unsigned tokens are accepted only in local mode")
+    if _header_alg(token) in (None, "none") and not cfg.emulators_allowed:
+        # the Auth emulator issues unsigned tokens only
+        raise _unauthorized("unsigned tokens are accepted only with the Auth emulator (APP_ENV local or deploy-check)")
     if cfg.auth_provider == "clerk":
         return _verify_clerk(token)
     return _verify_firebase(token)

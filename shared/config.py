@@ -3,12 +3,27 @@
 Core settings are needed by every function. Settings of one domain (Stripe,
 Compute, ...) live in that domain's section so a function never fails to start
 for a variable it does not use.
+
+APP_ENV chooses the rules:
+- `production` (the default): production rules; no emulator or stand-in endpoint is accepted.
+- `deploy-check`: the same production rules (everything production requires is required, no local
+  shortcut), but emulator and stand-in endpoints are accepted: a local run of the deploy manifest
+  against the emulators.
+- `local` (`make dev`, tests): emulators, and the local shortcuts (no Google tokens, defaults for
+  what production must set).
+
+`setting()` reads a variable production must set: under production rules it is required and
+checked against its rule (an https URL, a service account, ...); locally it is read as it is.
+`shared/startup.py` reads the sections a function needs when its module is imported, so a
+production function with a missing or malformed variable refuses to start.
 """
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Callable
 
 
 class ConfigError(RuntimeError):
@@ -45,7 +60,7 @@ def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
 @dataclass(frozen=True)
 class Config:
     project: str
-    app_env: str  # "local" | "production"
+    app_env: str  # "local" | "deploy-check" | "production"
     auth_provider: str  # "firebase" | "clerk"
     clerk_issuer: str | None
     clerk_jwks_url: str | None
@@ -54,18 +69,28 @@ class Config:
 
     @property
     def local(self) -> bool:
+        """The local shortcuts apply (APP_ENV=local only); otherwise production rules."""
         return self.app_env == "local"
+
+    @property
+    def emulators_allowed(self) -> bool:
+        """Emulator and stand-in endpoints may be configured (local and deploy-check)."""
+        return self.app_env in ("local", "deploy-check")
+
+
+APP_ENVS = ("local", "deploy-check", "production")
 
 
 def load() -> Config:
     project = env("GOOGLE_CLOUD_PROJECT", required=True)
-    app_env = env_choice("APP_ENV", "production", ("local", "production"))
+    app_env = env_choice("APP_ENV", "production", APP_ENVS)
     auth_provider = env_choice("AUTH_PROVIDER", "firebase", ("firebase", "clerk"))
-    if app_env != "local":
+    if app_env not in ("local", "deploy-check"):
         # The auth emulator's unsigned tokens pass verify_id_token while this is set.
         for name in ("FIREBASE_AUTH_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST"):
             if env(name):
-                raise ConfigError(f"{name} is set but APP_ENV is not 'local': refusing to start")
+                raise ConfigError(f"{name} is set but APP_ENV is {app_env!r} (emulators only with "
+                                  "'local' or 'deploy-check'): refusing to start")
     clerk_issuer = clerk_jwks = None
     if auth_provider == "clerk":
         clerk_issuer = env("CLERK_ISSUER", required=True).rstrip("/")
@@ -90,3 +115,75 @@ def get() -> Config:
 def reset() -> None:
     """Forget the cached config (tests change the environment)."""
     get.cache_clear()
+
+
+def refuse_local_endpoint(name: str) -> None:
+    """For variables that point the app at a local stand-in: refused unless emulators are allowed."""
+    if env(name) and not get().emulators_allowed:
+        raise ConfigError(f"{name} points at a local stand-in: only with APP_ENV=local or deploy-check")
+
+
+# Rules of the variables production must set: each returns what is wrong with a value, or None.
+Rule = Callable[[str], "str | None"]
+_PROJECT_ID = r"[a-z][a-z0-9-]{4,28}[a-z0-9]"  # 6-30 characters, a letter first, no hyphen last
+
+
+def https_url(value: str) -> str | None:
+    if re.fullmatch(r"https://[A-Za-z0-9.-]+(:[0-9]+)?(/[^\s]*)?", value):
+        return None
+    return f"must be an https URL, got {value!r}"
+
+
+def service_account(value: str) -> str | None:
+    if re.fullmatch(r"[a-z0-9][a-z0-9._-]*@[a-z0-9][a-z0-9.-]*\.iam\.gserviceaccount\.com", value):
+        return None
+    return f"must be a service account e-mail (...@....iam.gserviceaccount.com), got {value!r}"
+
+
+def project_ids(value: str) -> str | None:
+    ids = [p.strip() for p in value.split(",")]
+    bad = [p for p in ids if not re.fullmatch(_PROJECT_ID, p)]
+    if bad:
+        return f"must be a comma-separated list of project ids, got {', '.join(map(repr, bad))}"
+    return None
+
+
+def pubsub_topic(value: str) -> str | None:
+    if re.fullmatch(rf"projects/{_PROJECT_ID}/topics/[A-Za-z][A-Za-z0-9._~+%-]{{2,254}}", value):
+        return None
+    return f"must be a topic name (projects/<project>/topics/<topic>), got {value!r}"
+
+
+def region(value: str) -> str | None:
+    if re.fullmatch(r"[a-z]+(-[a-z]+)+[0-9]+", value):
+        return None
+    return f"must be a region (e.g. us-central1), got {value!r}"
+
+
+def non_empty(value: str) -> str | None:
+    return None  # env() treats a blank value as missing
+
+
+def prefixed(*prefixes: str) -> Rule:
+    """A secret of a known shape (the value is never repeated in the message)."""
+    def rule(value: str) -> str | None:
+        return None if value.startswith(prefixes) else f"must start with {' or '.join(prefixes)}"
+    return rule
+
+
+def setting(name: str, rule: Rule, default: str | None = None, *, required_locally: bool = False) -> str | None:
+    """A variable production must set. Under production rules (APP_ENV production or deploy-check)
+    it is required and must pass `rule`; locally it is read as it is (`default` when absent)."""
+    if get().local:
+        return env(name, default, required=required_locally)
+    value = env(name, required=True)
+    problem = rule(value)
+    if problem:
+        raise ConfigError(f"environment variable {name} {problem}")
+    return value
+
+
+def require(rules: dict[str, Rule]) -> None:
+    """`setting` for each variable of a section: under production rules each must be set and pass its rule."""
+    for name, rule in rules.items():
+        setting(name, rule)

@@ -43,7 +43,7 @@ def settings() -> Settings:
     return Settings(
         provider=config.env_choice("EMBEDDINGS_PROVIDER", "openai", ("openai",)),
         model=config.env("EMBEDDINGS_MODEL", "text-embedding-3-small"),
-        api_key=config.env("OPENAI_API_KEY"),
+        api_key=config.setting("OPENAI_API_KEY", config.non_empty),  # required under production rules
         base_url=config.env("OPENAI_BASE_URL"),
         batch_size=config.env_int("EMBEDDINGS_BATCH_SIZE", 128, lo=1, hi=2048),
         timeout_s=config.env_int("EMBEDDINGS_TIMEOUT_S", 30, lo=1, hi=300),

@@ -23,7 +23,8 @@ from shared.errors import ApiError
 
 log = logs.get("http")
 
-Access = Literal["public", "user", "admin", "custom"]  # custom: the handler authenticates (e.g. OIDC of a scheduler)
+# custom: the handler authenticates (Google callers through shared/google_identity.py, Stripe by its signature)
+Access = Literal["public", "user", "admin", "custom"]
 _PARAM = re.compile(r"\{(\w+)\}")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,128}$")
 

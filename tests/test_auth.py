@@ -53,7 +53,19 @@ def test_imported_user_is_found_by_clerk_id(api, callers):
     assert len(repos.users.all({"clerkId": owner.uid})) == 1
 
 
-def test_unsigned_tokens_refused_outside_local(callers, monkeypatch):
+def test_unsigned_tokens_of_the_auth_emulator_in_deploy_check(callers, monkeypatch):
+    """deploy-check runs production's rules against the emulators: the Auth emulator's unsigned
+    tokens are the only ones it issues, so they are accepted there."""
+    monkeypatch.setenv("APP_ENV", "deploy-check")
+    config.reset()
+    try:
+        assert auth.verify(callers["owner"].token).subject == callers["owner"].uid
+    finally:
+        monkeypatch.undo()
+        config.reset()
+
+
+def test_unsigned_tokens_refused_in_production(callers, monkeypatch):
     token = callers["owner"].token
     assert auth._header_alg(token) == "none"  # the auth emulator's tokens are unsigned
     monkeypatch.setenv("APP_ENV", "production")

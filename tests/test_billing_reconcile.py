@@ -2,15 +2,13 @@
 Cloud Scheduler (OIDC token verified against Google's key format, served locally)."""
 from __future__ import annotations
 
-import json
 import time
 
-import jwt
 import pytest
 from billing_support import doc_fields, expected_fields, new_customer, reset_billing
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from devtools.server import json_app, serving
+from devtools.standins.google_tokens import GoogleKey
 from shared import clock, repos
 from shared.models import Subscription
 
@@ -68,9 +66,8 @@ def test_reconcile_reports_a_failing_customer_and_goes_on(api, callers, plans, s
 @pytest.fixture(scope="module")
 def google_keys():
     """Google's ID-token keys endpoint (a JWK Set), served on 127.0.0.1 with a key made here."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
-    with serving(json_app({"keys": [{**jwk, "kid": "local-1", "use": "sig", "alg": "RS256"}]})) as url:
+    key = GoogleKey.generate()
+    with serving(json_app(key.jwks())) as url:
         yield key, f"{url}/oauth2/v3/certs"
 
 
@@ -85,11 +82,8 @@ def scheduler_env(google_keys, stripe_stack, monkeypatch):
     reset_billing()
 
 
-def google_token(key, **over) -> str:
-    now = int(time.time())
-    claims = {"iss": "https://accounts.google.com", "aud": AUDIENCE, "email": SCHEDULER_SA, "email_verified": True,
-              "sub": "1234567890", "iat": now, "exp": now + 3600, **over}
-    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": "local-1"})
+def google_token(key: GoogleKey, **over) -> str:
+    return key.token(**{"audience": AUDIENCE, "email": SCHEDULER_SA, **over})
 
 
 def test_scheduler_with_a_valid_oidc_token_runs_it(client, callers, plans, sc, scheduler_env):
@@ -109,7 +103,7 @@ def test_scheduler_tokens_that_do_not_check_out_are_refused(client, callers, pla
         "other_sa": lambda: google_token(key, email="someone@demo-openclaw.iam.gserviceaccount.com"),
         "audience": lambda: google_token(key, aud="https://elsewhere.example.com"),
         "expired": lambda: google_token(key, iat=int(time.time()) - 7200, exp=int(time.time()) - 3600),
-        "foreign_key": lambda: google_token(rsa.generate_private_key(public_exponent=65537, key_size=2048)),
+        "foreign_key": lambda: google_token(GoogleKey.generate()),
         "unverified_email": lambda: google_token(key, email_verified=False),
         "get": lambda: google_token(key),
     }[case]()

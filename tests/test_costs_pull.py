@@ -81,7 +81,7 @@ def test_pull_costs_snapshots_exact_and_run_once(client, providers):
     payload = {"runId": report["runId"], "kind": "costs", "batch": 0, "scheduleTime": SCHEDULE_MS,
                "users": [{"userId": "u1", "deployments": []}]}
     dup = client.post("/costPullWorker", json=payload, headers={"X-CloudTasks-QueueName": "cost-pulls",
-                                                                "Authorization": "Bearer <Cloud Tasks OIDC token>"})
+                                                                "X-CloudTasks-TaskName": "redelivered"})
     assert dup.status_code == 200 and dup.json["duplicate"]
     assert wait_run(report["runId"])["ok"] == 4
     assert len(repos.cost_snapshots.all({}, (("fetchedAt", "ASCENDING"),))) == 4

@@ -192,9 +192,8 @@ def test_stale_jobs_are_given_up_not_left_active(api, callers, denv):
 
 
 def test_worker_accepts_only_cloud_tasks(api, callers, denv, monkeypatch):
-    import dataclasses
-
-    from shared import config
+    from devtools.server import json_app, serving
+    from devtools.standins.google_tokens import GoogleKey, strip_signature
 
     dep, job = create(api, callers["owner"])
     denv.wait_job(job["_id"])
@@ -204,17 +203,37 @@ def test_worker_accepts_only_cloud_tasks(api, callers, denv, monkeypatch):
                                                              "X-CloudTasks-TaskName": "t"}).status_code == 403
     headers = {"X-CloudTasks-QueueName": QUEUE, "X-CloudTasks-TaskName": "t"}
     assert api("POST", "/deployWorker", json={"jobId": "../x"}, headers=headers).status_code == 422
-    # outside local mode an OIDC token for the worker's own URL is required too
-    prod = dataclasses.replace(config.get(), app_env="production")
-    monkeypatch.setattr(config, "get", lambda: prod)
-    from shared.deploy import settings
+    # under production rules (deploy-check: production's checks, local endpoints) the task's OIDC token
+    # for the worker's own URL and the invoker account is required
+    invoker = "invoker@demo-openclaw.iam.gserviceaccount.com"
+    url = "https://us-central1-demo-openclaw.cloudfunctions.net/deployWorker"
+    key = GoogleKey.generate()
+    with serving(json_app(key.jwks())) as certs:
+        try:
+            for name, value in {"APP_ENV": "deploy-check", "TASKS_INVOKER_SA": invoker, "DEPLOY_WORKER_URL": url,
+                                "DEPLOY_ALLOWED_PROJECTS": "acme-bots", "GOOGLE_CERTS_URL": certs,
+                                "DEPLOY_VM_SERVICE_ACCOUNT": "bot-vm@demo-openclaw.iam.gserviceaccount.com"}.items():
+                monkeypatch.setenv(name, value)
+            reset_settings()
 
-    monkeypatch.setenv("TASKS_INVOKER_SA", "invoker@demo-openclaw.iam.gserviceaccount.com")
-    settings.reset()
-    r = api("POST", "/deployWorker", json=body, headers=headers)
-    assert r.status_code == 401
-    r = api("POST", "/deployWorker", json=body, headers={**headers, "Authorization": "Bearer not-a-jwt"})
-    assert r.status_code == 401 and "invalid OIDC token" in r.json["error"]["message"]
+            def call(token: str | None):
+                auth = {"Authorization": f"Bearer {token}"} if token else {}
+                return api("POST", "/deployWorker", json=body, headers={**headers, **auth})
+            assert call(None).status_code == 401
+            r = call("not-a-jwt")
+            assert r.status_code == 401 and "invalid OIDC token" in r.json["error"]["message"]
+            token = key.token(audience=url, email=invoker)
+            for accepted in (strip_signature(token), token):  # as Google's front passes it; or still signed
+                r = call(accepted)
+                assert r.status_code == 200 and r.json["jobId"] == job["_id"], r.json
+            assert call(strip_signature(key.token(audience=url, email="x@demo-openclaw.iam.gserviceaccount.com"))
+                        ).status_code == 403
+            assert call(strip_signature(key.token(audience=f"{denv.base_url}/deployWorker", email=invoker))
+                        ).status_code == 401
+            assert call(GoogleKey.generate().token(audience=url, email=invoker)).status_code == 401  # forged
+        finally:
+            monkeypatch.undo()
+            reset_settings()
 
 
 def test_deploy_again_adopts_the_existing_vm(api, callers, denv):

@@ -1,23 +1,20 @@
 """`billingReconcile`: re-reads every open subscription from Stripe and repairs drift.
 
-Two callers: an admin (`POST /` with a user token, through the usual Api auth), and
-Cloud Scheduler, whose request carries a Google-signed OIDC token for the
-BILLING_SCHEDULER_SA service account with audience BILLING_RECONCILE_URL. The
-function is deployed public, so that token is verified here (Google's keys, the
-audience, the issuer and the service account) before anything runs.
+Two callers of `POST /`: Cloud Scheduler, with a Google-signed OIDC token for BILLING_SCHEDULER_SA
+whose audience is BILLING_RECONCILE_URL (the function is deployed public, so the signature is
+verified: shared/google_identity.py), and an admin with their usual user token.
 """
 from __future__ import annotations
 
 from typing import Any
 
-import flask
 from pydantic import BaseModel
 
-from shared import google_oidc, logs
+from shared import google_identity, logs
 from shared.billing import config as billing_config
 from shared.billing import sync
 from shared.errors import ApiError
-from shared.http import Api, Request, json_response
+from shared.http import Api, Request
 
 api = Api("billingReconcile", "Billing reconciliation with Stripe (admin or Cloud Scheduler)")
 log = logs.get("billing.reconcile")
@@ -31,35 +28,15 @@ class ReconcileReport(BaseModel):
     finishedAt: int
 
 
-@api.route("POST", "/", access="admin", response=ReconcileReport)
+@api.route("POST", "/", access="custom", response=ReconcileReport)
 def run_now(req: Request):
-    """Admin: reconcile now; returns what changed."""
-    return sync.reconcile()
-
-
-def _google_token(request: flask.Request) -> str | None:
-    """The bearer token if it claims to be issued by Google (verified later)."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    token = token.strip()
-    return token if scheme.lower() == "bearer" and token and google_oidc.is_google_token(token) else None
-
-
-def verify_scheduler(token: str) -> dict:
+    """Reconcile now (Cloud Scheduler's OIDC token, or an admin); returns what changed."""
     cfg = billing_config.get()
-    return google_oidc.verify(token, audience=cfg.reconcile_audience, service_account=cfg.scheduler_sa,
-                              what="scheduler")
-
-
-def entry(request: flask.Request) -> flask.Response:
-    token = _google_token(request)
-    if token is None:
-        return api(request)
     try:
-        if request.method != "POST" or request.path.rstrip("/"):
-            raise ApiError(405, "method_not_allowed", "the scheduler calls POST /", headers={"Allow": "POST"})
-        verify_scheduler(token)
-        report = sync.reconcile()
+        who, admin_id = google_identity.scheduler_or_admin(req.raw, account=cfg.scheduler_sa,
+                                                           audience=cfg.reconcile_audience)
     except ApiError as exc:
-        log.warning("scheduler call refused: %s", exc.message)
-        return json_response(exc.body(), exc.status, exc.headers)
-    return json_response(report)
+        log.warning("reconcile call refused: %s", exc.message, extra={"code": exc.code})
+        raise
+    log.info("reconcile started", extra={"trigger": who, "adminId": admin_id})
+    return sync.reconcile()

@@ -1,5 +1,11 @@
 """`pullCosts` and `pullOpenrouterActivity` (Cloud Scheduler, every 6 hours, or an admin
-on demand) and `costPullWorker` (the Cloud Tasks target doing one batch of users)."""
+on demand) and `costPullWorker` (the Cloud Tasks target doing one batch of users).
+
+Callers are identified by shared/google_identity.py: the pulls are deployed public and take
+Cloud Scheduler's OIDC token for COSTS_SCHEDULER_SA (audience COSTS_SCHEDULER_AUDIENCE, each
+function's own URL; signature verified) or an admin's user token; the worker is deployed private
+and takes the queue's tasks with their OIDC token for TASKS_INVOKER_SA (audience COSTS_WORKER_URL).
+"""
 from __future__ import annotations
 
 from datetime import datetime
@@ -7,9 +13,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from shared import clock
+from shared import clock, google_identity
 from shared.api.inputs import Strict
-from shared.costs import runs, trigger, worker
+from shared.costs import runs, settings, trigger, worker
 from shared.costs.ledger import runs as runs_repo
 from shared.errors import ApiError
 from shared.http import Api, Request
@@ -70,8 +76,12 @@ def pull_api(name: str, kind: str, what: str) -> Api:
     def start(req: Request):
         """Start the run of a schedule time (once per time); answers its report. The scheduler's
         job sends `{}`; its schedule time comes from the X-CloudScheduler-ScheduleTime header."""
-        who, admin_id, schedule_ms = trigger.caller(req.raw)
-        if who == "admin":
+        cfg = settings.get()
+        who, admin_id = google_identity.scheduler_or_admin(req.raw, account=cfg.scheduler_sa,
+                                                           audience=cfg.scheduler_audience)
+        if who == "scheduler":
+            schedule_ms = trigger.schedule_time(req.raw)
+        else:
             at = req.body.scheduleTime
             if at is not None and at.tzinfo is None:
                 raise ApiError(422, "invalid_body", "scheduleTime needs a time zone (e.g. ...Z)")
@@ -98,10 +108,11 @@ worker_api = Api("costPullWorker", "One batch of users of a cost pull (Cloud Tas
 
 @worker_api.route("POST", "/", access="custom", body=BatchBody, response=BatchResult)
 def run_batch(req: Request):
-    """Pull one batch. Deployed without public access: Cloud Run's IAM check admits only the
-    tasks' OIDC token (which is also why the header is not read as a user's token here)."""
-    if not req.raw.headers.get("X-CloudTasks-QueueName"):
-        raise ApiError(403, "forbidden", "only Cloud Tasks calls this function")
+    """Pull one batch (Cloud Tasks only: the queue's headers and the task's OIDC token, whose
+    signature Google's front has checked: the function is deployed private)."""
+    cfg = settings.get()
+    google_identity.cloud_task(req.raw, queue=cfg.queue, account=cfg.invoker_sa, audience=cfg.worker_url,
+                               what="cost pull worker")
     b = req.body
     users = [u.model_dump() for u in b.users]
     return worker.run_batch(b.runId, b.kind, b.batch, b.scheduleTime, users)

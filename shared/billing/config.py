@@ -1,6 +1,11 @@
 """The billing section of the configuration: Stripe keys, URLs, trial length.
 
 Read on first use by the billing functions only, so no other function needs these variables.
+Under production rules (APP_ENV production or deploy-check) each function's section requires its
+own: `checkout()` (billing: STRIPE_SECRET_KEY, APP_URL), `webhook()` (stripeWebhook:
+STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET), `reconcile()` (billingReconcile: STRIPE_SECRET_KEY,
+BILLING_SCHEDULER_SA, BILLING_RECONCILE_URL). STRIPE_API_BASE (a local stand-in) is accepted only
+with APP_ENV local or deploy-check.
 """
 from __future__ import annotations
 
@@ -37,11 +42,9 @@ class BillingConfig:
 
 
 def load() -> BillingConfig:
-    core = config.get()
     app_url = (env("APP_URL", "http://localhost:3000") or "").rstrip("/")
+    config.refuse_local_endpoint("STRIPE_API_BASE")
     api_base = env("STRIPE_API_BASE")
-    if not core.local and api_base:
-        raise ConfigError("STRIPE_API_BASE points at a local stand-in: only with APP_ENV=local")
     return BillingConfig(
         secret_key=env("STRIPE_SECRET_KEY"),
         webhook_secret=env("STRIPE_WEBHOOK_SECRET"),
@@ -60,6 +63,28 @@ def load() -> BillingConfig:
 @lru_cache(maxsize=1)
 def get() -> BillingConfig:
     return load()
+
+
+STRIPE_SECRET = config.prefixed("sk_", "rk_")  # secret or restricted key
+
+
+def checkout() -> BillingConfig:
+    """billing: Stripe, and the app's URL Checkout and the Portal return to."""
+    config.require({"STRIPE_SECRET_KEY": STRIPE_SECRET, "APP_URL": config.https_url})
+    return get()
+
+
+def webhook() -> BillingConfig:
+    """stripeWebhook: Stripe, and the secret its deliveries are signed with."""
+    config.require({"STRIPE_SECRET_KEY": STRIPE_SECRET, "STRIPE_WEBHOOK_SECRET": config.prefixed("whsec_")})
+    return get()
+
+
+def reconcile() -> BillingConfig:
+    """billingReconcile: Stripe, and who may call it (the scheduler's account, the token audience)."""
+    config.require({"STRIPE_SECRET_KEY": STRIPE_SECRET, "BILLING_SCHEDULER_SA": config.service_account,
+                    "BILLING_RECONCILE_URL": config.https_url})
+    return get()
 
 
 def reset() -> None:

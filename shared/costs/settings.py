@@ -1,9 +1,17 @@
-"""Configuration of the costs domain (read only by the cost functions)."""
+"""Configuration of the costs domain (read only by the cost functions).
+
+`get()` reads everything with local defaults. Under production rules (APP_ENV production or
+deploy-check) each function also needs its own variables, checked by its section:
+`scheduled()` (pullCosts, pullOpenrouterActivity: COSTS_QUEUE, TASKS_LOCATION, COSTS_WORKER_URL,
+TASKS_INVOKER_SA, COSTS_SCHEDULER_SA, COSTS_SCHEDULER_AUDIENCE) and `worker()` (costPullWorker:
+TASKS_INVOKER_SA, COSTS_WORKER_URL, OPENROUTER_MANAGEMENT_KEY, OPENAI_ADMIN_KEY).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
 
+from shared import config
 from shared.config import env, env_int
 
 
@@ -14,7 +22,8 @@ class CostsConfig:
     openai_base: str
     openai_key: str | None  # operator's OpenAI admin key
     queue: str  # Cloud Tasks queue of the pull workers
-    worker_url: str | None  # URL of the costPullWorker function
+    worker_url: str | None  # URL of the costPullWorker function (its tasks' OIDC audience)
+    invoker_sa: str | None  # TASKS_INVOKER_SA: the account Cloud Tasks signs the worker's token for
     batch_size: int  # users per task
     concurrency: int  # provider calls in flight per task
     timeout_s: float  # per provider call
@@ -23,7 +32,7 @@ class CostsConfig:
     backoff_max_s: float
     claim_lease_ms: int  # a claimed run not yet dispatched may be re-claimed after this
     scheduler_sa: str | None  # service account Cloud Scheduler signs its OIDC token with
-    scheduler_audience: str | None
+    scheduler_audience: str | None  # this function's own URL (pullCosts and pullOpenrouterActivity differ)
     machine_type: str  # the bots' VM shape (deployments do not store it)
     disk_gb: int
     disk_type: str
@@ -39,6 +48,7 @@ def get() -> CostsConfig:
         openai_key=env("OPENAI_ADMIN_KEY"),
         queue=env("COSTS_QUEUE", "cost-pulls"),
         worker_url=env("COSTS_WORKER_URL"),
+        invoker_sa=env("TASKS_INVOKER_SA"),
         batch_size=env_int("COSTS_BATCH_SIZE", 200, lo=1, hi=1000),
         concurrency=env_int("COSTS_CONCURRENCY", 50, lo=1, hi=500),
         timeout_s=env_int("COSTS_TIMEOUT_MS", 10_000, lo=10, hi=120_000) / 1000,
@@ -53,6 +63,26 @@ def get() -> CostsConfig:
         disk_type=env("COSTS_DISK_TYPE", "pd-balanced"),
         max_rows=env_int("COSTS_MAX_ROWS", 20_000, lo=100, hi=1_000_000),
     )
+
+
+# what each function needs in production, besides what get() reads with local defaults
+SCHEDULED = {"COSTS_QUEUE": config.non_empty, "TASKS_LOCATION": config.region, "COSTS_WORKER_URL": config.https_url,
+             "TASKS_INVOKER_SA": config.service_account, "COSTS_SCHEDULER_SA": config.service_account,
+             "COSTS_SCHEDULER_AUDIENCE": config.https_url}
+WORKER = {"TASKS_INVOKER_SA": config.service_account, "COSTS_WORKER_URL": config.https_url,
+          "OPENROUTER_MANAGEMENT_KEY": config.non_empty, "OPENAI_ADMIN_KEY": config.non_empty}
+
+
+def scheduled() -> CostsConfig:
+    """pullCosts and pullOpenrouterActivity: who may call them, and where their tasks go."""
+    config.require(SCHEDULED)
+    return get()
+
+
+def worker() -> CostsConfig:
+    """costPullWorker: who may call it, and the providers' keys."""
+    config.require(WORKER)
+    return get()
 
 
 def reset() -> None:

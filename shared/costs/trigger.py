@@ -1,10 +1,6 @@
-"""Who may start a pull: Cloud Scheduler (its OIDC token, in production) or an admin.
-
-Cloud Scheduler's HTTP target sends `X-CloudScheduler-ScheduleTime` and, with an
-OIDC token configured, `Authorization: Bearer <Google-signed ID token>` for the
-scheduler service account. Everything else goes through the normal user
-authentication and must be an admin. Locally (APP_ENV=local, where no Google
-tokens exist) a scheduler call is the header without an Authorization header.
+"""The schedule time of a pull started by Cloud Scheduler: its `X-CloudScheduler-ScheduleTime`
+header names the run (the same time again is the same run). Who the caller is, scheduler or
+admin, is decided by shared/google_identity.scheduler_or_admin.
 """
 from __future__ import annotations
 
@@ -12,9 +8,9 @@ from datetime import datetime, timezone
 
 import flask
 
-from shared import auth, config, google_oidc
-from shared.costs import settings
 from shared.errors import ApiError
+
+HEADER = "X-CloudScheduler-ScheduleTime"
 
 
 def parse_time(value: str) -> int:
@@ -27,22 +23,9 @@ def parse_time(value: str) -> int:
     return int(dt.timestamp() * 1000)
 
 
-def _verify_scheduler_token(token: str) -> None:
-    cfg = settings.get()
-    google_oidc.verify(token, audience=cfg.scheduler_audience, service_account=cfg.scheduler_sa,
-                       what="scheduler")
-
-
-def caller(request: flask.Request) -> tuple[str, str | None, int | None]:
-    """(trigger, admin user id, schedule time from the scheduler header)."""
-    header = request.headers.get("X-CloudScheduler-ScheduleTime")
-    authz = request.headers.get("Authorization", "")
-    token = authz.partition(" ")[2].strip()
-    if header is not None:
-        if not authz and config.get().local:
-            return "scheduler", None, parse_time(header)
-        if token and google_oidc.is_google_token(token):
-            _verify_scheduler_token(token)
-            return "scheduler", None, parse_time(header)
-    admin = auth.authenticate(request, "admin", allow_suspended=False)
-    return "admin", admin.id, None
+def schedule_time(request: flask.Request) -> int:
+    """The scheduler's schedule time in epoch ms (400 without the header: Cloud Scheduler sends it)."""
+    value = request.headers.get(HEADER)
+    if value is None:
+        raise ApiError(400, "invalid_schedule_time", f"the scheduler's {HEADER} header is missing")
+    return parse_time(value)

@@ -1,4 +1,11 @@
-"""Configuration of the deployments domain (read once; only functions of this domain read it)."""
+"""Configuration of the deployments domain (read once; only functions of this domain read it).
+
+Under production rules (APP_ENV production or deploy-check, see shared/config.py) `get()` requires
+DEPLOY_WORKER_URL (https), TASKS_INVOKER_SA and DEPLOY_VM_SERVICE_ACCOUNT (service accounts),
+DEPLOY_ALLOWED_PROJECTS (project ids: an empty list would accept any project) and
+PROVISIONING_TOPIC; `worker()` also FUNCTIONS_URL (where the bots reach knowledge and media).
+Locally they keep their defaults (DEPLOY_WORKER_URL is required everywhere).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,14 +24,14 @@ class DeploySettings:
     events_topic: str  # full topic name the VMs publish their progress to
     machine_type: str
     image: str
-    vm_service_account: str | None
+    vm_service_account: str | None  # None: the project's default compute account (local only)
     call_timeout_s: int
     op_timeout_s: int
     max_attempts: int
     stale_pending_ms: int
     log_max_chars: int
-    allowed_projects: tuple[str, ...]
-    invoker_sa: str | None
+    allowed_projects: tuple[str, ...]  # empty: any project (local only)
+    invoker_sa: str | None  # the account Cloud Tasks signs the worker's OIDC token for
     status_ttl_s: int
     logs_max_chars: int
     functions_url: str  # where the bot reaches the knowledge and media functions
@@ -38,30 +45,39 @@ class DeploySettings:
 @lru_cache(maxsize=1)
 def get() -> DeploySettings:
     project = config.get().project
+    allowed = config.setting("DEPLOY_ALLOWED_PROJECTS", config.project_ids, "") or ""
     return DeploySettings(
         queue=config.env("DEPLOY_QUEUE", "deploy-jobs"),
-        worker_url=config.env("DEPLOY_WORKER_URL", required=True),
+        worker_url=config.setting("DEPLOY_WORKER_URL", config.https_url, required_locally=True),
         compute_endpoint=config.env("COMPUTE_API_ENDPOINT"),
         secrets_endpoint=config.env("SECRET_MANAGER_API_ENDPOINT"),
         secrets_project=config.env("SECRETS_PROJECT", project),
-        events_topic=config.env("PROVISIONING_TOPIC", f"projects/{project}/topics/provisioning-events"),
+        events_topic=config.setting("PROVISIONING_TOPIC", config.pubsub_topic,
+                                    f"projects/{project}/topics/provisioning-events"),
         machine_type=config.env("DEPLOY_MACHINE_TYPE", "e2-small"),
         image=config.env("DEPLOY_IMAGE", "projects/debian-cloud/global/images/family/debian-12"),
-        vm_service_account=config.env("DEPLOY_VM_SERVICE_ACCOUNT"),
+        vm_service_account=config.setting("DEPLOY_VM_SERVICE_ACCOUNT", config.service_account),
         call_timeout_s=config.env_int("DEPLOY_CALL_TIMEOUT_S", 30, hi=120),
         # below the queue's dispatch deadline (10 min for HTTP targets), so a delivery ends before it
         op_timeout_s=config.env_int("DEPLOY_OPERATION_TIMEOUT_S", 240, hi=480),
         max_attempts=config.env_int("DEPLOY_MAX_ATTEMPTS", 5, hi=100),
         stale_pending_ms=config.env_int("DEPLOY_STALE_PENDING_S", 900, hi=86400) * 1000,
         log_max_chars=config.env_int("DEPLOY_LOG_MAX_CHARS", 16000, lo=1000, hi=500_000),
-        allowed_projects=tuple(p.strip() for p in (config.env("DEPLOY_ALLOWED_PROJECTS", "") or "").split(",")
-                               if p.strip()),
-        invoker_sa=config.env("TASKS_INVOKER_SA"),
+        allowed_projects=tuple(p.strip() for p in allowed.split(",") if p.strip()),
+        invoker_sa=config.setting("TASKS_INVOKER_SA", config.service_account),
         status_ttl_s=config.env_int("DEPLOY_STATUS_TTL_S", 5, hi=300),
         logs_max_chars=config.env_int("DEPLOY_SERIAL_MAX_CHARS", 64_000, lo=1000, hi=1_000_000),
         functions_url=(config.env("FUNCTIONS_URL", f"https://us-central1-{project}.cloudfunctions.net")
                        or "").rstrip("/"),
     )
+
+
+def worker() -> DeploySettings:
+    """The settings of deployWorker: also FUNCTIONS_URL, which production must set (the bots' VMs
+    are told where the knowledge and media functions are)."""
+    settings = get()
+    config.setting("FUNCTIONS_URL", config.https_url)
+    return settings
 
 
 def reset() -> None:
