@@ -238,3 +238,40 @@ def test_a_function_deployed_before_its_topic_exists_fails(doc, tmp_path):
     bad["steps"] = [s for s in bad["steps"] if s["id"] in ("apis", "identities", "fn-provisioningEvents")]
     code, out = apply(bad, tmp_path / "s.json")
     assert code == 1 and "topic provisioning-events does not exist" in out, out
+
+
+# The secrets' values are the operator's; these have the shapes the functions check.
+SECRET_VALUES = {"STRIPE_SECRET_KEY": "sk_live_x", "STRIPE_WEBHOOK_SECRET": "whsec_x"}
+LOAD_EVERY_FUNCTION = """
+import contextlib, io, json, os, sys
+import functions_framework
+
+results = {}
+for name, source, env in json.loads(sys.argv[1]):
+    os.environ.clear()
+    os.environ.update(env)
+    err, code = io.StringIO(), 0
+    with contextlib.redirect_stderr(err):
+        try:
+            functions_framework.create_app(target=name, source=source)
+        except SystemExit as exc:
+            code = exc.code
+    results[name] = [code, err.getvalue()]
+print(json.dumps(results))
+"""
+
+
+def test_every_function_starts_with_exactly_what_the_manifest_gives_it(deployed):
+    """Production settings are validated at cold start (shared/startup.py): with only the manifest's
+    env vars and secrets, no function refuses to start."""
+    base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
+    specs = [(name, str(ROOT / fn["source"]),
+              {**base, **fn["env"], **{var: SECRET_VALUES.get(var, "key-value") for var in fn["secrets"]}})
+             for name, fn in functions(deployed["state"]).items()]
+    out = subprocess.run([sys.executable, "-c", LOAD_EVERY_FUNCTION, json.dumps(specs)], capture_output=True,
+                         text=True, cwd=ROOT, timeout=300, env=base)
+    assert out.returncode == 0, out.stderr[-2000:]
+    results = json.loads(out.stdout.strip().splitlines()[-1])
+    refused = {name: err.strip() for name, (code, err) in results.items() if code != 0}
+    assert not refused, f"functions refusing to start with the manifest's settings: {refused}"
+    assert set(results) == {n for n, _, _ in CATALOG}
