@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8080
 
-.PHONY: dev test install token bench bench-costs bench-deploy clean
+.PHONY: dev test install token bench bench-costs bench-deploy clean deploy undeploy deploy-check manifest
 
 install: $(VENV)/.installed devtools/node_modules/.installed
 
@@ -42,3 +42,25 @@ bench-costs: install
 # deployments benchmark: 200 deploy actions across 50 deployments through the real queue
 bench-deploy: install
 	$(PY) -m bench.deploy_jobs
+
+# Deploying (docs/DEPLOYING.md): every step of cloudbuild.yaml, run here with your gcloud credentials.
+#   make deploy PROJECT=<id> REGION=<region> [DEPLOY_PROJECTS=a,b] [CORS_ORIGINS=https://app...] [APP_URL=...]
+REGION ?= us-central1
+DEPLOY_SUBS = --sub _REGION=$(REGION) --sub _DEPLOY_PROJECTS=$(DEPLOY_PROJECTS) --sub _CORS_ORIGINS=$(CORS_ORIGINS) \
+              --sub _APP_URL=$(APP_URL) --sub _MEDIA_BUCKET=$(MEDIA_BUCKET) --sub _FIRESTORE_LOCATION=$(FIRESTORE_LOCATION)
+deploy: $(VENV)/.installed
+	@test -n "$(PROJECT)" || { echo "usage: make deploy PROJECT=<id> REGION=<region>"; exit 2; }
+	$(PY) -m deploy.run --project $(PROJECT) $(DEPLOY_SUBS)
+
+undeploy:
+	@test -n "$(PROJECT)" || { echo "usage: make undeploy PROJECT=<id> REGION=<region> CONFIRM=<id>"; exit 2; }
+	PROJECT_ID=$(PROJECT) REGION=$(REGION) DEPLOY_PROJECTS=$(DEPLOY_PROJECTS) MEDIA_BUCKET=$(MEDIA_BUCKET) \
+	  CONFIRM=$(CONFIRM) DELETE_FIRESTORE=$(DELETE_FIRESTORE) bash deploy/undeploy.sh
+
+# the manifest run against a local control plane, then every function served as deployed (emulators)
+deploy-check: install
+	$(PY) -m devtools.deploycheck.check
+
+# cloudbuild.yaml is written from deploy/manifest.py
+manifest: $(VENV)/.installed
+	$(PY) -m deploy.manifest > cloudbuild.yaml

@@ -11,8 +11,6 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 
-import yaml
-
 URL = "https://${_REGION}-${PROJECT_ID}.cloudfunctions.net"  # a gen2 function's URL and its OIDC audience
 SA = "@${PROJECT_ID}.iam.gserviceaccount.com"
 
@@ -189,13 +187,14 @@ HEADER = """\
 """
 
 
-class _Dumper(yaml.SafeDumper):
-    def ignore_aliases(self, data):  # every step spelled out, no &anchors
-        return True
-
-
 def render() -> str:
-    return HEADER + yaml.dump(build(), Dumper=_Dumper, sort_keys=False, width=10_000, default_flow_style=False)
+    import yaml  # here: undeploy.sh reads FUNCTIONS with a plain python3
+
+    class Dumper(yaml.SafeDumper):
+        def ignore_aliases(self, data):  # every step spelled out, no &anchors
+            return True
+
+    return HEADER + yaml.dump(build(), Dumper=Dumper, sort_keys=False, width=10_000, default_flow_style=False)
 
 
 if __name__ == "__main__":

@@ -140,6 +140,8 @@ function_() {  # function NAME DEPLOY-FLAGS...
   for arg in "$@"; do  # a secret without a version would fail the deploy: wait for the operator
     case $arg in --set-secrets=*)
       for s in $(tr ',' '\n' <<<"${arg#--set-secrets=}" | sed 's/^[^=]*=//; s/:.*//'); do
+        exists secrets describe "$s" --project="$PROJECT_ID" ||
+          { echo "function $name: secret $s does not exist (the secrets step creates the operator's secrets)" >&2; exit 1; }
         [ -n "$(g secrets versions list "$s" --project="$PROJECT_ID" --filter=state:enabled --limit=1 --format='value(name)')" ] ||
           missing="$missing $s"
       done;;

@@ -118,6 +118,8 @@ def test_summary_by_source_against_last_month(api, callers):
     assert total["sources"]["openai"]["thisMonth"] == 7.0 and total["sources"]["gcp"]["thisMonth"] == 14.0
     assert api("GET", "/costs/summary?userId=all", owner).status_code == 403
     assert api("GET", "/costs/summary?month=2026-13", owner).status_code == 422
+    for month in ("0000-01", "0001-01", "1969-12", "9999-12"):  # a neighbour month would not be a date
+        assert api("GET", f"/costs/summary?month={month}", owner).status_code == 422, month
 
 
 def test_accounts_are_admin_only_and_validated(api, callers):
@@ -131,3 +133,4 @@ def test_accounts_are_admin_only_and_validated(api, callers):
     assert api("PUT", f"/costs/accounts/{owner.user_id}", admin, json={"openrouterKeyHash": "xyz"}).status_code == 422
     assert api("PUT", "/costs/accounts/nobody", admin, json=body).status_code == 404
     assert api("GET", "/costs/runs/nope", admin).status_code == 404
+

@@ -89,3 +89,8 @@ def test_undeclared_query_is_refused():
 
     with pytest.raises(LookupError):
         repos.users.query({"email": "x@example.com"})
+
+
+def test_every_collection_with_expiring_entries_has_a_ttl_policy():
+    ttl = {o["collectionGroup"] for o in INDEX_FILE["fieldOverrides"] if o.get("ttl") and o["fieldPath"] == "expireAt"}
+    assert ttl == {"stripeEvents", "provisioningEventLog"}

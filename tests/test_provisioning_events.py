@@ -60,6 +60,12 @@ def test_duplicate_delivery_is_applied_once(api, callers, denv):
     assert events.handle(envelope) == "logged"
     assert events.handle(envelope) == "duplicate"
     assert repos.deploy_jobs.get(job["_id"]).log.count("vm: configuring: once") == 1
+    from datetime import datetime
+
+    from shared import db
+
+    entry = db.client().collection(events.LEDGER).document("m-dup-1").get().to_dict()
+    assert isinstance(entry["expireAt"], datetime)  # Firestore's TTL deletes only timestamp values
 
 
 def test_malformed_and_unknown_messages_are_acknowledged(api, callers, denv):

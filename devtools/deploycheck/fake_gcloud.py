@@ -13,7 +13,6 @@ can be shown to change nothing, and each function's references to have been crea
 """
 from __future__ import annotations
 
-import ast
 import fcntl
 import hashlib
 import json
@@ -254,6 +253,8 @@ class Plane:
         entry = str(self.flag("entry-point"))
         if not source.is_file():
             raise Fail(f"ERROR: (gcloud.functions.deploy) OperationError: build failed: {source} not found")
+        import ast
+
         if entry not in {n.name for n in ast.parse(source.read_text()).body if isinstance(n, ast.FunctionDef)}:
             raise Fail(f"ERROR: (gcloud.functions.deploy) OperationError: function {entry} is not defined in {source}")
         for flag in ("service-account", "trigger-service-account"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from datetime import datetime, timedelta, timezone
 from typing import Literal
 
 from google.api_core import exceptions as gexc
@@ -21,7 +22,7 @@ from shared.deploy import joblog
 
 log = logs.get("deploy.events")
 LEDGER = "provisioningEventLog"
-KEEP_MS = 7 * 86400_000  # ledger entries carry expireAt for a Firestore TTL policy
+KEEP = timedelta(days=7)  # ledger entries carry expireAt (a timestamp: TTL ignores numbers) for Firestore's TTL
 # a VM's readiness counts only while the newest job is one that boots it
 BOOTING_ACTIONS = ("deploy", "start", "reset", "update")
 
@@ -58,7 +59,7 @@ def _apply(tx, message_id: str, ev: Event) -> str:
     job = repos.deploy_jobs.first(tx=tx, deploymentId=ev.deploymentId) if dep else None  # newest: ids sort so
     now = clock.now_ms()
     tx.create(ledger, {"deploymentId": ev.deploymentId, "stage": ev.stage, "receivedAt": now,
-                       "expireAt": now + KEEP_MS})
+                       "expireAt": datetime.now(timezone.utc) + KEEP})
     if dep is None:
         return "unknown deployment"
     if job is not None:

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Tears down what cloudbuild.yaml created: `make undeploy PROJECT=<id> REGION=<region> CONFIRM=<id>`.
+# Removes the scheduler jobs first (nothing new starts), then the functions, queues, topic, the bots'
+# VMs (label openclaw-deployment) and NAT, the media bucket with its objects, the secrets (operator's
+# and per-deployment oc-*), and the service accounts. Keeps the Firestore database unless
+# DELETE_FIRESTORE=yes (its data is the customers'; a deleted database id is blocked for a while).
+# Each removal tolerates "already gone", so it can be run again after a partial failure.
+set -uo pipefail
+: "${PROJECT_ID:?}" "${REGION:?}"
+if [ "${CONFIRM:-}" != "$PROJECT_ID" ]; then
+  echo "undeploy deletes every resource of this backend in $PROJECT_ID; run again with CONFIRM=$PROJECT_ID" >&2
+  exit 2
+fi
+DEPLOY_PROJECTS=${DEPLOY_PROJECTS:-$PROJECT_ID}
+MEDIA_BUCKET=${MEDIA_BUCKET:-$PROJECT_ID-media}
+g() { gcloud --quiet "$@" 2>&1 | grep -v "NOT_FOUND\|not found" || true; }
+
+for job in pullCosts-every-6h pullOpenrouterActivity-every-6h billing-reconcile; do
+  g scheduler jobs delete "$job" --location="$REGION" --project="$PROJECT_ID"
+done
+for fn in $(python3 -c 'from deploy.manifest import FUNCTIONS; print(" ".join(f.name for f in FUNCTIONS))'); do
+  g functions delete "$fn" --region="$REGION" --project="$PROJECT_ID"
+done
+for q in deploy-jobs cost-pulls; do g tasks queues delete "$q" --location="$REGION" --project="$PROJECT_ID"; done
+g pubsub topics delete provisioning-events --project="$PROJECT_ID"
+for p in $(tr ',' ' ' <<<"$DEPLOY_PROJECTS"); do
+  gcloud compute instances list --project="$p" --filter="labels.openclaw-deployment:*" \
+      --format='value(name,zone.basename())' 2>/dev/null |
+    while read -r name zone; do g compute instances delete "$name" --zone="$zone" --project="$p"; done
+  g compute routers delete oc-nat-router --region="$REGION" --project="$p"  # its NAT goes with it
+done
+g storage rm --recursive "gs://$MEDIA_BUCKET/**" --project="$PROJECT_ID"
+g storage buckets delete "gs://$MEDIA_BUCKET" --project="$PROJECT_ID"
+for s in $(gcloud secrets list --project="$PROJECT_ID" --format='value(name.basename())' 2>/dev/null); do
+  case $s in oc-*|stripe-secret-key|stripe-webhook-secret|openai-api-key|openrouter-management-key|openai-admin-key)
+    g secrets delete "$s" --project="$PROJECT_ID";;
+  esac
+done
+for sa in oc-functions oc-scheduler oc-tasks oc-events oc-bot-vm; do
+  g iam service-accounts delete "$sa@$PROJECT_ID.iam.gserviceaccount.com" --project="$PROJECT_ID"
+done
+if [ "${DELETE_FIRESTORE:-}" = yes ]; then
+  g firestore databases delete --database='(default)' --project="$PROJECT_ID"
+else
+  echo "kept: the Firestore database (DELETE_FIRESTORE=yes deletes it and every customer's data)"
+fi
+echo "undeployed from $PROJECT_ID (APIs stay enabled; they cost nothing unused)"
