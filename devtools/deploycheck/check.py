@@ -497,30 +497,36 @@ class Journey:
                               f"(expected {', '.join(map(str, expect))}): {r.text[:600]}" + self.d.diagnose(fn))
         return r.json() if r.content and r.headers.get("content-type", "").startswith("application/json") else {}
 
-    def wait(self, step: str, what: str, probe: Callable[[], object], functions: tuple[str, ...],
-             timeout: float = 60, last: Callable[[], str] = lambda: "") -> object:
+    def poll(self, step: str, what: str, path: str, token: str, done: Callable[[dict], bool],
+             functions: tuple[str, ...], timeout: float = 60) -> dict:
+        """GET `path` until `done(answer)`. CheckFailed after `timeout` with the last answer, or at once
+        when the front turns a caller of `functions` away (that does not heal by itself)."""
         deadline = time.monotonic() + timeout
         refused = {name: len(self.d.front.refusals(name)) for name in functions}
-        while time.monotonic() < deadline:
-            value = probe()
-            if value:
-                return value
-            # the front turning a caller away will not heal by itself: say so now
+        while True:
+            body = self.call(step, "GET", path, token)
+            if done(body):
+                return body
             if any(len(self.d.front.refusals(name)) > n for name, n in refused.items()):
                 raise CheckFailed(f"step {step!r}: waiting for {what}: the front turned a caller away"
                                   + self.d.diagnose(*functions))
+            if time.monotonic() > deadline:
+                raise CheckFailed(f"step {step!r}: {what}: not after {timeout:.0f}s; GET {path} answers "
+                                  f"{json.dumps(body)[-600:]}" + self.d.diagnose(*functions))
             time.sleep(0.2)
-        raise CheckFailed(f"step {step!r}: {what}: not after {timeout:.0f}s {last()}" + self.d.diagnose(*functions))
 
     def run(self, steps: list[str] | None = None) -> None:
-        for name, fn in JOURNEY:
-            if steps is not None and name not in steps:
-                continue
-            started = time.monotonic()
-            line = fn(self)
-            took = time.monotonic() - started
-            self.steps.append((name, took, line))
-            say(self.out, f"  ok  {name:<22} {took:5.1f}s  {line}")
+        try:
+            for name, fn in JOURNEY:
+                if steps is not None and name not in steps:
+                    continue
+                started = time.monotonic()
+                line = fn(self)
+                took = time.monotonic() - started
+                self.steps.append((name, took, line))
+                say(self.out, f"  ok  {name:<22} {took:5.1f}s  {line}")
+        finally:
+            self.http.close()
 
     # -- helpers
     def sign_up(self, email: str) -> dict:
@@ -530,35 +536,24 @@ class Journey:
         return {"email": email, "token": acc["idToken"], "uid": acc["localId"]}
 
     def job_done(self, step: str, dep_id: str, job_id: str, timeout: float = 90) -> dict:
-        path = f"/deployments/{dep_id}/jobs/{job_id}"
-        job = self.wait(step, f"deploy job {job_id} finished",
-                        lambda: (lambda j: j if j.get("status") in ("completed", "failed") else None)(
-                            self.call(step, "GET", path, self.user["token"])),
-                        ("deployWorker",), timeout,
-                        last=lambda: json.dumps({k: v for k, v in self.call(step, "GET", path, self.user["token"]).items()
-                                                 if k in ("status", "log")})[-600:])
+        job = self.poll(step, f"deploy job {job_id} finished", f"/deployments/{dep_id}/jobs/{job_id}",
+                        self.user["token"], lambda j: j.get("status") in ("completed", "failed"), ("deployWorker",),
+                        timeout)
         if job["status"] != "completed":
             raise CheckFailed(f"step {step!r}: function deployWorker: job {job_id} {job['status']}: "
                               f"{job.get('log', '')[-600:]}" + self.d.diagnose("deployWorker"))
         return job
 
     def dep_running(self, step: str, dep_id: str) -> dict:
-        path = f"/deployments/{dep_id}"
-        return self.wait(step, f"deployment {dep_id} running (the VM's report over Pub/Sub)",
-                         lambda: (lambda d: d if d.get("status") == "running" else None)(
-                             self.call(step, "GET", path, self.user["token"])),
-                         ("provisioningEvents",), 60,
-                         last=lambda: "status " + str(self.call(step, "GET", path, self.user["token"]).get("status")))
+        return self.poll(step, f"deployment {dep_id} running (the VM's report over Pub/Sub)", f"/deployments/{dep_id}",
+                         self.user["token"], lambda d: d.get("status") == "running", ("provisioningEvents",))
 
     def run_finished(self, step: str, fn: str, run_id: str) -> dict:
-        path = f"/{fn}/runs/{run_id}"
-        report = self.wait(step, f"{fn} run {run_id} finished",
-                           lambda: (lambda r: r if r.get("finished") else None)(
-                               self.call(step, "GET", path, self.admin["token"])),
-                           ("costPullWorker",), 60,
-                           last=lambda: json.dumps(self.call(step, "GET", path, self.admin["token"]))[:400])
+        report = self.poll(step, f"{fn} run {run_id} finished", f"/{fn}/runs/{run_id}", self.admin["token"],
+                           lambda r: r.get("finished"), ("costPullWorker",))
         if report["failed"] or report["batchesDone"] < 1:
-            raise CheckFailed(f"step {step!r}: function costPullWorker: run {run_id}: {json.dumps(report)[:600]}")
+            raise CheckFailed(f"step {step!r}: function costPullWorker: run {run_id}: {json.dumps(report)[:600]}"
+                              + self.d.diagnose("costPullWorker"))
         return report
 
 
@@ -688,10 +683,8 @@ def step_stripe(j: Journey) -> str:
     sc.v1.payment_methods.attach(pm.id, {"customer": checkout["customerId"]})
     sc.v1.customers.update(checkout["customerId"], {"invoice_settings": {"default_payment_method": pm.id}})
     sub = sc.v1.subscriptions.create({"customer": checkout["customerId"], "items": [{"plan": checkout["priceId"]}]})
-    view = j.wait("stripe webhook", "the subscription active after Stripe's webhook",
-                  lambda: (lambda v: v if (v.get("subscription") or {}).get("status") == "active" else None)(
-                      j.call("stripe webhook", "GET", "/billing/subscription", tok)), ("stripeWebhook",), 30,
-                  last=lambda: json.dumps(j.call("stripe webhook", "GET", "/billing/subscription", tok))[:400])
+    view = j.poll("stripe webhook", "the subscription active after Stripe's signed events", "/billing/subscription",
+                  tok, lambda v: (v.get("subscription") or {}).get("status") == "active", ("stripeWebhook",), 30)
     accepted = [c for c in j.d.front.calls if c.function == "stripeWebhook" and c.status == 200]
     got = view["subscription"]
     if got.get("stripeSubscriptionId") != sub.id or got.get("plan") != "starter":
@@ -783,7 +776,7 @@ def deploy_with_secrets(doc: dict, plane: ControlPlane, values: dict[str, str], 
         if var not in values:
             raise CheckFailed(f"secrets: no local stand-in value for {secret} (read as {var or 'no variable'})")
         plane.add_secret_version(secret, values[var])
-    say(out, f"  ok  manifest run, versions added to {len(missing)} secret(s) ({', '.join(missing)}), run again")
+    say(out, f"  ok  manifest run; versions added to {len(missing)} secret(s) ({', '.join(missing)}); running it again")
     plane.deploy(doc, only)
 
 
