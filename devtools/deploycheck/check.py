@@ -397,7 +397,8 @@ class Deployed:
             resource = f"function:{self.project}/{self.region}/{fn.name}"
             invokers = {member for res, member, role, _ in (b.split("|") for b in bindings)
                         if res == resource and role == "roles/run.invoker"}
-            targets[fn.name] = Target(fn.name, fn.record["url"], fn.port, fn.record["public"], invokers)
+            timeout = float(str(fn.record["sizing"].get("timeout") or "60s").rstrip("s"))
+            targets[fn.name] = Target(fn.name, fn.record["url"], fn.port, fn.record["public"], invokers, timeout)
         self.front = Front(targets, self.key.jwks(), f"{self.region}-{self.project}.cloudfunctions.net")
         self._server = make_server("127.0.0.1", 0, self.front, threaded=True, request_handler=QuietHandler)
         threading.Thread(target=self._server.serve_forever, daemon=True, name="front").start()

@@ -38,6 +38,7 @@ class Target:
     port: int  # where its process listens on 127.0.0.1
     public: bool
     invokers: set[str] = field(default_factory=set)  # members with roles/run.invoker ("serviceAccount:<email>")
+    timeout: float = 60  # the function's --timeout: Google ends the request with a 504 after it
 
 
 @dataclass
@@ -67,7 +68,7 @@ class Front:
         self.host = host  # <region>-<project>.cloudfunctions.net: the Host functions see
         self.calls: list[Call] = []
         self._lock = threading.Lock()
-        self.http = httpx.Client(timeout=httpx.Timeout(600, connect=10), follow_redirects=False)
+        self.http = httpx.Client(follow_redirects=False)
 
     def close(self) -> None:
         self.http.close()
@@ -126,7 +127,12 @@ class Front:
         url = f"http://127.0.0.1:{target.port}/{rest}"
         try:
             upstream = self.http.request(request.method, url, params=request.query_string.decode() or None,
-                                         headers=headers, content=request.get_data())
+                                         headers=headers, content=request.get_data(),
+                                         timeout=httpx.Timeout(target.timeout, connect=10))
+        except httpx.TimeoutException:
+            self._record(Call(name, request.method, request.path, 504, caller,
+                              f"504 no answer within the function's timeout ({target.timeout:.0f}s)"))
+            return Response("upstream request timeout\n", status=504, mimetype="text/plain")(environ, start_response)
         except httpx.HTTPError as exc:  # the instance died or never answered: Google's 503
             self._record(Call(name, request.method, request.path, 503, caller, f"503 function unreachable: {exc}"))
             return Response("Service Unavailable\n", status=503, mimetype="text/plain")(environ, start_response)
