@@ -82,6 +82,13 @@ class Plane:
             self.r[key] = value
             self.s["changes"].append({"step": os.environ.get("DEPLOY_STEP", ""), "command": self.command, "key": key})
 
+    def delete(self, key: str, what: str) -> None:
+        self.need(key, what)
+        del self.r[key]
+        for other in [k for k in self.r if k.startswith("binding:") and k[8:].split("|")[0] == key]:
+            del self.r[other]  # a resource's own IAM policy goes with it
+        self.s["changes"].append({"step": os.environ.get("DEPLOY_STEP", ""), "command": self.command, "key": key})
+
     def need(self, key: str, what: str) -> dict:
         if key not in self.r:
             raise Fail(f"ERROR: (gcloud.{self.command.replace(' ', '.')}) NOT_FOUND: {what} was not found")
@@ -152,9 +159,6 @@ class Plane:
             if not re.fullmatch(r"[a-z][a-z0-9-]{4,28}[a-z0-9]", pos[0]):
                 raise Fail(f"ERROR: invalid service account id {pos[0]}")
             self.create(f"sa:{email}", {"email": email, "displayName": f.get("display-name", "")}, email)
-        elif c == "iam service-accounts delete":
-            self.need(f"sa:{pos[0]}", pos[0])
-            self.r.pop(f"sa:{pos[0]}")
         elif c == "iam service-accounts add-iam-policy-binding":
             self.need(f"sa:{pos[0]}", f"service account {pos[0]}")
             self.binding(f"sa:{pos[0]}")
@@ -239,8 +243,32 @@ class Plane:
                 self.create(key, job, f"job {pos[0]}")
             else:
                 self.put(key, {**self.need(key, f"job {pos[0]}"), **job})
+        elif c.endswith(" delete") or c == "storage rm":
+            self.remove(c, pos, region)
+        elif c == "secrets list":
+            for key in self.r:
+                if key.startswith(f"secret:{p}/"):
+                    print(key.rsplit("/", 1)[1])
+        elif c == "compute instances list":
+            pass  # the bots' VMs live in the Compute stand-in, not in this control plane
         else:
             raise Fail(f"ERROR: (gcloud) {c}: not supported by the local control plane", 2)
+
+    def remove(self, c: str, pos: list[str], region) -> None:
+        p, name = self.project, (pos[0] if pos else "")
+        keys = {"scheduler jobs delete": f"job:{p}/{region}/{name}", "functions delete": f"function:{p}/{region}/{name}",
+                "tasks queues delete": f"queue:{p}/{region}/{name}", "pubsub topics delete": f"topic:{p}/{name}",
+                "compute routers delete": f"router:{p}/{region}/{name}", "secrets delete": f"secret:{p}/{name}",
+                "storage buckets delete": f"bucket:{name.removeprefix('gs://')}", "iam service-accounts delete": f"sa:{name}",
+                "firestore databases delete": f"firestore:{p}/{self.flags.get('database', '(default)')}"}
+        if c == "storage rm":
+            return  # objects live in the Storage stand-in
+        if c == "compute routers delete":
+            for nat in [k for k in self.r if k.startswith(f"nat:{p}/{region}/{name}/")]:
+                del self.r[nat]
+        if c not in keys:
+            raise Fail(f"ERROR: (gcloud) {c}: not supported by the local control plane", 2)
+        self.delete(keys[c], f"{c.split()[-2]} {name}")
 
     def deploy_function(self, name: str) -> None:
         f, p = self.flags, self.project
