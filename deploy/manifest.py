@@ -37,6 +37,7 @@ DEPLOY = {
     "TASKS_INVOKER_SA": TASKS + SA,
     "DEPLOY_VM_SERVICE_ACCOUNT": VM + SA,
     "DEPLOY_ALLOWED_PROJECTS": "${_DEPLOY_PROJECTS}",
+    "DEPLOY_ALLOWED_REGIONS": "${_REGION}",  # the region whose Cloud NAT the vm-network step creates
     "PROVISIONING_TOPIC": "projects/${PROJECT_ID}/topics/provisioning-events",
     "FUNCTIONS_URL": URL,
     # two Compute operations plus their calls (2 x (200 + 2 x 30) s) end inside deployWorker's 540 s

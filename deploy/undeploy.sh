@@ -13,7 +13,13 @@ if [ "${CONFIRM:-}" != "$PROJECT_ID" ]; then
 fi
 DEPLOY_PROJECTS=${DEPLOY_PROJECTS:-$PROJECT_ID}
 MEDIA_BUCKET=${MEDIA_BUCKET:-$PROJECT_ID-media}
-g() { gcloud --quiet "$@" 2>&1 | grep -v "NOT_FOUND\|not found" || true; }
+FAILED=0
+g() {  # run; "already gone" is fine, any other failure is reported and makes the exit status 1
+  local out
+  out=$(gcloud --quiet "$@" 2>&1) && { [ -z "$out" ] || echo "$out"; return 0; }
+  grep -q "NOT_FOUND\|not found\|does not exist" <<<"$out" && return 0
+  echo "$out" >&2; FAILED=1
+}
 
 for job in pullCosts-every-6h pullOpenrouterActivity-every-6h billing-reconcile; do
   g scheduler jobs delete "$job" --location="$REGION" --project="$PROJECT_ID"
@@ -24,9 +30,10 @@ done
 for q in deploy-jobs cost-pulls; do g tasks queues delete "$q" --location="$REGION" --project="$PROJECT_ID"; done
 g pubsub topics delete provisioning-events --project="$PROJECT_ID"
 for p in $(tr ',' ' ' <<<"$DEPLOY_PROJECTS"); do
-  gcloud compute instances list --project="$p" --filter="labels.openclaw-deployment:*" \
-      --format='value(name,zone.basename())' 2>/dev/null |
-    while read -r name zone; do g compute instances delete "$name" --zone="$zone" --project="$p"; done
+  while read -r name zone; do
+    [ -n "$name" ] && g compute instances delete "$name" --zone="$zone" --project="$p"
+  done < <(gcloud compute instances list --project="$p" --filter="labels.openclaw-deployment:*" \
+             --format='value(name,zone.basename())' 2>/dev/null)
   g compute routers delete oc-nat-router --region="$REGION" --project="$p"  # its NAT goes with it
 done
 g storage rm --recursive "gs://$MEDIA_BUCKET/**" --project="$PROJECT_ID"
@@ -44,4 +51,5 @@ if [ "${DELETE_FIRESTORE:-}" = yes ]; then
 else
   echo "kept: the Firestore database (DELETE_FIRESTORE=yes deletes it and every customer's data)"
 fi
+[ "$FAILED" = 0 ] || { echo "undeploy: some deletions failed (above); run it again once fixed" >&2; exit 1; }
 echo "undeployed from $PROJECT_ID (APIs stay enabled; they cost nothing unused)"

@@ -160,6 +160,11 @@ def region(value: str) -> str | None:
     return f"must be a region (e.g. us-central1), got {value!r}"
 
 
+def regions(value: str) -> str | None:
+    bad = [r for r in (p.strip() for p in value.split(",")) if region(r)]
+    return f"must be a comma-separated list of regions (e.g. us-central1), got {', '.join(map(repr, bad))}" if bad else None
+
+
 def non_empty(value: str) -> str | None:
     return None  # env() treats a blank value as missing
 

@@ -128,3 +128,24 @@ def test_deploy_needs_a_subscription_but_stop_does_not(api, callers, denv):
     denv.wait_job(r.json["job"]["_id"])
     assert api("POST", f"/deployments/{dep['_id']}/actions", callers["other"],
                json={"action": "bogus"}).status_code == 422
+
+
+def test_only_allowed_projects_and_regions_are_deployed_to(api, callers, denv, monkeypatch):
+    """The manifest sets DEPLOY_ALLOWED_PROJECTS and DEPLOY_ALLOWED_REGIONS (where Cloud NAT exists:
+    the VMs have no external IP); anything else is refused before anything is written."""
+    from shared import repos
+    from shared.deploy import settings
+
+    monkeypatch.setenv("DEPLOY_ALLOWED_PROJECTS", "acme-bots")
+    monkeypatch.setenv("DEPLOY_ALLOWED_REGIONS", "us-central1")
+    settings.reset()
+    try:
+        r = api("POST", "/deployments", callers["owner"], json={**NEW, "gcpProject": "someone-elses"})
+        assert r.status_code == 422 and r.json["error"]["code"] == "project_not_allowed"
+        r = api("POST", "/deployments", callers["owner"], json={**NEW, "zone": "europe-west1-b"})
+        assert r.status_code == 422 and r.json["error"]["code"] == "zone_not_allowed"
+        assert repos.deployments.all({"userId": callers["owner"].user_id}, (("createdAt", "DESCENDING"),)) == []
+        create(api, callers["owner"])
+    finally:
+        monkeypatch.undo()
+        settings.reset()

@@ -275,3 +275,22 @@ def test_every_function_starts_with_exactly_what_the_manifest_gives_it(deployed)
     refused = {name: err.strip() for name, (code, err) in results.items() if code != 0}
     assert not refused, f"functions refusing to start with the manifest's settings: {refused}"
     assert set(results) == {n for n, _, _ in CATALOG}
+
+
+def test_undeploy_removes_everything_it_created_but_the_data(deployed, tmp_path):
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps(deployed["state"]))
+    env = {**os.environ, "FAKE_GCLOUD_STATE": str(state), "PATH": f"{BIN}:{os.environ['PATH']}",
+           "DEPLOYCHECK_PYTHON": sys.executable, "PROJECT_ID": PROJECT, "REGION": REGION}
+    refused = subprocess.run(["bash", "deploy/undeploy.sh"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert refused.returncode == 2 and "CONFIRM" in refused.stderr
+    for attempt in ("first", "again"):  # a second run finds everything gone and still succeeds
+        out = subprocess.run(["bash", "deploy/undeploy.sh"], cwd=ROOT, env={**env, "CONFIRM": PROJECT},
+                             capture_output=True, text=True)
+        assert out.returncode == 0, (attempt, out.stdout, out.stderr)
+    left = {k.split(":")[0] for k in json.loads(state.read_text())["resources"]}
+    # kept: enabled APIs, project-level IAM of the deleted accounts (Google marks them deleted),
+    # the Firestore database (customers' data) and its indexes
+    assert left <= {"service", "binding", "firestore", "firebase"}, left
+    assert not any(k.startswith("binding:") and not k.startswith("binding:project:")
+                   for k in json.loads(state.read_text())["resources"])

@@ -24,6 +24,7 @@ VALUES = {
     "TASKS_INVOKER_SA": ("tasks-invoker" + SA, "tasks-invoker@example.com"),
     "DEPLOY_VM_SERVICE_ACCOUNT": ("bot-vm" + SA, "bot-vm"),
     "DEPLOY_ALLOWED_PROJECTS": ("acme-bots,acme-bots-2", "Acme_Bots"),
+    "DEPLOY_ALLOWED_REGIONS": ("us-central1,europe-west1", "us-central1-a"),
     "PROVISIONING_TOPIC": (f"projects/{PROJECT}/topics/provisioning-events", "provisioning-events"),
     "FUNCTIONS_URL": (URL, "us-central1-my-proj.cloudfunctions.net"),
     "COSTS_QUEUE": ("cost-pulls", None),
@@ -42,7 +43,7 @@ VALUES = {
     "MEDIA_BUCKET": (f"{PROJECT}-media", None),
 }
 DEPLOY = ("DEPLOY_WORKER_URL", "TASKS_INVOKER_SA", "DEPLOY_VM_SERVICE_ACCOUNT", "DEPLOY_ALLOWED_PROJECTS",
-          "PROVISIONING_TOPIC")
+          "DEPLOY_ALLOWED_REGIONS", "PROVISIONING_TOPIC")
 SCHEDULED = ("COSTS_QUEUE", "TASKS_LOCATION", "COSTS_WORKER_URL", "TASKS_INVOKER_SA", "COSTS_SCHEDULER_SA",
              "COSTS_SCHEDULER_AUDIENCE")
 # what each function needs in production besides GOOGLE_CLOUD_PROJECT (the deploy manifest's list)

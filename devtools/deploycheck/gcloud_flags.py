@@ -15,7 +15,7 @@ services enable | projects describe | projects add-iam-policy-binding
 iam service-accounts describe | iam service-accounts create | iam service-accounts delete
 iam service-accounts add-iam-policy-binding
 firestore databases describe | firestore databases create | firestore databases delete
-secrets describe | secrets create | secrets delete | secrets versions list | secrets versions add
+secrets describe | secrets create | secrets delete | secrets list | secrets versions list | secrets versions add
 storage buckets describe | storage buckets create | storage buckets update | storage buckets delete
 storage buckets add-iam-policy-binding | storage rm
 compute routers describe | compute routers create | compute routers delete | compute routers nats describe

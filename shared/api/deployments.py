@@ -119,9 +119,11 @@ def create(req: Request):
     """Create a deployment and its first deploy job."""
     b = req.body
     access.require_deploy(req.caller.id, req.caller)
-    allowed = settings.get().allowed_projects
+    allowed, regions = settings.get().allowed_projects, settings.get().allowed_regions
     if allowed and b.gcpProject not in allowed:
         raise ApiError(422, "project_not_allowed", f"gcpProject must be one of: {', '.join(allowed)}")
+    if regions and b.zone.rsplit("-", 1)[0] not in regions:
+        raise ApiError(422, "zone_not_allowed", f"zone must be in one of the regions: {', '.join(regions)}")
     dep_id = pysecrets.token_hex(10)
     dep = Deployment(_id=dep_id, userId=req.caller.id, vmName=vm_name(b.botName, dep_id), status="provisioning",
                      createdAt=clock.now_ms(), **b.model_dump())

@@ -31,6 +31,7 @@ class DeploySettings:
     stale_pending_ms: int
     log_max_chars: int
     allowed_projects: tuple[str, ...]  # empty: any project (local only)
+    allowed_regions: tuple[str, ...]  # where the bots' VMs have Cloud NAT (no external IP); empty: any (local only)
     invoker_sa: str | None  # the account Cloud Tasks signs the worker's OIDC token for
     status_ttl_s: int
     logs_max_chars: int
@@ -46,6 +47,7 @@ class DeploySettings:
 def get() -> DeploySettings:
     project = config.get().project
     allowed = config.setting("DEPLOY_ALLOWED_PROJECTS", config.project_ids, "") or ""
+    regions = config.setting("DEPLOY_ALLOWED_REGIONS", config.regions, "") or ""
     return DeploySettings(
         queue=config.env("DEPLOY_QUEUE", "deploy-jobs"),
         worker_url=config.setting("DEPLOY_WORKER_URL", config.https_url, required_locally=True),
@@ -64,6 +66,7 @@ def get() -> DeploySettings:
         stale_pending_ms=config.env_int("DEPLOY_STALE_PENDING_S", 900, hi=86400) * 1000,
         log_max_chars=config.env_int("DEPLOY_LOG_MAX_CHARS", 16000, lo=1000, hi=500_000),
         allowed_projects=tuple(p.strip() for p in allowed.split(",") if p.strip()),
+        allowed_regions=tuple(r.strip() for r in regions.split(",") if r.strip()),
         invoker_sa=config.setting("TASKS_INVOKER_SA", config.service_account),
         status_ttl_s=config.env_int("DEPLOY_STATUS_TTL_S", 5, hi=300),
         logs_max_chars=config.env_int("DEPLOY_SERIAL_MAX_CHARS", 64_000, lo=1000, hi=1_000_000),
