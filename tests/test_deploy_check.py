@@ -121,3 +121,22 @@ def test_the_front_admits_only_google_signed_invokers_and_strips_the_signature()
             assert post("/site/", "anything").json()["authorization"] == "Bearer anything"  # public: unchanged
             assert post("/nowhere/").status_code == 404
         front.close()
+
+
+def test_a_private_function_that_checks_the_stripped_signature_fails_the_check(doc, tmp_path):
+    """Behind Google's front a private function gets its caller's token without a signature: one that
+    verifies the signature anyway refuses every task, and the check says which function."""
+    args = step_args(doc, "fn-deployWorker")
+    i = args.index("--set-build-env-vars=GOOGLE_FUNCTION_SOURCE=functions/deploy_worker.py")
+    args[i] = "--set-build-env-vars=GOOGLE_FUNCTION_SOURCE=tests/fixtures/deploy_worker_verifying_signature.py"
+    out = io.StringIO()
+    d = check.bring_up(doc, tmp_path, out, functions={"users", "billing", "deployments", "deployWorker"})
+    try:
+        with pytest.raises(CheckFailed) as err:
+            check.Journey(d, out).run(["sign-up", "trial", "deployment"])
+    finally:
+        d.close()
+    message = str(err.value)
+    assert message.startswith("step 'deployment'"), message
+    assert re.search(r"deployWorker itself answered \d+ call\(s\) of oc-tasks@demo-openclaw\.iam\.gserviceaccount\.com "
+                     r"with an error, last: 401 .*invalid OIDC token for the task: InvalidSignatureError", message), message

@@ -280,7 +280,8 @@ def test_every_function_starts_with_exactly_what_the_manifest_gives_it(deployed)
 def test_undeploy_removes_everything_it_created_but_the_data(deployed, tmp_path):
     state = tmp_path / "state.json"
     state.write_text(json.dumps(deployed["state"]))
-    env = {**os.environ, "FAKE_GCLOUD_STATE": str(state), "PATH": f"{BIN}:{os.environ['PATH']}",
+    # only what an operator's shell has: the test session's own MEDIA_BUCKET etc. must not leak in
+    env = {"HOME": os.environ.get("HOME", "/tmp"), "FAKE_GCLOUD_STATE": str(state), "PATH": f"{BIN}:{os.environ['PATH']}",
            "DEPLOYCHECK_PYTHON": sys.executable, "PROJECT_ID": PROJECT, "REGION": REGION}
     refused = subprocess.run(["bash", "deploy/undeploy.sh"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert refused.returncode == 2 and "CONFIRM" in refused.stderr

@@ -445,6 +445,11 @@ class Deployed:
                 refused = self.front.refusals(name)
                 if refused:
                     notes.append(f"the front refused {len(refused)} call(s) to {name}, last: {refused[-1].refused}")
+                errors = [c for c in self.front.errors(name) if c.caller]  # machine callers the function refused
+                if errors:
+                    last = errors[-1]
+                    notes.append(f"{name} itself answered {len(errors)} call(s) of {last.caller} with an error, "
+                                 f"last: {last.status} {last.answer}")
             if fn is not None and fn.service is not None:
                 if fn.service.proc.poll() is not None:
                     notes.append(f"{name} exited with status {fn.service.proc.returncode}")
@@ -501,15 +506,20 @@ class Journey:
     def poll(self, step: str, what: str, path: str, token: str, done: Callable[[dict], bool],
              functions: tuple[str, ...], timeout: float = 60) -> dict:
         """GET `path` until `done(answer)`. CheckFailed after `timeout` with the last answer, or at once
-        when the front turns a caller of `functions` away (that does not heal by itself)."""
+        when the front, or one of `functions` itself, turns a Google caller away (that does not heal)."""
         deadline = time.monotonic() + timeout
-        refused = {name: len(self.d.front.refusals(name)) for name in functions}
+
+        def turned_away() -> dict[str, int]:  # by the front, or by the function itself (401/403 to a machine)
+            return {name: len(self.d.front.refusals(name))
+                    + sum(1 for c in self.d.front.errors(name) if c.caller and c.status in (401, 403))
+                    for name in functions}
+        before = turned_away()
         while True:
             body = self.call(step, "GET", path, token)
             if done(body):
                 return body
-            if any(len(self.d.front.refusals(name)) > n for name, n in refused.items()):
-                raise CheckFailed(f"step {step!r}: waiting for {what}: the front turned a caller away"
+            if turned_away() != before:
+                raise CheckFailed(f"step {step!r}: waiting for {what}: a caller was turned away"
                                   + self.d.diagnose(*functions))
             if time.monotonic() > deadline:
                 raise CheckFailed(f"step {step!r}: {what}: not after {timeout:.0f}s; GET {path} answers "

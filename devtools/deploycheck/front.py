@@ -49,6 +49,7 @@ class Call:
     status: int
     caller: str = ""  # the token's e-mail, for a private function
     refused: str = ""  # why the front answered 401/403 itself
+    answer: str = ""  # the start of the function's own answer when it is an error
 
 
 def _google_error(status: int, path: str) -> Response:
@@ -76,6 +77,11 @@ class Front:
     def refusals(self, function: str | None = None) -> list[Call]:
         with self._lock:
             return [c for c in self.calls if c.refused and (function is None or c.function == function)]
+
+    def errors(self, function: str) -> list[Call]:
+        """Calls the front let through that the function itself answered with an error."""
+        with self._lock:
+            return [c for c in self.calls if c.function == function and not c.refused and c.status >= 400]
 
     def _record(self, call: Call) -> None:
         with self._lock:
@@ -136,7 +142,8 @@ class Front:
         except httpx.HTTPError as exc:  # the instance died or never answered: Google's 503
             self._record(Call(name, request.method, request.path, 503, caller, f"503 function unreachable: {exc}"))
             return Response("Service Unavailable\n", status=503, mimetype="text/plain")(environ, start_response)
-        self._record(Call(name, request.method, request.path, upstream.status_code, caller))
+        answer = upstream.text[:300] if upstream.status_code >= 400 else ""
+        self._record(Call(name, request.method, request.path, upstream.status_code, caller, answer=answer))
         out = [(k, v) for k, v in upstream.headers.items()
                if k.lower() not in HOP_BY_HOP and k.lower() != "content-encoding"]
         return Response(upstream.content, status=upstream.status_code, headers=out)(environ, start_response)
