@@ -1,7 +1,7 @@
 """`make deploy-check` (devtools/deploycheck/check.py): the whole check passes on the committed
 cloudbuild.yaml, and it fails, saying what is wrong, when the manifest is wrong: a variable missing
-for a function, an entry point that does not exist, a private function whose invoker is not its
-caller. The negative cases change the manifest in memory and run only the part of the check they need;
+for a function, an entry point that does not exist, a wrong trigger, a private function whose invoker
+is not its caller or that verifies the signature Google's front removed. The negative cases change the manifest in memory and run only the part of the check they need;
 the front (Google's, for private functions) is also shown on its own."""
 from __future__ import annotations
 
@@ -66,6 +66,22 @@ def test_an_entry_point_that_does_not_exist_is_refused_by_the_control_plane(doc,
     with pytest.raises(CheckFailed, match=r"(?s)failed at step\(s\) fn-users:.*function user is not defined in "
                                           r"functions/users\.py"):
         ControlPlane(tmp_path).deploy(doc, only=check.with_prerequisites(doc, {"fn-users"}))
+
+
+def test_a_wrong_trigger_is_named(doc, tmp_path):
+    args = step_args(doc, "fn-provisioningEvents")
+    args[:] = [a for a in args if not str(a).startswith(("--trigger-topic=", "--trigger-service-account=", "--retry"))]
+    args.append("--trigger-http")
+    plane = ControlPlane(tmp_path)
+    plane.deploy(doc, only=check.with_prerequisites(doc, {"fn-provisioningEvents"}))
+    d = Deployed(tmp_path)
+    try:
+        d.load(plane.resources())
+        with pytest.raises(CheckFailed, match=r"function provisioningEvents: its code is a CloudEvent function, "
+                                              r"but the manifest deploys it with an HTTP trigger"):
+            d.start_functions({"provisioningEvents"})
+    finally:
+        d.close()
 
 
 def test_the_front_refuses_cloud_tasks_when_the_invoker_binding_names_another_account(doc, tmp_path):

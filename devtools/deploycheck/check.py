@@ -179,6 +179,23 @@ def last_line(path: Path | None, severe: bool = False) -> str:
     return lines[-1] if lines else ""
 
 
+def check_trigger(fn: Function) -> None:
+    """The trigger the manifest deploys a function with matches what its code is: a CloudEvent function
+    needs an event trigger (Pub/Sub through Eventarc), an HTTP function an HTTP trigger."""
+    import ast
+
+    tree = ast.parse((ROOT / fn.record["source"]).read_text())
+    kinds = {d.attr for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == fn.record["entryPoint"]
+             for d in node.decorator_list if isinstance(d, ast.Attribute)}
+    event = "topic" in fn.record["trigger"]
+    if event and "cloud_event" not in kinds:
+        raise CheckFailed(f"function {fn.name}: deployed with --trigger-topic, but its code is not a CloudEvent "
+                          f"function (@functions_framework.cloud_event): give it --trigger-http")
+    if not event and "cloud_event" in kinds:
+        raise CheckFailed(f"function {fn.name}: its code is a CloudEvent function, but the manifest deploys it with "
+                          f"an HTTP trigger: nothing would deliver its events (give it --trigger-topic)")
+
+
 class Eventarc:
     """A Pub/Sub trigger of a gen2 function, as Eventarc runs it: a subscription on the topic whose messages
     are pushed to the function's URL (here through the front) as binary-mode CloudEvents of type
@@ -369,6 +386,7 @@ class Deployed:
         function whose process exits at start, with the last line of its stderr."""
         chosen = [fn for name, fn in self.functions.items() if only is None or name in only]
         for fn in chosen:
+            check_trigger(fn)
             fn.env = self.function_env(fn)
             cmd = [str(FUNCTIONS_FRAMEWORK), "--source", fn.record["source"], "--target", fn.record["entryPoint"],
                    "--host", "127.0.0.1", "--port", str(fn.port)]
