@@ -42,10 +42,12 @@ class Route:
     summary: str
     response: type[BaseModel] | None = None  # what a success answers (None: no body, e.g. 204)
     regex: re.Pattern = field(init=False)
+    specificity: tuple[int, ...] = field(init=False)  # per segment 0 static, 1 variable: smaller wins
 
     def __post_init__(self):
         pattern = _PARAM.sub(lambda m: f"(?P<{m.group(1)}>[^/]+)", self.path.rstrip("/") or "")
         self.regex = re.compile(f"^{pattern}/?$")
+        self.specificity = tuple(int(bool(_PARAM.search(seg))) for seg in self.path.strip("/").split("/"))
 
 
 @dataclass
@@ -172,6 +174,8 @@ class Api:
             m = r.regex.fullmatch(path)  # not match: its `$` also matches before a final "\n"
             if m:
                 found.append((r, m.groupdict()))
+        # static segments beat variables whatever the declaration order (/users/me before /users/{id})
+        found.sort(key=lambda rp: rp[0].specificity)
         return found, {r.method for r, _ in found}
 
     def _dispatch(self, request: flask.Request) -> flask.Response:
