@@ -46,7 +46,7 @@ def parse(data: dict) -> tuple[str, Event]:
     try:
         payload = json.loads(base64.b64decode(message.get("data", ""), validate=True))
         return message_id, Event.model_validate(payload)
-    except (binascii.Error, ValueError, ValidationError) as exc:
+    except (binascii.Error, ValueError, ValidationError, RecursionError) as exc:
         raise ValueError(f"message {message_id} is not a provisioning event: {str(exc)[:200]}") from None
 
 
