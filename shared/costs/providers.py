@@ -20,6 +20,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from shared import faults
 from shared.costs.settings import CostsConfig
 
 
@@ -140,7 +141,8 @@ class Provider:
             self.calls += 1
             http = self.pools[self.calls % len(self.pools)]
             try:
-                resp = await http.get(url, params=params, headers={"Authorization": f"Bearer {key}"})
+                resp = await http.get(url, params=params, headers={"Authorization": f"Bearer {key}"},
+                                      timeout=faults.timeout(self.cfg.timeout_s, "cost provider"))
             except httpx.TimeoutException:
                 raise Retryable("timeout") from None
             except httpx.TransportError as exc:

@@ -6,6 +6,7 @@ from functools import lru_cache
 
 from google.api_core import exceptions as gexc
 
+from shared import faults
 from shared.deploy import settings
 
 
@@ -36,32 +37,36 @@ def put(deployment_id: str, key_name: str, value: str) -> None:
     import google_crc32c
     from google.cloud import secretmanager_v1
 
-    timeout = settings.get().call_timeout_s
+    timeout = faults.timeout(settings.get().call_timeout_s, "Secret Manager")
     try:
         client().create_secret(
             parent=f"projects/{settings.get().secrets_project}", secret_id=secret_id(deployment_id, key_name),
             secret=secretmanager_v1.Secret(replication={"automatic": {}},
                                            labels={"openclaw-deployment": deployment_id.lower()[:63],
                                                    "openclaw-key": key_name}),
-            timeout=timeout)
+            timeout=timeout, retry=faults.retry(settings.get().call_timeout_s))
     except gexc.Conflict:  # already exists (the REST transport maps 409 to Conflict)
         pass
     data = value.encode()
     client().add_secret_version(
         parent=secret_name(deployment_id, key_name),
-        payload=secretmanager_v1.SecretPayload(data=data, data_crc32c=google_crc32c.value(data)), timeout=timeout)
+        payload=secretmanager_v1.SecretPayload(data=data, data_crc32c=google_crc32c.value(data)),
+        timeout=faults.timeout(settings.get().call_timeout_s, "Secret Manager"), retry=None)
 
 
 def access(deployment_id: str, key_name: str) -> str:
     resp = client().access_secret_version(name=secret_name(deployment_id, key_name) + "/versions/latest",
-                                          timeout=settings.get().call_timeout_s)
+                                          timeout=faults.timeout(settings.get().call_timeout_s, "Secret Manager"),
+                                          retry=faults.retry(settings.get().call_timeout_s))
     return resp.payload.data.decode()
 
 
 def delete(deployment_id: str, key_name: str) -> bool:
     """Delete the secret with all its versions; False when it was already gone."""
     try:
-        client().delete_secret(name=secret_name(deployment_id, key_name), timeout=settings.get().call_timeout_s)
+        client().delete_secret(name=secret_name(deployment_id, key_name),
+                               timeout=faults.timeout(settings.get().call_timeout_s, "Secret Manager"),
+                               retry=faults.retry(settings.get().call_timeout_s))
         return True
     except gexc.NotFound:
         return False

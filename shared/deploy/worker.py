@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from google.api_core import exceptions as gexc
 
-from shared import bot_credentials, logs, repos
+from shared import bot_credentials, faults, logs, repos
 from shared.deploy import compute, jobstate, secrets, settings, startup
 from shared.deploy.compute import ComputeError
 from shared.errors import ApiError
@@ -105,6 +105,11 @@ class Run:
         except gexc.GoogleAPICallError as exc:
             raise ComputeError(f"store the bot credential: Secret Manager said {exc.code} {exc.message}",
                                (exc.code or 500) >= 500) from None
+        except Exception as exc:
+            if faults.is_transient(exc):  # a timeout or connection error of the HTTP library
+                raise ComputeError(f"store the bot credential: Secret Manager did not answer "
+                                   f"({faults.describe(exc)})", True) from None
+            raise
         self.note("issued the bot's knowledge/media credential (kept in Secret Manager)")
 
     def _adopt(self) -> Result:
@@ -181,6 +186,11 @@ class Run:
         except gexc.GoogleAPICallError as exc:
             raise ComputeError(f"delete API keys: Secret Manager said {exc.code} {exc.message}",
                                (exc.code or 500) >= 500) from None
+        except Exception as exc:
+            if faults.is_transient(exc):
+                raise ComputeError(f"delete API keys: Secret Manager did not answer ({faults.describe(exc)})",
+                                   True) from None
+            raise
         notes.append(f"removed {len(keys)} API key(s) from Secret Manager; deployment and its configs removed")
         return Result(remove=True, notes=notes)
 
@@ -223,7 +233,17 @@ def run(job_id: str) -> tuple[int, str]:
     except DeploymentGone as exc:
         jobstate.finish(job.id, "failed", [str(exc)], None, False)
         return 200, "failed"
-    except Exception as exc:  # a bug must still end the job, not leave it running
+    except Exception as exc:
+        if faults.is_transient(exc):  # Firestore, Secret Manager, ...: same rule as Compute's 503
+            reason = faults.describe(exc)
+            if claim.attempt < s.max_attempts:
+                jobstate.release(job.id, f"attempt {claim.attempt} failed: {reason}; will retry")
+                log.warning("deploy job will retry", extra={"jobId": job.id, "error": reason})
+                return 503, "retry"
+            jobstate.finish(job.id, "failed", [f"failed: {reason} (attempts spent)"], r.failure_status(), False)
+            log.warning("deploy job failed", extra={"jobId": job.id, "error": reason})
+            return 200, "failed"
+        # a bug must still end the job, not leave it running
         log.exception("deploy job crashed", extra={"jobId": job.id})
         jobstate.finish(job.id, "failed", [f"failed: internal error ({type(exc).__name__})"],
                         r.failure_status(), False)
