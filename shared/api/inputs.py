@@ -11,7 +11,7 @@ import math
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator
 
 from shared.db import PAGE_MAX
 
@@ -25,6 +25,9 @@ def clean(value: Any) -> Any:
         found = CONTROL.search(value)
         if found:
             raise ValueError(f"contains the control character U+{ord(found.group()):04X}")
+        return value
+    if isinstance(value, SecretStr):  # checked, never repeated in the error
+        clean(value.get_secret_value())
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
