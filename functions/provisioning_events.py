@@ -2,7 +2,7 @@
 import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
 import functions_framework
 
-from shared import startup
+from shared import faults, startup
 from shared.deploy import events, settings
 
 startup.validate(settings.get)  # production settings, at cold start
@@ -10,4 +10,5 @@ startup.validate(settings.get)  # production settings, at cold start
 
 @functions_framework.cloud_event
 def provisioningEvents(cloud_event):
-    events.handle(cloud_event.data)
+    with faults.budget():  # Firestore calls end inside the function's deadline (a timeout -> redelivery)
+        events.handle(cloud_event.data)

@@ -14,10 +14,9 @@ import json
 from datetime import datetime, timedelta, timezone
 from typing import Literal
 
-from google.api_core import exceptions as gexc
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared import clock, db, logs, repos
+from shared import clock, db, faults, logs, repos
 from shared.deploy import joblog
 
 log = logs.get("deploy.events")
@@ -81,9 +80,10 @@ def handle(data: dict) -> str:
         return "malformed"
     try:
         outcome = _apply(message_id, ev)
-    except (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.Aborted, gexc.InternalServerError):
-        raise  # Firestore hiccup: let Pub/Sub redeliver (the ledger makes that safe)
-    except Exception:  # anything else would fail the same way on every redelivery
+    except Exception as exc:
+        if faults.is_transient(exc):
+            raise  # Firestore hiccup or timeout: let Pub/Sub redeliver (the ledger makes that safe)
+        # anything else would fail the same way on every redelivery
         log.exception("provisioning event not applied", extra={"deploymentId": ev.deploymentId})
         return "error"
     level = log.warning if outcome == "unknown deployment" else log.info
