@@ -96,3 +96,47 @@ def test_classification_is_one_rule():
             raise RuntimeError("wrapped") from inner
     except RuntimeError as outer:
         assert faults.is_transient(outer)
+
+
+def test_firestore_paused_during_a_worker_delivery_is_503_then_the_job_runs(api, callers, denv, stack, monkeypatch):
+    """The worker's own Firestore calls (claiming the job) bounded by its deadline: the delivery
+    answers 503 (the queue comes back) inside it, and the next delivery runs the job."""
+    import time
+
+    import httpx
+    from deploy_support import QUEUE
+    from test_faults_firestore import firestore_paused
+
+    from shared import clock, config, repos
+    from shared.deploy import jobs
+    from shared.models import DeployJob, Deployment
+
+    now, owner = clock.now_ms(), callers["owner"].user_id
+    dep = Deployment(_id="pausedfs000000000001", userId=owner, gcpProject="acme-bots", zone="us-central1-a",
+                     vmName="oc-paused-fs-pausedfs000000000001", status="provisioning", botName="B",
+                     primaryModel="m", createdAt=now)
+    job = DeployJob(_id=jobs.new_job_id(now), userId=owner, deploymentId=dep.id, action="deploy", status="pending")
+    repos.deployments.set(dep)
+    repos.deploy_jobs.set(job)
+    jobs.lock_ref(dep.id).set({"jobId": job.id, "action": "deploy", "requestedAt": now, "attempt": 0,
+                               "leaseUntil": 0})
+    monkeypatch.setenv("FUNCTION_TIMEOUT_S", "4")
+    config.reset()
+    headers = {"X-CloudTasks-QueueName": QUEUE, "X-CloudTasks-TaskName": "paused", "Content-Type": "application/json"}
+    try:
+        with firestore_paused(stack):
+            started = time.monotonic()
+            r = httpx.post(f"{denv.base_url}/deployWorker", json={"jobId": job.id}, headers=headers, timeout=30)
+            took = time.monotonic() - started
+        assert r.status_code == 503 and r.headers["Retry-After"] and took < 4, (r.status_code, took, r.text[:300])
+        for _ in range(50):  # the next delivery, once Firestore answers again
+            r = httpx.post(f"{denv.base_url}/deployWorker", json={"jobId": job.id}, headers=headers, timeout=30)
+            if r.status_code == 200:
+                break
+            time.sleep(0.2)
+        assert r.status_code == 200 and r.json()["outcome"] == "completed", r.text
+    finally:
+        monkeypatch.undo()
+        config.reset()
+    assert repos.deploy_jobs.get(job.id).status == "completed"
+    assert_unlocked(dep.id)
