@@ -188,4 +188,7 @@ def is_transient(exc: BaseException | None) -> bool:
 def describe(exc: BaseException) -> str:
     """A short reason for a log line or a job's log: the type and the first line of the message."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
+    request = getattr(exc, "request", None)  # requests/httpx errors know what was asked (a URL, never a body)
+    url = getattr(request, "url", None)
+    where = f" [{getattr(request, 'method', '')} {str(url).split('?')[0]}]" if url else ""
+    return (f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__) + where

@@ -39,7 +39,8 @@ def test_secret_manager_hanging_for_good_fails_the_job_with_the_reason(api, call
     done = denv.wait_job(job["_id"], timeout=90)
     assert done.status == "failed", done.log
     assert done.log.count("will retry") == 2, done.log
-    assert "failed: store the bot credential: Secret Manager did not answer" in done.log
+    assert "(attempts spent)" in done.log and "Read timed out" in done.log  # the reason, and what was asked:
+    assert f"secrets/oc-{dep['_id']}-" in done.log and ":access]" in done.log  # the secret's access call
     assert "internal error" not in done.log
     assert repos.deployments.get(dep["_id"]).status == "error" and vm_count(denv, dep) == 0
     assert_unlocked(dep["_id"])

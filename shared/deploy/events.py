@@ -14,10 +14,12 @@ import json
 from datetime import datetime, timedelta, timezone
 from typing import Literal
 
+from google.api_core import exceptions as gexc
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared import clock, db, faults, logs, repos
+from shared import clock, db, logs, repos
 from shared.deploy import joblog
+from shared import faults  # noqa: E402  (the shared transient/permanent rule, issue 20)
 
 log = logs.get("deploy.events")
 LEDGER = "provisioningEventLog"
@@ -45,7 +47,7 @@ def parse(data: dict) -> tuple[str, Event]:
     try:
         payload = json.loads(base64.b64decode(message.get("data", ""), validate=True))
         return message_id, Event.model_validate(payload)
-    except (binascii.Error, ValueError, ValidationError, RecursionError) as exc:
+    except (binascii.Error, ValueError, ValidationError) as exc:
         raise ValueError(f"message {message_id} is not a provisioning event: {str(exc)[:200]}") from None
 
 

@@ -6,7 +6,6 @@ from functools import lru_cache
 
 from google.api_core import exceptions as gexc
 
-from shared import faults
 from shared.deploy import settings
 
 
@@ -37,36 +36,41 @@ def put(deployment_id: str, key_name: str, value: str) -> None:
     import google_crc32c
     from google.cloud import secretmanager_v1
 
-    timeout = faults.timeout(settings.get().call_timeout_s, "Secret Manager")
+    timeout = _timeout()
     try:
         client().create_secret(
             parent=f"projects/{settings.get().secrets_project}", secret_id=secret_id(deployment_id, key_name),
             secret=secretmanager_v1.Secret(replication={"automatic": {}},
                                            labels={"openclaw-deployment": deployment_id.lower()[:63],
                                                    "openclaw-key": key_name}),
-            timeout=timeout, retry=faults.retry(settings.get().call_timeout_s))
+            timeout=timeout)
     except gexc.Conflict:  # already exists (the REST transport maps 409 to Conflict)
         pass
     data = value.encode()
     client().add_secret_version(
         parent=secret_name(deployment_id, key_name),
-        payload=secretmanager_v1.SecretPayload(data=data, data_crc32c=google_crc32c.value(data)),
-        timeout=faults.timeout(settings.get().call_timeout_s, "Secret Manager"), retry=None)
+        payload=secretmanager_v1.SecretPayload(data=data, data_crc32c=google_crc32c.value(data)), timeout=timeout)
 
 
 def access(deployment_id: str, key_name: str) -> str:
     resp = client().access_secret_version(name=secret_name(deployment_id, key_name) + "/versions/latest",
-                                          timeout=faults.timeout(settings.get().call_timeout_s, "Secret Manager"),
-                                          retry=faults.retry(settings.get().call_timeout_s))
+                                          timeout=_timeout())
     return resp.payload.data.decode()
 
 
 def delete(deployment_id: str, key_name: str) -> bool:
     """Delete the secret with all its versions; False when it was already gone."""
     try:
-        client().delete_secret(name=secret_name(deployment_id, key_name),
-                               timeout=faults.timeout(settings.get().call_timeout_s, "Secret Manager"),
-                               retry=faults.retry(settings.get().call_timeout_s))
+        client().delete_secret(name=secret_name(deployment_id, key_name), timeout=_timeout())
         return True
     except gexc.NotFound:
         return False
+
+
+def _timeout() -> float:
+    """One call's timeout: DEPLOY_CALL_TIMEOUT_S, cut to what is left of the request's budget
+    (shared/faults.py; BudgetExhausted when nothing is). The client library's own retries (access,
+    delete) share it: google-api-core turns it into a deadline across the tries."""
+    from shared import config, faults
+
+    return faults.timeout(config.env_int("DEPLOY_CALL_TIMEOUT_S", 30, hi=120), "Secret Manager")

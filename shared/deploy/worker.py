@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 
 from google.api_core import exceptions as gexc
 
-from shared import bot_credentials, faults, logs, repos
+from shared import bot_credentials, logs, repos
 from shared.deploy import compute, jobstate, secrets, settings, startup
 from shared.deploy.compute import ComputeError
 from shared.errors import ApiError
 from shared.models import DeployJob, Deployment
+from shared import faults  # noqa: E402  (the shared transient/permanent rule, issue 20)
 
 log = logs.get("deploy.worker")
 STOPPED_STATES = ("TERMINATED", "STOPPED", "SUSPENDED", "STOPPING", "SUSPENDING")
@@ -105,11 +106,6 @@ class Run:
         except gexc.GoogleAPICallError as exc:
             raise ComputeError(f"store the bot credential: Secret Manager said {exc.code} {exc.message}",
                                (exc.code or 500) >= 500) from None
-        except Exception as exc:
-            if faults.is_transient(exc):  # a timeout or connection error of the HTTP library
-                raise ComputeError(f"store the bot credential: Secret Manager did not answer "
-                                   f"({faults.describe(exc)})", True) from None
-            raise
         self.note("issued the bot's knowledge/media credential (kept in Secret Manager)")
 
     def _adopt(self) -> Result:
