@@ -80,13 +80,15 @@ def download_url(name: str) -> SignedUrl:
 
 def stat(name: str) -> tuple[int, str] | None:
     """(size, content type) of the object, or None if there is none."""
-    blob = _bucket().get_blob(name, timeout=faults.timeout(CALL_TIMEOUT_S, "Cloud Storage"))
+    blob = _bucket().get_blob(name, timeout=faults.timeout(CALL_TIMEOUT_S, "Cloud Storage"),
+                              retry=faults.retry(CALL_TIMEOUT_S))
     return None if blob is None else (int(blob.size or 0), blob.content_type or "")
 
 
 def delete(name: str) -> None:
     try:
-        # the library's default retry applies (delete of a named object is idempotent)
-        _bucket().blob(name).delete(timeout=faults.timeout(CALL_TIMEOUT_S, "Cloud Storage"))
+        # retried like the library's DEFAULT_RETRY would (deleting a named object is idempotent), within the budget
+        _bucket().blob(name).delete(timeout=faults.timeout(CALL_TIMEOUT_S, "Cloud Storage"),
+                                    retry=faults.retry(CALL_TIMEOUT_S))
     except gexc.NotFound:
         pass  # already gone: deleting is idempotent
