@@ -127,7 +127,8 @@ STEP_ENV = ["PROJECT_ID=${PROJECT_ID}", "REGION=${_REGION}", "DEPLOY_PROJECTS=${
 
 def fn_args(f: Fn) -> list[str]:
     """The `gcloud functions deploy` arguments of one function (after its name)."""
-    env = {**CORE, **f.env}
+    # FUNCTION_TIMEOUT_S: the function's own deadline, so its requests can end inside it (shared/faults.py)
+    env = {**CORE, "FUNCTION_TIMEOUT_S": str(f.timeout), **f.env}
     args = ["--gen2", "--runtime=python312", "--region=${_REGION}", "--source=.", f"--entry-point={f.name}",
             f"--set-build-env-vars=GOOGLE_FUNCTION_SOURCE={f.source}",
             f"--service-account={RUNTIME}{SA}",

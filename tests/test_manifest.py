@@ -193,6 +193,8 @@ def test_sizing_fits_the_callers_deadlines_and_the_platform(deployed):
         size = fn["sizing"]
         assert int(size["concurrency"]) == 1 or float(size["cpu"]) >= 1, f"{name}: concurrency > 1 needs a whole CPU"
         assert int(size["max-instances"]) >= 1 and size["min-instances"] == "0", name
+        # the code knows its own deadline, so a request answers (503 at worst) inside it (shared/faults.py)
+        assert fn["env"]["FUNCTION_TIMEOUT_S"] == size["timeout"].rstrip("s"), name
 
 
 def test_billing_secrets_and_the_media_bucket(deployed):

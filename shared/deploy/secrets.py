@@ -36,7 +36,7 @@ def put(deployment_id: str, key_name: str, value: str) -> None:
     import google_crc32c
     from google.cloud import secretmanager_v1
 
-    timeout = settings.get().call_timeout_s
+    timeout = _timeout()
     try:
         client().create_secret(
             parent=f"projects/{settings.get().secrets_project}", secret_id=secret_id(deployment_id, key_name),
@@ -54,14 +54,23 @@ def put(deployment_id: str, key_name: str, value: str) -> None:
 
 def access(deployment_id: str, key_name: str) -> str:
     resp = client().access_secret_version(name=secret_name(deployment_id, key_name) + "/versions/latest",
-                                          timeout=settings.get().call_timeout_s)
+                                          timeout=_timeout())
     return resp.payload.data.decode()
 
 
 def delete(deployment_id: str, key_name: str) -> bool:
     """Delete the secret with all its versions; False when it was already gone."""
     try:
-        client().delete_secret(name=secret_name(deployment_id, key_name), timeout=settings.get().call_timeout_s)
+        client().delete_secret(name=secret_name(deployment_id, key_name), timeout=_timeout())
         return True
     except gexc.NotFound:
         return False
+
+
+def _timeout() -> float:
+    """One call's timeout: DEPLOY_CALL_TIMEOUT_S, cut to what is left of the request's budget
+    (shared/faults.py; BudgetExhausted when nothing is). The client library's own retries (access,
+    delete) share it: google-api-core turns it into a deadline across the tries."""
+    from shared import config, faults
+
+    return faults.timeout(config.env_int("DEPLOY_CALL_TIMEOUT_S", 30, hi=120), "Secret Manager")
