@@ -197,6 +197,12 @@ def test_sizing_fits_the_callers_deadlines_and_the_platform(deployed):
         assert fn["env"]["FUNCTION_TIMEOUT_S"] == size["timeout"].rstrip("s"), name
 
 
+def test_cost_pull_worker_knows_how_many_deliveries_its_queue_makes(deployed):
+    state = deployed["state"]
+    queue = state["resources"][f"queue:{PROJECT}/{REGION}/cost-pulls"]
+    assert functions(state)["costPullWorker"]["env"]["COSTS_BATCH_ATTEMPTS"] == queue["max-attempts"] == "5"
+
+
 def test_billing_secrets_and_the_media_bucket(deployed):
     fns, state = functions(deployed["state"]), deployed["state"]
     assert set(fns["stripeWebhook"]["secrets"]) == {"STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"}
