@@ -92,8 +92,10 @@ def operation(api: Api, route, comps: Components) -> dict:
     schemes = [{"bearer": []}] + [{f"{name}Token": []} for name in sorted(api.schemes)]  # e.g. the bots' "Bot"
     if route.access == "public":
         op["security"] = [{}, *schemes]  # a token is optional (admins see more)
-    elif route.access == "custom":
-        op["security"] = [{}]  # the handler checks the caller itself (Stripe signature, Cloud Tasks, OIDC)
+    elif route.access in ("custom", "cloud_tasks"):
+        op["security"] = [{}]  # a Google OIDC token (Cloud Tasks) or the handler's own proof (Stripe signature)
+    elif route.access == "scheduler":
+        op["security"] = [{}, {"bearer": []}]  # Cloud Scheduler's OIDC token, or an admin's bearer token
     else:
         op["security"] = schemes
     return op

@@ -23,8 +23,12 @@ from shared.errors import ApiError
 
 log = logs.get("http")
 
-# custom: the handler authenticates (Google callers through shared/google_identity.py, Stripe by its signature)
-Access = Literal["public", "user", "admin", "custom"]
+# Who may call a route. cloud_tasks: a delivery of the route's queue with its OIDC token; scheduler:
+# Cloud Scheduler's OIDC token, or an admin (both checked by shared/google_identity.py, with the queue,
+# account and audience the route's `machine` getter reads from its settings); custom: the handler checks
+# a proof of its own (the Stripe signature).
+Access = Literal["public", "user", "admin", "cloud_tasks", "scheduler", "custom"]
+MACHINE_ACCESS = ("cloud_tasks", "scheduler")
 _PARAM = re.compile(r"\{(\w+)\}")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,128}$")
 
@@ -41,6 +45,7 @@ class Route:
     allow_suspended: bool
     summary: str
     response: type[BaseModel] | None = None  # what a success answers (None: no body, e.g. 204)
+    machine: Callable[[], dict] | None = None  # machine access: the google_identity arguments, read lazily
     regex: re.Pattern = field(init=False)
     specificity: tuple[int, ...] = field(init=False)  # per segment 0 static, 1 variable: smaller wins
 
@@ -135,14 +140,18 @@ class Api:
 
     def route(self, method: str, path: str, *, access: Access = "user", body: type[BaseModel] | None = None,
               query: type[BaseModel] | None = None, status: int | tuple[int, ...] = 200,
-              allow_suspended: bool = False, response: type[BaseModel] | None = None):
-        """Declare a route. A handler returning (value, status) must use one of `status`."""
+              allow_suspended: bool = False, response: type[BaseModel] | None = None,
+              machine: Callable[[], dict] | None = None):
+        """Declare a route. A handler returning (value, status) must use one of `status`. Machine
+        access ("cloud_tasks", "scheduler") needs `machine`: () -> the queue/account/audience to check."""
         statuses = (status,) if isinstance(status, int) else tuple(status)
+        if (access in MACHINE_ACCESS) != (machine is not None):
+            raise ValueError(f"{path}: access {access!r} and machine= go together")
 
         def register(fn: Callable) -> Callable:
             summary = (fn.__doc__ or fn.__name__).strip().splitlines()[0]
             self.routes.append(Route(method.upper(), path, fn, access, body, query, statuses,
-                                     allow_suspended, summary, response))
+                                     allow_suspended, summary, response, machine))
             return fn
         return register
 
@@ -218,7 +227,9 @@ class Api:
 
     def _authenticate(self, request: flask.Request, route: Route) -> Any:
         if route.access == "custom":
-            return None  # the handler authenticates (e.g. a scheduler's OIDC token)
+            return None  # the handler checks its own proof (the Stripe signature)
+        if route.access in MACHINE_ACCESS:
+            return self._machine(request, route)
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         extra = self.schemes.get(scheme.lower())
         if extra is not None and token.strip():
@@ -227,6 +238,19 @@ class Api:
         from shared import auth
 
         return auth.authenticate(request, route.access, route.allow_suspended)
+
+    def _machine(self, request: flask.Request, route: Route) -> Any:
+        """Cloud Tasks: the token's claims (None: the local stand-in's tokenless delivery, APP_ENV=local).
+        Scheduler: ("scheduler", None) or ("admin", user id)."""
+        from shared import google_identity
+
+        try:
+            if route.access == "cloud_tasks":
+                return google_identity.cloud_task(request, what=self.name, **route.machine())
+            return google_identity.scheduler_or_admin(request, **route.machine())
+        except ApiError as exc:
+            log.warning("%s caller refused", self.name, extra={"code": exc.code, "reason": exc.message})
+            raise
 
     @staticmethod
     def _parse_query(request: flask.Request, route: Route) -> Any:

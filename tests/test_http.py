@@ -103,3 +103,22 @@ def test_static_segments_beat_variables_whatever_the_declaration_order():
         with flask.Flask(__name__).test_request_context("/users/me", method="DELETE"):
             resp = app(flask.request)
             assert resp.status_code == 405 and resp.headers["Allow"] == "GET, OPTIONS, POST", order
+
+
+def test_machine_callers_are_a_declared_access_kind():
+    """deployWorker, costPullWorker (Cloud Tasks) and the scheduled functions declare who calls them; the
+    router checks it through shared/google_identity.py before the body is read, and no handler does."""
+    import pytest
+
+    from devtools.openapi import function_apis
+    from shared.http import Api
+
+    kinds = {api.name: {r.access for r in api.routes} for api in function_apis()}
+    assert {n for n, k in kinds.items() if "cloud_tasks" in k} == {"deployWorker", "costPullWorker"}
+    assert {n for n, k in kinds.items() if "scheduler" in k} == {"pullCosts", "pullOpenrouterActivity",
+                                                                 "billingReconcile"}
+    for api in function_apis():
+        for r in api.routes:
+            assert "google_identity" not in r.handler.__code__.co_names, f"{api.name}: the handler checks its caller"
+    with pytest.raises(ValueError):
+        Api("t").route("POST", "/", access="cloud_tasks")(lambda req: None)

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from shared import clock, google_identity
+from shared import clock
 from shared.api.inputs import Strict
 from shared.costs import runs, settings, trigger, worker
 from shared.costs.ledger import runs as runs_repo
@@ -69,16 +69,25 @@ class BatchResult(BaseModel):
     duplicate: bool
 
 
+def _scheduler() -> dict:
+    cfg = settings.get()
+    return {"account": cfg.scheduler_sa, "audience": cfg.scheduler_audience}
+
+
+def _tasks() -> dict:
+    cfg = settings.get()
+    return {"queue": cfg.queue, "account": cfg.invoker_sa, "audience": cfg.worker_url}
+
+
 def pull_api(name: str, kind: str, what: str) -> Api:
     api = Api(name, what)
 
-    @api.route("POST", "/", access="custom", body=PullBody, status=(202, 200), response=RunReport)
+    @api.route("POST", "/", access="scheduler", machine=_scheduler, body=PullBody, status=(202, 200),
+               response=RunReport)
     def start(req: Request):
         """Start the run of a schedule time (once per time); answers its report. The scheduler's
         job sends `{}`; its schedule time comes from the X-CloudScheduler-ScheduleTime header."""
-        cfg = settings.get()
-        who, admin_id = google_identity.scheduler_or_admin(req.raw, account=cfg.scheduler_sa,
-                                                           audience=cfg.scheduler_audience)
+        who, admin_id = req.caller
         if who == "scheduler":
             schedule_ms = trigger.schedule_time(req.raw)
         else:
@@ -106,13 +115,11 @@ activity_api = pull_api("pullOpenrouterActivity", "activity", "Pull OpenRouter a
 worker_api = Api("costPullWorker", "One batch of users of a cost pull (Cloud Tasks target)")
 
 
-@worker_api.route("POST", "/", access="custom", body=BatchBody, response=BatchResult)
+@worker_api.route("POST", "/", access="cloud_tasks", machine=_tasks, body=BatchBody, response=BatchResult)
 def run_batch(req: Request):
     """Pull one batch (Cloud Tasks only: the queue's headers and the task's OIDC token, whose
     signature Google's front has checked: the function is deployed private)."""
     cfg = settings.get()
-    google_identity.cloud_task(req.raw, queue=cfg.queue, account=cfg.invoker_sa, audience=cfg.worker_url,
-                               what="cost pull worker")
     b = req.body
     users = [u.model_dump() for u in b.users]
     # Cloud Tasks counts earlier deliveries in X-CloudTasks-TaskRetryCount; the last one records what failed

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from shared import google_identity, logs
+from shared import logs
 from shared.api.inputs import Strict
 from shared.deploy import settings, worker
 from shared.errors import ApiError
 from shared.http import Api, Request
 
-log = logs.get("deploy.worker")
 api = Api("deployWorker", "Runs deploy jobs (Cloud Tasks target only)")
 
 
@@ -31,20 +30,18 @@ class TaskDone(BaseModel):
     outcome: str = Field(description="completed, failed, or why there was nothing to do")
 
 
-@api.route("POST", "/", access="custom", body=TaskBody, response=TaskDone)
+def _caller() -> dict:
+    s = settings.get()
+    return {"queue": s.queue, "account": s.invoker_sa, "audience": s.worker_url}
+
+
+@api.route("POST", "/", access="cloud_tasks", machine=_caller, body=TaskBody, response=TaskDone)
 def run_task(req: Request):
     """Run one deploy job (Cloud Tasks only).
 
     Cloud Tasks' Authorization header carries a Google OIDC token (shared/google_identity.py), not
     a user's token. 503 (`retry_later`: another delivery holds the job, or this attempt failed
     transiently) asks the queue to deliver the task again."""
-    s = settings.get()
-    try:
-        google_identity.cloud_task(req.raw, queue=s.queue, account=s.invoker_sa, audience=s.worker_url,
-                                   what="deploy worker")
-    except ApiError as exc:
-        log.warning("deploy task refused", extra={"code": exc.code, "reason": exc.message})
-        raise
     job_id = req.body.jobId
     token = logs.request_id.set(req.raw.headers.get("X-CloudTasks-TaskName"))  # task name on every line
     try:
