@@ -251,6 +251,10 @@ class Plane:
                     print(key.rsplit("/", 1)[1])
         elif c == "compute instances list":
             pass  # the bots' VMs live in the Compute stand-in, not in this control plane
+        elif c == "iam service-accounts list":  # emails (the callers ask for --format='value(email)')
+            for key in self.r:
+                if key.startswith("sa:") and key.endswith(f"@{p}.iam.gserviceaccount.com"):
+                    print(key.removeprefix("sa:"))
         else:
             raise Fail(f"ERROR: (gcloud) {c}: not supported by the local control plane", 2)
 
