@@ -87,6 +87,7 @@ def test_duplicate_delivery_is_applied_once(api, callers, denv):
 
     dep, job = create(api, callers["owner"])
     denv.wait_job(job["_id"])
+    denv.wait_for(lambda: repos.deployments.get(dep["_id"]).status == "running", what="the guest's reports done")
     raw, sig = signed({"deploymentId": dep["_id"], "stage": "configuring", "message": "once"})
     env = envelope(raw, "m-dup-1", sig)
     assert events.handle(env) == "logged"
@@ -128,6 +129,7 @@ def test_job_log_stays_bounded(api, callers, denv):
 
     dep, job = create(api, callers["owner"])
     denv.wait_job(job["_id"])
+    denv.wait_for(lambda: repos.deployments.get(dep["_id"]).status == "running", what="the guest's reports done")
     reset_settings(DEPLOY_LOG_MAX_CHARS="1000")
     for i in range(40):
         raw, sig = signed({"deploymentId": dep["_id"], "stage": "configuring", "message": f"step {i} " + "." * 40})

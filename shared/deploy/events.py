@@ -74,22 +74,25 @@ def parse(data: dict) -> tuple[str, Event, bytes, str]:
         raise ValueError(f"message {message_id} is not a provisioning event: {str(exc)[:200]}") from None
 
 
-_keys: dict[str, tuple[bytes, float]] = {}
+_keys: dict[str, tuple[bytes | None, float]] = {}
 _keys_lock = threading.Lock()
+REFETCH_S = 30  # a signature that fails re-reads the key at most this often (junk cannot make it call per message)
 
 
 def _report_key(deployment_id: str, fresh: bool = False) -> bytes | None:
-    """The deployment's report key (cached a few minutes); None when it has none."""
+    """The deployment's report key (cached a few minutes, absence too); None when it has none."""
     from shared.deploy import secrets
 
     with _keys_lock:
         hit = _keys.get(deployment_id)
-    if hit and not fresh and _time.monotonic() - hit[1] < KEY_CACHE_S:
+    age = _time.monotonic() - hit[1] if hit else None
+    ttl = KEY_CACHE_S if hit and hit[0] is not None else REFETCH_S  # absence is remembered briefly only
+    if hit and age < ttl and not (fresh and age >= REFETCH_S):
         return hit[0]
     try:
         key = bytes.fromhex(secrets.access(deployment_id, REPORT_KEY).strip())
     except (gexc.NotFound, ValueError):
-        return None
+        key = None
     with _keys_lock:
         if len(_keys) > 10_000:
             _keys.clear()
