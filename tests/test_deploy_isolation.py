@@ -5,6 +5,7 @@ The service accounts are spread over DEPLOY_ALLOWED_PROJECTS when a project's qu
 deleted with their deployment."""
 from __future__ import annotations
 
+import os
 
 import httpx
 import pytest
@@ -140,5 +141,34 @@ def test_accounts_spread_over_allowed_projects_when_one_is_full(api, callers, de
         assert failed.status == "failed" and "no project has room" in failed.log
         assert f"full-bots/us-central1-a/{dep2['vmName']}" not in denv.compute.state()["instances"]
     finally:
+        os.environ.pop("DEPLOY_ALLOWED_PROJECTS", None)
+        reset_settings()
         for email in made:
             httpx.delete(f"{denv.iam.url}/v1/projects/full-bots/serviceAccounts/{email}")
+
+
+def test_update_moves_a_vm_of_the_shared_account_to_its_own(api, callers, denv):
+    """A VM made before per-bot identities (running as the shared oc-bot-vm) gets its own account
+    from the `update` action: stopped, given its account, started with the new startup script."""
+    from google.cloud import compute_v1
+
+    from shared import repos
+    from shared.deploy import compute, identity
+
+    dep, job = create(api, callers["owner"])
+    denv.wait_job(job["_id"])
+    legacy = "oc-bot-vm@demo-openclaw.iam.gserviceaccount.com"
+    where = dict(project=dep["gcpProject"], zone=dep["zone"], instance=dep["vmName"])
+    for call, kw in (("stop", {}), ("set_service_account", {
+            "instances_set_service_account_request_resource": compute_v1.InstancesSetServiceAccountRequest(
+                email=legacy, scopes=["https://www.googleapis.com/auth/cloud-platform"])}), ("start", {})):
+        op = getattr(compute.instances(), f"{call}_unary")(**where, **kw)
+        compute.wait(call, op, dep["gcpProject"], dep["zone"])
+    assert vm_account(denv, dep) == legacy
+    r = api("POST", f"/deployments/{dep['_id']}/actions", callers["owner"], json={"action": "update"})
+    done = denv.wait_job(r.json["job"]["_id"])
+    assert done.status == "completed", done.log
+    assert "moving it to its own account" in done.log
+    assert vm_account(denv, dep) == identity.get(dep["_id"]).email
+    denv.wait_for(lambda: "vm: ready" in (repos.deploy_jobs.get(done.id).log or ""),
+                  what="signed reports from the moved VM")

@@ -1,5 +1,5 @@
 """Local Compute Engine: the REST wire format of instances (insert/get/start/stop/reset/delete,
-serial port output, setMetadata with fingerprints) and zone operations (get/wait), for
+serial port output, setMetadata with fingerprints, setServiceAccount on a stopped instance) and zone operations (get/wait), for
 google-cloud-compute's REST transport.
 
 Operations finish `--op-latency` seconds after they are created. As on Compute, a repeated
@@ -294,6 +294,24 @@ class Compute(RestServer):
                 # the fingerprint changes at once, so a second writer with the old one is refused
                 inst["metadata"]["fingerprint"] = fingerprint(items)
                 return self.public(self._new_op(project, zone, name, "setMetadata", apply,
+                                                request.args.get("requestId"), fault))
+
+        @self.route("POST", INSTANCE + "/setServiceAccount", "instances.setServiceAccount")
+        def set_service_account(request, fault, project, zone, name):
+            body = request.get_json(silent=True) or {}
+            with self.lock:
+                self._advance()
+                replay = self._replay(request)
+                if replay:
+                    return replay
+                inst = self._instance(project, zone, name)
+                if inst["status"] != "TERMINATED":  # as on Compute: only a stopped instance changes identity
+                    raise HttpError(400, "The instance must be stopped to change its service account.",
+                                    "resourceNotReady")
+
+                def apply():
+                    inst["serviceAccounts"] = [{"email": body.get("email", ""), "scopes": body.get("scopes", [])}]
+                return self.public(self._new_op(project, zone, name, "setServiceAccount", apply,
                                                 request.args.get("requestId"), fault))
 
         @self.route("GET", INSTANCE + "/serialPort", "instances.getSerialPortOutput")

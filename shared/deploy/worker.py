@@ -89,7 +89,7 @@ class Run:
         except ComputeError as exc:
             if exc.status != 409:
                 raise
-            return self._adopt()
+            return self._adopt(account)
         self.ensure_deployment()
         inst = self.vm()
         ip = inst.network_interfaces[0].network_i_p if inst and inst.network_interfaces else "?"
@@ -130,11 +130,29 @@ class Run:
         if issued:
             self.note("issued the bot's knowledge/media credential (kept in Secret Manager)")
 
-    def _adopt(self) -> Result:
+    def move_to_own_identity(self, inst, account: str):
+        """A VM made before each bot had its own account runs as the shared one: stop it, give it its
+        own (Compute changes it only on a stopped VM), and leave it stopped. Returns the VM as it is now."""
+        from google.cloud import compute_v1
+
+        current = inst.service_accounts[0].email if inst.service_accounts else None
+        if current == account:
+            return inst
+        self.note(f"VM runs as {current or 'the default account'}: moving it to its own account {account}")
+        if inst.status != "TERMINATED":
+            self.op("stop VM to change its identity", "stop", "identity-stop", instance=self.dep.vmName)
+        self.op("set the VM's service account", "set_service_account", "identity-set", instance=self.dep.vmName,
+                instances_set_service_account_request_resource=compute_v1.InstancesSetServiceAccountRequest(
+                    email=account, scopes=["https://www.googleapis.com/auth/cloud-platform"]))
+        self.ensure_deployment()
+        return self.vm()
+
+    def _adopt(self, account: str) -> Result:
         """The VM name is taken: a VM made for this deployment earlier. Never create a second one."""
         inst = self.vm()
         if inst is None:
             raise ComputeError("create VM: the name is taken but the VM is not found yet", True)
+        inst = self.move_to_own_identity(inst, account)
         self.note(f"VM {self.dep.vmName} already exists ({inst.status}); not creating another "
                   "(the `update` action applies changed settings to it)")
         if inst.status in STOPPED_STATES:
@@ -168,6 +186,7 @@ class Run:
         inst = self.vm()
         if inst is None:
             raise ComputeError("update: the VM does not exist; deploy it first", False, 404)
+        inst = self.move_to_own_identity(inst, self.ensure_identity())
         ours = startup.metadata_items(self.dep)
         keys = {i["key"] for i in ours}
         items = [{"key": i.key, "value": i.value} for i in inst.metadata.items if i.key not in keys] + ours
