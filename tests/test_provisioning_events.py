@@ -197,3 +197,41 @@ def test_another_deployments_vm_cannot_report_for_it(api, callers, denv):
     time.sleep(1)  # the push subscription delivers it to the function, which drops it
     assert repos.deployments.get(a["_id"]).status == "running"
     assert repos.deploy_jobs.get(job_a["_id"]).log == log_a
+
+
+def test_the_startup_scripts_reports_are_accepted_and_a_tampered_one_is_not(api, callers, denv, tmp_path):
+    """The real startup script's `report` (bash, openssl) run with the metadata server and gcloud
+    stubbed: what it would publish is accepted by provisioningEvents; the same with another key is not."""
+    import subprocess
+
+    from shared import repos
+    from shared.deploy import events, startup
+
+    dep, job = create(api, callers["owner"])
+    denv.wait_job(job["_id"])
+    denv.wait_for(lambda: repos.deployments.get(dep["_id"]).status == "running", what="the guest's reports done")
+    preamble = startup.STARTUP_SCRIPT.split("\ntrap ")[0]  # settings, the key, report()
+
+    def run_report(key: str) -> tuple[bytes, str]:
+        out = tmp_path / "published"
+        stubs = f"""
+curl() {{ case "$*" in
+  *openclaw-events-topic) echo projects/p/topics/provisioning-events;;
+  *openclaw-deployment-id) echo '{dep["_id"]}';;
+  *openclaw-secrets-project) echo demo-openclaw;;
+  *openclaw-report-key) echo 'oc-{dep["_id"]}-openclaw-report-key';;
+esac; }}
+gcloud() {{ if [ "$1" = secrets ]; then printf '%s' '{key}'; else printf '%s\\n' "$@" > '{out}'; fi; }}
+"""
+        script = preamble.replace("set -euo pipefail", "set -euo pipefail\n" + stubs, 1)
+        subprocess.run(["bash", "-c", script + '\nreport failed "disk full"\n'], check=True, timeout=20)
+        args = out.read_text().splitlines()
+        message = next(a for a in args if a.startswith("--message=")).removeprefix("--message=")
+        signature = next(a for a in args if a.startswith("--attribute=")).removeprefix("--attribute=signature=")
+        return message.encode(), signature
+
+    raw, sig = run_report("ee" * 32)  # a key that is not this deployment's
+    assert events.handle(envelope(raw, "script-forged", sig)) == "rejected"
+    raw, sig = run_report(report_key(dep["_id"]))
+    assert events.handle(envelope(raw, "script-1", sig)) == "deployment error"
+    assert "vm: failed: disk full" in repos.deploy_jobs.get(job["_id"]).log
