@@ -107,6 +107,10 @@ def test_delete_removes_the_account_and_its_access(api, callers, denv):
     accounts = denv.iam.state()["accounts"]
     assert acct_a not in accounts and acct_b in accounts
     assert identity.get(a["_id"]) is None
+    from shared import db
+    from shared.deploy import events
+
+    assert not db.client().collection(events.REPORTERS).document(a["_id"]).get().exists
     assert not [n for n in denv.secrets.state()["secrets"] if a["_id"] in n]  # every secret of A deleted
     assert denv.read_as_vm(b, secrets.secret_id(b["_id"], startup.BOT_TOKEN_KEY)) == token_b  # B untouched
     assert api("GET", "/knowledge", headers={"Authorization": f"Bot {token_b}"}).status_code == 200

@@ -16,7 +16,7 @@ from google.api_core import exceptions as gexc
 
 import secrets as _random
 
-from shared import bot_credentials, logs, repos
+from shared import bot_credentials, db, logs, repos
 from shared.deploy import compute, events, identity, jobstate, secrets, settings, startup
 from shared.deploy.compute import ComputeError
 from shared.errors import ApiError
@@ -220,6 +220,7 @@ class Run:
             bot_credentials.revoke(self.dep.id)
             for key_name in [k.keyName for k in keys] + [startup.BOT_TOKEN_KEY, events.REPORT_KEY]:
                 secrets.delete(self.dep.id, key_name)
+            db.client().collection(events.REPORTERS).document(self.dep.id).delete()  # its report sequence
             ident = identity.get(self.dep.id)
             if ident is not None:
                 identity.revoke_publisher(ident.email)
