@@ -43,6 +43,12 @@ DEPLOY = {
     # two Compute operations plus their calls (2 x (200 + 2 x 30) s) end inside deployWorker's 540 s
     "DEPLOY_OPERATION_TIMEOUT_S": "200",
 }
+# Cloud Tasks queues: the workers know how many deliveries their queue makes (the last records a failure).
+# deploy-jobs' retries (20 attempts, backoff up to 120 s: ~35 min) outlast a job's lease (~9 min).
+QUEUES = {
+    "deploy-jobs": {"max-attempts": 20, "min-backoff": "5s", "max-backoff": "120s", "max-concurrent-dispatches": 20},
+    "cost-pulls": {"max-attempts": 5, "min-backoff": "10s", "max-backoff": "300s", "max-concurrent-dispatches": 100},
+}
 COST_PULLS = {
     "COSTS_QUEUE": "cost-pulls",
     "TASKS_LOCATION": "${_REGION}",
@@ -85,7 +91,8 @@ FUNCTIONS = [
        env={**COST_PULLS, "COSTS_SCHEDULER_AUDIENCE": f"{URL}/pullOpenrouterActivity"}),
     Fn("costPullWorker", "functions/cost_pull_worker.py", private=True, invokers=(TASKS,),
        timeout=540, concurrency=4, max_instances=25,
-       env={"TASKS_INVOKER_SA": TASKS + SA, "COSTS_WORKER_URL": f"{URL}/costPullWorker"},
+       env={"TASKS_INVOKER_SA": TASKS + SA, "COSTS_WORKER_URL": f"{URL}/costPullWorker",
+            "COSTS_BATCH_ATTEMPTS": str(QUEUES["cost-pulls"]["max-attempts"])},
        secrets={"OPENROUTER_MANAGEMENT_KEY": "openrouter-management-key", "OPENAI_ADMIN_KEY": "openai-admin-key"}),
     # billing (Stripe)
     Fn("billing", "functions/billing.py", env={"APP_URL": "${_APP_URL}"},
@@ -127,7 +134,8 @@ STEP_ENV = ["PROJECT_ID=${PROJECT_ID}", "REGION=${_REGION}", "DEPLOY_PROJECTS=${
 
 def fn_args(f: Fn) -> list[str]:
     """The `gcloud functions deploy` arguments of one function (after its name)."""
-    env = {**CORE, **f.env}
+    # FUNCTION_TIMEOUT_S: the function's own deadline, so its requests can end inside it (shared/faults.py)
+    env = {**CORE, "FUNCTION_TIMEOUT_S": str(f.timeout), **f.env}
     args = ["--gen2", "--runtime=python312", "--region=${_REGION}", "--source=.", f"--entry-point={f.name}",
             f"--set-build-env-vars=GOOGLE_FUNCTION_SOURCE={f.source}",
             f"--service-account={RUNTIME}{SA}",
@@ -152,7 +160,7 @@ def step(id_: str, args: list[str], wait: list[str], image: str = IMAGE, entrypo
 
 
 def build() -> dict:
-    foundation = ["identities", "firestore", "secrets", "media-bucket", "queues-and-topic"]
+    foundation = ["identities", "firestore", "secrets", "media-bucket", "topic", *(f"queue-{q}" for q in QUEUES)]
     steps = [
         step("apis", ["deploy/steps.sh", "apis"], ["-"]),
         step("identities", ["deploy/steps.sh", "identities"], ["apis"]),
@@ -160,7 +168,9 @@ def build() -> dict:
         step("secrets", ["deploy/steps.sh", "secrets"], ["identities"]),
         step("media-bucket", ["deploy/steps.sh", "media_bucket"], ["identities"]),
         step("vm-network", ["deploy/steps.sh", "vm_network"], ["identities"]),
-        step("queues-and-topic", ["deploy/steps.sh", "queues_and_topic"], ["identities"]),
+        step("topic", ["deploy/steps.sh", "topic"], ["identities"]),
+        *(step(f"queue-{q}", ["deploy/steps.sh", "queue", q, *(f"--{k}={v}" for k, v in flags.items())], ["apis"])
+          for q, flags in QUEUES.items()),
         step("indexes-and-rules", ["--yes", "firebase-tools@15.34.2", "deploy", "--only",
                                    "firestore:indexes,firestore:rules", "--project=${PROJECT_ID}",
                                    "--non-interactive", "--force"], ["firestore"], "node:20", "npx"),

@@ -120,17 +120,14 @@ vm_network() {
   done
 }
 
-queue() {  # queue NAME FLAGS...
+queue() {  # queue NAME FLAGS... (the queue's settings, from deploy/manifest.py's QUEUES)
   local name=$1; shift
   exists tasks queues describe "$name" --location="$REGION" --project="$PROJECT_ID" ||
     g tasks queues create "$name" --location="$REGION" --project="$PROJECT_ID"
   g tasks queues update "$name" --location="$REGION" --project="$PROJECT_ID" "$@" >/dev/null
 }
 
-queues_and_topic() {
-  # deploy retries (20 attempts, backoff up to 120 s: ~35 min) outlast a job's lease (~9 min)
-  queue deploy-jobs --max-attempts=20 --min-backoff=5s --max-backoff=120s --max-concurrent-dispatches=20
-  queue cost-pulls --max-attempts=5 --min-backoff=10s --max-backoff=300s --max-concurrent-dispatches=100
+topic() {
   exists pubsub topics describe provisioning-events --project="$PROJECT_ID" ||
     g pubsub topics create provisioning-events --project="$PROJECT_ID"
   # the runtime adds (and removes) each bot's own account as publisher of this topic, no one else's
@@ -212,6 +209,6 @@ summary() {
 step=$1; shift
 case $step in
   function) function_ "$@";;
-  apis|identities|firestore|secrets|media_bucket|vm_network|queues_and_topic|invoker|schedule|summary) "$step" "$@";;
+  apis|identities|firestore|secrets|media_bucket|vm_network|queue|topic|invoker|schedule|summary) "$step" "$@";;
   *) echo "unknown step $step" >&2; exit 2;;
 esac

@@ -58,7 +58,9 @@ def main() -> int:
             print(f"function {name:<24} {trigger:<6} http://127.0.0.1:{port}/{name}   ({src})")
         print(deploy_dev.usage(port, stack.env["FIREBASE_AUTH_EMULATOR_HOST"], seed.ADMIN_EMAIL, seed.ADMIN_PASSWORD))
         print(f"seeded admin: {seed.ADMIN_EMAIL} / {seed.ADMIN_PASSWORD}; Ctrl-C stops everything", flush=True)
-        run_simple("127.0.0.1", port, app, threaded=True)
+        from devtools.server import JsonErrorHandler
+
+        run_simple("127.0.0.1", port, app, threaded=True, request_handler=JsonErrorHandler)
     except KeyboardInterrupt:
         pass
     finally:

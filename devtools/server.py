@@ -8,6 +8,7 @@ from contextlib import contextmanager
 
 import functions_framework
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
+from werkzeug.serving import WSGIRequestHandler
 from werkzeug.wrappers import Response
 
 from devtools import openapi
@@ -43,6 +44,27 @@ class Dispatcher(DispatcherMiddleware):
         return super().__call__(environ, start_response)
 
 
+class JsonErrorHandler(WSGIRequestHandler):
+    """The HTTP server's own refusals (a request line over 64 KiB: 414, too many or too long
+    headers: 431, a malformed request line: 400), before any function sees the request, answered
+    in the project's JSON error format instead of http.server's HTML page."""
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        short = self.responses.get(code, ("error",))[0]
+        error = {"code": short.lower().replace("-", "_").replace(" ", "_"), "message": message or short}
+        body = json.dumps({"error": error}).encode()
+        self.log_error("code %d, message %s", code, message)
+        self.send_response(code, short)
+        self.send_header("Connection", "close")
+        self.close_connection = True
+        if code >= 200 and code not in (204, 304):
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD" and code >= 200 and code not in (204, 304):
+            self.wfile.write(body)
+
+
 def build_app():
     mounts = {f"/{name}": functions_framework.create_app(target=name, source=str(ROOT / src))
               for name, src, _ in FUNCTIONS}
@@ -60,7 +82,7 @@ def serving(app=None):
     """The app (default: every function) on a real threaded HTTP server on 127.0.0.1; yields its URL."""
     from werkzeug.serving import make_server
 
-    server = make_server("127.0.0.1", 0, app or build_app(), threaded=True)
+    server = make_server("127.0.0.1", 0, app or build_app(), threaded=True, request_handler=JsonErrorHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

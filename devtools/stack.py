@@ -64,6 +64,7 @@ class Service:
     proc: subprocess.Popen
     log: Path
     env: dict[str, str] = field(default_factory=dict)
+    err: Path | None = None  # stderr, when spawned with its own stderr log
 
     def stop(self) -> None:
         if self.proc.poll() is not None:
@@ -87,14 +88,18 @@ class Stack:
         self.env: dict[str, str] = {"GOOGLE_CLOUD_PROJECT": PROJECT_ID, "GCLOUD_PROJECT": PROJECT_ID}
         self.urls: dict[str, str] = {}  # services started once per Stack
 
-    def spawn(self, name: str, cmd: list[str], cwd: Path | None = None) -> Service:
+    def spawn(self, name: str, cmd: list[str], cwd: Path | None = None, env: dict[str, str] | None = None,
+              split_stderr: bool = False) -> Service:
+        """Starts `cmd` in its own process group, output to <logdir>/<name>.log (stderr to
+        <name>.err.log with split_stderr); env: the process's whole environment (default: ours)."""
         log = self.logdir / f"{name}.log"
-        fh = open(log, "wb")
-        proc = subprocess.Popen(
-            cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=cwd, start_new_session=True,
-        )
-        svc = Service(name, proc, log)
+        err = self.logdir / f"{name}.err.log" if split_stderr else None
+        with open(log, "wb") as out, open(err or os.devnull, "wb") as errfh:
+            proc = subprocess.Popen(
+                cmd, stdout=out, stderr=errfh if split_stderr else subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                cwd=cwd, env=env, start_new_session=True,
+            )
+        svc = Service(name, proc, log, err=err)
         self.services.append(svc)
         return svc
 

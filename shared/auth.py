@@ -66,11 +66,15 @@ def _verify_firebase(token: str) -> Identity:
     from firebase_admin import auth as fb_auth
 
     if not firebase_admin._apps:
-        firebase_admin.initialize_app(options={"projectId": config.get().project})
+        # httpTimeout bounds the fetch of Google's certificates (cached; the library's default is 120 s)
+        firebase_admin.initialize_app(options={"projectId": config.get().project, "httpTimeout": 10})
     try:
         claims = fb_auth.verify_id_token(token, check_revoked=False)
+    except fb_auth.CertificateFetchError:  # Google's keys out of reach: not the caller's fault
+        raise ApiError(503, "unavailable", "the token signing keys could not be fetched; try again",
+                       headers={"Retry-After": "5"}) from None
     except (ValueError, fb_auth.InvalidIdTokenError, fb_auth.ExpiredIdTokenError,
-            fb_auth.RevokedIdTokenError, fb_auth.CertificateFetchError) as exc:
+            fb_auth.RevokedIdTokenError) as exc:
         raise _unauthorized(f"invalid token: {type(exc).__name__}") from None
     return Identity(claims["uid"], claims.get("email", ""), claims.get("name", ""), claims.get("picture", ""))
 
@@ -90,6 +94,9 @@ def _verify_clerk(token: str) -> Identity:
         key = _jwks_client().get_signing_key_from_jwt(token).key
         claims = jwt.decode(token, key, algorithms=["RS256"], issuer=cfg.clerk_issuer,
                             options={"require": ["exp", "iat", "sub", "iss"]}, leeway=5)
+    except jwt.PyJWKClientConnectionError:  # Clerk's key set out of reach (5 s timeout): try again
+        raise ApiError(503, "unavailable", "the token signing keys could not be fetched; try again",
+                       headers={"Retry-After": "5"}) from None
     except jwt.PyJWKClientError as exc:
         raise _unauthorized(f"signing key not found: {exc}") from None
     except jwt.InvalidTokenError as exc:

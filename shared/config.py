@@ -66,6 +66,7 @@ class Config:
     clerk_jwks_url: str | None
     cors_origins: tuple[str, ...]
     max_body_bytes: int
+    function_timeout_s: int  # the function's deadline (its --timeout); requests end inside it (shared/faults.py)
 
     @property
     def local(self) -> bool:
@@ -104,6 +105,7 @@ def load() -> Config:
         clerk_jwks_url=clerk_jwks,
         cors_origins=origins,
         max_body_bytes=env_int("MAX_BODY_BYTES", 256 * 1024, lo=1024, hi=10 * 1024 * 1024),
+        function_timeout_s=env_int("FUNCTION_TIMEOUT_S", 60, lo=1, hi=3600),
     )
 
 

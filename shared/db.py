@@ -10,16 +10,73 @@ from typing import Any, Generic, TypeVar
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from shared import config, queries
+from shared import config, faults, jsonbody, queries
 from shared.errors import ApiError
 from shared.models import Doc
 
 T = TypeVar("T", bound=Doc)
 
 
+def _budget_interceptor():
+    """A gRPC interceptor giving every Firestore RPC the smaller of the library's timeout (300 s for
+    reads, 60 s for commits) and what is left of the request's budget (shared/faults.py); with the
+    budget spent the RPC is not sent (BudgetExhausted, which the library's retry does not retry)."""
+    import collections
+
+    import grpc
+
+    class Details(collections.namedtuple("Details", ("method", "timeout", "metadata", "credentials",
+                                                      "wait_for_ready", "compression")),
+                  grpc.ClientCallDetails):
+        pass
+
+    def clip(details):
+        left = faults.remaining()
+        if left is None:
+            return details
+        cut = faults.timeout(details.timeout, f"Firestore {details.method.rsplit('/', 1)[-1]}")
+        return Details(details.method, cut, details.metadata, details.credentials,
+                       getattr(details, "wait_for_ready", None), getattr(details, "compression", None))
+
+    class Budget(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
+                 grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+        def intercept_unary_unary(self, continuation, details, request):
+            return continuation(clip(details), request)
+
+        def intercept_unary_stream(self, continuation, details, request):
+            return continuation(clip(details), request)
+
+        def intercept_stream_unary(self, continuation, details, request_iterator):
+            return continuation(clip(details), request_iterator)
+
+        def intercept_stream_stream(self, continuation, details, request_iterator):
+            return continuation(clip(details), request_iterator)
+
+    return Budget()
+
+
+class _BoundedClient(firestore.Client):
+    """firestore.Client whose channel (emulator or Google's) carries the budget interceptor."""
+
+    def _emulator_channel(self, transport):
+        import grpc
+
+        return grpc.intercept_channel(super()._emulator_channel(transport), _budget_interceptor())
+
+    def _firestore_api_helper(self, transport, client_class, client_module):
+        import grpc
+
+        class Transport(transport):
+            @classmethod
+            def create_channel(cls, *args, **kwargs):
+                return grpc.intercept_channel(transport.create_channel(*args, **kwargs), _budget_interceptor())
+
+        return super()._firestore_api_helper(Transport, client_class, client_module)
+
+
 @lru_cache(maxsize=1)
 def client() -> firestore.Client:
-    return firestore.Client(project=config.get().project)
+    return _BoundedClient(project=config.get().project)
 
 
 @dataclass
@@ -37,7 +94,7 @@ def encode_cursor(values: list[Any]) -> str:
 
 def decode_cursor(cursor: str, n: int) -> list[Any]:
     try:
-        values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        values = jsonbody.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)), max_depth=1)
     except (ValueError, TypeError):
         raise ApiError(400, "invalid_cursor", "cursor is not one this API issued") from None
     if not isinstance(values, list) or len(values) != n or not isinstance(values[-1], str):

@@ -14,7 +14,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from shared import config
+from shared import config, faults
 from shared.errors import ApiError
 
 DIMENSIONS = 1536  # SCHEMA.md: knowledge.embedding is a 1536-dimension vector
@@ -57,6 +57,7 @@ class OpenAIEmbedder:
         import openai
 
         self.model, self.dimensions, self.batch_size = s.model, dimensions, s.batch_size
+        self.timeout_s = s.timeout_s
         self._openai = openai
         self._client = openai.OpenAI(api_key=s.api_key, base_url=s.base_url, timeout=s.timeout_s, max_retries=2)
 
@@ -65,10 +66,17 @@ class OpenAIEmbedder:
         for start in range(0, len(texts), self.batch_size):
             batch = list(texts[start:start + self.batch_size])
             try:
-                resp = self._client.embeddings.create(model=self.model, input=batch, dimensions=self.dimensions)
+                # the library retries twice (backoff with jitter): each try gets a third of what is left
+                left = faults.timeout(self.timeout_s * 3, "embeddings provider")
+                resp = self._client.embeddings.create(model=self.model, input=batch, dimensions=self.dimensions,
+                                                      timeout=max(faults.MIN_CALL_S, left / 3))
             except self._openai.RateLimitError:
                 raise ApiError(429, "embeddings_rate_limited", "the embeddings provider is rate limiting; retry later",
                                headers={"Retry-After": "10"}) from None
+            except (self._openai.APITimeoutError, self._openai.APIConnectionError,
+                    self._openai.InternalServerError) as exc:
+                raise ApiError(503, "embeddings_unavailable", f"embeddings provider unavailable: {type(exc).__name__}",
+                               headers={"Retry-After": str(faults.RETRY_AFTER_S)}) from None
             except self._openai.OpenAIError as exc:
                 raise ApiError(502, "embeddings_failed", f"embeddings provider error: {type(exc).__name__}") from None
             rows = sorted(resp.data, key=lambda d: d.index)

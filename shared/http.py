@@ -18,7 +18,7 @@ from typing import Any, Callable, Literal
 import flask
 from pydantic import BaseModel, ValidationError, create_model
 
-from shared import config, logs
+from shared import config, faults, jsonbody, logs
 from shared.errors import ApiError
 
 log = logs.get("http")
@@ -42,10 +42,12 @@ class Route:
     summary: str
     response: type[BaseModel] | None = None  # what a success answers (None: no body, e.g. 204)
     regex: re.Pattern = field(init=False)
+    specificity: tuple[int, ...] = field(init=False)  # per segment 0 static, 1 variable: smaller wins
 
     def __post_init__(self):
         pattern = _PARAM.sub(lambda m: f"(?P<{m.group(1)}>[^/]+)", self.path.rstrip("/") or "")
         self.regex = re.compile(f"^{pattern}/?$")
+        self.specificity = tuple(int(bool(_PARAM.search(seg))) for seg in self.path.strip("/").split("/"))
 
 
 @dataclass
@@ -76,6 +78,15 @@ def validation_error(exc: ValidationError, where: str) -> ApiError:
                for e in exc.errors(include_url=False, include_context=False, include_input=False)]
     first = details[0]
     return ApiError(422, "invalid_" + where, f"{'.'.join(first['loc'])}: {first['msg']}", details)
+
+
+def unavailable(exc: BaseException) -> ApiError:
+    """The 503 of a request whose dependency did not answer in time (or is down)."""
+    if isinstance(exc, faults.BudgetExhausted):
+        message = f"{exc.what} did not answer within this request's time budget; try again"
+    else:
+        message = "a service this request depends on is unavailable or timed out; try again"
+    return ApiError(503, "unavailable", message, headers={"Retry-After": str(faults.RETRY_AFTER_S)})
 
 
 def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> flask.Response:
@@ -142,12 +153,17 @@ class Api:
         tokens = (logs.request_id.set(rid), logs.trace.set(self._trace(request)))
         started = time.perf_counter()
         try:
-            resp = self._dispatch(request)
+            with faults.budget():  # every outside call of this request ends inside the function's deadline
+                resp = self._dispatch(request)
         except ApiError as exc:
             resp = json_response(exc.body(), exc.status, exc.headers)
-        except Exception:
-            log.exception("unhandled error")
-            resp = json_response(ApiError(500, "internal", "internal error").body(), 500)
+        except Exception as exc:
+            if faults.is_transient(exc):  # a dependency timed out or is down: try again later
+                log.warning("dependency unavailable: %s", faults.describe(exc))
+                resp = json_response(unavailable(exc).body(), 503, {"Retry-After": str(faults.RETRY_AFTER_S)})
+            else:
+                log.exception("unhandled error")
+                resp = json_response(ApiError(500, "internal", "internal error").body(), 500)
         resp.headers["X-Request-Id"] = rid
         self._cors(request, resp)
         log.info("%s %s %s", request.method, request.path, resp.status_code, extra={"httpRequest": {
@@ -172,6 +188,8 @@ class Api:
             m = r.regex.fullmatch(path)  # not match: its `$` also matches before a final "\n"
             if m:
                 found.append((r, m.groupdict()))
+        # static segments beat variables whatever the declaration order (/users/me before /users/{id})
+        found.sort(key=lambda rp: rp[0].specificity)
         return found, {r.method for r, _ in found}
 
     def _dispatch(self, request: flask.Request) -> flask.Response:
@@ -233,9 +251,9 @@ class Api:
         if request.mimetype != "application/json":
             raise ApiError(415, "unsupported_media_type", "send the body as application/json")
         try:
-            data = json.loads(raw or b"null")
-        except ValueError:
-            raise ApiError(400, "invalid_json", "body is not valid JSON") from None
+            data = jsonbody.loads(raw or b"null")
+        except ValueError as exc:
+            raise ApiError(400, "invalid_json", f"body is not acceptable JSON: {exc}") from None
         if not isinstance(data, dict):
             raise ApiError(400, "invalid_json", "body must be a JSON object")
         try:

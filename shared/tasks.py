@@ -12,7 +12,9 @@ from functools import lru_cache
 
 from google.api_core import exceptions as gexc
 
-from shared import config
+from shared import config, faults
+
+CALL_TIMEOUT_S = 10.0
 
 
 def emulator_client(host: str):
@@ -62,6 +64,9 @@ def enqueue(queue: str, url: str, payload: dict, name: str | None = None) -> str
     if name:
         task.name = f"{parent}/tasks/{name}"
     try:
-        return client().create_task(parent=parent, task=task).name
+        # a named task is idempotent (a repeat is AlreadyExists), so it may be retried
+        return client().create_task(parent=parent, task=task,
+                                    timeout=faults.timeout(CALL_TIMEOUT_S, "Cloud Tasks"),
+                                    retry=faults.retry(CALL_TIMEOUT_S) if name else None).name
     except gexc.AlreadyExists:
         return None

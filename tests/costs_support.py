@@ -38,6 +38,7 @@ def costs_env(stack, live_url):
         "COSTS_WORKER_URL": f"{live_url}/costPullWorker", "COSTS_QUEUE": QUEUE,
         "COSTS_BATCH_SIZE": "3", "COSTS_CONCURRENCY": "8", "COSTS_TIMEOUT_MS": "300",
         "COSTS_ATTEMPTS": "3", "COSTS_BACKOFF_MS": "10", "COSTS_BACKOFF_MAX_MS": "50",
+        "COSTS_BATCH_ATTEMPTS": "4",  # the stand-in queue delivers a task 1 + max_retries times
     })
     config.reset()
     settings.reset()

@@ -153,13 +153,14 @@ def test_portal(api, callers, plans, sc):
     assert portal["customer"] == cus and portal["return_url"].endswith("/billing")
 
 
-def test_stripe_unreachable_is_a_clear_502(api, callers, plans, monkeypatch):
+def test_stripe_unreachable_is_a_clear_503(api, callers, plans, monkeypatch):
     monkeypatch.setenv("STRIPE_API_BASE", "http://127.0.0.1:9")
     monkeypatch.setenv("STRIPE_NETWORK_RETRIES", "0")
     reset_billing()
     try:
         r = api("POST", "/billing/checkout", callers["owner"], json={"plan": "starter"})
-        assert r.status_code == 502 and r.json["error"]["code"] == "payment_provider_unavailable"
+        assert r.status_code == 503 and r.json["error"]["code"] == "payment_provider_unavailable"
+        assert r.headers["Retry-After"]
         assert repos.subscriptions.first(userId=callers["owner"].user_id) is None
     finally:
         monkeypatch.undo()

@@ -182,7 +182,8 @@ def test_failed_effect_leaves_event_unrecorded_so_the_retry_is_processed(served,
     reset_billing()
     try:
         r = deliver(served, event)
-        assert r.status_code == 500 and r.json()["error"]["code"] == "internal"
+        # transient (shared/faults.py): 503 with Retry-After, and Stripe delivers it again
+        assert r.status_code == 503 and r.json()["error"]["code"] == "unavailable" and r.headers["Retry-After"]
         assert ledger() == {} and doc_fields("u_fail")["status"] == "pending"
     finally:
         monkeypatch.undo()

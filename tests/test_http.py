@@ -74,3 +74,32 @@ def test_unhandled_errors_become_500_json(api, callers, monkeypatch):
     monkeypatch.setattr(repos.pricing_plans, "all", boom)
     r = api("GET", "/pricingPlans")
     assert r.status_code == 500 and r.json == {"error": {"code": "internal", "message": "internal error"}}
+
+
+def test_static_segments_beat_variables_whatever_the_declaration_order():
+    import flask
+
+    from shared.http import Api
+
+    for order in ("variable first", "static first"):
+        app = Api("t")
+
+        def me(req):
+            return {"route": "me"}
+
+        def one(req):
+            return {"route": "one", "id": req.params["id"]}
+
+        def rename(req):
+            return {"route": "rename"}
+
+        routes = [("GET", "/users/{id}", one), ("GET", "/users/me", me), ("POST", "/users/{id}", rename)]
+        for method, path, fn in (routes if order == "variable first" else routes[::-1]):
+            app.route(method, path, access="custom")(fn)
+        with flask.Flask(__name__).test_request_context("/users/me"):
+            assert json.loads(app(flask.request).get_data()) == {"route": "me"}, order
+        with flask.Flask(__name__).test_request_context("/users/u1"):
+            assert json.loads(app(flask.request).get_data()) == {"route": "one", "id": "u1"}, order
+        with flask.Flask(__name__).test_request_context("/users/me", method="DELETE"):
+            resp = app(flask.request)
+            assert resp.status_code == 405 and resp.headers["Allow"] == "GET, OPTIONS, POST", order

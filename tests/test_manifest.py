@@ -193,6 +193,14 @@ def test_sizing_fits_the_callers_deadlines_and_the_platform(deployed):
         size = fn["sizing"]
         assert int(size["concurrency"]) == 1 or float(size["cpu"]) >= 1, f"{name}: concurrency > 1 needs a whole CPU"
         assert int(size["max-instances"]) >= 1 and size["min-instances"] == "0", name
+        # the code knows its own deadline, so a request answers (503 at worst) inside it (shared/faults.py)
+        assert fn["env"]["FUNCTION_TIMEOUT_S"] == size["timeout"].rstrip("s"), name
+
+
+def test_cost_pull_worker_knows_how_many_deliveries_its_queue_makes(deployed):
+    state = deployed["state"]
+    queue = state["resources"][f"queue:{PROJECT}/{REGION}/cost-pulls"]
+    assert functions(state)["costPullWorker"]["env"]["COSTS_BATCH_ATTEMPTS"] == queue["max-attempts"] == "5"
 
 
 def test_billing_secrets_and_the_media_bucket(deployed):
@@ -280,7 +288,8 @@ def test_every_function_starts_with_exactly_what_the_manifest_gives_it(deployed)
 def test_undeploy_removes_everything_it_created_but_the_data(deployed, tmp_path):
     state = tmp_path / "state.json"
     state.write_text(json.dumps(deployed["state"]))
-    env = {**os.environ, "FAKE_GCLOUD_STATE": str(state), "PATH": f"{BIN}:{os.environ['PATH']}",
+    # only what an operator's shell has: the test session's own MEDIA_BUCKET etc. must not leak in
+    env = {"HOME": os.environ.get("HOME", "/tmp"), "FAKE_GCLOUD_STATE": str(state), "PATH": f"{BIN}:{os.environ['PATH']}",
            "DEPLOYCHECK_PYTHON": sys.executable, "PROJECT_ID": PROJECT, "REGION": REGION}
     refused = subprocess.run(["bash", "deploy/undeploy.sh"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert refused.returncode == 2 and "CONFIRM" in refused.stderr

@@ -77,17 +77,20 @@ class Plane:
             raise Fail(f"ERROR: (gcloud.{command.replace(' ', '.')}) no --project: the manifest must name it")
 
     # bookkeeping
+    def record(self, key: str) -> None:
+        self.s["changes"].append({"step": os.environ.get("DEPLOY_STEP", ""), "command": self.command, "key": key})
+
     def put(self, key: str, value) -> None:
         if self.r.get(key) != value:
             self.r[key] = value
-            self.s["changes"].append({"step": os.environ.get("DEPLOY_STEP", ""), "command": self.command, "key": key})
+            self.record(key)
 
     def delete(self, key: str, what: str) -> None:
         self.need(key, what)
         del self.r[key]
         for other in [k for k in self.r if k.startswith("binding:") and k[8:].split("|")[0] == key]:
             del self.r[other]  # a resource's own IAM policy goes with it
-        self.s["changes"].append({"step": os.environ.get("DEPLOY_STEP", ""), "command": self.command, "key": key})
+        self.record(key)
 
     def need(self, key: str, what: str) -> dict:
         if key not in self.r:
@@ -139,11 +142,26 @@ class Plane:
             print(json.dumps(value, indent=1))
 
     # commands
+    def key(self, group: str) -> str:
+        """The control-plane key of the resource a command of `group` names."""
+        p, f, name = self.project, self.flags, (self.pos[0] if self.pos else "")
+        where = f.get("region") or f.get("location")
+        return {
+            "iam service-accounts": f"sa:{name}", "secrets": f"secret:{p}/{name}",
+            "storage buckets": f"bucket:{name.removeprefix('gs://')}", "pubsub topics": f"topic:{p}/{name}",
+            "firestore databases": f"firestore:{p}/{f.get('database', '(default)')}",
+            "compute routers": f"router:{p}/{where}/{name}", "compute routers nats": f"nat:{p}/{where}/{f.get('router')}/{name}",
+            "tasks queues": f"queue:{p}/{where}/{name}", "functions": f"function:{p}/{where}/{name}",
+            "scheduler jobs": f"job:{p}/{where}/{name}",
+        }[group]
+
     def run(self) -> None:
         c, pos, f, p = self.command, self.pos, self.flags, self.project
-        region = f.get("region") or f.get("location")
         if c != "services enable":
             self.api_enabled()
+        group, _, verb = c.rpartition(" ")
+        if verb == "http":  # scheduler jobs create|update http
+            group, _, verb = group.rpartition(" ")
         if c == "services enable":
             for api in pos:
                 self.put(f"service:{p}/{api}", True)
@@ -152,127 +170,81 @@ class Plane:
             self.out({"projectId": pos[0], "projectNumber": str(number)})
         elif c == "projects add-iam-policy-binding":
             self.binding(f"project:{pos[0]}")
-        elif c == "iam service-accounts describe":
-            self.out(self.need(f"sa:{pos[0]}", f"service account {pos[0]}"))
-        elif c == "iam service-accounts create":
-            email = f"{pos[0]}@{p}.iam.gserviceaccount.com"
-            if not re.fullmatch(r"[a-z][a-z0-9-]{4,28}[a-z0-9]", pos[0]):
-                raise Fail(f"ERROR: invalid service account id {pos[0]}")
-            self.create(f"sa:{email}", {"email": email, "displayName": f.get("display-name", "")}, email)
-        elif c == "iam service-accounts add-iam-policy-binding":
-            self.need(f"sa:{pos[0]}", f"service account {pos[0]}")
-            self.binding(f"sa:{pos[0]}")
-        elif c == "firestore databases describe":
-            self.out(self.need(f"firestore:{p}/{f.get('database', '(default)')}", "database"))
-        elif c == "firestore databases create":
-            self.create(f"firestore:{p}/{f.get('database', '(default)')}",
-                        {"locationId": self.flag("location"), "type": f.get("type", "firestore-native")}, "database")
-        elif c == "secrets describe":
-            self.out(self.need(f"secret:{p}/{pos[0]}", f"secret {pos[0]}"))
-        elif c == "secrets create":
-            self.create(f"secret:{p}/{pos[0]}", {"replication": self.flag("replication-policy", "automatic"),
-                                                 "versions": []}, f"secret {pos[0]}")
-        elif c == "secrets versions list":
-            secret = self.need(f"secret:{p}/{pos[0]}", f"secret {pos[0]}")
-            for n, _ in enumerate(secret["versions"][: int(f.get("limit", 1000))]):
-                print(f"projects/{p}/secrets/{pos[0]}/versions/{n + 1}")
-        elif c == "secrets versions add":
-            secret = self.need(f"secret:{p}/{pos[0]}", f"secret {pos[0]}")
-            data = sys.stdin.read() if f.get("data-file") == "-" else Path(str(self.flag("data-file"))).read_text()
-            self.put(f"secret:{p}/{pos[0]}", {**secret, "versions": [*secret["versions"], data]})
-        elif c == "storage buckets describe":
-            self.out(self.need(f"bucket:{pos[0].removeprefix('gs://')}", f"bucket {pos[0]}"))
-        elif c == "storage buckets create":
-            self.create(f"bucket:{pos[0].removeprefix('gs://')}", {"location": self.flag("location"),
-                        "uniform": "uniform-bucket-level-access" in f, "pap": "public-access-prevention" in f},
-                        f"bucket {pos[0]}")
-        elif c == "storage buckets update":
-            key = f"bucket:{pos[0].removeprefix('gs://')}"
-            bucket = dict(self.need(key, f"bucket {pos[0]}"))
-            for name in ("cors-file", "lifecycle-file"):
-                if name in f:
-                    bucket[name.removesuffix("-file")] = json.loads(Path(str(f[name])).read_text())
-            self.put(key, bucket)
-        elif c == "storage buckets add-iam-policy-binding":
-            self.need(f"bucket:{pos[0].removeprefix('gs://')}", f"bucket {pos[0]}")
-            self.binding(f"bucket:{pos[0].removeprefix('gs://')}")
-        elif c == "compute routers describe":
-            self.out(self.need(f"router:{p}/{region}/{pos[0]}", f"router {pos[0]}"))
-        elif c == "compute routers create":
-            self.create(f"router:{p}/{self.flag('region')}/{pos[0]}", {"network": self.flag("network")}, pos[0])
-        elif c == "compute routers nats describe":
-            self.out(self.need(f"nat:{p}/{region}/{f.get('router')}/{pos[0]}", f"nat {pos[0]}"))
-        elif c == "compute routers nats create":
-            self.need(f"router:{p}/{self.flag('region')}/{self.flag('router')}", f"router {f.get('router')}")
-            self.create(f"nat:{p}/{region}/{f['router']}/{pos[0]}",
-                        {k: v for k, v in f.items() if k not in ("project", "region", "router")}, pos[0])
-        elif c in ("tasks queues describe", "tasks queues create", "tasks queues update"):
-            key = f"queue:{p}/{self.flag('location')}/{pos[0]}"
-            if c.endswith("describe"):
-                self.out(self.need(key, f"queue {pos[0]}"))
-            elif c.endswith("create"):
-                self.create(key, {}, f"queue {pos[0]}")
-            else:
-                settings = {k: v for k, v in f.items() if k not in ("project", "location", "format")}
-                self.put(key, {**self.need(key, f"queue {pos[0]}"), **settings})
-        elif c == "pubsub topics describe":
-            self.out(self.need(f"topic:{p}/{pos[0]}", f"topic {pos[0]}"))
-        elif c == "pubsub topics create":
-            self.create(f"topic:{p}/{pos[0]}", {}, f"topic {pos[0]}")
-        elif c == "pubsub topics add-iam-policy-binding":
-            self.need(f"topic:{p}/{pos[0]}", f"topic {pos[0]}")
-            self.binding(f"topic:{p}/{pos[0]}")
-        elif c == "functions describe":
-            self.out(self.need(f"function:{p}/{self.flag('region')}/{pos[0]}", f"function {pos[0]}"))
         elif c == "functions deploy":
             self.deploy_function(pos[0])
-        elif c == "functions add-invoker-policy-binding":
-            self.need(f"function:{p}/{self.flag('region')}/{pos[0]}", f"function {pos[0]}")
-            self.binding(f"function:{p}/{f['region']}/{pos[0]}")
-        elif c in ("scheduler jobs describe", "scheduler jobs create http", "scheduler jobs update http"):
-            key = f"job:{p}/{self.flag('location')}/{pos[0]}"
-            if c.endswith("describe"):
-                self.out(self.need(key, f"job {pos[0]}"))
-                return
+        elif c == "secrets list":
+            print("\n".join(k.rsplit("/", 1)[1] for k in self.r if k.startswith(f"secret:{p}/")))
+        elif c in ("compute instances list", "storage rm"):
+            pass  # the bots' VMs and the media objects live in the Compute and Storage stand-ins
+        elif c == "iam service-accounts list":  # emails (the callers ask for --format='value(email)')
+            print("\n".join(k.removeprefix("sa:") for k in self.r
+                             if k.startswith("sa:") and k.endswith(f"@{p}.iam.gserviceaccount.com")))
+        elif c.startswith("secrets versions"):
+            secret = self.need(f"secret:{p}/{pos[0]}", f"secret {pos[0]}")
+            if verb == "list":
+                for n, _ in enumerate(secret["versions"][: int(f.get("limit", 1000))]):
+                    print(f"projects/{p}/secrets/{pos[0]}/versions/{n + 1}")
+            else:
+                data = sys.stdin.read() if f.get("data-file") == "-" else Path(str(self.flag("data-file"))).read_text()
+                self.put(f"secret:{p}/{pos[0]}", {**secret, "versions": [*secret["versions"], data]})
+        elif verb == "describe":
+            self.out(self.need(self.key(group), f"{group} {pos[0] if pos else ''}"))
+        elif verb == "add-iam-policy-binding" or c == "functions add-invoker-policy-binding":
+            self.need(self.key(group), f"{group} {pos[0]}")
+            self.binding(self.key(group))
+        elif verb == "delete":
+            key = self.key(group)
+            if group == "compute routers":  # its NATs go with it
+                for nat in [k for k in self.r if k.startswith(f"nat:{key[7:]}/")]:
+                    del self.r[nat]
+            self.delete(key, f"{group} {pos[0] if pos else ''}")
+        elif verb == "create":
+            value = self.created(group)  # first: a service account's key is the e-mail it makes
+            self.create(self.key(group), value, f"{group} {self.pos[0] if self.pos else ''}")
+        elif verb == "update":
+            key = self.key(group)
+            self.put(key, {**self.need(key, f"{group} {pos[0]}"), **self.created(group)})
+        else:
+            raise Fail(f"ERROR: (gcloud) {c}: not supported by the local control plane", 2)
+
+    def created(self, group: str) -> dict:
+        """What a create (or update) of `group` records, after the checks Google makes."""
+        f, pos = self.flags, self.pos
+        if group == "iam service-accounts":
+            if not re.fullmatch(r"[a-z][a-z0-9-]{4,28}[a-z0-9]", pos[0]):
+                raise Fail(f"ERROR: invalid service account id {pos[0]}")
+            self.pos = [f"{pos[0]}@{self.project}.iam.gserviceaccount.com"]  # the key is the e-mail
+            return {"email": self.pos[0], "displayName": f.get("display-name", "")}
+        if group == "firestore databases":
+            return {"locationId": self.flag("location"), "type": f.get("type", "firestore-native")}
+        if group == "secrets":
+            return {"replication": self.flag("replication-policy", "automatic"), "versions": []}
+        if group == "storage buckets":
+            if self.command.endswith("create"):
+                return {"location": self.flag("location"), "uniform": "uniform-bucket-level-access" in f,
+                        "pap": "public-access-prevention" in f}
+            return {name.removesuffix("-file"): json.loads(Path(str(f[name])).read_text())
+                    for name in ("cors-file", "lifecycle-file") if name in f}
+        if group == "compute routers":
+            self.flag("region")
+            return {"network": self.flag("network")}
+        if group == "compute routers nats":
+            self.need(f"router:{self.project}/{self.flag('region')}/{self.flag('router')}", f"router {f['router']}")
+            return {k: v for k, v in f.items() if k not in ("project", "region", "router")}
+        if group == "tasks queues":
+            self.flag("location")
+            return {k: v for k, v in f.items() if k not in ("project", "location", "format")}
+        if group == "pubsub topics":
+            return {}
+        if group == "scheduler jobs":
+            self.flag("location")
             job = {k: v for k, v in f.items() if k not in ("project", "location", "headers", "update-headers")}
             job["headers"] = str(f.get("headers") or f.get("update-headers") or "")
             sa = job.get("oidc-service-account-email")
             if sa and f"sa:{sa}" not in self.r:
                 raise Fail(f"ERROR: (gcloud.scheduler) INVALID_ARGUMENT: service account {sa} does not exist")
-            if c.endswith("create http"):
-                self.create(key, job, f"job {pos[0]}")
-            else:
-                self.put(key, {**self.need(key, f"job {pos[0]}"), **job})
-        elif c.endswith(" delete") or c == "storage rm":
-            self.remove(c, pos, region)
-        elif c == "secrets list":
-            for key in self.r:
-                if key.startswith(f"secret:{p}/"):
-                    print(key.rsplit("/", 1)[1])
-        elif c == "compute instances list":
-            pass  # the bots' VMs live in the Compute stand-in, not in this control plane
-        elif c == "iam service-accounts list":  # emails (the callers ask for --format='value(email)')
-            for key in self.r:
-                if key.startswith("sa:") and key.endswith(f"@{p}.iam.gserviceaccount.com"):
-                    print(key.removeprefix("sa:"))
-        else:
-            raise Fail(f"ERROR: (gcloud) {c}: not supported by the local control plane", 2)
-
-    def remove(self, c: str, pos: list[str], region) -> None:
-        p, name = self.project, (pos[0] if pos else "")
-        keys = {"scheduler jobs delete": f"job:{p}/{region}/{name}", "functions delete": f"function:{p}/{region}/{name}",
-                "tasks queues delete": f"queue:{p}/{region}/{name}", "pubsub topics delete": f"topic:{p}/{name}",
-                "compute routers delete": f"router:{p}/{region}/{name}", "secrets delete": f"secret:{p}/{name}",
-                "storage buckets delete": f"bucket:{name.removeprefix('gs://')}", "iam service-accounts delete": f"sa:{name}",
-                "firestore databases delete": f"firestore:{p}/{self.flags.get('database', '(default)')}"}
-        if c == "storage rm":
-            return  # objects live in the Storage stand-in
-        if c == "compute routers delete":
-            for nat in [k for k in self.r if k.startswith(f"nat:{p}/{region}/{name}/")]:
-                del self.r[nat]
-        if c not in keys:
-            raise Fail(f"ERROR: (gcloud) {c}: not supported by the local control plane", 2)
-        self.delete(keys[c], f"{c.split()[-2]} {name}")
+            return job
+        raise Fail(f"ERROR: (gcloud) {self.command}: not supported by the local control plane", 2)
 
     def deploy_function(self, name: str) -> None:
         f, p = self.flags, self.project

@@ -39,4 +39,10 @@ def run_now(req: Request):
         log.warning("reconcile call refused: %s", exc.message, extra={"code": exc.code})
         raise
     log.info("reconcile started", extra={"trigger": who, "adminId": admin_id})
-    return sync.reconcile()
+    report = sync.reconcile()
+    if any(e.get("transient") for e in report["errors"]):
+        # Stripe or Firestore failed transiently (twice) for some customers: 503 makes Cloud Scheduler
+        # retry the run (reconciling is idempotent); the report, as far as it got, is in the details
+        raise ApiError(503, "reconcile_incomplete", "some subscriptions could not be checked for now; retry later",
+                       report, headers={"Retry-After": "60"})
+    return report

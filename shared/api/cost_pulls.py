@@ -115,4 +115,13 @@ def run_batch(req: Request):
                                what="cost pull worker")
     b = req.body
     users = [u.model_dump() for u in b.users]
-    return worker.run_batch(b.runId, b.kind, b.batch, b.scheduleTime, users)
+    # Cloud Tasks counts earlier deliveries in X-CloudTasks-TaskRetryCount; the last one records what failed
+    try:
+        retries = int(req.raw.headers.get("X-CloudTasks-TaskRetryCount", "0"))
+    except ValueError:
+        retries = 0
+    try:
+        return worker.run_batch(b.runId, b.kind, b.batch, b.scheduleTime, users,
+                                final=retries + 1 >= cfg.batch_attempts)
+    except worker.RetryBatch as exc:
+        raise ApiError(503, "retry_later", str(exc), headers={"Retry-After": "30"}) from None

@@ -1,17 +1,54 @@
-"""Building blocks of request models: strict (unknown fields rejected) and bounded."""
+"""Building blocks of request models: strict (unknown fields rejected) and bounded.
+
+`Strict` also refuses what no text field can mean and no number should be: control characters
+other than tab, newline and carriage return (NUL and friends, DEL, the C1 range), lone surrogates,
+and non-finite numbers; -0.0 is stored as 0.0. This holds for every string and float a request
+model holds, nested ones included (query strings too: their models derive from it as well).
+"""
 from __future__ import annotations
 
-from typing import Annotated
+import math
+import re
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator
 
 from shared.db import PAGE_MAX
 
 SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def clean(value: Any) -> Any:
+    """Refuse control characters and non-finite floats anywhere in `value`; -0.0 becomes 0.0."""
+    if isinstance(value, str):
+        found = CONTROL.search(value)
+        if found:
+            raise ValueError(f"contains the control character U+{ord(found.group()):04X}")
+        return value
+    if isinstance(value, SecretStr):  # checked, never repeated in the error
+        clean(value.get_secret_value())
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return 0.0 if value == 0 else value
+    if isinstance(value, list):
+        return [clean(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(clean(v) for v in value)
+    if isinstance(value, dict):
+        return {clean(k): clean(v) for k, v in value.items()}
+    return value
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, defer_build=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, defer_build=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_control_characters(cls, value: Any) -> Any:
+        return clean(value)
 
 
 class PageQuery(Strict):

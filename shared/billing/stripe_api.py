@@ -11,8 +11,11 @@ from functools import lru_cache
 
 import stripe
 
+from shared import config, faults
 from shared.billing import config as billing_config
 from shared.errors import ApiError
+
+CALL_TIMEOUT_S = 15.0  # stripe's own default is 80 s
 
 logging.getLogger("stripe").setLevel(logging.WARNING)  # the library logs every request at INFO
 
@@ -21,7 +24,12 @@ logging.getLogger("stripe").setLevel(logging.WARNING)  # the library logs every 
 def client() -> stripe.StripeClient:
     cfg = billing_config.get()
     kwargs = {"base_addresses": {"api": cfg.api_base}} if cfg.api_base else {}
-    return stripe.StripeClient(cfg.require_secret_key(), max_network_retries=cfg.network_retries, **kwargs)
+    # Each try is bounded so that all of them (the library retries connection errors, 409, 429 and 5xx
+    # with backoff and jitter, reusing the idempotency key) end inside the function's budget.
+    budget = config.get().function_timeout_s - faults.reserve_s(config.get().function_timeout_s)
+    per_try = max(1.0, min(CALL_TIMEOUT_S, budget / (cfg.network_retries + 1) - 1))
+    return stripe.StripeClient(cfg.require_secret_key(), max_network_retries=cfg.network_retries,
+                               http_client=stripe.RequestsClient(timeout=per_try), **kwargs)
 
 
 def reset() -> None:
@@ -36,8 +44,11 @@ def user_facing():
     except stripe.InvalidRequestError as exc:
         raise ApiError(502, "payment_provider_error", f"Stripe refused the request: {exc.user_message}") from None
     except stripe.StripeError as exc:
-        raise ApiError(502, "payment_provider_unavailable",
-                       f"Stripe could not be reached: {type(exc).__name__}") from None
+        if faults.is_transient(exc):  # down, timed out or rate limiting after the library's retries
+            raise ApiError(503, "payment_provider_unavailable",
+                           f"Stripe could not be reached: {type(exc).__name__}; try again",
+                           headers={"Retry-After": str(faults.RETRY_AFTER_S)}) from None
+        raise ApiError(502, "payment_provider_error", f"Stripe refused the request: {type(exc).__name__}") from None
 
 
 def customer_subscriptions(customer_id: str) -> list[dict]:

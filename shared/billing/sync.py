@@ -20,7 +20,7 @@ from datetime import datetime, timedelta, timezone
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from shared import clock, db, logs, repos
+from shared import clock, db, faults, logs, repos
 from shared.billing import state, stripe_api
 
 log = logs.get("billing.sync")
@@ -160,15 +160,32 @@ def reconcile() -> dict:
     plans = state.load_plans()
     ids = open_subscription_ids()
     changed, errors = [], []
-    for doc_id in ids:
-        try:
-            change = _reconcile_one(doc_id, plans)
-        except Exception as exc:  # one customer's failure must not stop the others
-            log.exception("reconcile failed", extra={"subscriptionId": doc_id})
-            errors.append({"subscriptionId": doc_id, "error": f"{type(exc).__name__}: {exc}"[:300]})
-            continue
-        if change:
-            changed.append(change)
+    pending = list(ids)
+    for last_round in (False, True):  # a transient failure gets one more try at the end of the run
+        again = []
+        for i, doc_id in enumerate(pending):
+            try:
+                change = _reconcile_one(doc_id, plans)
+            except faults.BudgetExhausted:  # out of time: the rest is reported, the scheduler's retry covers it
+                errors += [{"subscriptionId": d, "error": "not reached: the run's time budget was spent",
+                            "transient": True} for d in pending[i:]]
+                again = []
+                break
+            except Exception as exc:  # one customer's failure must not stop the others
+                transient = faults.is_transient(exc)
+                if transient and not last_round:
+                    again.append(doc_id)
+                    continue
+                log.warning("reconcile failed for %s: %s", doc_id, faults.describe(exc),
+                            exc_info=not transient, extra={"subscriptionId": doc_id, "transient": transient})
+                errors.append({"subscriptionId": doc_id, "error": f"{type(exc).__name__}: {exc}"[:300],
+                               "transient": transient})
+                continue
+            if change:
+                changed.append(change)
+        pending = again
+        if not pending:
+            break
     report = {"checked": len(ids), "changed": changed, "errors": errors,
               "startedAt": started, "finishedAt": clock.now_ms()}
     log.info("billing reconciliation: %d checked, %d changed, %d errors", len(ids), len(changed), len(errors),

@@ -1,10 +1,9 @@
 """Stripe webhook requests: signature check on the raw body, then exactly-once processing."""
 from __future__ import annotations
 
-import json
-
 import stripe
 
+from shared import jsonbody
 from shared.billing import config as billing_config
 from shared.billing import sync
 from shared.errors import ApiError
@@ -25,9 +24,9 @@ def verify(payload: bytes, signature: str | None) -> dict:
     except UnicodeDecodeError:
         raise ApiError(400, "invalid_payload", "body is not UTF-8") from None
     try:
-        event = json.loads(payload)
-    except ValueError:
-        raise ApiError(400, "invalid_payload", "body is not JSON") from None
+        event = jsonbody.loads(payload, max_depth=64)  # Stripe's events nest far less than this
+    except ValueError as exc:
+        raise ApiError(400, "invalid_payload", f"body is not acceptable JSON: {exc}") from None
     if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str) \
             or not event["id"] or len(event["id"]) > 255 or "/" in event["id"]:
         raise ApiError(400, "invalid_payload", "not a Stripe event")

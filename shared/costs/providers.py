@@ -20,11 +20,17 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from shared import faults
 from shared.costs.settings import CostsConfig
 
 
 class ProviderError(Exception):
-    """A call that failed for good (after retries, or not retryable)."""
+    """A call that failed (after retries, or not retryable). `transient`: it failed on timeouts,
+    connection errors, 429 or 5xx only, so a later delivery of the batch may succeed."""
+
+    def __init__(self, message: str, transient: bool = False):
+        super().__init__(message)
+        self.transient = transient
 
 
 class Retryable(ProviderError):
@@ -140,7 +146,8 @@ class Provider:
             self.calls += 1
             http = self.pools[self.calls % len(self.pools)]
             try:
-                resp = await http.get(url, params=params, headers={"Authorization": f"Bearer {key}"})
+                resp = await http.get(url, params=params, headers={"Authorization": f"Bearer {key}"},
+                                      timeout=faults.timeout(self.cfg.timeout_s, "cost provider"))
             except httpx.TimeoutException:
                 raise Retryable("timeout") from None
             except httpx.TransportError as exc:
@@ -161,7 +168,7 @@ class Provider:
                 with attempt:
                     body = await self._get_once(url, key, params)
         except Retryable as exc:
-            raise ProviderError(f"{exc} after {self.cfg.attempts} attempts") from None
+            raise ProviderError(f"{exc} after {self.cfg.attempts} attempts", transient=True) from None
         try:
             return model.model_validate(body)
         except ValidationError as exc:

@@ -9,6 +9,7 @@ fan-out never counts twice.
 """
 from __future__ import annotations
 
+import contextvars
 import hashlib
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -96,8 +97,10 @@ def _dispatch(run: CostRun, kind: Kind, schedule_ms: int, cfg) -> dict:
                    "users": [{"userId": u, "deployments": users[u]} for u in chunk]}
         tasks.enqueue(cfg.queue, cfg.worker_url, payload, name=tasks.task_id(run.id, str(index)))
 
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(send, enumerate(chunks)))  # re-raises the first enqueue error
+    with ThreadPoolExecutor(max_workers=8) as pool:  # each in a copy of this context: the request's budget
+        futures = [pool.submit(contextvars.copy_context().run, send, item) for item in enumerate(chunks)]
+        for f in futures:
+            f.result()  # re-raises the first enqueue error
     runs.update(run.id, {"status": "dispatched", "users": len(ids), "batches": len(chunks),
                          "dispatchedAt": clock.now_ms()})
     log.info("cost run dispatched", extra={"runId": run.id, "kind": kind, "users": len(ids), "batches": len(chunks)})

@@ -28,6 +28,7 @@ class CostsConfig:
     concurrency: int  # provider calls in flight per task
     timeout_s: float  # per provider call
     attempts: int  # tries per call (429/5xx/timeouts retried)
+    batch_attempts: int  # deliveries of a batch the queue makes (its --max-attempts, deploy/steps.sh)
     backoff_s: float  # first retry wait; doubles, with jitter
     backoff_max_s: float
     claim_lease_ms: int  # a claimed run not yet dispatched may be re-claimed after this
@@ -53,6 +54,7 @@ def get() -> CostsConfig:
         concurrency=env_int("COSTS_CONCURRENCY", 50, lo=1, hi=500),
         timeout_s=env_int("COSTS_TIMEOUT_MS", 10_000, lo=10, hi=120_000) / 1000,
         attempts=env_int("COSTS_ATTEMPTS", 4, lo=1, hi=10),
+        batch_attempts=env_int("COSTS_BATCH_ATTEMPTS", 5, lo=1, hi=100),
         backoff_s=env_int("COSTS_BACKOFF_MS", 500, lo=0, hi=60_000) / 1000,
         backoff_max_s=env_int("COSTS_BACKOFF_MAX_MS", 8_000, lo=0, hi=120_000) / 1000,
         claim_lease_ms=env_int("COSTS_CLAIM_LEASE_MS", 10 * 60_000, lo=1),

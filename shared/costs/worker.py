@@ -33,7 +33,12 @@ class Outcome:
     user_id: str
     docs: list = field(default_factory=list)  # models to write
     error: str | None = None
+    transient: bool = False  # the error may go away (provider timed out / unavailable)
     skipped: bool = False
+
+
+class RetryBatch(Exception):
+    """Some users failed transiently and the queue has attempts left: deliver the batch again."""
 
 
 def batch_id(run_id: str, index: int) -> str:
@@ -77,7 +82,7 @@ async def _costs_for(p: Provider, user: dict, acct: CostAccount | None, run_id: 
         if acct and acct.openaiProjectId:
             spend = await p.openai_spend(acct.openaiProjectId, month_start_ms(schedule_ms), schedule_ms)
     except ProviderError as exc:
-        out.error = str(exc)
+        out.error, out.transient = str(exc), exc.transient
         return out
     gcp = pricing.estimate(user["deployments"], shape, month_start_ms(schedule_ms), schedule_ms)
     out.docs.append(CostSnapshot(_id=snapshot_id(run_id, uid), userId=uid, openrouterBalance=balance,
@@ -94,7 +99,7 @@ async def _activity_for(p: Provider, user: dict, acct: CostAccount | None, sched
     try:
         days = await asyncio.gather(*(p.openrouter_activity(acct.openrouterKeyHash, d) for d in activity_dates(schedule_ms)))
     except ProviderError as exc:
-        out.error = str(exc)
+        out.error, out.transient = str(exc), exc.transient
         return out
     for items in days:
         by_model: dict[tuple[str, str], list] = {}
@@ -149,7 +154,10 @@ def _write(docs: list) -> int:
     return len(docs)
 
 
-def run_batch(run_id: str, kind: str, index: int, schedule_ms: int, users: list[dict]) -> dict:
+def run_batch(run_id: str, kind: str, index: int, schedule_ms: int, users: list[dict], final: bool = True) -> dict:
+    """`final`: the queue's last attempt (or a caller outside the queue); before it, users that failed
+    transiently make the batch go back to the queue (their successful neighbours' documents are
+    written already, under the same ids the redelivery writes again)."""
     bid = batch_id(run_id, index)
     done = batches.get(bid)
     if done is not None:  # a re-delivered task: the work is written and counted already
@@ -161,6 +169,11 @@ def run_batch(run_id: str, kind: str, index: int, schedule_ms: int, users: list[
     pull_ms = int((time.perf_counter() - pull_started) * 1000)
     writes = _write([d for o in outcomes for d in o.docs])
     failed = [o for o in outcomes if o.error]
+    retry = [o for o in failed if o.transient]
+    if retry and not final:
+        log.warning("cost batch will retry", extra={"runId": run_id, "kind": kind, "batch": index,
+                                                     "transient": len(retry), "first": retry[0].error})
+        raise RetryBatch(f"{len(retry)} of {len(users)} users failed transiently (first: {retry[0].error})")
     result = CostRunBatch(
         _id=bid, runId=run_id, kind=kind, batch=index, users=len(users),
         ok=sum(1 for o in outcomes if not o.error and not o.skipped), failed=len(failed),

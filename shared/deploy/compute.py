@@ -9,6 +9,7 @@ from functools import lru_cache
 
 from google.api_core import exceptions as gexc
 
+from shared import faults
 from shared.deploy import settings
 
 
@@ -61,14 +62,17 @@ def call(what: str, fn, **kwargs):
     import requests
 
     try:
-        return fn(**kwargs, timeout=settings.get().call_timeout_s, retry=None)
+        timeout = faults.timeout(settings.get().call_timeout_s, what)
+        return fn(**kwargs, timeout=timeout, retry=None)
+    except faults.BudgetExhausted as exc:
+        raise ComputeError(f"{what}: {exc}", True) from None
     except _TRANSIENT as exc:
         raise ComputeError(f"{what}: Compute Engine unavailable ({exc.code} {_reason(exc)})", True, exc.code) from None
     except gexc.GoogleAPICallError as exc:
         raise ComputeError(f"{what}: {_reason(exc)}", False, exc.code) from None
     except requests.exceptions.Timeout:
         raise ComputeError(f"{what}: no answer from Compute Engine within "
-                           f"{settings.get().call_timeout_s}s", True) from None
+                           f"{timeout:g}s", True) from None
     except requests.exceptions.RequestException as exc:
         raise ComputeError(f"{what}: could not reach Compute Engine ({type(exc).__name__})", True) from None
 

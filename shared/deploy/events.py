@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared import clock, db, logs, repos
 from shared.deploy import joblog
+from shared import faults  # noqa: E402  (the shared transient/permanent rule, issue 20)
 
 log = logs.get("deploy.events")
 LEDGER = "provisioningEventLog"
@@ -164,9 +165,10 @@ def handle(data: dict) -> str:
         raise  # Secret Manager hiccup: let Pub/Sub redeliver
     try:
         outcome = _apply(message_id, ev)
-    except (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.Aborted, gexc.InternalServerError):
-        raise  # Firestore hiccup: let Pub/Sub redeliver (the ledger makes that safe)
-    except Exception:  # anything else would fail the same way on every redelivery
+    except Exception as exc:
+        if faults.is_transient(exc):
+            raise  # Firestore hiccup or timeout: let Pub/Sub redeliver (the ledger makes that safe)
+        # anything else would fail the same way on every redelivery
         log.exception("provisioning event not applied", extra={"deploymentId": ev.deploymentId})
         return "error"
     level = log.warning if outcome in ("unknown deployment", "replay") else log.info

@@ -24,11 +24,6 @@ def _project() -> str:
     return config.env("SECRETS_PROJECT") or config.get().project
 
 
-def _timeout() -> int:
-    # read here, not through the deployments settings: knowledge (bot credentials) uses this module too
-    return config.env_int("DEPLOY_CALL_TIMEOUT_S", 30, hi=120)
-
-
 @lru_cache(maxsize=1)
 def client():
     from google.cloud import secretmanager_v1
@@ -113,3 +108,12 @@ def delete(deployment_id: str, key_name: str) -> bool:
         return True
     except gexc.NotFound:
         return False
+
+
+def _timeout() -> float:
+    """One call's timeout: DEPLOY_CALL_TIMEOUT_S, cut to what is left of the request's budget
+    (shared/faults.py; BudgetExhausted when nothing is). The client library's own retries (access,
+    delete) share it: google-api-core turns it into a deadline across the tries."""
+    from shared import config, faults
+
+    return faults.timeout(config.env_int("DEPLOY_CALL_TIMEOUT_S", 30, hi=120), "Secret Manager")

@@ -21,6 +21,7 @@ from shared.deploy import compute, events, identity, jobstate, secrets, settings
 from shared.deploy.compute import ComputeError
 from shared.errors import ApiError
 from shared.models import DeployJob, Deployment
+from shared import faults  # noqa: E402  (the shared transient/permanent rule, issue 20)
 
 log = logs.get("deploy.worker")
 STOPPED_STATES = ("TERMINATED", "STOPPED", "SUSPENDED", "STOPPING", "SUSPENDING")
@@ -231,6 +232,11 @@ class Run:
         except gexc.GoogleAPICallError as exc:
             raise ComputeError(f"delete the bot's secrets: Secret Manager said {exc.code} {exc.message}",
                                (exc.code or 500) >= 500) from None
+        except Exception as exc:
+            if faults.is_transient(exc):
+                raise ComputeError(f"delete API keys: Secret Manager did not answer ({faults.describe(exc)})",
+                                   True) from None
+            raise
         notes.append(f"removed {len(keys)} API key(s) from Secret Manager; deployment and its configs removed")
         return Result(remove=True, notes=notes)
 
@@ -273,7 +279,17 @@ def run(job_id: str) -> tuple[int, str]:
     except DeploymentGone as exc:
         jobstate.finish(job.id, "failed", [str(exc)], None, False)
         return 200, "failed"
-    except Exception as exc:  # a bug must still end the job, not leave it running
+    except Exception as exc:
+        if faults.is_transient(exc):  # Firestore, Secret Manager, ...: same rule as Compute's 503
+            reason = faults.describe(exc)
+            if claim.attempt < s.max_attempts:
+                jobstate.release(job.id, f"attempt {claim.attempt} failed: {reason}; will retry")
+                log.warning("deploy job will retry", extra={"jobId": job.id, "error": reason})
+                return 503, "retry"
+            jobstate.finish(job.id, "failed", [f"failed: {reason} (attempts spent)"], r.failure_status(), False)
+            log.warning("deploy job failed", extra={"jobId": job.id, "error": reason})
+            return 200, "failed"
+        # a bug must still end the job, not leave it running
         log.exception("deploy job crashed", extra={"jobId": job.id})
         jobstate.finish(job.id, "failed", [f"failed: internal error ({type(exc).__name__})"],
                         r.failure_status(), False)

@@ -14,8 +14,11 @@ from functools import lru_cache
 from google.api_core import exceptions as gexc
 from google.cloud import storage
 
-from shared import config
+from shared import config, faults
 from shared.media import settings
+
+
+CALL_TIMEOUT_S = 20.0  # one metadata call; the budget cuts it shorter near the deadline
 
 
 @lru_cache(maxsize=1)
@@ -77,12 +80,15 @@ def download_url(name: str) -> SignedUrl:
 
 def stat(name: str) -> tuple[int, str] | None:
     """(size, content type) of the object, or None if there is none."""
-    blob = _bucket().get_blob(name)
+    blob = _bucket().get_blob(name, timeout=faults.timeout(CALL_TIMEOUT_S, "Cloud Storage"),
+                              retry=faults.retry(CALL_TIMEOUT_S))
     return None if blob is None else (int(blob.size or 0), blob.content_type or "")
 
 
 def delete(name: str) -> None:
     try:
-        _bucket().blob(name).delete()
+        # retried like the library's DEFAULT_RETRY would (deleting a named object is idempotent), within the budget
+        _bucket().blob(name).delete(timeout=faults.timeout(CALL_TIMEOUT_S, "Cloud Storage"),
+                                    retry=faults.retry(CALL_TIMEOUT_S))
     except gexc.NotFound:
         pass  # already gone: deleting is idempotent
