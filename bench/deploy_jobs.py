@@ -83,6 +83,8 @@ def main() -> int:
         print("starting Firestore emulator, Cloud Tasks stand-in, local Compute ...", flush=True)
         stack.firestore()
         stack.tasks([QUEUE], max_retries=5)
+        stack.secrets()  # bot credentials and report keys
+        stack.iam()  # each bot's own service account
         compute_url = stack.compute(op_latency=args.op_latency)
         port = free_port()
         stack.env.update({"APP_ENV": "local", "DEPLOY_WORKER_URL": f"http://127.0.0.1:{port}/deployWorker",

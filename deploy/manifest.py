@@ -15,8 +15,9 @@ URL = "https://${_REGION}-${PROJECT_ID}.cloudfunctions.net"  # a gen2 function's
 SA = "@${PROJECT_ID}.iam.gserviceaccount.com"
 
 # Service accounts (ids; created by the `identities` step). One runtime identity for the functions;
-# the three callers (Cloud Scheduler, Cloud Tasks, Eventarc) and the bots' VMs each have their own.
-RUNTIME, SCHEDULER, TASKS, EVENTS, VM = "oc-functions", "oc-scheduler", "oc-tasks", "oc-events", "oc-bot-vm"
+# the three callers (Cloud Scheduler, Cloud Tasks, Eventarc) each have their own. Each bot's VM runs as
+# an account of its own, made per deployment by deployWorker (shared/deploy/identity.py), not here.
+RUNTIME, SCHEDULER, TASKS, EVENTS = "oc-functions", "oc-scheduler", "oc-tasks", "oc-events"
 
 SUBSTITUTIONS = {
     "_REGION": "us-central1",
@@ -35,7 +36,6 @@ DEPLOY = {
     "DEPLOY_QUEUE": "deploy-jobs",
     "TASKS_LOCATION": "${_REGION}",
     "TASKS_INVOKER_SA": TASKS + SA,
-    "DEPLOY_VM_SERVICE_ACCOUNT": VM + SA,
     "DEPLOY_ALLOWED_PROJECTS": "${_DEPLOY_PROJECTS}",
     "DEPLOY_ALLOWED_REGIONS": "${_REGION}",  # the region whose Cloud NAT the vm-network step creates
     "PROVISIONING_TOPIC": "projects/${PROJECT_ID}/topics/provisioning-events",

@@ -9,7 +9,7 @@ set -euo pipefail
 need() { [ -n "${!1:-}" ] || { echo "deploy: substitution _$1 is empty (make deploy fills it; see docs/DEPLOYING.md)" >&2; exit 2; }; }
 SA_DOMAIN="$PROJECT_ID.iam.gserviceaccount.com"
 RUNTIME="oc-functions@$SA_DOMAIN" SCHEDULER="oc-scheduler@$SA_DOMAIN" TASKS="oc-tasks@$SA_DOMAIN"
-EVENTS="oc-events@$SA_DOMAIN" VM="oc-bot-vm@$SA_DOMAIN"
+EVENTS="oc-events@$SA_DOMAIN"
 # What the operator supplies (created empty here): secret -> what it is
 OPERATOR_SECRETS="stripe-secret-key stripe-webhook-secret openai-api-key openrouter-management-key openai-admin-key"
 g() { gcloud --quiet "$@"; }
@@ -34,7 +34,7 @@ apis() {
 identities() {
   local id
   for id in oc-functions:"Cloud Functions runtime" oc-scheduler:"Cloud Scheduler caller" \
-            oc-tasks:"Cloud Tasks caller" oc-events:"Eventarc caller" oc-bot-vm:"OpenClaw bot VMs"; do
+            oc-tasks:"Cloud Tasks caller" oc-events:"Eventarc caller"; do
     exists iam service-accounts describe "${id%%:*}@$SA_DOMAIN" --project="$PROJECT_ID" ||
       g iam service-accounts create "${id%%:*}" --project="$PROJECT_ID" --display-name="${id#*:}"
   done
@@ -42,9 +42,8 @@ identities() {
   project_binding "$PROJECT_ID" "serviceAccount:$RUNTIME" roles/datastore.user
   project_binding "$PROJECT_ID" "serviceAccount:$RUNTIME" roles/cloudtasks.enqueuer
   project_binding "$PROJECT_ID" "serviceAccount:$RUNTIME" roles/secretmanager.admin
-  # tasks carry OIDC tokens of oc-tasks, VMs run as oc-bot-vm: the runtime acts as both
+  # tasks carry OIDC tokens of oc-tasks: the runtime acts as it
   sa_binding "$TASKS" "serviceAccount:$RUNTIME" roles/iam.serviceAccountUser
-  sa_binding "$VM" "serviceAccount:$RUNTIME" roles/iam.serviceAccountUser
   # media: V4 signed URLs are signed by IAM signBlob as the runtime account itself
   sa_binding "$RUNTIME" "serviceAccount:$RUNTIME" roles/iam.serviceAccountTokenCreator
   # Eventarc delivers the VMs' reports as oc-events (run.invoker on provisioningEvents: step invoker)
@@ -53,18 +52,22 @@ identities() {
   # Pub/Sub's agent mints the push tokens of Eventarc's subscription
   project_binding "$PROJECT_ID" "serviceAccount:service-$number@gcp-sa-pubsub.iam.gserviceaccount.com" \
     roles/iam.serviceAccountTokenCreator
-  # the bots read only the per-deployment secrets (oc-*), never the operator's keys
-  g projects add-iam-policy-binding "$PROJECT_ID" --member="serviceAccount:$VM" \
-    --role=roles/secretmanager.secretAccessor \
-    --condition="expression=resource.name.startsWith(\"projects/$number/secrets/oc-\"),title=bot-secrets-only" >/dev/null
-  project_binding "$PROJECT_ID" "serviceAccount:$VM" roles/logging.logWriter
-  # the deploy projects: the runtime manages the VMs there; their Compute agent may attach oc-bot-vm
+  # Each bot's VM runs as its own service account (ocb-<hash>, made and deleted by deployWorker), which
+  # is granted its own secrets one by one (secret-level IAM) and publishing to the topic: no
+  # project-level role names a bot. In each deploy project the runtime creates/deletes those accounts
+  # and attaches them to the VMs it creates there.
+  local p q
   for p in $(deploy_projects); do
     project_binding "$p" "serviceAccount:$RUNTIME" roles/compute.instanceAdmin.v1
-    if [ "$p" != "$PROJECT_ID" ]; then
-      sa_binding "$VM" "serviceAccount:service-$(project_number "$p")@compute-system.iam.gserviceaccount.com" \
+    project_binding "$p" "serviceAccount:$RUNTIME" roles/iam.serviceAccountAdmin
+    project_binding "$p" "serviceAccount:$RUNTIME" roles/iam.serviceAccountUser
+    # a bot's account is made in another deploy project when its own is full (100 accounts):
+    # the Compute agents of the other deploy projects may then attach this project's accounts
+    for q in $(deploy_projects); do
+      [ "$q" = "$p" ] || project_binding "$p" \
+        "serviceAccount:service-$(project_number "$q")@compute-system.iam.gserviceaccount.com" \
         roles/iam.serviceAccountTokenCreator
-    fi
+    done
   done
 }
 
@@ -127,8 +130,9 @@ queue() {  # queue NAME FLAGS... (the queue's settings, from deploy/manifest.py'
 topic() {
   exists pubsub topics describe provisioning-events --project="$PROJECT_ID" ||
     g pubsub topics create provisioning-events --project="$PROJECT_ID"
+  # the runtime adds (and removes) each bot's own account as publisher of this topic, no one else's
   g pubsub topics add-iam-policy-binding provisioning-events --project="$PROJECT_ID" \
-    --member="serviceAccount:$VM" --role=roles/pubsub.publisher >/dev/null
+    --member="serviceAccount:$RUNTIME" --role=roles/pubsub.admin >/dev/null
 }
 
 function_() {  # function NAME DEPLOY-FLAGS...

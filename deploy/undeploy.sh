@@ -2,7 +2,7 @@
 # Tears down what cloudbuild.yaml created: `make undeploy PROJECT=<id> REGION=<region> CONFIRM=<id>`.
 # Removes the scheduler jobs first (nothing new starts), then the functions, queues, topic, the bots'
 # VMs (label openclaw-deployment) and NAT, the media bucket with its objects, the secrets (operator's
-# and per-deployment oc-*), and the service accounts. Keeps the Firestore database unless
+# and per-deployment oc-*), and the service accounts (the system's and every bot's ocb-*). Keeps the Firestore database unless
 # DELETE_FIRESTORE=yes (its data is the customers'; a deleted database id is blocked for a while).
 # Each removal tolerates "already gone", so it can be run again after a partial failure.
 set -uo pipefail
@@ -43,6 +43,12 @@ for s in $(gcloud secrets list --project="$PROJECT_ID" --format='value(name.base
     g secrets delete "$s" --project="$PROJECT_ID";;
   esac
 done
+for p in $(tr ',' ' ' <<<"$DEPLOY_PROJECTS"); do  # each bot's own account (ocb-<hash>), made by deployWorker
+  for sa in $(gcloud iam service-accounts list --project="$p" --format='value(email)' 2>/dev/null); do
+    case $sa in ocb-*) g iam service-accounts delete "$sa" --project="$p";; esac
+  done
+done
+# oc-bot-vm: the shared VM account of earlier versions (already gone is fine)
 for sa in oc-functions oc-scheduler oc-tasks oc-events oc-bot-vm; do
   g iam service-accounts delete "$sa@$PROJECT_ID.iam.gserviceaccount.com" --project="$PROJECT_ID"
 done

@@ -11,8 +11,9 @@ QUEUE, TOPIC = "deploy-jobs", "provisioning-events"
 def start(stack: Stack, port: int) -> None:
     """Needs stack.pubsub() running; call before stack.apply_env()."""
     stack.tasks([QUEUE])
-    stack.compute(op_latency=1.0, guest_events=True)  # a second per operation: slow enough to watch
     stack.secrets()
+    stack.iam()
+    stack.compute(op_latency=1.0, guest_events=True)  # a second per operation: slow enough to watch
     base = f"http://127.0.0.1:{port}"
     stack.env.update({"DEPLOY_WORKER_URL": f"{base}/deployWorker", "DEPLOY_QUEUE": QUEUE, "FUNCTIONS_URL": base,
                       "PROVISIONING_TOPIC": f"projects/{PROJECT_ID}/topics/{TOPIC}"})

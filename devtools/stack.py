@@ -246,9 +246,12 @@ class Stack:
         """Local Compute Engine (devtools/standins/compute.py). With guest_events (needs pubsub()
         first), booted VMs publish the startup script's progress like a real guest."""
         port = free_port()
-        cmd = [sys.executable, "-m", "devtools.standins.compute", str(port), "--op-latency", str(op_latency)]
+        cmd = [sys.executable, "-m", "devtools.standins.compute", str(port), "--op-latency", str(op_latency),
+               "--token-key", self.token_key]
         if guest_events:
             cmd += ["--pubsub-host", self.env["PUBSUB_EMULATOR_HOST"]]
+        if "SECRET_MANAGER_API_ENDPOINT" in self.env:  # the guest reads its secrets as its own identity
+            cmd += ["--secrets-host", self.env["SECRET_MANAGER_API_ENDPOINT"].removeprefix("http://")]
         svc = self.spawn("compute", cmd, cwd=ROOT)
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/_calls", 30, "Compute stand-in", svc.proc)
@@ -256,13 +259,38 @@ class Stack:
         return url
 
     def secrets(self) -> str:
-        """Local Secret Manager (devtools/standins/secrets.py)."""
+        """Local Secret Manager (devtools/standins/secrets.py); start it before compute() so the
+        simulated guests read their secrets from it as their own service accounts. Started once."""
+        if "SECRET_MANAGER_API_ENDPOINT" in self.env:
+            return self.env["SECRET_MANAGER_API_ENDPOINT"]
         port = free_port()
-        svc = self.spawn("secrets", [sys.executable, "-m", "devtools.standins.secrets", str(port)], cwd=ROOT)
+        svc = self.spawn("secrets", [sys.executable, "-m", "devtools.standins.secrets", str(port),
+                                     "--token-key", self.token_key], cwd=ROOT)
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/_calls", 30, "Secret Manager stand-in", svc.proc)
         self.env["SECRET_MANAGER_API_ENDPOINT"] = url
         return url
+
+    def iam(self, quota: int = 100) -> str:
+        """Local IAM admin API (devtools/standins/iam.py): service accounts of the bots. Started once."""
+        if "IAM_API_ENDPOINT" in self.env:
+            return self.env["IAM_API_ENDPOINT"]
+        port = free_port()
+        svc = self.spawn("iam", [sys.executable, "-m", "devtools.standins.iam", str(port), "--quota", str(quota)],
+                         cwd=ROOT)
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/_calls", 30, "IAM stand-in", svc.proc)
+        self.env["IAM_API_ENDPOINT"] = url
+        return url
+
+    @property
+    def token_key(self) -> str:
+        """Shared by the Compute (metadata server) and Secret Manager stand-ins: access tokens."""
+        if not getattr(self, "_token_key", None):
+            import secrets as _secrets
+
+            self._token_key = _secrets.token_hex(16)
+        return self._token_key
         return url
 
     def apply_env(self) -> None:

@@ -15,6 +15,7 @@ from devtools.stack import PROJECT_ID, free_port
 
 QUEUE = "deploy-jobs"
 TOPIC = "provisioning-events"
+IAM_QUOTA = 100  # service accounts per project, as on Google by default
 
 
 class Standin:
@@ -42,6 +43,24 @@ class DeployEnv:
         self.base_url = base_url
         self.compute = Standin(stack.env["COMPUTE_API_ENDPOINT"])
         self.secrets = Standin(stack.env["SECRET_MANAGER_API_ENDPOINT"])
+        self.iam = Standin(stack.env["IAM_API_ENDPOINT"])
+
+    def vm_token(self, dep: dict) -> str:
+        """An access token of the service account VM `dep` runs as (its metadata server's answer)."""
+        r = httpx.get(f"{self.compute.url}/_metadata/{dep['gcpProject']}/{dep['zone']}/{dep['vmName']}/token")
+        r.raise_for_status()
+        return r.json()["access_token"]
+
+    def read_as_vm(self, dep: dict, secret_id: str):
+        """What VM `dep` gets reading secret `secret_id` with its own identity: the value, or the
+        HTTP status of the refusal (the call `gcloud secrets versions access` makes)."""
+        import base64
+
+        r = httpx.get(f"{self.secrets.url}/v1/projects/{PROJECT_ID}/secrets/{secret_id}/versions/latest:access",
+                      headers={"Authorization": f"Bearer {self.vm_token(dep)}"})
+        if r.status_code != 200:
+            return r.status_code
+        return base64.b64decode(r.json()["payload"]["data"]).decode()
 
     def wait_job(self, job_id: str, timeout: float = 20, done=("completed", "failed")):
         from shared import repos
@@ -89,8 +108,9 @@ def reset_settings(**overrides: str) -> None:
 def deploy_env(stack):
     stack.pubsub()
     stack.tasks([QUEUE], max_retries=3)
-    stack.compute(op_latency=0.05, guest_events=True)
     stack.secrets()
+    stack.iam(quota=IAM_QUOTA)
+    stack.compute(op_latency=0.05, guest_events=True)
     stack.apply_env()
     from devtools.server import build_app
 

@@ -23,6 +23,7 @@ def reset_caches() -> None:
 def kb_stack(stack):
     stack.storage()
     stack.embeddings()
+    stack.secrets()  # bot credentials: the token the VM reads lives in Secret Manager
     os.environ["MEDIA_MAX_IMAGE_BYTES"] = "4096"  # small bounds keep the bound checks cheap
     os.environ["MEDIA_MAX_VIDEO_BYTES"] = "65536"
     stack.apply_env()

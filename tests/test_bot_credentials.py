@@ -1,8 +1,14 @@
 """Per-deployment bot credentials: issued for a deployment, stored as a hash,
 revocable, acting as the owner on the knowledge and media functions only."""
+import threading
+import time
+
+import pytest
+from google.api_core import exceptions as gexc
 from knowledge_support import bot, make_deployment
 
-from shared import bot_credentials, repos
+from shared import bot_credentials, clock, repos
+from shared.deploy import secrets
 
 
 def issue(kb, caller, dep):
@@ -47,12 +53,21 @@ def test_revoke_rotate_and_foreign_deployments(kb, callers):
     dep = make_deployment(callers["owner"].user_id)
     assert kb("POST", f"/knowledge/bot-credentials/{dep}", callers["other"]).status_code == 404
     old = issue(kb, callers["owner"], dep)
-    new = issue(kb, callers["owner"], dep)  # rotating replaces the old token
-    assert kb("GET", "/knowledge", None, headers=bot(old)).status_code == 401
+    new = issue(kb, callers["owner"], dep)  # rotating replaces the old token, after a short overlap
+    assert secrets.access(dep, bot_credentials.TOKEN_KEY) == new  # where the VM reads it
+    assert kb("GET", "/knowledge", None, headers=bot(old)).status_code == 200  # in-flight calls still work
     assert kb("GET", "/knowledge", None, headers=bot(new)).status_code == 200
+    stored = bot_credentials.status(dep)
+    assert stored.previousValidUntil - stored.createdAt == bot_credentials.OVERLAP_MS
+    bot_credentials.credentials.update(dep, {"previousValidUntil": clock.now_ms() - 1})  # 10 minutes later
+    assert kb("GET", "/knowledge", None, headers=bot(old)).status_code == 401
+    newer = issue(kb, callers["owner"], dep)
     assert kb("DELETE", f"/knowledge/bot-credentials/{dep}", callers["owner"]).status_code == 204
-    r = kb("GET", "/knowledge", None, headers=bot(new))
+    r = kb("GET", "/knowledge", None, headers=bot(newer))
     assert r.status_code == 401 and "revoked" in r.json["error"]["message"]
+    assert kb("GET", "/knowledge", None, headers=bot(new)).status_code == 401  # no overlap after a revoke
+    with pytest.raises(gexc.NotFound):  # and the VM has no token to read any more
+        secrets.access(dep, bot_credentials.TOKEN_KEY)
     assert kb("DELETE", f"/knowledge/bot-credentials/{dep}", callers["owner"]).status_code == 404
     assert kb("GET", f"/knowledge/bot-credentials/{dep}", callers["owner"]).json["active"] is False
 
@@ -77,3 +92,46 @@ def test_bot_of_a_suspended_owner_is_refused(kb, callers):
     token = bot_credentials.issue(make_deployment(sus.user_id, "dep-s"), sus.user_id)
     r = kb("GET", "/knowledge", None, headers=bot(token))
     assert r.status_code == 403 and r.json["error"]["code"] == "suspended"
+
+
+def test_rotating_while_the_bot_calls_never_gives_it_a_401(kb, callers):
+    """The bot re-reads its token from Secret Manager now and then (the VM's timer) and calls all
+    the time; the owner rotates three times meanwhile: every call succeeds."""
+    dep = make_deployment(callers["owner"].user_id, "dep-rot")
+    issue(kb, callers["owner"], dep)
+    statuses, stop = [], threading.Event()
+
+    def bot_loop():
+        token, read_at = secrets.access(dep, bot_credentials.TOKEN_KEY), time.monotonic()
+        while not stop.is_set():
+            if time.monotonic() - read_at > 0.3:  # the VM's periodic re-read (every 2 minutes on a VM)
+                token, read_at = secrets.access(dep, bot_credentials.TOKEN_KEY), time.monotonic()
+            statuses.append(kb("GET", "/knowledge", None, headers=bot(token)).status_code)
+
+    t = threading.Thread(target=bot_loop)
+    t.start()
+    try:
+        for _ in range(3):
+            time.sleep(0.4)
+            issue(kb, callers["owner"], dep)
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        t.join(10)
+    assert len(statuses) > 10 and set(statuses) == {200}, statuses
+
+
+def test_concurrent_issues_leave_one_credential_in_both_places(kb, callers):
+    """Two rotations at once: one lease at a time, so Secret Manager's newest token is the one
+    Firestore holds as current."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    assert kb("GET", "/users/me", callers["owner"]).status_code == 200  # the owner's users document
+    dep = make_deployment(callers["owner"].user_id, "dep-race")
+    with ThreadPoolExecutor(4) as pool:
+        tokens = list(pool.map(lambda _: bot_credentials.issue(dep, callers["owner"].user_id), range(4)))
+    assert len(set(tokens)) == 4
+    latest = secrets.access(dep, bot_credentials.TOKEN_KEY)
+    assert bot_credentials.status(dep).tokenHash == bot_credentials._hash(latest)
+    r = kb("GET", "/knowledge", None, headers=bot(latest))
+    assert r.status_code == 200, (r.json, bot_credentials.status(dep))

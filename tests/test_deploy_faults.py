@@ -212,8 +212,7 @@ def test_worker_accepts_only_cloud_tasks(api, callers, denv, monkeypatch):
         try:
             for name, value in {"APP_ENV": "deploy-check", "TASKS_INVOKER_SA": invoker, "DEPLOY_WORKER_URL": url,
                                 "DEPLOY_ALLOWED_PROJECTS": "acme-bots", "DEPLOY_ALLOWED_REGIONS": "us-central1",
-                                "GOOGLE_CERTS_URL": certs,
-                                "DEPLOY_VM_SERVICE_ACCOUNT": "bot-vm@demo-openclaw.iam.gserviceaccount.com"}.items():
+                                "GOOGLE_CERTS_URL": certs}.items():
                 monkeypatch.setenv(name, value)
             reset_settings()
 

@@ -22,7 +22,6 @@ VALUES = {
     "GOOGLE_CLOUD_PROJECT": (PROJECT, None),
     "DEPLOY_WORKER_URL": (f"{URL}/deployWorker", "http://127.0.0.1:8080/deployWorker"),
     "TASKS_INVOKER_SA": ("tasks-invoker" + SA, "tasks-invoker@example.com"),
-    "DEPLOY_VM_SERVICE_ACCOUNT": ("bot-vm" + SA, "bot-vm"),
     "DEPLOY_ALLOWED_PROJECTS": ("acme-bots,acme-bots-2", "Acme_Bots"),
     "DEPLOY_ALLOWED_REGIONS": ("us-central1,europe-west1", "us-central1-a"),
     "PROVISIONING_TOPIC": (f"projects/{PROJECT}/topics/provisioning-events", "provisioning-events"),
@@ -42,7 +41,7 @@ VALUES = {
     "OPENAI_API_KEY": ("sk-proj-key", None),
     "MEDIA_BUCKET": (f"{PROJECT}-media", None),
 }
-DEPLOY = ("DEPLOY_WORKER_URL", "TASKS_INVOKER_SA", "DEPLOY_VM_SERVICE_ACCOUNT", "DEPLOY_ALLOWED_PROJECTS",
+DEPLOY = ("DEPLOY_WORKER_URL", "TASKS_INVOKER_SA", "DEPLOY_ALLOWED_PROJECTS",
           "DEPLOY_ALLOWED_REGIONS", "PROVISIONING_TOPIC")
 SCHEDULED = ("COSTS_QUEUE", "TASKS_LOCATION", "COSTS_WORKER_URL", "TASKS_INVOKER_SA", "COSTS_SCHEDULER_SA",
              "COSTS_SCHEDULER_AUDIENCE")

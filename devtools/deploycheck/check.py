@@ -62,7 +62,7 @@ FUNCTIONS_FRAMEWORK = Path(sys.executable).parent / "functions-framework"
 OVERLAY = (
     # where the clients reach Google's services and the providers: the emulators and stand-ins
     "FIRESTORE_EMULATOR_HOST", "FIREBASE_AUTH_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "CLOUD_TASKS_EMULATOR_HOST",
-    "COMPUTE_API_ENDPOINT", "SECRET_MANAGER_API_ENDPOINT", "STORAGE_EMULATOR_HOST",
+    "COMPUTE_API_ENDPOINT", "SECRET_MANAGER_API_ENDPOINT", "IAM_API_ENDPOINT", "STORAGE_EMULATOR_HOST",
     "MEDIA_SIGNING_KEY_FILE",  # a key file in place of IAM signBlob as the runtime account
     "STRIPE_API_BASE", "OPENROUTER_BASE_URL", "OPENAI_BASE_URL",
     "GOOGLE_CERTS_URL",  # Google's ID-token keys: the local signing key's
@@ -832,7 +832,8 @@ def bring_up(doc: dict, workdir: Path, out, functions: set[str] | None = None) -
                  f"({time.monotonic() - t0:.0f}s with the emulators starting)")
         t0 = time.monotonic()
         d.start_storage()
-        d.stack.compute(guest_events=True)  # booted VMs report over Pub/Sub like the startup script
+        d.stack.iam()  # each bot's own service account
+        d.stack.compute(guest_events=True)  # booted VMs report over Pub/Sub like the startup script, signed
         d.start_google()
         d.materialise()
         d.start_front()

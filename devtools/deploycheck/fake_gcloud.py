@@ -176,6 +176,9 @@ class Plane:
             print("\n".join(k.rsplit("/", 1)[1] for k in self.r if k.startswith(f"secret:{p}/")))
         elif c in ("compute instances list", "storage rm"):
             pass  # the bots' VMs and the media objects live in the Compute and Storage stand-ins
+        elif c == "iam service-accounts list":  # emails (the callers ask for --format='value(email)')
+            print("\n".join(k.removeprefix("sa:") for k in self.r
+                             if k.startswith("sa:") and k.endswith(f"@{p}.iam.gserviceaccount.com")))
         elif c.startswith("secrets versions"):
             secret = self.need(f"secret:{p}/{pos[0]}", f"secret {pos[0]}")
             if verb == "list":

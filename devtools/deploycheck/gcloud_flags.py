@@ -13,7 +13,7 @@ OUT = Path(__file__).with_name("gcloud_flags.json")
 COMMANDS = """
 services enable | projects describe | projects add-iam-policy-binding
 iam service-accounts describe | iam service-accounts create | iam service-accounts delete
-iam service-accounts add-iam-policy-binding
+iam service-accounts add-iam-policy-binding | iam service-accounts list
 firestore databases describe | firestore databases create | firestore databases delete
 secrets describe | secrets create | secrets delete | secrets list | secrets versions list | secrets versions add
 storage buckets describe | storage buckets create | storage buckets update | storage buckets delete

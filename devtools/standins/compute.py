@@ -1,19 +1,29 @@
 """Local Compute Engine: the REST wire format of instances (insert/get/start/stop/reset/delete,
-serial port output, setMetadata with fingerprints) and zone operations (get/wait), for
+serial port output, setMetadata with fingerprints, setServiceAccount on a stopped instance) and zone operations (get/wait), for
 google-cloud-compute's REST transport.
 
 Operations finish `--op-latency` seconds after they are created. As on Compute, a repeated
 call with the same `requestId` returns the first call's operation instead of acting again.
 With `--pubsub-host`, an instance that boots with `openclaw-events-topic` metadata plays the
-guest: it publishes the startup script's progress events to that topic.
+guest: it publishes the startup script's progress events to that topic, signed as the startup
+script signs them (HMAC-SHA256 with the deployment's report key, which it reads from the Secret
+Manager stand-in `--secrets-host` as the instance's own service account; a key it may not read
+means unsigned reports, which provisioningEvents drops).
+
+The metadata server: `GET /_metadata/{project}/{zone}/{name}/token` answers what a VM's
+`.../instance/service-accounts/default/token` answers, an access token of the service account
+attached to the instance (minted with `--token-key`, see access_tokens.py); tests use it to act
+as a given VM.
 
 Usage: python -m devtools.standins.compute PORT [--op-latency S] [--pubsub-host HOST:PORT]
+                                                [--secrets-host HOST:PORT] [--token-key KEY]
 """
 from __future__ import annotations
 
 import argparse
 import base64
 import hashlib
+import hmac
 import itertools
 import json
 import threading
@@ -23,6 +33,7 @@ from datetime import datetime, timezone
 
 from werkzeug.wrappers import Request, Response
 
+from devtools.standins import access_tokens
 from devtools.standins.restserver import HttpError, RestServer
 
 BASE = "https://www.googleapis.com/compute/v1"
@@ -41,10 +52,13 @@ def fingerprint(items: list) -> str:
 
 
 class Compute(RestServer):
-    def __init__(self, op_latency: float, pubsub_host: str | None):
+    def __init__(self, op_latency: float, pubsub_host: str | None, secrets_host: str | None = None,
+                 token_key: str = ""):
         super().__init__()
         self.op_latency = op_latency
         self.pubsub_host = pubsub_host
+        self.secrets_host = secrets_host
+        self.token_key = token_key
         self.instances: dict[tuple, dict] = {}
         self.ops: dict[tuple, dict] = {}  # (project, zone, opname) -> operation (+ private keys)
         self.request_ids: dict[str, tuple] = {}
@@ -120,16 +134,42 @@ class Compute(RestServer):
         meta = {i["key"]: i["value"] for i in inst["metadata"].get("items", [])}
         topic = meta.get("openclaw-events-topic")
         if self.pubsub_host and topic:
-            threading.Thread(target=self._guest, args=(topic, meta.get("openclaw-deployment-id", "")),
+            threading.Thread(target=self._guest, args=(topic, meta.get("openclaw-deployment-id", ""),
+                                                       self.account(inst),
+                                                       f"projects/{meta.get('openclaw-secrets-project', '')}/secrets/"
+                                                       f"{meta.get('openclaw-report-key', '')}"),
                              daemon=True).start()
 
-    def _guest(self, topic: str, deployment_id: str) -> None:
-        """What the startup script reports from a real VM: progress, then readiness."""
+    @staticmethod
+    def account(inst: dict) -> str | None:
+        accounts = inst.get("serviceAccounts") or []
+        return accounts[0].get("email") if accounts else None
+
+    def read_secret(self, account: str | None, secret_name: str) -> str | None:
+        """`gcloud secrets versions access latest` on the VM: as its own service account."""
+        if not (self.secrets_host and account and not secret_name.endswith("/")):
+            return None
+        req = urllib.request.Request(
+            f"http://{self.secrets_host}/v1/{secret_name}/versions/latest:access",
+            headers={"Authorization": f"Bearer {access_tokens.mint(self.token_key, account)}"})
+        try:
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                return base64.b64decode(json.loads(resp.read())["payload"]["data"]).decode()
+        except (OSError, ValueError, KeyError):
+            return None  # refused (403) or absent: the script reports unsigned
+
+    def _guest(self, topic: str, deployment_id: str, account: str | None, key_secret: str) -> None:
+        """What the startup script reports from a real VM: progress, then readiness, each signed
+        with the report key the VM's own identity reads."""
+        key = self.read_secret(account, key_secret)
         for stage, message in (("installing", "installing OpenClaw"), ("ready", "bot is up")):
             time.sleep(self.op_latency)
             data = json.dumps({"deploymentId": deployment_id, "stage": stage, "message": message,
-                               "time": int(time.time() * 1000)})
-            body = json.dumps({"messages": [{"data": base64.b64encode(data.encode()).decode()}]}).encode()
+                               "time": int(time.time() * 1000)}).encode()
+            msg = {"data": base64.b64encode(data).decode()}
+            if key:
+                msg["attributes"] = {"signature": hmac.new(bytes.fromhex(key), data, hashlib.sha256).hexdigest()}
+            body = json.dumps({"messages": [msg]}).encode()
             req = urllib.request.Request(f"http://{self.pubsub_host}/v1/{topic}:publish", data=body,
                                          headers={"Content-Type": "application/json"}, method="POST")
             try:
@@ -256,6 +296,24 @@ class Compute(RestServer):
                 return self.public(self._new_op(project, zone, name, "setMetadata", apply,
                                                 request.args.get("requestId"), fault))
 
+        @self.route("POST", INSTANCE + "/setServiceAccount", "instances.setServiceAccount")
+        def set_service_account(request, fault, project, zone, name):
+            body = request.get_json(silent=True) or {}
+            with self.lock:
+                self._advance()
+                replay = self._replay(request)
+                if replay:
+                    return replay
+                inst = self._instance(project, zone, name)
+                if inst["status"] != "TERMINATED":  # as on Compute: only a stopped instance changes identity
+                    raise HttpError(400, "The instance must be stopped to change its service account.",
+                                    "resourceNotReady")
+
+                def apply():
+                    inst["serviceAccounts"] = [{"email": body.get("email", ""), "scopes": body.get("scopes", [])}]
+                return self.public(self._new_op(project, zone, name, "setServiceAccount", apply,
+                                                request.args.get("requestId"), fault))
+
         @self.route("GET", INSTANCE + "/serialPort", "instances.getSerialPortOutput")
         def serial(request, fault, project, zone, name):
             with self.lock:
@@ -294,6 +352,16 @@ class Compute(RestServer):
             return self.public(op)
 
     def control_extra(self, request: Request) -> Response:
+        if request.path.startswith("/_metadata/") and request.path.endswith("/token"):
+            project, zone, name = request.path.split("/")[2:5]
+            with self.lock:
+                account = self.account(self._instance(project, zone, name))
+            if account is None:
+                return Response(json.dumps({"error": "no service account"}), status=404,
+                                mimetype="application/json")
+            return Response(json.dumps({"access_token": access_tokens.mint(self.token_key, account),
+                                        "expires_in": 3599, "token_type": "Bearer"}),
+                            mimetype="application/json")
         if request.path == "/_state":
             with self.lock:
                 self._advance()
@@ -314,8 +382,10 @@ def main() -> None:
     parser.add_argument("port", type=int)
     parser.add_argument("--op-latency", type=float, default=0.05)
     parser.add_argument("--pubsub-host")
+    parser.add_argument("--secrets-host")
+    parser.add_argument("--token-key", default="")
     args = parser.parse_args()
-    Compute(args.op_latency, args.pubsub_host).serve(args.port)
+    Compute(args.op_latency, args.pubsub_host, args.secrets_host, args.token_key).serve(args.port)
 
 
 if __name__ == "__main__":

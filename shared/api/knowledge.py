@@ -4,6 +4,7 @@ from a deployment's bot, acting as that deployment's owner."""
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from typing import Annotated
 
 from pydantic import (
@@ -165,10 +166,28 @@ def _deployment_for(req: Request):
 
 @api.route("POST", "/bot-credentials/{deploymentId}", status=201, response=IssuedBotCredential)
 def issue_credential(req: Request):
-    """Issue (or rotate) the deployment bot's credential; the token is shown only here."""
+    """Issue (or rotate) the deployment bot's credential; the token is shown only here. It is also
+    written where the bot's VM reads it (Secret Manager); the previous token keeps working for
+    10 minutes, so the running bot picks the new one up without a 401."""
     dep = _deployment_for(req)
-    token = bot_credentials.issue(dep.id, dep.userId)
+    with _credential_store():
+        token = bot_credentials.issue(dep.id, dep.userId)
     return {**bot_credentials.status(dep.id).to_api(), "token": token}
+
+
+@contextmanager
+def _credential_store():
+    """Errors of the credential's two stores as API errors (nothing changed in either)."""
+    from google.api_core import exceptions as gexc
+
+    try:
+        yield
+    except bot_credentials.Busy:
+        raise ApiError(409, "credential_busy", "the bot credential is being changed by another request; "
+                                               "try again") from None
+    except gexc.GoogleAPICallError as exc:
+        raise ApiError(503, "secret_store_unavailable", f"Secret Manager did not store the credential "
+                                                        f"({exc.code}); nothing changed, try again") from None
 
 
 @api.route("GET", "/bot-credentials/{deploymentId}", response=BotCredentialView)
@@ -185,6 +204,8 @@ def credential_status(req: Request):
 def revoke_credential(req: Request):
     """Revoke the deployment bot's credential."""
     dep = _deployment_for(req)
-    if not bot_credentials.revoke(dep.id):
+    with _credential_store():
+        revoked = bot_credentials.revoke(dep.id)
+    if not revoked:
         raise not_found("active bot credential")
     return None

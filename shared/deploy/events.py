@@ -5,12 +5,26 @@ Each event goes to the log of the deployment's newest job and may move the deplo
 recorded in the internal `provisioningEventLog` collection in the same transaction and a
 redelivery changes nothing. Malformed or unknown messages are logged and acknowledged:
 raising would only make Pub/Sub redeliver them forever.
+
+Reports are authenticated: every VM may publish to the topic, so the `deploymentId` inside a
+message proves nothing by itself. A report counts only when its Pub/Sub attribute `signature`
+is the hex HMAC-SHA256 of the message data (the exact bytes published) under the deployment's
+report key, a random 256-bit key in the deployment's own secret `oc-<deploymentId>-openclaw-report-key`
+that only that deployment's VM identity may read (shared/deploy/identity.py). A report must also be
+fresh (its `time` within WINDOW of now) and newer than the last report accepted for the deployment
+(`time` is the VM's per-deployment sequence, kept in `provisioningReporters/{deploymentId}`), so a
+replayed or reordered old report changes nothing. Anything else is dropped with a warning and
+changes nothing (not even the ledger).
 """
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import json
+import threading
+import time as _time
 from datetime import datetime, timedelta, timezone
 from typing import Literal
 
@@ -23,6 +37,10 @@ from shared import faults  # noqa: E402  (the shared transient/permanent rule, i
 
 log = logs.get("deploy.events")
 LEDGER = "provisioningEventLog"
+REPORTERS = "provisioningReporters"  # per deployment: the `time` of the newest accepted report
+REPORT_KEY = "openclaw-report-key"  # the deployment's secret holding its report key (hex)
+WINDOW_MS = 10 * 60 * 1000  # a report older (or further in the future) than this is refused
+KEY_CACHE_S = 300
 KEEP = timedelta(days=7)  # ledger entries carry expireAt (a timestamp: TTL ignores numbers) for Firestore's TTL
 # a VM's readiness counts only while the newest job is one that boots it
 BOOTING_ACTIONS = ("deploy", "start", "reset", "update")
@@ -33,22 +51,74 @@ class Event(BaseModel):
     deploymentId: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")
     stage: Literal["booting", "installing", "configuring", "ready", "failed"]
     message: str = Field("", max_length=500)
-    time: int | None = None
+    time: int = Field(ge=0)  # epoch ms on the VM; also the report's sequence number
 
 
-def parse(data: dict) -> tuple[str, Event]:
-    """(message id, event) from a CloudEvent's data; ValueError says what is wrong."""
+class Rejected(Exception):
+    """A report that does not prove it comes from its deployment's VM, or is not fresh."""
+
+
+def parse(data: dict) -> tuple[str, Event, bytes, str]:
+    """(message id, event, raw data, signature) from a CloudEvent's data; ValueError says what is wrong."""
     message = (data or {}).get("message")
     if not isinstance(message, dict):
         raise ValueError("no Pub/Sub message in the event")
     message_id = str(message.get("messageId") or message.get("message_id") or "")
     if not message_id:
         raise ValueError("message has no id")
+    attributes = message.get("attributes") or {}
+    signature = str(attributes.get("signature", "")) if isinstance(attributes, dict) else ""
     try:
-        payload = json.loads(base64.b64decode(message.get("data", ""), validate=True))
-        return message_id, Event.model_validate(payload)
+        raw = base64.b64decode(message.get("data", ""), validate=True)
+        return message_id, Event.model_validate(json.loads(raw)), raw, signature
     except (binascii.Error, ValueError, ValidationError) as exc:
         raise ValueError(f"message {message_id} is not a provisioning event: {str(exc)[:200]}") from None
+
+
+_keys: dict[str, tuple[bytes | None, float]] = {}
+_keys_lock = threading.Lock()
+REFETCH_S = 30  # a signature that fails re-reads the key at most this often (junk cannot make it call per message)
+
+
+def _report_key(deployment_id: str, fresh: bool = False) -> bytes | None:
+    """The deployment's report key (cached a few minutes, absence too); None when it has none."""
+    from shared.deploy import secrets
+
+    with _keys_lock:
+        hit = _keys.get(deployment_id)
+    age = _time.monotonic() - hit[1] if hit else None
+    ttl = KEY_CACHE_S if hit and hit[0] is not None else REFETCH_S  # absence is remembered briefly only
+    if hit and age < ttl and not (fresh and age >= REFETCH_S):
+        return hit[0]
+    try:
+        key = bytes.fromhex(secrets.access(deployment_id, REPORT_KEY).strip())
+    except (gexc.NotFound, ValueError):
+        key = None
+    with _keys_lock:
+        if len(_keys) > 10_000:
+            _keys.clear()
+        _keys[deployment_id] = (key, _time.monotonic())
+    return key
+
+
+def sign(key_hex: str, raw: bytes) -> str:
+    return hmac.new(bytes.fromhex(key_hex), raw, hashlib.sha256).hexdigest()
+
+
+def authenticate(ev: Event, raw: bytes, signature: str) -> None:
+    """Raises Rejected unless the report is signed with its deployment's key and fresh."""
+    if not signature:
+        raise Rejected("unsigned report")
+    key = _report_key(ev.deploymentId)
+    if key is None:
+        raise Rejected("the deployment has no report key (unknown or deleted deployment)")
+    good = lambda k: hmac.compare_digest(hmac.new(k, raw, hashlib.sha256).hexdigest(), signature.lower())  # noqa: E731
+    if not good(key):
+        key = _report_key(ev.deploymentId, fresh=True)  # the cached key may be stale
+        if key is None or not good(key):
+            raise Rejected("bad signature: not signed with this deployment's report key")
+    if abs(clock.now_ms() - ev.time) > WINDOW_MS:
+        raise Rejected(f"stale report: its time is more than {WINDOW_MS // 60000} minutes from now")
 
 
 @db.transactional
@@ -56,6 +126,10 @@ def _apply(tx, message_id: str, ev: Event) -> str:
     ledger = db.client().collection(LEDGER).document(message_id)
     if ledger.get(transaction=tx).exists:
         return "duplicate"
+    reporter = db.client().collection(REPORTERS).document(ev.deploymentId)
+    seen = reporter.get(transaction=tx)
+    if seen.exists and ev.time <= (seen.to_dict() or {}).get("lastTime", -1):
+        return "replay"  # not newer than a report already accepted: changes nothing
     dep = repos.deployments.get(ev.deploymentId, tx)
     job = repos.deploy_jobs.first(tx=tx, deploymentId=ev.deploymentId) if dep else None  # newest: ids sort so
     now = clock.now_ms()
@@ -63,6 +137,7 @@ def _apply(tx, message_id: str, ev: Event) -> str:
                        "expireAt": datetime.now(timezone.utc) + KEEP})
     if dep is None:
         return "unknown deployment"
+    tx.set(reporter, {"deploymentId": ev.deploymentId, "lastTime": ev.time, "updatedAt": now})
     if job is not None:
         text = f"vm: {ev.stage}" + (f": {ev.message}" if ev.message else "")
         repos.deploy_jobs.update(job.id, {"log": joblog.append(job.log, text)}, tx)
@@ -76,10 +151,18 @@ def _apply(tx, message_id: str, ev: Event) -> str:
 
 def handle(data: dict) -> str:
     try:
-        message_id, ev = parse(data)
+        message_id, ev, raw, signature = parse(data)
     except ValueError as exc:
         log.warning("provisioning message dropped", extra={"reason": str(exc)})
         return "malformed"
+    try:
+        authenticate(ev, raw, signature)
+    except Rejected as exc:
+        log.warning("provisioning report rejected", extra={"deploymentId": ev.deploymentId, "stage": ev.stage,
+                                                           "messageId": message_id, "reason": str(exc)})
+        return "rejected"
+    except (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.InternalServerError):
+        raise  # Secret Manager hiccup: let Pub/Sub redeliver
     try:
         outcome = _apply(message_id, ev)
     except Exception as exc:
@@ -88,6 +171,6 @@ def handle(data: dict) -> str:
         # anything else would fail the same way on every redelivery
         log.exception("provisioning event not applied", extra={"deploymentId": ev.deploymentId})
         return "error"
-    level = log.warning if outcome == "unknown deployment" else log.info
+    level = log.warning if outcome in ("unknown deployment", "replay") else log.info
     level("provisioning event", extra={"deploymentId": ev.deploymentId, "stage": ev.stage, "outcome": outcome})
     return outcome

@@ -1,7 +1,7 @@
 """Configuration of the deployments domain (read once; only functions of this domain read it).
 
 Under production rules (APP_ENV production or deploy-check, see shared/config.py) `get()` requires
-DEPLOY_WORKER_URL (https), TASKS_INVOKER_SA and DEPLOY_VM_SERVICE_ACCOUNT (service accounts),
+DEPLOY_WORKER_URL (https), TASKS_INVOKER_SA (a service account),
 DEPLOY_ALLOWED_PROJECTS (project ids: an empty list would accept any project) and
 PROVISIONING_TOPIC; `worker()` also FUNCTIONS_URL (where the bots reach knowledge and media).
 Locally they keep their defaults (DEPLOY_WORKER_URL is required everywhere).
@@ -24,7 +24,7 @@ class DeploySettings:
     events_topic: str  # full topic name the VMs publish their progress to
     machine_type: str
     image: str
-    vm_service_account: str | None  # None: the project's default compute account (local only)
+    iam_endpoint: str | None  # a local IAM admin API; None = the real API (bots' service accounts)
     call_timeout_s: int
     op_timeout_s: int
     max_attempts: int
@@ -58,7 +58,7 @@ def get() -> DeploySettings:
                                     f"projects/{project}/topics/provisioning-events"),
         machine_type=config.env("DEPLOY_MACHINE_TYPE", "e2-small"),
         image=config.env("DEPLOY_IMAGE", "projects/debian-cloud/global/images/family/debian-12"),
-        vm_service_account=config.setting("DEPLOY_VM_SERVICE_ACCOUNT", config.service_account),
+        iam_endpoint=config.env("IAM_API_ENDPOINT"),
         call_timeout_s=config.env_int("DEPLOY_CALL_TIMEOUT_S", 30, hi=120),
         # below the queue's dispatch deadline (10 min for HTTP targets), so a delivery ends before it
         op_timeout_s=config.env_int("DEPLOY_OPERATION_TIMEOUT_S", 240, hi=480),

@@ -17,11 +17,18 @@ MD=http://metadata.google.internal/computeMetadata/v1/instance/attributes
 md() { curl -fsS -H 'Metadata-Flavor: Google' "$MD/$1"; }
 TOPIC=$(md openclaw-events-topic)
 DEPLOYMENT=$(md openclaw-deployment-id)
-report() {  # progress for the provisioningEvents function; never fatal
-  local msg
+SECRETS_PROJECT=$(md openclaw-secrets-project)
+# the deployment's report key: only this VM's own service account may read it (secret-level IAM)
+REPORT_KEY=$(gcloud secrets versions access latest --secret="$(md openclaw-report-key)" \
+             --project="$SECRETS_PROJECT" 2>/dev/null || true)
+LAST=0
+report() {  # progress for the provisioningEvents function, signed (HMAC-SHA256); never fatal
+  local msg sig t
+  t=$(date +%s%3N); [ "$t" -gt "$LAST" ] || t=$((LAST + 1)); LAST=$t  # strictly increasing: the sequence
   msg=$(printf '{"deploymentId":"%s","stage":"%s","message":"%s","time":%s}' \
-        "$DEPLOYMENT" "$1" "${2//\"/\'}" "$(date +%s%3N)")
-  gcloud pubsub topics publish "$TOPIC" --message="$msg" >/dev/null 2>&1 || true
+        "$DEPLOYMENT" "$1" "${2//\"/\'}" "$t")
+  sig=$(printf '%s' "$msg" | openssl dgst -sha256 -mac HMAC -macopt "hexkey:$REPORT_KEY" -r | cut -d' ' -f1) || return 0
+  gcloud pubsub topics publish "$TOPIC" --message="$msg" --attribute="signature=$sig" >/dev/null 2>&1 || true
 }
 trap 'report failed "startup script failed at line $LINENO"' ERR
 report booting "startup script started"
@@ -55,7 +62,39 @@ RestartSec=5
 [Install]
 WantedBy=multi-user.target
 UNIT
+# a rotated bot credential reaches the bot without a redeploy: re-read every 2 minutes (the previous
+# token keeps working for 10 minutes after a rotation), replaced atomically, only when it changed
+cat > /usr/local/sbin/openclaw-refresh-token <<'SH'
+#!/bin/bash
+set -euo pipefail
+CFG=/etc/openclaw/config.json DIR=/etc/openclaw/secrets
+new=$(gcloud secrets versions access latest --secret="$(jq -r '.secrets["openclaw-bot-token"]' $CFG)" \
+      --project="$(jq -r .secretsProject $CFG)")
+if [ -n "$new" ] && ! printf '%s' "$new" | cmp -s - "$DIR/openclaw-bot-token"; then
+  install -m 0600 -o openclaw -g openclaw /dev/null "$DIR/.openclaw-bot-token.new"
+  printf '%s' "$new" > "$DIR/.openclaw-bot-token.new"
+  mv -f "$DIR/.openclaw-bot-token.new" "$DIR/openclaw-bot-token"
+fi
+SH
+chmod 0755 /usr/local/sbin/openclaw-refresh-token
+cat > /etc/systemd/system/openclaw-token.service <<'UNIT'
+[Unit]
+Description=Re-read the OpenClaw bot credential from Secret Manager
+[Service]
+Type=oneshot
+ExecStart=/usr/local/sbin/openclaw-refresh-token
+UNIT
+cat > /etc/systemd/system/openclaw-token.timer <<'UNIT'
+[Unit]
+Description=Re-read the OpenClaw bot credential every 2 minutes
+[Timer]
+OnBootSec=2min
+OnUnitActiveSec=2min
+[Install]
+WantedBy=timers.target
+UNIT
 systemctl daemon-reload
+systemctl enable --now openclaw-token.timer
 systemctl enable openclaw.service
 systemctl restart openclaw.service
 sleep 5
@@ -68,6 +107,7 @@ fi
 
 
 BOT_TOKEN_KEY = "openclaw-bot-token"  # the bot's knowledge/media credential, a secret like the API keys
+REPORT_KEY = "openclaw-report-key"  # signs the VM's progress reports (shared/deploy/events.py); not in the bot's config
 
 
 def bot_config(dep: Deployment) -> dict:
@@ -94,16 +134,17 @@ def metadata_items(dep: Deployment) -> list[dict]:
         {"key": "openclaw-config", "value": json.dumps(bot_config(dep), separators=(",", ":"), sort_keys=True)},
         {"key": "openclaw-events-topic", "value": settings.get().events_topic},
         {"key": "openclaw-deployment-id", "value": dep.id},
+        {"key": "openclaw-secrets-project", "value": settings.get().secrets_project},
+        {"key": "openclaw-report-key", "value": secrets.secret_id(dep.id, REPORT_KEY)},
     ]
 
 
-def instance(dep: Deployment, job: DeployJob):
+def instance(dep: Deployment, job: DeployJob, account: str):
+    """The VM, running as the deployment's own service account `account` (shared/deploy/identity.py)."""
     from google.cloud import compute_v1
 
     s = settings.get()
-    sa = [compute_v1.ServiceAccount(email=s.vm_service_account,
-                                    scopes=["https://www.googleapis.com/auth/cloud-platform"])] \
-        if s.vm_service_account else []
+    sa = [compute_v1.ServiceAccount(email=account, scopes=["https://www.googleapis.com/auth/cloud-platform"])]
     return compute_v1.Instance(
         name=dep.vmName,
         machine_type=f"zones/{dep.zone}/machineTypes/{s.machine_type}",

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 
 from google.api_core import exceptions as gexc
 
-from shared import bot_credentials, logs, repos
-from shared.deploy import compute, jobstate, secrets, settings, startup
+import secrets as _random
+
+from shared import bot_credentials, db, logs, repos
+from shared.deploy import compute, events, identity, jobstate, secrets, settings, startup
 from shared.deploy.compute import ComputeError
 from shared.errors import ApiError
 from shared.models import DeployJob, Deployment
@@ -77,42 +79,81 @@ class Run:
                 repos.deployments.update(self.dep.id, {"status": "provisioning"})
             except ApiError:  # 404: deleted since the claim
                 raise DeploymentGone("the deployment was deleted before the VM was created; nothing done") from None
+        account = self.ensure_identity()
         self.ensure_bot_credential()
         self.note(f"creating VM {self.dep.vmName} ({settings.get().machine_type}, Debian 12, no external IP) "
-                  f"in {self.dep.gcpProject}/{self.dep.zone}")
+                  f"in {self.dep.gcpProject}/{self.dep.zone}, running as {account}")
         try:
-            self.op("create VM", "insert", "insert", instance_resource=startup.instance(self.dep, self.job))
+            self.op("create VM", "insert", "insert",
+                    instance_resource=startup.instance(self.dep, self.job, account))
             self.created_vm = True
         except ComputeError as exc:
             if exc.status != 409:
                 raise
-            return self._adopt()
+            return self._adopt(account)
         self.ensure_deployment()
         inst = self.vm()
         ip = inst.network_interfaces[0].network_i_p if inst and inst.network_interfaces else "?"
         return Result("provisioning", notes=[f"VM created (internal IP {ip}); waiting for the bot to report ready"])
 
-    def ensure_bot_credential(self) -> None:
-        """The bot's credential for knowledge and media calls: only its hash in Firestore, the token
-        in Secret Manager for the VM. Kept when the stored token still works (a retried job does
-        not rotate it under a running bot); issued anew otherwise."""
+    def ensure_identity(self) -> str:
+        """The VM's own service account (created once, in a project with room), its report key,
+        and access to exactly this deployment's secrets and to the reports topic."""
         try:
+            ident, created = identity.ensure(self.dep)
+            if created:
+                self.note(f"created the bot's own service account {ident.email}")
             try:
-                bot_credentials.verify(secrets.access(self.dep.id, startup.BOT_TOKEN_KEY))
-                return
-            except (gexc.NotFound, ApiError):  # none yet, or revoked/rotated: issue a new one
-                pass
-            secrets.put(self.dep.id, startup.BOT_TOKEN_KEY, bot_credentials.issue(self.dep.id, self.dep.userId))
+                secrets.access(self.dep.id, events.REPORT_KEY)
+            except gexc.NotFound:  # a random 256-bit key only this VM may read: it signs the VM's reports
+                secrets.put(self.dep.id, events.REPORT_KEY, _random.token_hex(32))
+                self.note("made the VM's report-signing key (kept in Secret Manager)")
+            keys = [k.keyName for k in repos.api_keys.all({"deploymentId": self.dep.id}, cap=200)]
+            for key_name in [*keys, events.REPORT_KEY]:
+                secrets.grant(self.dep.id, key_name, ident.email)
+            identity.grant_publisher(ident.email)
+        except gexc.GoogleAPICallError as exc:
+            raise ComputeError(f"set up the bot's identity: {exc.code} {exc.message}",
+                               (exc.code or 500) >= 500 or exc.code == 409) from None
+        return ident.email
+
+    def ensure_bot_credential(self) -> None:
+        """The bot's credential for knowledge and media calls (shared/bot_credentials.py): kept when
+        it is active and the VM's secret holds it (never replaced under a running bot or over one
+        the owner issued), issued otherwise; Secret Manager and Firestore written together."""
+        try:
+            issued = bot_credentials.ensure(self.dep.id, self.dep.userId)
+        except bot_credentials.Busy:
+            raise ComputeError("the bot credential is being rotated by another request; retrying", True) from None
         except gexc.GoogleAPICallError as exc:
             raise ComputeError(f"store the bot credential: Secret Manager said {exc.code} {exc.message}",
                                (exc.code or 500) >= 500) from None
-        self.note("issued the bot's knowledge/media credential (kept in Secret Manager)")
+        if issued:
+            self.note("issued the bot's knowledge/media credential (kept in Secret Manager)")
 
-    def _adopt(self) -> Result:
+    def move_to_own_identity(self, inst, account: str):
+        """A VM made before each bot had its own account runs as the shared one: stop it, give it its
+        own (Compute changes it only on a stopped VM), and leave it stopped. Returns the VM as it is now."""
+        from google.cloud import compute_v1
+
+        current = inst.service_accounts[0].email if inst.service_accounts else None
+        if current == account:
+            return inst
+        self.note(f"VM runs as {current or 'the default account'}: moving it to its own account {account}")
+        if inst.status != "TERMINATED":
+            self.op("stop VM to change its identity", "stop", "identity-stop", instance=self.dep.vmName)
+        self.op("set the VM's service account", "set_service_account", "identity-set", instance=self.dep.vmName,
+                instances_set_service_account_request_resource=compute_v1.InstancesSetServiceAccountRequest(
+                    email=account, scopes=["https://www.googleapis.com/auth/cloud-platform"]))
+        self.ensure_deployment()
+        return self.vm()
+
+    def _adopt(self, account: str) -> Result:
         """The VM name is taken: a VM made for this deployment earlier. Never create a second one."""
         inst = self.vm()
         if inst is None:
             raise ComputeError("create VM: the name is taken but the VM is not found yet", True)
+        inst = self.move_to_own_identity(inst, account)
         self.note(f"VM {self.dep.vmName} already exists ({inst.status}); not creating another "
                   "(the `update` action applies changed settings to it)")
         if inst.status in STOPPED_STATES:
@@ -146,6 +187,7 @@ class Run:
         inst = self.vm()
         if inst is None:
             raise ComputeError("update: the VM does not exist; deploy it first", False, 404)
+        inst = self.move_to_own_identity(inst, self.ensure_identity())
         ours = startup.metadata_items(self.dep)
         keys = {i["key"] for i in ours}
         items = [{"key": i.key, "value": i.value} for i in inst.metadata.items if i.key not in keys] + ours
@@ -175,12 +217,20 @@ class Run:
                 raise
             notes = ["VM was already gone"]
         keys = repos.api_keys.all({"deploymentId": self.dep.id}, cap=200)
-        bot_credentials.revoke(self.dep.id)
         try:
-            for key_name in [k.keyName for k in keys] + [startup.BOT_TOKEN_KEY]:
+            bot_credentials.revoke(self.dep.id)
+            for key_name in [k.keyName for k in keys] + [startup.BOT_TOKEN_KEY, events.REPORT_KEY]:
                 secrets.delete(self.dep.id, key_name)
+            db.client().collection(events.REPORTERS).document(self.dep.id).delete()  # its report sequence
+            ident = identity.get(self.dep.id)
+            if ident is not None:
+                identity.revoke_publisher(ident.email)
+                identity.delete(self.dep.id)
+                notes.append(f"deleted the bot's service account {ident.email}")
+        except bot_credentials.Busy:
+            raise ComputeError("the bot credential is being rotated by another request; retrying", True) from None
         except gexc.GoogleAPICallError as exc:
-            raise ComputeError(f"delete API keys: Secret Manager said {exc.code} {exc.message}",
+            raise ComputeError(f"delete the bot's secrets: Secret Manager said {exc.code} {exc.message}",
                                (exc.code or 500) >= 500) from None
         except Exception as exc:
             if faults.is_transient(exc):
