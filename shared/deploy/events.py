@@ -31,9 +31,8 @@ from typing import Literal
 from google.api_core import exceptions as gexc
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared import clock, db, logs, repos
+from shared import clock, db, faults, logs, repos
 from shared.deploy import joblog
-from shared import faults  # noqa: E402  (the shared transient/permanent rule, issue 20)
 
 log = logs.get("deploy.events")
 LEDGER = "provisioningEventLog"

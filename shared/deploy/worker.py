@@ -9,19 +9,17 @@ back to the queue (transient error, attempts left) with the reason in the log.
 """
 from __future__ import annotations
 
+import secrets as _random  # the standard library's (shared.deploy.secrets is Secret Manager)
 import uuid
 from dataclasses import dataclass, field
 
 from google.api_core import exceptions as gexc
 
-import secrets as _random
-
-from shared import bot_credentials, db, logs, repos
+from shared import bot_credentials, db, faults, logs, repos
 from shared.deploy import compute, events, identity, jobstate, secrets, settings, startup
 from shared.deploy.compute import ComputeError
 from shared.errors import ApiError
 from shared.models import DeployJob, Deployment
-from shared import faults  # noqa: E402  (the shared transient/permanent rule, issue 20)
 
 log = logs.get("deploy.worker")
 STOPPED_STATES = ("TERMINATED", "STOPPED", "SUSPENDED", "STOPPING", "SUSPENDING")
