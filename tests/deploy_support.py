@@ -95,6 +95,24 @@ def _settings_env(base_url: str) -> dict[str, str]:
     }
 
 
+def pending_job(owner: str, dep_id: str, vm_name: str):
+    """A deployment with a deploy job pending and holding its lock, written directly (as if queued and
+    not yet delivered): for tests that deliver the task themselves. Returns (deployment, job)."""
+    from shared import clock, repos
+    from shared.deploy import jobs
+    from shared.models import DeployJob, Deployment
+
+    now = clock.now_ms()
+    dep = Deployment(_id=dep_id, userId=owner, gcpProject="acme-bots", zone="us-central1-a", vmName=vm_name,
+                     status="provisioning", botName="B", primaryModel="m", createdAt=now)
+    job = DeployJob(_id=jobs.new_job_id(now), userId=owner, deploymentId=dep.id, action="deploy", status="pending")
+    repos.deployments.set(dep)
+    repos.deploy_jobs.set(job)
+    jobs.lock_ref(dep.id).set({"jobId": job.id, "action": "deploy", "requestedAt": now, "attempt": 0,
+                               "leaseUntil": 0})
+    return dep, job
+
+
 def reset_settings(**overrides: str) -> None:
     from shared import config
     from shared.deploy import settings

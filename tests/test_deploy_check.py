@@ -32,6 +32,18 @@ def step_args(doc: dict, step_id: str) -> list:
     return next(s for s in doc["steps"] if s["id"] == step_id)["args"]
 
 
+def deployment_failure(doc: dict, tmp_path) -> str:
+    """What the check says when a user's first deployment fails on this (broken) manifest."""
+    out = io.StringIO()
+    d = check.bring_up(doc, tmp_path, out, functions={"users", "billing", "deployments", "deployWorker"})
+    try:
+        with pytest.raises(CheckFailed) as err:
+            check.Journey(d, out).run(["sign-up", "trial", "deployment"])
+    finally:
+        d.close()
+    return str(err.value)
+
+
 def test_the_manifest_deploys_and_serves_a_users_whole_journey():
     out = io.StringIO()
     summary = check.run_check(out=out)
@@ -87,14 +99,7 @@ def test_a_wrong_trigger_is_named(doc, tmp_path):
 def test_the_front_refuses_cloud_tasks_when_the_invoker_binding_names_another_account(doc, tmp_path):
     args = step_args(doc, "invoker-deployWorker")
     args[-1] = args[-1].replace("oc-tasks@", "oc-scheduler@")
-    out = io.StringIO()
-    d = check.bring_up(doc, tmp_path, out, functions={"users", "billing", "deployments", "deployWorker"})
-    try:
-        with pytest.raises(CheckFailed) as err:
-            check.Journey(d, out).run(["sign-up", "trial", "deployment"])
-    finally:
-        d.close()
-    message = str(err.value)
+    message = deployment_failure(doc, tmp_path)
     assert message.startswith("step 'deployment'"), message
     assert re.search(r"the front refused \d+ call\(s\) to deployWorker, last: 403 "
                      r"oc-tasks@demo-openclaw\.iam\.gserviceaccount\.com does not have roles/run\.invoker", message)
@@ -145,14 +150,7 @@ def test_a_private_function_that_checks_the_stripped_signature_fails_the_check(d
     args = step_args(doc, "fn-deployWorker")
     i = args.index("--set-build-env-vars=GOOGLE_FUNCTION_SOURCE=functions/deploy_worker.py")
     args[i] = "--set-build-env-vars=GOOGLE_FUNCTION_SOURCE=tests/fixtures/deploy_worker_verifying_signature.py"
-    out = io.StringIO()
-    d = check.bring_up(doc, tmp_path, out, functions={"users", "billing", "deployments", "deployWorker"})
-    try:
-        with pytest.raises(CheckFailed) as err:
-            check.Journey(d, out).run(["sign-up", "trial", "deployment"])
-    finally:
-        d.close()
-    message = str(err.value)
+    message = deployment_failure(doc, tmp_path)
     assert message.startswith("step 'deployment'"), message
     assert re.search(r"deployWorker itself answered \d+ call\(s\) of oc-tasks@demo-openclaw\.iam\.gserviceaccount\.com "
                      r"with an error, last: 401 .*invalid OIDC token for the task: InvalidSignatureError", message), message

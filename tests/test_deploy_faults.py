@@ -7,7 +7,7 @@ import threading
 import time
 
 import httpx
-from deploy_support import QUEUE, reset_settings
+from deploy_support import QUEUE, pending_job, reset_settings
 from test_deployments_api import NEW, create
 
 ZONE = "acme-bots/us-central1-a"
@@ -249,19 +249,9 @@ def test_deploy_again_adopts_the_existing_vm(api, callers, denv):
 def test_job_document_deleted_mid_run_ends_the_task_cleanly(api, callers, denv):
     """A job removed by hand while its worker runs: the worker answers 200 (no 500 retried by
     the queue), and the deployment still takes the next action."""
-    from shared import clock, repos
-    from shared.deploy import jobs
-    from shared.models import DeployJob, Deployment
+    from shared import repos
 
-    now, owner = clock.now_ms(), callers["owner"].user_id
-    dep = Deployment(_id="gonejob0000000000001", userId=owner, gcpProject="acme-bots", zone="us-central1-a",
-                     vmName="oc-gone-job-gonejob0000000000001", status="provisioning", botName="B",
-                     primaryModel="m", createdAt=now)
-    job = DeployJob(_id=jobs.new_job_id(now), userId=owner, deploymentId=dep.id, action="deploy", status="pending")
-    repos.deployments.set(dep)
-    repos.deploy_jobs.set(job)
-    jobs.lock_ref(dep.id).set({"jobId": job.id, "action": "deploy", "requestedAt": now, "attempt": 0,
-                               "leaseUntil": 0})
+    dep, job = pending_job(callers["owner"].user_id, "gonejob0000000000001", "oc-gone-job-gonejob0000000000001")
     denv.compute.fault("instances.insert", "slow", delay=1.0)
     headers = {"X-CloudTasks-QueueName": QUEUE, "X-CloudTasks-TaskName": "gone", "Content-Type": "application/json"}
     answers = []

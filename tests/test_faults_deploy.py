@@ -105,22 +105,12 @@ def test_firestore_paused_during_a_worker_delivery_is_503_then_the_job_runs(api,
     import time
 
     import httpx
-    from deploy_support import QUEUE
+    from deploy_support import QUEUE, pending_job
     from test_faults_firestore import firestore_paused
 
-    from shared import clock, config, repos
-    from shared.deploy import jobs
-    from shared.models import DeployJob, Deployment
+    from shared import config, repos
 
-    now, owner = clock.now_ms(), callers["owner"].user_id
-    dep = Deployment(_id="pausedfs000000000001", userId=owner, gcpProject="acme-bots", zone="us-central1-a",
-                     vmName="oc-paused-fs-pausedfs000000000001", status="provisioning", botName="B",
-                     primaryModel="m", createdAt=now)
-    job = DeployJob(_id=jobs.new_job_id(now), userId=owner, deploymentId=dep.id, action="deploy", status="pending")
-    repos.deployments.set(dep)
-    repos.deploy_jobs.set(job)
-    jobs.lock_ref(dep.id).set({"jobId": job.id, "action": "deploy", "requestedAt": now, "attempt": 0,
-                               "leaseUntil": 0})
+    dep, job = pending_job(callers["owner"].user_id, "pausedfs000000000001", "oc-paused-fs-pausedfs000000000001")
     monkeypatch.setenv("FUNCTION_TIMEOUT_S", "4")
     config.reset()
     headers = {"X-CloudTasks-QueueName": QUEUE, "X-CloudTasks-TaskName": "paused", "Content-Type": "application/json"}
