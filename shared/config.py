@@ -130,41 +130,30 @@ Rule = Callable[[str], "str | None"]
 _PROJECT_ID = r"[a-z][a-z0-9-]{4,28}[a-z0-9]"  # 6-30 characters, a letter first, no hyphen last
 
 
-def https_url(value: str) -> str | None:
-    if re.fullmatch(r"https://[A-Za-z0-9.-]+(:[0-9]+)?(/[^\s]*)?", value):
-        return None
-    return f"must be an https URL, got {value!r}"
+def matching(pattern: str, what: str) -> Rule:
+    """A value that is `what` when it matches `pattern` whole."""
+    def rule(value: str) -> str | None:
+        return None if re.fullmatch(pattern, value) else f"must be {what}, got {value!r}"
+    return rule
 
 
-def service_account(value: str) -> str | None:
-    if re.fullmatch(r"[a-z0-9][a-z0-9._-]*@[a-z0-9][a-z0-9.-]*\.iam\.gserviceaccount\.com", value):
-        return None
-    return f"must be a service account e-mail (...@....iam.gserviceaccount.com), got {value!r}"
+def list_of(pattern: str, what: str) -> Rule:
+    """A comma-separated list of `what`, each matching `pattern` whole."""
+    def rule(value: str) -> str | None:
+        bad = [p for p in (v.strip() for v in value.split(",")) if not re.fullmatch(pattern, p)]
+        return f"must be a comma-separated list of {what}, got {', '.join(map(repr, bad))}" if bad else None
+    return rule
 
 
-def project_ids(value: str) -> str | None:
-    ids = [p.strip() for p in value.split(",")]
-    bad = [p for p in ids if not re.fullmatch(_PROJECT_ID, p)]
-    if bad:
-        return f"must be a comma-separated list of project ids, got {', '.join(map(repr, bad))}"
-    return None
-
-
-def pubsub_topic(value: str) -> str | None:
-    if re.fullmatch(rf"projects/{_PROJECT_ID}/topics/[A-Za-z][A-Za-z0-9._~+%-]{{2,254}}", value):
-        return None
-    return f"must be a topic name (projects/<project>/topics/<topic>), got {value!r}"
-
-
-def region(value: str) -> str | None:
-    if re.fullmatch(r"[a-z]+(-[a-z]+)+[0-9]+", value):
-        return None
-    return f"must be a region (e.g. us-central1), got {value!r}"
-
-
-def regions(value: str) -> str | None:
-    bad = [r for r in (p.strip() for p in value.split(",")) if region(r)]
-    return f"must be a comma-separated list of regions (e.g. us-central1), got {', '.join(map(repr, bad))}" if bad else None
+_REGION = r"[a-z]+(-[a-z]+)+[0-9]+"
+https_url = matching(r"https://[A-Za-z0-9.-]+(:[0-9]+)?(/[^\s]*)?", "an https URL")
+service_account = matching(r"[a-z0-9][a-z0-9._-]*@[a-z0-9][a-z0-9.-]*\.iam\.gserviceaccount\.com",
+                           "a service account e-mail (...@....iam.gserviceaccount.com)")
+project_ids = list_of(_PROJECT_ID, "project ids")
+pubsub_topic = matching(rf"projects/{_PROJECT_ID}/topics/[A-Za-z][A-Za-z0-9._~+%-]{{2,254}}",
+                        "a topic name (projects/<project>/topics/<topic>)")
+region = matching(_REGION, "a region (e.g. us-central1)")
+regions = list_of(_REGION, "regions (e.g. us-central1)")
 
 
 def non_empty(value: str) -> str | None:
