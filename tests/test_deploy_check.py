@@ -32,6 +32,21 @@ def step_args(doc: dict, step_id: str) -> list:
     return next(s for s in doc["steps"] if s["id"] == step_id)["args"]
 
 
+def start_fails(doc: dict, tmp_path, function: str, match: str) -> dict:
+    """Deploy only `function` from the (broken) manifest and start it as deployed: the check refuses with
+    `match`. Returns the function as the control plane recorded it."""
+    plane = ControlPlane(tmp_path)
+    plane.deploy(doc, only=check.with_prerequisites(doc, {f"fn-{function}"}))
+    d = Deployed(tmp_path)
+    try:
+        d.load(plane.resources())
+        with pytest.raises(CheckFailed, match=match):
+            d.start_functions({function})
+        return d.functions[function].record
+    finally:
+        d.close()
+
+
 def deployment_failure(doc: dict, tmp_path) -> str:
     """What the check says when a user's first deployment fails on this (broken) manifest."""
     out = io.StringIO()
@@ -59,17 +74,9 @@ def test_a_variable_missing_from_the_manifest_stops_the_function_at_cold_start(d
     i = next(n for n, a in enumerate(args) if str(a).startswith("--set-env-vars="))
     head, _, pairs = args[i].partition("^|^")
     args[i] = head + "^|^" + "|".join(p for p in pairs.split("|") if not p.startswith("DEPLOY_WORKER_URL="))
-    plane = ControlPlane(tmp_path)
-    plane.deploy(doc, only=check.with_prerequisites(doc, {"fn-deployWorker"}))
-    d = Deployed(tmp_path)
-    try:
-        d.load(plane.resources())
-        assert "DEPLOY_WORKER_URL" not in d.functions["deployWorker"].record["env"]
-        with pytest.raises(CheckFailed, match=r"function deployWorker exited at start with status 1: "
-                                              r"startup refused: .*DEPLOY_WORKER_URL"):
-            d.start_functions({"deployWorker"})
-    finally:
-        d.close()
+    record = start_fails(doc, tmp_path, "deployWorker", r"function deployWorker exited at start with status 1: "
+                                                         r"startup refused: .*DEPLOY_WORKER_URL")
+    assert "DEPLOY_WORKER_URL" not in record["env"]
 
 
 def test_an_entry_point_that_does_not_exist_is_refused_by_the_control_plane(doc, tmp_path):
@@ -84,16 +91,8 @@ def test_a_wrong_trigger_is_named(doc, tmp_path):
     args = step_args(doc, "fn-provisioningEvents")
     args[:] = [a for a in args if not str(a).startswith(("--trigger-topic=", "--trigger-service-account=", "--retry"))]
     args.append("--trigger-http")
-    plane = ControlPlane(tmp_path)
-    plane.deploy(doc, only=check.with_prerequisites(doc, {"fn-provisioningEvents"}))
-    d = Deployed(tmp_path)
-    try:
-        d.load(plane.resources())
-        with pytest.raises(CheckFailed, match=r"function provisioningEvents: its code is a CloudEvent function, "
-                                              r"but the manifest deploys it with an HTTP trigger"):
-            d.start_functions({"provisioningEvents"})
-    finally:
-        d.close()
+    start_fails(doc, tmp_path, "provisioningEvents", r"function provisioningEvents: its code is a CloudEvent "
+                                                      r"function, but the manifest deploys it with an HTTP trigger")
 
 
 def test_the_front_refuses_cloud_tasks_when_the_invoker_binding_names_another_account(doc, tmp_path):
