@@ -43,6 +43,7 @@ def find(collection: str, equals, order=(), vector: str | None = None) -> Query:
 
 # users
 declare("users", ("clerkId",))
+declare("users", ("email",))  # linking a new identity by verified e-mail (shared/accounts.py)
 for _eq in ((), ("role",), ("status",), ("role", "status")):
     declare("users", _eq, (("createdAt", DESC),))
 
@@ -84,6 +85,8 @@ declare("media", ("userId", "type"), (("createdAt", DESC),))
 declare("deployments", ("userId",), (("createdAt", DESC),))
 declare("deployments", ("userId", "status"), (("createdAt", DESC),))
 declare("deployJobs", ("deploymentId",))  # by id: job ids sort newest first
+declare("deployJobs", ("userId",))  # a user's jobs across deployments, newest first by id
+declare("deployJobs", ("userId", "status"))  # ... of one status (composite userId, status)
 declare("pluginConfigs", ("deploymentId",))
 declare("skillConfigs", ("deploymentId",))
 declare("apiKeyRegistry", ("deploymentId",))

@@ -63,6 +63,10 @@ class DeploymentListQuery(PageQuery):
     status: DeploymentStatus | None = None
 
 
+class MyJobsQuery(PageQuery):
+    status: Literal["pending", "running", "completed", "failed"] | None = None
+
+
 class LogsQuery(Strict):
     since: int | None = Field(None, ge=0, le=2**53, description="the `next` of the previous answer")
 
@@ -159,6 +163,14 @@ def action(req: Request):
     if req.body.action in SPENDING:
         access.require_deploy(dep.userId, req.caller)
     return {"job": jobs.request_action(dep.id, req.body.action, req.caller.id)}
+
+
+@api.route("GET", "/jobs", query=MyJobsQuery, response=page_of(DeployJob))
+def list_my_jobs(req: Request):
+    """My deploy jobs across all my deployments, newest first (optionally of one status)."""
+    q = req.query
+    equals = {"userId": req.caller.id, **({"status": q.status} if q.status else {})}
+    return repos.deploy_jobs.page(equals, (), q.limit, q.cursor)
 
 
 @api.route("GET", "/{id}/jobs", query=PageQuery, response=page_of(DeployJob))
