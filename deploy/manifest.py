@@ -27,10 +27,12 @@ SUBSTITUTIONS = {
     "_CORS_ORIGINS": "https://app.example.com",
     "_APP_URL": "https://app.example.com",
     "_MEDIA_DRIVE_BACKUP": "off",
+    "_ADMIN_EMAILS": "",  # comma list: verified e-mails that are admins (the first admins); `|`-free
     "_SOURCE_HASH": "",  # set by `make deploy`: unchanged functions are not redeployed
 }
 
-CORE = {"GOOGLE_CLOUD_PROJECT": "${PROJECT_ID}", "APP_ENV": "production", "CORS_ORIGINS": "${_CORS_ORIGINS}"}
+CORE = {"GOOGLE_CLOUD_PROJECT": "${PROJECT_ID}", "APP_ENV": "production", "CORS_ORIGINS": "${_CORS_ORIGINS}",
+        "ADMIN_EMAILS": "${_ADMIN_EMAILS}"}
 DEPLOY = {
     "DEPLOY_WORKER_URL": f"{URL}/deployWorker",
     "DEPLOY_QUEUE": "deploy-jobs",
@@ -97,10 +99,11 @@ FUNCTIONS = [
     # billing (Stripe)
     Fn("billing", "functions/billing.py", env={"APP_URL": "${_APP_URL}"},
        secrets={"STRIPE_SECRET_KEY": "stripe-secret-key"}),
-    Fn("stripeWebhook", "functions/stripe_webhook.py",
+    # a downgrade stops the bots beyond the plan's limit: both queue deploy jobs (env DEPLOY)
+    Fn("stripeWebhook", "functions/stripe_webhook.py", env=DEPLOY,
        secrets={"STRIPE_SECRET_KEY": "stripe-secret-key", "STRIPE_WEBHOOK_SECRET": "stripe-webhook-secret"}),
     Fn("billingReconcile", "functions/billing_reconcile.py", timeout=540, concurrency=1, max_instances=2,
-       env={"BILLING_SCHEDULER_SA": SCHEDULER + SA, "BILLING_RECONCILE_URL": f"{URL}/billingReconcile"},
+       env={**DEPLOY, "BILLING_SCHEDULER_SA": SCHEDULER + SA, "BILLING_RECONCILE_URL": f"{URL}/billingReconcile"},
        secrets={"STRIPE_SECRET_KEY": "stripe-secret-key"}),
     # knowledge (numpy vectors: more memory, fewer requests at once) and media
     Fn("knowledge", "functions/knowledge.py", memory="1Gi", concurrency=8,

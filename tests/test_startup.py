@@ -51,8 +51,9 @@ NEEDS = {
     "pullCosts": SCHEDULED, "pullOpenrouterActivity": SCHEDULED,
     "costPullWorker": ("TASKS_INVOKER_SA", "COSTS_WORKER_URL", "OPENROUTER_MANAGEMENT_KEY", "OPENAI_ADMIN_KEY"),
     "billing": ("STRIPE_SECRET_KEY", "APP_URL"),
-    "stripeWebhook": ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"),
-    "billingReconcile": ("STRIPE_SECRET_KEY", "BILLING_SCHEDULER_SA", "BILLING_RECONCILE_URL"),
+    # a downgrade stops the bots beyond the plan's limit: deploy jobs (shared/plan_limits.py)
+    "stripeWebhook": ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", *DEPLOY),
+    "billingReconcile": ("STRIPE_SECRET_KEY", "BILLING_SCHEDULER_SA", "BILLING_RECONCILE_URL", *DEPLOY),
     "knowledge": ("OPENAI_API_KEY",), "media": ("MEDIA_BUCKET",),
     "deployments": DEPLOY, "deployWorker": (*DEPLOY, "FUNCTIONS_URL"), "provisioningEvents": DEPLOY,
     "pluginConfigs": DEPLOY, "skillConfigs": DEPLOY, "apiKeys": DEPLOY,
