@@ -73,6 +73,9 @@ declare("subscriptions", ("stripeCustomerId",))  # webhook lookup
 declare("subscriptions", ("status",))  # reconciliation pages through open subscriptions
 # knowledge (shared/knowledge): per-user vector search, newest-first lists, deletes by user/source
 declare("knowledge", ("userId",), vector="embedding")
+declare("knowledge", ("userId",), vector="embeddingAlt")  # the second slot (shared/knowledge/space.py)
+declare("knowledge", ("userId", "embeddingVersion"))  # re-embedding: a user's chunks holding a version
+declare("knowledge", ("userId", "embeddingAltVersion"))
 declare("knowledge", ("userId",))
 declare("knowledge", ("userId", "source"))
 declare("knowledge", ("userId",), (("createdAt", DESC),))
