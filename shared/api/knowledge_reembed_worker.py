@@ -16,7 +16,7 @@ Id = Annotated[str, StringConstraints(min_length=1, max_length=1500, pattern=r"^
 api = Api("knowledgeReembedWorker", "One batch of a re-embedding run (Cloud Tasks target)")
 
 
-class TaskBody(Strict):
+class ReembedTask(Strict):
     runId: Id
     kind: Literal["users", "user"]
     page: int | None = Field(None, ge=0, le=10**7)
@@ -31,7 +31,7 @@ class TaskBody(Strict):
         return self
 
 
-class TaskResult(BaseModel):
+class ReembedTaskResult(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
@@ -40,7 +40,7 @@ def _tasks() -> dict:
     return {"queue": s.queue, "account": s.invoker_sa, "audience": s.worker_url}
 
 
-@api.route("POST", "/", access="cloud_tasks", machine=_tasks, body=TaskBody, response=TaskResult)
+@api.route("POST", "/", access="cloud_tasks", machine=_tasks, body=ReembedTask, response=ReembedTaskResult)
 def run_task(req: Request):
     """Run one task: a page of users (fan-out) or one batch of one user's chunks."""
     b = req.body
