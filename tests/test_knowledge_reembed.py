@@ -183,4 +183,5 @@ def test_a_crashed_batch_resumes_without_double_work_and_users_switch_one_at_a_t
     assert top(kb, other, "apples orchard")["score"] == pytest.approx(
         expected_score(NEW_MODEL, "apples orchard", TEXTS["alpha"]), abs=1e-3)
     assert top(kb, other, "distant stars")["source"] == "gamma"
-    assert len([t for t in embedded if t in TEXTS.values()]) == 4  # every chunk once in the new version (the one ingested meanwhile: by its ingest)
+    # every chunk once in the new version (the one ingested meanwhile: by its ingest)
+    assert len([t for t in embedded if t in TEXTS.values()]) == 4

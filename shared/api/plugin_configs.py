@@ -64,9 +64,10 @@ def put(req: Request):
     config = catalog.validate_plugin_config(plugin_id, req.body.config)
     item = PluginConfig(_id=f"{dep.id}_{plugin_id}", deploymentId=dep.id, userId=dep.userId, pluginId=plugin_id,
                         enabled=req.body.enabled, config=config)
-    guard = None if req.caller.is_admin else plan_limits.config_guard("plugin", dep.userId, dep.id, item.enabled)
-    if guard:
+    guard = None
+    if item.enabled and not req.caller.is_admin:  # enabling one more must fit the plan (shared/plan_limits.py)
         plan_limits.ensure_lock(dep.userId)
+        guard = plan_limits.config_guard("plugin", dep.userId, dep.id, item.enabled)
     return item, (201 if access.upsert_config(repos.plugin_configs, item, guard) else 200)
 
 

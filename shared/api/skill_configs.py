@@ -36,9 +36,10 @@ def put(req: Request):
     cron = catalog.validate_cron(req.body.cronOverride) if req.body.cronOverride else None
     item = SkillConfig(_id=f"{dep.id}_{skill_id}", deploymentId=dep.id, userId=dep.userId, skillId=skill_id,
                        enabled=req.body.enabled, cronOverride=cron)
-    guard = None if req.caller.is_admin else plan_limits.config_guard("skill", dep.userId, dep.id, item.enabled)
-    if guard:
+    guard = None
+    if item.enabled and not req.caller.is_admin:  # enabling one more must fit the plan (shared/plan_limits.py)
         plan_limits.ensure_lock(dep.userId)
+        guard = plan_limits.config_guard("skill", dep.userId, dep.id, item.enabled)
     return item, (201 if access.upsert_config(repos.skill_configs, item, guard) else 200)
 
 

@@ -47,9 +47,14 @@ def _create_pb(ref, item: Knowledge, slots: dict[str, tuple[str, np.ndarray]]) -
     return write.Write.wrap(write.Write.pb()(update=doc, current_document=common.Precondition.pb()(exists=False)))
 
 
-def write_chunks(items: Sequence[Knowledge], vectors: dict[str, tuple[str, np.ndarray]]) -> None:
+def write_chunks(items: Sequence[Knowledge], vectors: dict[str, tuple[str, np.ndarray]] | np.ndarray) -> None:
     """Create the chunks, WRITE_BATCH per batched commit (each batch all or nothing). `vectors`:
-    {slot: (version key, one row per item)} (two slots while a re-embedding run is going)."""
+    {slot: (version key, one row per item)} (two slots while a re-embedding run is going), or the rows
+    alone: the `embedding` field, in the version of before versions (LEGACY)."""
+    if not isinstance(vectors, dict):
+        from shared.knowledge.space import LEGACY
+
+        vectors = {LEGACY.slot: (LEGACY.key, vectors)}
     col = repos.knowledge.col
     per = WRITE_BATCH // len(vectors)  # two vectors per chunk: half as many chunks fit a commit
     for start in range(0, len(items), per):
