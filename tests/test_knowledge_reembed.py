@@ -103,7 +103,7 @@ def test_a_crashed_batch_resumes_without_double_work_and_users_switch_one_at_a_t
     from shared.knowledge import reembed, space, store
 
     queued: list[dict] = []
-    monkeypatch.setattr(reembed, "_enqueue", lambda payload, *name: queued.append(payload))
+    monkeypatch.setattr(reembed, "_enqueue", lambda payload, *name, at_ms=None: queued.append(payload))
     embedded: list[str] = []
     real = embeddings.for_version
 

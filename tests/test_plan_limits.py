@@ -122,3 +122,36 @@ def test_plans_carry_their_limits(api, callers):
     bad = api("PATCH", "/pricingPlans/pro", callers["admin"], json={"limits": {"maxDeployments": -1}})
     assert bad.status_code == 422
     assert api("GET", "/pricingPlans/pro", None).json["limits"]["maxDeployments"] == 5
+
+
+def test_a_downgrade_by_stripe_webhook_stops_the_bots_beyond_the_limit(served, sc, plans, denv):
+    """The webhook path: Stripe's current subscription moves from pro to starter; the event's delivery
+    applies it and stops the newer bot (a stop job with the reason), the older keeps running."""
+    from billing_support import deliver, doc_fields, make_event, new_customer
+
+    from shared.deploy import jobs
+    from shared.models import Deployment
+
+    for slug, cap in (("starter", 1), ("pro", 2)):
+        repos.pricing_plans.update(slug, {"limits": {"maxDeployments": cap}})
+    cus = new_customer(sc, "u_down")
+    pro = sc.v1.subscriptions.create({"customer": cus, "items": [{"plan": "price_pro_month"}]}).to_dict()
+    assert deliver(served, make_event("customer.subscription.created", pro)).status_code == 200
+    assert doc_fields("u_down")["plan"] == "pro"
+    now = clock.now_ms()
+    for i, dep_id in enumerate(("old-bot", "new-bot")):
+        repos.deployments.set(Deployment(_id=dep_id, userId="u_down", gcpProject="acme-bots", zone="us-central1-a",
+                                         vmName=f"vm-{dep_id}", status="running", botName="B", primaryModel="m",
+                                         createdAt=now + i))
+        jobs.lock_ref(dep_id).set(jobs.FREE)
+    sc.v1.subscriptions.cancel(pro["id"])
+    starter = sc.v1.subscriptions.create({"customer": cus, "items": [{"plan": "price_starter_month"}]}).to_dict()
+    r = deliver(served, make_event("customer.subscription.created", starter))
+    assert r.status_code == 200, r.text
+    assert doc_fields("u_down")["plan"] == "starter"
+    newer = repos.deployments.get("new-bot")
+    assert newer.statusReason.code == "plan_limit"
+    stop = repos.deploy_jobs.first(deploymentId="new-bot")
+    assert stop.action == "stop" and "plan limit" in stop.log
+    assert repos.deployments.get("old-bot").statusReason is None
+    assert repos.deploy_jobs.first(deploymentId="old-bot") is None

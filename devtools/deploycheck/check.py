@@ -509,6 +509,7 @@ class Journey:
         self.user: dict = {}
         self.admin: dict = {}
         self.dep: dict = {}
+        self.reembed_run: str = ""
 
     def call(self, step: str, method: str, path: str, token: str | None = None, expect=(200,), **kw) -> dict:
         headers = dict(kw.pop("headers", {}))
@@ -744,6 +745,30 @@ def step_site(j: Journey) -> str:
     return "cmsPages and navLinks written by the admin, read anonymously"
 
 
+def step_reembed_start(j: Journey) -> str:
+    """An installation made with an older embedding model (its record as an earlier version left it):
+    the admin starts re-embedding into the configured one; it runs while the journey goes on (the first
+    task waits for the run to settle, KNOWLEDGE_REEMBED_SETTLE_S)."""
+    host = j.d.stack.env["FIRESTORE_EMULATOR_HOST"]
+    doc = f"http://{host}/v1/projects/{j.d.project}/databases/(default)/documents/knowledgeModel/current"
+    older = {"mapValue": {"fields": {"model": {"stringValue": "text-embedding-ada-002"},
+                                     "dimensions": {"integerValue": "1536"}, "slot": {"stringValue": "embeddingAlt"}}}}
+    httpx.patch(doc, headers={"Authorization": "Bearer owner"},
+                json={"fields": {"active": older, "target": {"nullValue": None}}}).raise_for_status()
+    r = j.call("re-embedding", "POST", "/knowledge/reembed", j.admin["token"], expect=(202,))
+    j.reembed_run = r["run"]["runId"]
+    return f"run {j.reembed_run}: {r['active']['model']} -> {r['target']['model']} (slot {r['target']['slot']})"
+
+
+def step_reembed_done(j: Journey) -> str:
+    report = j.poll("re-embedding", f"re-embedding run {j.reembed_run} completed", "/knowledge/reembed",
+                    j.admin["token"], lambda r: (r.get("run") or {}).get("status") == "completed",
+                    ("knowledgeReembedWorker",), timeout=240)
+    run = report["run"]
+    return (f"knowledgeReembedWorker: {run['usersDone']} users switched, {run['chunksEmbedded']} chunks "
+            f"re-embedded; search now on {report['active']['model']}")
+
+
 def step_private(j: Journey) -> str:
     """Google's front keeps everyone but their invokers out of the private functions."""
     private = [fn for fn in j.d.functions.values() if fn.private]
@@ -759,6 +784,7 @@ def step_private(j: Journey) -> str:
 JOURNEY: list[tuple[str, Callable[[Journey], str]]] = [
     ("sign-up", step_sign_up),
     ("operator", step_operator),
+    ("re-embedding", step_reembed_start),
     ("trial", step_trial),
     ("deployment", step_deployment),
     ("config change", step_config_change),
@@ -768,6 +794,7 @@ JOURNEY: list[tuple[str, Callable[[Journey], str]]] = [
     ("stripe webhook", step_stripe),
     ("billing reconcile", step_reconcile),
     ("site content", step_site),
+    ("re-embedding finished", step_reembed_done),
     ("private functions", step_private),
 ]
 

@@ -59,9 +59,9 @@ def _progress_ref(run_id: str, user_id: str):
     return _col(PROGRESS).document(f"{run_id}_{user_id}")
 
 
-def _enqueue(payload: dict, *name_parts: str) -> None:
+def _enqueue(payload: dict, *name_parts: str, at_ms: int | None = None) -> None:
     s = settings.reembed()
-    tasks.enqueue(s.queue, s.worker_url, payload, name=tasks.task_id("reembed", *name_parts))
+    tasks.enqueue(s.queue, s.worker_url, payload, name=tasks.task_id("reembed", *name_parts), schedule_ms=at_ms)
 
 
 # starting and reporting
@@ -107,7 +107,9 @@ def start(requested_by: str) -> tuple[dict, bool]:
     run_id, started = claim()
     run = run_ref(run_id).get().to_dict() if run_id else None
     if run and run["status"] == "running" and not run["dispatched"]:  # first start, or one whose enqueue failed
-        _enqueue({"runId": run_id, "kind": "users", "page": 0, "cursor": None}, run_id, "users", "0")
+        # dispatched when the run has settled (Cloud Tasks' schedule time): no task waits in a retry loop
+        _enqueue({"runId": run_id, "kind": "users", "page": 0, "cursor": None}, run_id, "users", "0",
+                 at_ms=run["settleUntil"])
         run_ref(run_id).update({"dispatched": True})
         log.info("re-embedding started", extra={"runId": run_id, "to": run["to"]})
     return report(run_id), started
