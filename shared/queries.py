@@ -87,3 +87,7 @@ declare("deployJobs", ("deploymentId",))  # by id: job ids sort newest first
 declare("pluginConfigs", ("deploymentId",))
 declare("skillConfigs", ("deploymentId",))
 declare("apiKeyRegistry", ("deploymentId",))
+
+# backups (shared/backups): the owner's bots with backups, newest first; the cleanup's expired records
+declare("botBackups", ("userId",), (("createdAt", DESC),))
+declare("botBackups", (), (("expireAt", ASC),))

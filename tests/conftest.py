@@ -82,7 +82,8 @@ SERVICES = {
     **dict.fromkeys(("billing", "stripeWebhook", "billingReconcile"), "stripe_stack"),
     **dict.fromkeys(("costs", "pullCosts", "pullOpenrouterActivity", "costPullWorker"), "costs_env"),
     **dict.fromkeys(("knowledge", "media"), "kb_stack"),
-    **dict.fromkeys(("deployments", "deployWorker", "pluginConfigs", "skillConfigs", "apiKeys"), "deploy_env"),
+    **dict.fromkeys(("deployments", "deployWorker", "pluginConfigs", "skillConfigs", "apiKeys", "backups"),
+                    "deploy_env"),
 }
 
 
