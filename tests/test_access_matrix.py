@@ -57,6 +57,10 @@ MATRIX = [
     ("GET", "/costs/activity?userId={owner}&from=2026-11-01&to=2026-11-02", None, (401, 403, 200, 200, 403)),
     ("GET", "/costs/summary?userId={owner}", None, (401, 403, 200, 200, 403)),
     ("GET", "/costs/summary?userId=all", None, (401, 403, 403, 200, 403)),
+    ("GET", "/costs/budget", None, (401, 404, 404, 404, 403)),  # none set
+    ("GET", "/costs/budget?userId={owner}", None, (401, 403, 404, 404, 403)),
+    ("PUT", "/costs/budget", {"monthlyUsd": 25, "action": "stop"}, (401, 200, 200, 200, 403)),  # one's own
+    ("DELETE", "/costs/budget", None, (401, 404, 404, 404, 403)),
     ("GET", "/costs/runs/nope", None, admin_only(404)),
     ("GET", "/costs/accounts/{owner}", None, admin_only(404)),
     ("PUT", "/costs/accounts/{owner}", {"openaiProjectId": "proj_abc"}, admin_only(200)),

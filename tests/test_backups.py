@@ -127,13 +127,13 @@ def test_retention_removes_old_snapshots(api, callers, denv, live_bot, monkeypat
     names = [s["name"] for s in api("GET", f"/backups/{dep['_id']}", owner).json["snapshots"]]
     assert len(names) == 2
     # inside retention the cleanup keeps everything
-    assert api("POST", "/backups/cleanup", callers["admin"]).json["removedRecords"] == 0
+    assert api("POST", "/backups", callers["admin"]).json["removedRecords"] == 0
     advance(denv, monkeypatch, 8)
     # Compute's schedule removes its own snapshot of the deleted disk (APPLY_RETENTION_POLICY) ...
     assert any(n in names for n in fire_schedules(denv)["expired"])
     # ... the cleanup the final snapshot and the record
-    assert api("POST", "/backups/cleanup", callers["owner"]).status_code == 403
-    report = api("POST", "/backups/cleanup", callers["admin"]).json
+    assert api("POST", "/backups", callers["owner"]).status_code == 403
+    report = api("POST", "/backups", callers["admin"]).json
     assert report["removedRecords"] == 1 and report["deletedSnapshots"] >= 1 and report["errors"] == []
     assert not set(names) & set(denv.compute.state()["snapshots"])
     assert api("GET", f"/backups/{dep['_id']}", owner).status_code == 404

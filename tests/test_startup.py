@@ -40,6 +40,8 @@ VALUES = {
     "BILLING_RECONCILE_URL": (f"{URL}/billingReconcile", "http://x/billingReconcile"),
     "OPENAI_API_KEY": ("sk-proj-key", None),
     "MEDIA_BUCKET": (f"{PROJECT}-media", None),
+    "BACKUP_SCHEDULER_SA": ("scheduler" + SA, "scheduler"),
+    "BACKUP_CLEANUP_URL": (f"{URL}/backups", "http://x/backups"),
 }
 DEPLOY = ("DEPLOY_WORKER_URL", "TASKS_INVOKER_SA", "DEPLOY_ALLOWED_PROJECTS",
           "DEPLOY_ALLOWED_REGIONS", "PROVISIONING_TOPIC")
@@ -47,15 +49,17 @@ SCHEDULED = ("COSTS_QUEUE", "TASKS_LOCATION", "COSTS_WORKER_URL", "TASKS_INVOKER
              "COSTS_SCHEDULER_AUDIENCE")
 # what each function needs in production besides GOOGLE_CLOUD_PROJECT (the deploy manifest's list)
 NEEDS = {
-    "users": (), "cmsPages": (), "navLinks": (), "pricingPlans": (), "costs": (),
+    "users": (), "cmsPages": (), "navLinks": (), "pricingPlans": (), "costs": DEPLOY,
     "pullCosts": SCHEDULED, "pullOpenrouterActivity": SCHEDULED,
-    "costPullWorker": ("TASKS_INVOKER_SA", "COSTS_WORKER_URL", "OPENROUTER_MANAGEMENT_KEY", "OPENAI_ADMIN_KEY"),
+    "costPullWorker": ("TASKS_INVOKER_SA", "COSTS_WORKER_URL", "OPENROUTER_MANAGEMENT_KEY", "OPENAI_ADMIN_KEY",
+                       *DEPLOY[:1], *DEPLOY[2:]),
     "billing": ("STRIPE_SECRET_KEY", "APP_URL"),
     "stripeWebhook": ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"),
     "billingReconcile": ("STRIPE_SECRET_KEY", "BILLING_SCHEDULER_SA", "BILLING_RECONCILE_URL"),
     "knowledge": ("OPENAI_API_KEY",), "media": ("MEDIA_BUCKET",),
     "deployments": DEPLOY, "deployWorker": (*DEPLOY, "FUNCTIONS_URL"), "provisioningEvents": DEPLOY,
     "pluginConfigs": DEPLOY, "skillConfigs": DEPLOY, "apiKeys": DEPLOY,
+    "backups": (*DEPLOY, "BACKUP_SCHEDULER_SA", "BACKUP_CLEANUP_URL"),
 }
 
 # In the function's process: load it with each environment; print what each load did.

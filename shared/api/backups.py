@@ -123,7 +123,7 @@ def _scheduler() -> dict:
     return {"account": cfg.scheduler_sa, "audience": cfg.cleanup_audience}
 
 
-@api.route("POST", "/cleanup", access="scheduler", machine=_scheduler, response=CleanupReport)
+@api.route("POST", "/", access="scheduler", machine=_scheduler, response=CleanupReport)
 def cleanup(req: Request):
     """Delete what is left of deleted bots' snapshots past retention (Cloud Scheduler, or an admin)."""
     report = service.cleanup()

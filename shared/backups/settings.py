@@ -3,7 +3,7 @@
 The snapshot schedule follows the owner's plan (`subscriptions.plan`; no plan: starter):
 every BACKUP_<PLAN>_EVERY_H hours (24: daily at BACKUP_START_UTC), kept BACKUP_<PLAN>_KEEP_DAYS
 days; the snapshot taken before a delete is kept as long. Under production rules `scheduler()`
-(the cleanup route) needs BACKUP_SCHEDULER_SA and BACKUP_CLEANUP_URL (its token's audience).
+(the cleanup route) needs BACKUP_SCHEDULER_SA and BACKUP_CLEANUP_URL (the function's URL: its token's audience).
 """
 from __future__ import annotations
 
