@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from datetime import datetime
+from datetime import datetime, timezone
 
 from shared import clock, entitlements, logs, repos
 from shared.backups import gce
@@ -194,7 +194,7 @@ def before_delete(dep: Deployment, job_id: str, last_attempt: bool) -> list[str]
         record(dep, plan, sched, deletedAt=now, expireAt=expire, finalSnapshot=name, finalSnapshotError=error)
     except Exception as exc:  # the record is what the owner lists: without it, retry rather than lose track
         raise ComputeError(f"record the bot's backups: {type(exc).__name__}", True) from None
-    until = datetime.utcfromtimestamp(expire / 1000).strftime("%Y-%m-%d")
+    until = datetime.fromtimestamp(expire / 1000, timezone.utc).strftime("%Y-%m-%d")
     if error is None:
         return [f"final snapshot {name} taken; it and the scheduled snapshots are kept until {until}"]
     remaining = _newest_scheduled(dep)
