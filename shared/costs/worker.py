@@ -160,13 +160,15 @@ def _budgets(outcomes: list[Outcome], users: list[dict], schedule_ms: int) -> li
     """Each pulled user's budgets against this pull (shared/spend); returns transient failures (a
     redelivery evaluates again: notifications and actions are once per month and scope)."""
     from shared.spend import service as spend
+    from shared.spend.store import budgets
 
     cfg = settings.get()
     shape = pricing.Shape(cfg.machine_type, cfg.disk_gb, cfg.disk_type)
     deps = {u["userId"]: u["deployments"] for u in users}
+    budgeted = {s.id for s in client().get_all([budgets.ref(u) for u in deps]) if s.exists}  # one read for all
     failures = []
     for o in outcomes:
-        if o.error or not o.docs:
+        if o.error or not o.docs or o.user_id not in budgeted:
             continue
         snap = o.docs[0]
         try:
