@@ -42,6 +42,7 @@ VALUES = {
     "MEDIA_BUCKET": (f"{PROJECT}-media", None),
     "BACKUP_SCHEDULER_SA": ("scheduler" + SA, "scheduler"),
     "BACKUP_CLEANUP_URL": (f"{URL}/backups", "http://x/backups"),
+    "KNOWLEDGE_REEMBED_WORKER_URL": (f"{URL}/knowledgeReembedWorker", "http://x/knowledgeReembedWorker"),
 }
 DEPLOY = ("DEPLOY_WORKER_URL", "TASKS_INVOKER_SA", "DEPLOY_ALLOWED_PROJECTS",
           "DEPLOY_ALLOWED_REGIONS", "PROVISIONING_TOPIC")
@@ -54,9 +55,12 @@ NEEDS = {
     "costPullWorker": ("TASKS_INVOKER_SA", "COSTS_WORKER_URL", "OPENROUTER_MANAGEMENT_KEY", "OPENAI_ADMIN_KEY",
                        *DEPLOY[:1], *DEPLOY[2:]),
     "billing": ("STRIPE_SECRET_KEY", "APP_URL"),
-    "stripeWebhook": ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"),
-    "billingReconcile": ("STRIPE_SECRET_KEY", "BILLING_SCHEDULER_SA", "BILLING_RECONCILE_URL"),
-    "knowledge": ("OPENAI_API_KEY",), "media": ("MEDIA_BUCKET",),
+    # a downgrade stops the bots beyond the plan's limit: deploy jobs (shared/plan_limits.py)
+    "stripeWebhook": ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", *DEPLOY),
+    "billingReconcile": ("STRIPE_SECRET_KEY", "BILLING_SCHEDULER_SA", "BILLING_RECONCILE_URL", *DEPLOY),
+    "knowledge": ("OPENAI_API_KEY", "KNOWLEDGE_REEMBED_WORKER_URL", "TASKS_INVOKER_SA"),
+    "knowledgeReembedWorker": ("OPENAI_API_KEY", "KNOWLEDGE_REEMBED_WORKER_URL", "TASKS_INVOKER_SA"),
+    "media": ("MEDIA_BUCKET",),
     "deployments": DEPLOY, "deployWorker": (*DEPLOY, "FUNCTIONS_URL"), "provisioningEvents": DEPLOY,
     "pluginConfigs": DEPLOY, "skillConfigs": DEPLOY, "apiKeys": DEPLOY,
     "backups": (*DEPLOY, "BACKUP_SCHEDULER_SA", "BACKUP_CLEANUP_URL"),
