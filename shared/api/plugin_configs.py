@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, StrictBool, model_validator
 
-from shared import repos
+from shared import plan_limits, repos
 from shared.api.inputs import Strict
 from shared.deploy import access, catalog, configs
 from shared.http import Api, Request, list_of
@@ -79,15 +79,19 @@ def _write(req: Request, config: Any, merge: bool):
     dep = access.owned(req.params["deploymentId"], req.caller)
     plugin_id = catalog.plugin(req.params["pluginId"]).id
     enabled = configs.KEEP if req.body.enabled is None else req.body.enabled
+    guard = None
+    if enabled is True and not req.caller.is_admin:  # enabling one more must fit the plan (shared/plan_limits.py)
+        plan_limits.ensure_lock(dep.userId)
+        guard = plan_limits.config_guard("plugin", dep.userId, dep.id, True)
     item, created = configs.write_plugin(dep.id, plugin_id, enabled, configs.KEEP if config is None else config,
-                                         merge, dep.userId)
+                                         merge, dep.userId, guard)
     return item, (201 if created else 200)
 
 
 @api.route("PUT", "/{deploymentId}/{pluginId}", body=PluginWrite, status=(200, 201), response=PluginConfig)
 def put(req: Request):
     """Enable/disable a plugin and set its config (applied by the next deploy); 201 when new. Enabling
-    needs the plugin's API keys (409 names the missing ones)."""
+    needs the plugin's API keys (409 names the missing ones) and room in the plan."""
     return _write(req, req.body.config, merge=False)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, StrictBool, model_validator
 
-from shared import repos
+from shared import plan_limits, repos
 from shared.api.inputs import Strict
 from shared.deploy import access, catalog, configs
 from shared.http import Api, Request, list_of
@@ -49,14 +49,18 @@ def _write(req: Request):
     cron = configs.KEEP
     if "cronOverride" in named:
         cron = catalog.validate_cron(req.body.cronOverride) if req.body.cronOverride else None
-    item, created = configs.write_skill(dep.id, skill_id, enabled, cron, dep.userId)
+    guard = None
+    if enabled is True and not req.caller.is_admin:  # enabling one more must fit the plan (shared/plan_limits.py)
+        plan_limits.ensure_lock(dep.userId)
+        guard = plan_limits.config_guard("skill", dep.userId, dep.id, True)
+    item, created = configs.write_skill(dep.id, skill_id, enabled, cron, dep.userId, guard)
     return item, (201 if created else 200)
 
 
 @api.route("PUT", "/{deploymentId}/{skillId}", body=SkillWrite, status=(200, 201), response=SkillConfig)
 def put(req: Request):
     """Enable/disable a skill and optionally override its schedule (five-field cron, UTC); 201 when new.
-    Enabling needs the skill's plugins enabled (409 names the missing ones)."""
+    Enabling needs the skill's plugins enabled (409 names the missing ones) and room in the plan."""
     return _write(req)
 
 

@@ -9,12 +9,13 @@
   a 409 naming what is missing; disabling or deleting a plugin an enabled skill uses, or deleting a
   key an enabled plugin needs, is a 409 naming who uses it.
 
-Each write reads what it checks in its own transaction, so two opposite writes (enable a skill,
+A write also takes the plan's guard (shared/plan_limits.py: enabling one more than the plan allows is a
+409 `plan_limit`). Each write reads what it checks in its own transaction, so two opposite writes (enable a skill,
 disable its plugin) cannot both pass: both read and write the same documents and one retries.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Optional
 
 from shared import db, repos
 from shared.deploy import catalog
@@ -22,6 +23,9 @@ from shared.errors import ApiError, not_found
 from shared.models import PluginConfig, SkillConfig
 
 KEEP: Any = object()  # a field the request did not name
+# (tx, existing config or None) -> writes to add to the transaction, or None; reads only, may refuse
+# (shared/plan_limits.config_guard: enabling one more than the plan allows)
+Guard = Callable[[Any, Any], Optional[Callable[[Any], None]]]
 
 
 def needed_keys(plugin_id: str, config: dict) -> list[str]:
@@ -54,8 +58,8 @@ def _plugin_unused(tx, deployment_id: str, plugin_id: str, doing: str) -> None:
 
 @db.transactional
 def write_plugin(tx, deployment_id: str, plugin_id: str, enabled: Any, config: Any, merge: bool,
-                 user_id: str) -> tuple[PluginConfig, bool]:
-    """Upsert one plugin config (True when new). `enabled`/`config` KEEP: unchanged."""
+                 user_id: str, guard: Guard | None = None) -> tuple[PluginConfig, bool]:
+    """Upsert one plugin config (True when new). `enabled`/`config` KEEP: unchanged. `guard`: see Guard."""
     _require_deployment(tx, deployment_id)
     old = repos.plugin_configs.get(f"{deployment_id}_{plugin_id}", tx)
     stored = old.config if old else {}
@@ -73,9 +77,12 @@ def write_plugin(tx, deployment_id: str, plugin_id: str, enabled: Any, config: A
                            f"set them first (PUT /apiKeys/{deployment_id}/<keyName>)", {"missingKeys": missing})
     elif old is not None and old.enabled:
         _plugin_unused(tx, deployment_id, plugin_id, "disable")
+    writes = guard(tx, old) if guard else None  # reads (all before the first write), may refuse
     item = PluginConfig(_id=f"{deployment_id}_{plugin_id}", deploymentId=deployment_id, userId=user_id,
                         pluginId=plugin_id, enabled=on, config=config)
     repos.plugin_configs.set(item, tx)
+    if writes:
+        writes(tx)
     return item, old is None
 
 
@@ -91,7 +98,7 @@ def delete_plugin(tx, deployment_id: str, plugin_id: str) -> None:
 
 @db.transactional
 def write_skill(tx, deployment_id: str, skill_id: str, enabled: Any, cron: Any,
-                user_id: str) -> tuple[SkillConfig, bool]:
+                user_id: str, guard: Guard | None = None) -> tuple[SkillConfig, bool]:
     """Upsert one skill config (True when new). `enabled`/`cron` KEEP: unchanged; cron None: default."""
     _require_deployment(tx, deployment_id)
     old = repos.skill_configs.get(f"{deployment_id}_{skill_id}", tx)
@@ -103,9 +110,12 @@ def write_skill(tx, deployment_id: str, skill_id: str, enabled: Any, cron: Any,
         if missing:
             raise ApiError(409, "missing_plugins", f"skill {skill_id} needs the plugin(s) {', '.join(missing)} "
                            "enabled first", {"missingPlugins": missing})
+    writes = guard(tx, old) if guard else None
     item = SkillConfig(_id=f"{deployment_id}_{skill_id}", deploymentId=deployment_id, userId=user_id,
                        skillId=skill_id, enabled=on, cronOverride=cron)
     repos.skill_configs.set(item, tx)
+    if writes:
+        writes(tx)
     return item, old is None
 
 
