@@ -71,7 +71,7 @@ def test_deploy_attaches_the_plans_schedule(api, callers, denv, live_bot):
 def test_delete_snapshots_then_restore_brings_back_bot_and_disk(api, callers, denv, live_bot):
     dep, _ = live_bot
     owner = callers["owner"]
-    assert api("PUT", f"/skillConfigs/{dep['_id']}/daily-posts", owner,
+    assert api("PUT", f"/skillConfigs/{dep['_id']}/daily-briefing", owner,
                json={"enabled": True, "cronOverride": "30 8 * * 1-5"}).status_code == 201
     disk_files(denv, dep["vmName"], {"/var/lib/openclaw/memory.md": "likes tea", "/etc/openclaw/x": "1"})
     made = fire_schedules(denv)["created"]
@@ -112,7 +112,7 @@ def test_delete_snapshots_then_restore_brings_back_bot_and_disk(api, callers, de
     disk = gce.disks().get(project=PROJECT, zone=ZONE, disk=new["vmName"])
     assert disk.source_snapshot.endswith(f"/global/snapshots/{final['name']}")
     skills = api("GET", f"/skillConfigs?deploymentId={new['_id']}", owner).json["items"]
-    assert [(s["skillId"], s["cronOverride"]) for s in skills] == [("daily-posts", "30 8 * * 1-5")]
+    assert [(s["skillId"], s["cronOverride"]) for s in skills] == [("daily-briefing", "30 8 * * 1-5")]
     rec = api("GET", f"/backups/{new['_id']}", owner).json["backup"]
     assert rec["restoredFrom"].endswith(final["name"]) and rec["restoreFrom"] is None
     assert denv.compute.state()["disks"][f"{PROJECT}/{ZONE}/{new['vmName']}"]  # on a schedule too
