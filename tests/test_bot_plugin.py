@@ -126,3 +126,90 @@ def test_startup_script_refuses_a_checksum_mismatch_and_reports_it(script_env, t
     assert f"bot plugin checksum mismatch: {tgz} has sha256 {sha}, expected {other}; not installed" in published[0]
     assert not any("openclaw" in line and "plugins install" in line for line in lines)
     assert not (state / ".bot-plugin.sha256").exists() and not list(state.glob("*.tgz*"))
+
+
+class BucketIam:
+    """Cloud Storage's bucket IAM endpoints (JSON API wire format, etag preconditions) on 127.0.0.1:
+    the Storage emulator has none. `race` changes the policy behind the caller's back once."""
+
+    def __init__(self):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.policy = {"bindings": [{"role": "roles/storage.admin", "members": ["serviceAccount:oc-functions@p.iam.gserviceaccount.com"]}]}
+        self.version, self.race, self.puts = 1, False, 0
+        iam = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def answer(self, status: int, body: dict):
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def current(self):
+                return {"kind": "storage#policy", "resourceId": "projects/_/buckets/p-artifacts", "version": 1,
+                        "etag": f"CA{iam.version}=", **iam.policy}
+
+            def do_GET(self):
+                assert self.path.startswith("/storage/v1/b/p-artifacts/iam"), self.path
+                self.answer(200, self.current())
+
+            def do_PUT(self):
+                assert self.path.startswith("/storage/v1/b/p-artifacts/iam"), self.path
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                iam.puts += 1
+                if iam.race:  # someone else wrote first: the caller's etag is stale now
+                    iam.race, iam.version = False, iam.version + 1
+                if body.get("etag") != f"CA{iam.version}=":
+                    return self.answer(412, {"error": {"code": 412, "message": "Precondition Failed",
+                                                       "errors": [{"reason": "conditionNotMet"}]}})
+                iam.version += 1
+                iam.policy = {"bindings": body["bindings"]}
+                self.answer(200, self.current())
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+
+    def readers(self) -> list[str]:
+        return [m for b in self.policy["bindings"] if b["role"] == "roles/storage.objectViewer" for m in b["members"]]
+
+
+def test_each_bots_account_may_read_the_plugin_bucket_until_deleted(monkeypatch):
+    """deployWorker's grant/revoke on the artifacts bucket through the real storage client: read-modify-
+    write with the etag (a lost race is retried), other bindings kept, idempotent."""
+    from types import SimpleNamespace
+
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    from shared.deploy import identity, settings
+
+    iam = BucketIam()
+    try:
+        monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
+        monkeypatch.setattr(settings, "get", lambda: SimpleNamespace(
+            bot_plugin_url=f"gs://p-artifacts/bot-plugin/{'ab' * 32}.tgz", call_timeout_s=10))
+        client = storage.Client(project="p", credentials=AnonymousCredentials(),
+                                client_options={"api_endpoint": iam.url})
+        monkeypatch.setattr(identity, "_storage", lambda: client)
+        a, b = "ocb-a@p.iam.gserviceaccount.com", "ocb-b@p.iam.gserviceaccount.com"
+        identity.grant_plugin_reader(a)
+        iam.race = True
+        identity.grant_plugin_reader(b)  # the first write loses to a concurrent one, the retry lands
+        assert iam.readers() == [f"serviceAccount:{a}", f"serviceAccount:{b}"]
+        puts = iam.puts
+        identity.grant_plugin_reader(a)  # already there: nothing written
+        assert iam.puts == puts
+        identity.revoke_plugin_reader(a)
+        assert iam.readers() == [f"serviceAccount:{b}"]
+        assert {"role": "roles/storage.admin", "members": ["serviceAccount:oc-functions@p.iam.gserviceaccount.com"]} \
+            in iam.policy["bindings"]
+    finally:
+        iam.server.shutdown()
