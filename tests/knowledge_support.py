@@ -15,7 +15,8 @@ def reset_caches() -> None:
     from shared.media import settings as media_settings
     from shared.media import storage
 
-    for cached in (embeddings.settings, embeddings.get, kb_settings.get, media_settings.get, storage._client):
+    for cached in (embeddings.settings, embeddings.get, embeddings.for_version, kb_settings.get, kb_settings.reembed,
+                   media_settings.get, storage._client):
         cached.cache_clear()
 
 

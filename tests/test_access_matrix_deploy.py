@@ -31,6 +31,7 @@ MATRIX = [
     # method, path, body, statuses in CALLERS order
     ("GET", "/deployments", None, (401, 200, 200, 200, 403)),
     ("GET", "/deployments?status=running", None, (401, 200, 200, 200, 403)),
+    ("GET", "/deployments/jobs", None, (401, 200, 200, 200, 403)),  # the caller's own jobs
     ("POST", "/deployments", NEW, (401, 403, 201, 201, 403)),  # other: no subscription; admins act regardless
     ("GET", "/deployments/{dep}", None, owned(200)),
     ("GET", "/deployments/nope", None, (401, 404, 404, 404, 403)),

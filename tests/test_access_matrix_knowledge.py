@@ -52,6 +52,12 @@ MATRIX = [
     ("GET", "/knowledge/bot-credentials/dep1", None, humans_owned(200)),
     ("DELETE", "/knowledge/bot-credentials/dep1", None, humans_owned(204)),
     ("GET", "/knowledge/bot-credentials/nope", None, (401, 404, 404, 404, 403, 403)),
+    # re-embedding (admins; the model in use is the configured one here, so a start has nothing to do)
+    ("POST", "/knowledge/reembed", None, (401, 403, 403, 200, 403, 403)),
+    ("GET", "/knowledge/reembed", None, (401, 403, 403, 200, 403, 403)),
+    ("GET", "/knowledge/reembed/nope", None, (401, 403, 403, 404, 403, 403)),
+    ("POST", "/knowledgeReembedWorker", {"runId": "r", "kind": "user", "userId": "u"},
+     (403, 403, 403, 403, 403, 403)),  # only Cloud Tasks (its headers; in production its OIDC token via IAM)
     ("POST", "/media/uploads", UPLOAD, users(201)),
     ("POST", "/media", REGISTER, users(201)),  # each caller registers its own stored upload
     ("POST", "/media", {**REGISTER, "storageId": "media/{owner}/up1"}, (401, 403, 201, 403, 403, 201)),

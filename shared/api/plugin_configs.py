@@ -5,7 +5,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from shared import repos
+from shared import plan_limits, repos
 from shared.api.inputs import Strict
 from shared.deploy import access, catalog
 from shared.http import Api, Request, list_of
@@ -64,7 +64,11 @@ def put(req: Request):
     config = catalog.validate_plugin_config(plugin_id, req.body.config)
     item = PluginConfig(_id=f"{dep.id}_{plugin_id}", deploymentId=dep.id, userId=dep.userId, pluginId=plugin_id,
                         enabled=req.body.enabled, config=config)
-    return item, (201 if access.upsert_config(repos.plugin_configs, item) else 200)
+    guard = None
+    if item.enabled and not req.caller.is_admin:  # enabling one more must fit the plan (shared/plan_limits.py)
+        plan_limits.ensure_lock(dep.userId)
+        guard = plan_limits.config_guard("plugin", dep.userId, dep.id, item.enabled)
+    return item, (201 if access.upsert_config(repos.plugin_configs, item, guard) else 200)
 
 
 @api.route("DELETE", "/{deploymentId}/{pluginId}", status=204)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from shared import repos
+from shared import plan_limits, repos
 from shared.api.inputs import Strict
 from shared.deploy import access, catalog
 from shared.http import Api, Request, list_of
@@ -36,7 +36,11 @@ def put(req: Request):
     cron = catalog.validate_cron(req.body.cronOverride) if req.body.cronOverride else None
     item = SkillConfig(_id=f"{dep.id}_{skill_id}", deploymentId=dep.id, userId=dep.userId, skillId=skill_id,
                        enabled=req.body.enabled, cronOverride=cron)
-    return item, (201 if access.upsert_config(repos.skill_configs, item) else 200)
+    guard = None
+    if item.enabled and not req.caller.is_admin:  # enabling one more must fit the plan (shared/plan_limits.py)
+        plan_limits.ensure_lock(dep.userId)
+        guard = plan_limits.config_guard("skill", dep.userId, dep.id, item.enabled)
+    return item, (201 if access.upsert_config(repos.skill_configs, item, guard) else 200)
 
 
 @api.route("DELETE", "/{deploymentId}/{skillId}", status=204)

@@ -21,14 +21,18 @@ def require_deploy(owner_id: str, caller: Caller) -> None:
 
 
 @db.transactional
-def upsert_config(tx, repo: db.Repo, item) -> bool:
+def upsert_config(tx, repo: db.Repo, item, guard=None) -> bool:
     """Write a deployment's plugin or skill config only while the deployment exists (a delete job
-    removing it conflicts rather than interleaves); True when the config is new."""
+    removing it conflicts rather than interleaves); True when the config is new. `guard(tx, existing)`
+    (shared/plan_limits.config_guard) reads first, may refuse, and returns its writes."""
     if repos.deployments.get(item.deploymentId, tx) is None:
         raise not_found(f"deployment {item.deploymentId!r}")
-    created = repo.get(item.id, tx) is None
+    existing = repo.get(item.id, tx)
+    writes = guard(tx, existing) if guard else None
     repo.set(item, tx)
-    return created
+    if writes:
+        writes(tx)
+    return existing is None
 
 
 def delete_config(repo: db.Repo, deployment_id: str, item_id: str, what: str) -> None:
