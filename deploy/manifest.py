@@ -130,8 +130,11 @@ FUNCTIONS = [
     Fn("knowledgeReembedWorker", "functions/knowledge_reembed_worker.py", private=True, invokers=(TASKS,),
        memory="1Gi", timeout=300, concurrency=2, max_instances=5, env=REEMBED,
        secrets={"OPENAI_API_KEY": "openai-api-key"}),
-    Fn("media", "functions/media.py",
-       env={"MEDIA_BUCKET": "${_MEDIA_BUCKET}", "MEDIA_DRIVE_BACKUP": "${_MEDIA_DRIVE_BACKUP}"}),
+    # media: POST /from-url holds one file (MEDIA_FETCH_MAX_BYTES, 64 MiB) in memory while it moves it to
+    # Cloud Storage: 1 GiB for 10 requests at once, and time for a 45 s download plus the upload
+    Fn("media", "functions/media.py", memory="1Gi", concurrency=10, timeout=120,
+       env={"MEDIA_BUCKET": "${_MEDIA_BUCKET}", "MEDIA_DRIVE_BACKUP": "${_MEDIA_DRIVE_BACKUP}",
+            "FUNCTIONS_URL": URL}),
     # deployments: the API, the private Cloud Tasks worker, the VMs' progress reports (Pub/Sub)
     Fn("deployments", "functions/deployments.py", env=DEPLOY),
     Fn("deployWorker", "functions/deploy_worker.py", env={**DEPLOY, **BOT_PLUGIN}, private=True, invokers=(TASKS,),

@@ -84,6 +84,7 @@ declare("knowledge", ("userId", "source"), (("createdAt", DESC),))
 # media (shared/api/media.py): the user's media, newest first, optionally by type
 declare("media", ("userId",), (("createdAt", DESC),))
 declare("media", ("userId", "type"), (("createdAt", DESC),))
+declare("mediaShares", ("token",))  # a share link's token (internal collection, shared/media/shares.py)
 # deployments
 declare("deployments", ("userId",), (("createdAt", DESC),))
 declare("deployments", ("userId", "status"), (("createdAt", DESC),))

@@ -59,7 +59,7 @@ NEEDS = {
     "billingReconcile": ("STRIPE_SECRET_KEY", "BILLING_SCHEDULER_SA", "BILLING_RECONCILE_URL", *DEPLOY),
     "knowledge": ("OPENAI_API_KEY", "KNOWLEDGE_REEMBED_WORKER_URL", "TASKS_INVOKER_SA"),
     "knowledgeReembedWorker": ("OPENAI_API_KEY", "KNOWLEDGE_REEMBED_WORKER_URL", "TASKS_INVOKER_SA"),
-    "media": ("MEDIA_BUCKET",),
+    "media": ("MEDIA_BUCKET", "FUNCTIONS_URL"),
     "deployments": DEPLOY, "deployWorker": (*DEPLOY, "FUNCTIONS_URL", "BOT_PLUGIN_URL", "BOT_PLUGIN_SHA256"),
     "provisioningEvents": DEPLOY,
     "pluginConfigs": DEPLOY, "skillConfigs": DEPLOY, "apiKeys": DEPLOY,
@@ -95,6 +95,10 @@ def cases(name: str) -> list:
                                             "FIRESTORE_EMULATOR_HOST": "127.0.0.1:8081"}),
            ("local, nothing set", {**{n: None for n in full}, "APP_ENV": "local"}),
            ("emulator in production", {**full, "APP_ENV": "production", "FIRESTORE_EMULATOR_HOST": "127.0.0.1:8081"})]
+    if name == "media":  # fetching from URLs: loopback targets are for the local stack only
+        for app_env in ("production", "deploy-check"):
+            out.append((f"{app_env}: local-only OUTBOUND_ALLOW_LOOPBACK",
+                        {**full, "APP_ENV": app_env, "OUTBOUND_ALLOW_LOOPBACK": "on"}))
     for var in full:
         out.append((f"missing {var}", {**full, "APP_ENV": "production", var: None}))
         out.append((f"blank {var}", {**full, "APP_ENV": "deploy-check", var: "  "}))
