@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from devtools.catalog import FUNCTIONS
 from devtools.stack import ROOT
+from shared import idempotency
 from shared.http import Api
 
 ERROR_SCHEMA = {
@@ -81,10 +82,11 @@ def operation(api: Api, route, comps: Components) -> dict:
     }
     if route.query is not None:
         op["parameters"] += query_parameters(route.query)
+    op["parameters"] += header_parameters(route)
     if route.body is not None:
         op["requestBody"] = {"required": True, "content": {"application/json": {
             "schema": comps.ref(route.body, "validation")}}}
-    ok: dict[str, Any] = {"description": "success"}
+    ok: dict[str, Any] = {"description": "success", "headers": response_headers(route)}
     if route.response is not None:
         ok["content"] = {"application/json": {"schema": comps.ref(route.response, "serialization")}}
     op["responses"] = {**{str(s): ok for s in route.statuses}, "default": {
@@ -99,6 +101,42 @@ def operation(api: Api, route, comps: Components) -> dict:
     else:
         op["security"] = schemes
     return op
+
+
+_STRING = {"type": "string"}
+ENTITY_TAGS = r'^(\*|(W/)?"[^"]*"(\s*,\s*(W/)?"[^"]*")*)$'
+
+
+def header_parameters(route) -> list[dict]:
+    """The conventions a route declares (shared/http.py): Idempotency-Key, If-Match, If-None-Match."""
+    out = []
+    if route.idempotent:
+        out.append({"name": idempotency.HEADER, "in": "header", "required": False,
+                    "description": "retrying with the same key and body answers the first answer (24 h); "
+                                   "another body: 422; while the first runs: 409",
+                    "schema": {"type": "string", "pattern": idempotency.KEY_PATTERN}})
+    if route.etag and route.method == "GET":
+        out.append({"name": "If-None-Match", "in": "header", "required": False,
+                    "description": "the ETag you hold: 304 without a body when it is still current",
+                    "schema": _STRING})
+    elif route.etag:
+        out.append({"name": "If-Match", "in": "header", "required": False,
+                    "description": "the ETag you read: 412 and no change when the resource changed since",
+                    "schema": {"type": "string", "pattern": ENTITY_TAGS}})
+    return out
+
+
+def response_headers(route) -> dict:
+    headers = {"X-Request-Id": {"schema": _STRING}}
+    if route.access in ("user", "admin"):
+        for name in ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"):
+            headers[name] = {"schema": {"type": "string", "pattern": "^[0-9]+$"}}
+    if route.etag and route.response is not None:
+        headers["ETag"] = {"schema": _STRING, "description": "send it back as If-Match to edit, If-None-Match to poll"}
+    if route.idempotent:
+        headers[idempotency.REPLAYED] = {"schema": {"type": "string", "enum": ["true"]},
+                                         "description": "this answer is the stored answer of an earlier request"}
+    return headers
 
 
 def openapi_path(api: Api, route) -> str:

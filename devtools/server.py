@@ -49,6 +49,10 @@ class JsonErrorHandler(WSGIRequestHandler):
     headers: 431, a malformed request line: 400), before any function sees the request, answered
     in the project's JSON error format instead of http.server's HTML page."""
 
+    def log_request(self, code="-", size="-") -> None:
+        """No second line per request: each function writes the access line (shared/http.py), naming
+        itself and the route, as Cloud Logging shows it; the server's own refusals log in send_error."""
+
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         short = self.responses.get(code, ("error",))[0]
         error = {"code": short.lower().replace("-", "_").replace(" ", "_"), "message": message or short}

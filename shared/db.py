@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from dataclasses import dataclass
 from functools import lru_cache
@@ -231,6 +232,7 @@ class Repo(Generic[T]):
 def transactional(fn):
     """Run fn(tx, ...) in a Firestore transaction, retried on contention; when the retries run
     out, the caller gets a 409 to try again (nothing was written)."""
+    @functools.wraps(fn)  # a route handler keeps its name and summary
     def run(*args, **kwargs):
         try:
             return firestore.transactional(fn)(client().transaction(), *args, **kwargs)

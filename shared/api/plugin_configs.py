@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 from shared import repos
 from shared.api.inputs import Strict
 from shared.deploy import access, catalog
-from shared.http import Api, Request, list_of
+from shared.http import Api, Request, list_of, precondition
 from shared.models import PluginConfig
 
 api = Api("pluginConfigs", "Plugins of a deployment's bot")
@@ -56,7 +56,14 @@ def list_for(req: Request):
     return {"items": repos.plugin_configs.all({"deploymentId": dep.id}, cap=100)}
 
 
-@api.route("PUT", "/{deploymentId}/{pluginId}", body=PluginWrite, status=(200, 201), response=PluginConfig)
+@api.route("GET", "/{deploymentId}/{pluginId}", response=PluginConfig, etag=True)
+def get_one(req: Request):
+    """One plugin config of a deployment (with its ETag, for a later If-Match)."""
+    dep = access.owned(req.params["deploymentId"], req.caller)
+    return access.config_of(repos.plugin_configs, dep.id, req.params["pluginId"], "plugin config")
+
+
+@api.route("PUT", "/{deploymentId}/{pluginId}", body=PluginWrite, status=(200, 201), response=PluginConfig, etag=True)
 def put(req: Request):
     """Enable/disable a plugin and set its config (applied by the next deploy); 201 when new."""
     dep = access.owned(req.params["deploymentId"], req.caller)
@@ -64,11 +71,13 @@ def put(req: Request):
     config = catalog.validate_plugin_config(plugin_id, req.body.config)
     item = PluginConfig(_id=f"{dep.id}_{plugin_id}", deploymentId=dep.id, userId=dep.userId, pluginId=plugin_id,
                         enabled=req.body.enabled, config=config)
-    return item, (201 if access.upsert_config(repos.plugin_configs, item) else 200)
+    created = access.upsert_config(repos.plugin_configs, item, lambda current: precondition(req, current))
+    return item, (201 if created else 200)
 
 
-@api.route("DELETE", "/{deploymentId}/{pluginId}", status=204)
+@api.route("DELETE", "/{deploymentId}/{pluginId}", status=204, etag=True)
 def delete(req: Request):
     """Remove a plugin's config."""
     dep = access.owned(req.params["deploymentId"], req.caller)
-    access.delete_config(repos.plugin_configs, dep.id, req.params["pluginId"], "plugin config")
+    access.delete_config(repos.plugin_configs, dep.id, req.params["pluginId"], "plugin config",
+                         lambda current: precondition(req, current))

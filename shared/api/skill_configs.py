@@ -6,7 +6,7 @@ from pydantic import Field
 from shared import repos
 from shared.api.inputs import Strict
 from shared.deploy import access, catalog
-from shared.http import Api, Request, list_of
+from shared.http import Api, Request, list_of, precondition
 from shared.models import SkillConfig
 
 api = Api("skillConfigs", "Skills of a deployment's bot")
@@ -28,7 +28,14 @@ def list_for(req: Request):
     return {"items": repos.skill_configs.all({"deploymentId": dep.id}, cap=100)}
 
 
-@api.route("PUT", "/{deploymentId}/{skillId}", body=SkillWrite, status=(200, 201), response=SkillConfig)
+@api.route("GET", "/{deploymentId}/{skillId}", response=SkillConfig, etag=True)
+def get_one(req: Request):
+    """One skill config of a deployment (with its ETag, for a later If-Match)."""
+    dep = access.owned(req.params["deploymentId"], req.caller)
+    return access.config_of(repos.skill_configs, dep.id, req.params["skillId"], "skill config")
+
+
+@api.route("PUT", "/{deploymentId}/{skillId}", body=SkillWrite, status=(200, 201), response=SkillConfig, etag=True)
 def put(req: Request):
     """Enable/disable a skill and optionally override its schedule (five-field cron, UTC); 201 when new."""
     dep = access.owned(req.params["deploymentId"], req.caller)
@@ -36,11 +43,13 @@ def put(req: Request):
     cron = catalog.validate_cron(req.body.cronOverride) if req.body.cronOverride else None
     item = SkillConfig(_id=f"{dep.id}_{skill_id}", deploymentId=dep.id, userId=dep.userId, skillId=skill_id,
                        enabled=req.body.enabled, cronOverride=cron)
-    return item, (201 if access.upsert_config(repos.skill_configs, item) else 200)
+    created = access.upsert_config(repos.skill_configs, item, lambda current: precondition(req, current))
+    return item, (201 if created else 200)
 
 
-@api.route("DELETE", "/{deploymentId}/{skillId}", status=204)
+@api.route("DELETE", "/{deploymentId}/{skillId}", status=204, etag=True)
 def delete(req: Request):
     """Remove a skill's config."""
     dep = access.owned(req.params["deploymentId"], req.caller)
-    access.delete_config(repos.skill_configs, dep.id, req.params["skillId"], "skill config")
+    access.delete_config(repos.skill_configs, dep.id, req.params["skillId"], "skill config",
+                         lambda current: precondition(req, current))
