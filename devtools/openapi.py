@@ -178,11 +178,17 @@ def document() -> dict:
     }
 
 
+# /docs: Swagger UI from the npm package swagger-ui-dist (devtools/package.json, installed by `make install`),
+# served by the dev server itself, so the page works offline and behind a proxy (no CDN).
+SWAGGER_UI = ROOT / "devtools" / "node_modules" / "swagger-ui-dist"
+SWAGGER_FILES = {"swagger-ui.css": "text/css", "swagger-ui-bundle.js": "text/javascript",
+                 "favicon-32x32.png": "image/png", "favicon-16x16.png": "image/png"}
 DOCS_PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>OpenClaw backend API</title>
-<link rel="stylesheet" href="https://unpkg.com/swagger-ui-dist@5/swagger-ui.css"></head>
+<link rel="icon" type="image/png" href="/docs/favicon-32x32.png">
+<link rel="stylesheet" href="/docs/swagger-ui.css"></head>
 <body><div id="ui"></div>
-<script src="https://unpkg.com/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
+<script src="/docs/swagger-ui-bundle.js"></script>
 <script>SwaggerUIBundle({url: "/openapi.json", dom_id: "#ui"});</script>
 <noscript>The document itself: <a href="/openapi.json">/openapi.json</a></noscript>
 </body></html>"""

@@ -21,8 +21,12 @@ def index_app(environ, start_response):
     path = environ.get("PATH_INFO", "/")
     if path == "/openapi.json":
         resp = Response(json.dumps(openapi.document()), mimetype="application/json")
-    elif path == "/docs":
+    elif path in ("/docs", "/docs/"):
         resp = Response(openapi.DOCS_PAGE, mimetype="text/html")
+    elif path.startswith("/docs/") and path[6:] in openapi.SWAGGER_FILES:  # a fixed list: no path from the URL
+        name = path[6:]
+        resp = Response((openapi.SWAGGER_UI / name).read_bytes(), mimetype=openapi.SWAGGER_FILES[name])
+        resp.headers["Cache-Control"] = "public, max-age=3600"
     elif path in ("", "/"):
         body = {"functions": {name: f"/{name}" for name, _, _ in FUNCTIONS},
                 "openapi": "/openapi.json", "docs": "/docs"}
