@@ -3,11 +3,13 @@ same pydantic models the code validates with. `make dev` serves it at /openapi.j
 from __future__ import annotations
 
 import ast
+import json
 import importlib
 from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel
+from pydantic.json_schema import GenerateJsonSchema
 
 from devtools.catalog import FUNCTIONS
 from devtools.stack import ROOT
@@ -36,12 +38,34 @@ def function_apis() -> list[Api]:
     return apis
 
 
+class _Contract(GenerateJsonSchema):
+    """What a typed client (openapi-typescript) must read from the document:
+    - responses: every field the server sends is required (models serialise every field, defaults too;
+      a field left out of the answer is marked `exclude`), so `email` is a `string`, not `string | undefined`;
+    - requests: a field with a default stays optional; its default is said in the description, not as
+      `default` (openapi-typescript makes a property with a `default` required, even in a request)."""
+
+    def field_is_required(self, field, total) -> bool:
+        if self.mode == "serialization":
+            return not field.get("serialization_exclude")
+        return super().field_is_required(field, total)
+
+    def default_schema(self, schema):
+        out = super().default_schema(schema)
+        if self.mode == "validation" and "default" in out:
+            default = out.pop("default")
+            if default is not None:
+                out["description"] = (out.get("description", "") + f" (default: {json.dumps(default)})").strip()
+        return out
+
+
 class Components:
     def __init__(self):
         self.schemas: dict[str, Any] = {"Error": ERROR_SCHEMA}
 
     def ref(self, model: type[BaseModel], mode: str) -> dict:
-        schema = model.model_json_schema(by_alias=True, mode=mode, ref_template="#/components/schemas/{model}")
+        schema = model.model_json_schema(by_alias=True, mode=mode, ref_template="#/components/schemas/{model}",
+                                         schema_generator=_Contract)
         for name, sub in schema.pop("$defs", {}).items():
             self._add(name, sub)
         name = model.__name__

@@ -34,7 +34,7 @@ class BotSettings(Strict):
     botName: BotName
     brandEmoji: Emoji = ""
     primaryModel: Model
-    fallbackModels: list[Model] = Field(default_factory=list, max_length=5)
+    fallbackModels: list[Model] = Field(default_factory=list, max_length=5, json_schema_extra={"uniqueItems": True})
 
     @model_validator(mode="after")
     def distinct_models(self):
@@ -52,7 +52,7 @@ class DeploymentUpdate(Strict):
     botName: BotName | None = None
     brandEmoji: Emoji | None = None
     primaryModel: Model | None = None
-    fallbackModels: list[Model] | None = Field(None, max_length=5)
+    fallbackModels: list[Model] | None = Field(None, max_length=5, json_schema_extra={"uniqueItems": True})
 
 
 class ActionBody(Strict):
@@ -82,7 +82,7 @@ class Correction(BaseModel):
 
 
 class VmStatus(BaseModel):
-    """shared.deploy.live.status: the VM's fields are absent when it does not exist (NOT_FOUND)."""
+    """shared.deploy.live.status: the VM's fields are null when it does not exist (NOT_FOUND)."""
     vmStatus: str
     internalIp: str | None = None
     createdAt: str | None = None

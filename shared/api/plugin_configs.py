@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from shared import repos
 from shared.api.inputs import Strict
@@ -19,7 +19,7 @@ class ByDeployment(Strict):
 
 
 class PluginWrite(Strict):
-    enabled: bool
+    enabled: StrictBool  # JSON true/false only: 0 and "false" are refused
     config: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -1,7 +1,7 @@
 """`skillConfigs`: which skills a deployment's bot runs, and when (cron override)."""
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, StrictBool
 
 from shared import repos
 from shared.api.inputs import Strict
@@ -17,7 +17,7 @@ class ByDeployment(Strict):
 
 
 class SkillWrite(Strict):
-    enabled: bool
+    enabled: StrictBool  # JSON true/false only: 0 and "false" are refused
     cronOverride: str | None = Field(None, max_length=100)
 
 
