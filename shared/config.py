@@ -68,6 +68,7 @@ class Config:
     max_body_bytes: int
     function_timeout_s: int  # the function's deadline (its --timeout); requests end inside it (shared/faults.py)
     rate_limits: dict[str, int]  # requests per caller per minute, by the routes' rate class (shared/ratelimit.py)
+    admin_emails: tuple[str, ...] = ()  # ADMIN_EMAILS: verified e-mails that are always admins (lower case)
 
     @property
     def local(self) -> bool:
@@ -81,6 +82,18 @@ class Config:
 
 
 APP_ENVS = ("local", "deploy-check", "production")
+_EMAIL = re.compile(r"[^@\s,]+@[^@\s,]+\.[^@\s,]+")
+
+
+def admin_emails() -> tuple[str, ...]:
+    """ADMIN_EMAILS: comma-separated e-mails whose verified owners are admins (the first admins)."""
+    raw = env("ADMIN_EMAILS", "") or ""
+    emails = tuple(e.strip().lower() for e in raw.split(",") if e.strip())
+    bad = [e for e in emails if not _EMAIL.fullmatch(e)]
+    if bad:
+        raise ConfigError(f"environment variable ADMIN_EMAILS must be a comma-separated list of e-mails, "
+                          f"got {', '.join(map(repr, bad))}")
+    return emails
 
 
 def load() -> Config:
@@ -108,6 +121,7 @@ def load() -> Config:
         max_body_bytes=env_int("MAX_BODY_BYTES", 256 * 1024, lo=1024, hi=10 * 1024 * 1024),
         function_timeout_s=env_int("FUNCTION_TIMEOUT_S", 60, lo=1, hi=3600),
         rate_limits=rate_limits(env("RATE_LIMITS", "")),
+        admin_emails=admin_emails(),
     )
 
 

@@ -63,6 +63,7 @@ class Route:
     idempotent: bool = False  # honours Idempotency-Key (POSTs that create or spend)
     rate: str = "default"  # rate class (shared/ratelimit.py, config.RATE_LIMITS)
     etag: bool = False  # GET answers ETag; writes take If-Match (checked by the handler with precondition())
+    text: bool = False  # may also answer text/plain (e.g. `?format=text`), documented beside the JSON model
     regex: re.Pattern = field(init=False)
     specificity: tuple[int, ...] = field(init=False)  # per segment 0 static, 1 variable: smaller wins
 
@@ -162,6 +163,10 @@ def json_response(payload: Any, status: int = 200, headers: dict[str, str] | Non
     return resp
 
 
+def text_response(text: str, status: int = 200) -> flask.Response:
+    return flask.Response(text, status=status, mimetype="text/plain")
+
+
 def to_payload(value: Any) -> Any:
     if hasattr(value, "to_api"):
         return value.to_api()
@@ -202,10 +207,11 @@ class Api:
               query: type[BaseModel] | None = None, status: int | tuple[int, ...] = 200,
               allow_suspended: bool = False, response: type[BaseModel] | None = None,
               machine: Callable[[], dict] | None = None, idempotent: bool = False, rate: str = "default",
-              etag: bool = False):
+              etag: bool = False, text: bool = False):
         """Declare a route. A handler returning (value, status) must use one of `status`. Machine
         access ("cloud_tasks", "scheduler") needs `machine`: () -> the queue/account/audience to check.
-        `idempotent`, `rate`, `etag`: see the module's docstring."""
+        `idempotent`, `rate`, `etag`: see the module docstring. `text`: the handler may also return a
+        text/plain flask.Response (see `text_response`)."""
         statuses = (status,) if isinstance(status, int) else tuple(status)
         if (access in MACHINE_ACCESS) != (machine is not None):
             raise ValueError(f"{path}: access {access!r} and machine= go together")
@@ -217,7 +223,8 @@ class Api:
         def register(fn: Callable) -> Callable:
             summary = (fn.__doc__ or fn.__name__).strip().splitlines()[0]
             self.routes.append(Route(method.upper(), path, fn, access, body, query, statuses,
-                                     allow_suspended, summary, response, machine, idempotent, rate, etag))
+                                     allow_suspended, summary, response, machine, idempotent, rate, etag,
+                                     text))
             return fn
         return register
 

@@ -133,7 +133,7 @@ def test_stale_if_match_is_412_and_changes_nothing(api, callers, path, body, met
     assert api(method, path, admin, json=body, headers={"If-Match": "nonsense"}).status_code == 400
 
 
-def test_deployment_and_config_edits_and_deletes_check_if_match(api, callers, denv):
+def test_deployment_edits_check_if_match(api, callers, denv):
     from test_deployments_api import create
 
     owner = callers["owner"]
@@ -143,15 +143,6 @@ def test_deployment_and_config_edits_and_deletes_check_if_match(api, callers, de
     assert api("PATCH", path, owner, json={"botName": "Two"}, headers={"If-Match": tag}).status_code == 200
     r = api("PATCH", path, owner, json={"botName": "Three"}, headers={"If-Match": tag})
     assert r.status_code == 412 and api("GET", path, owner).json["botName"] == "Two"
-    cfg = f"/pluginConfigs/{dep['_id']}/knowledge"
-    assert api("PUT", cfg, owner, json={"enabled": True}, headers={"If-Match": "*"}).status_code == 412  # none yet
-    assert api("PUT", cfg, owner, json={"enabled": True}).status_code == 201
-    tag = api("GET", cfg, owner).headers["ETag"]
-    assert api("PUT", cfg, owner, json={"enabled": False}, headers={"If-Match": tag}).status_code == 200
-    assert api("DELETE", cfg, owner, headers={"If-Match": tag}).status_code == 412
-    assert api("GET", cfg, owner).json["enabled"] is False
-    fresh = api("GET", cfg, owner).headers["ETag"]
-    assert api("DELETE", cfg, owner, headers={"If-Match": fresh}).status_code == 204
 
 
 def test_profile_etag_ignores_sign_in_time(api, callers):
@@ -215,7 +206,7 @@ def test_one_access_line_per_request_naming_function_and_route(live_url, callers
     owner = callers["owner"]
     r = httpx.patch(f"{live_url}/users/me", json={"name": "Z"}, headers={"Authorization": f"Bearer {owner.token}"})
     assert r.status_code == 200
-    werkzeug = [rec for rec in caplog.records if rec.name == "werkzeug"]
+    werkzeug = [rec for rec in caplog.records if rec.name == "werkzeug" and "/users/me" in rec.getMessage()]
     access = [rec for rec in caplog.records if getattr(rec, "httpRequest", {}).get("requestUrl") == "/users/me"]
     assert len(access) == 1 and not werkzeug
     rec = access[0]
