@@ -50,6 +50,8 @@ def stack():
         s.apply_env()
         os.environ["APP_ENV"] = "local"
         os.environ["CORS_ORIGINS"] = "https://app.example.com"
+        # the suite calls faster than a person: limits out of its way (tests/test_conventions.py sets low ones)
+        os.environ["RATE_LIMITS"] = "default=1000000,embeddings=1000000,deploy=1000000,billing=1000000"
         from shared import config
 
         config.reset()
