@@ -27,8 +27,10 @@ SUBSTITUTIONS = {
     "_CORS_ORIGINS": "https://app.example.com",
     "_APP_URL": "https://app.example.com",
     "_MEDIA_DRIVE_BACKUP": "off",
+    "_ARTIFACTS_BUCKET": "",  # empty: <project>-artifacts (the bot plugin the VMs install)
     "_ADMIN_EMAILS": "",  # comma list: verified e-mails that are admins (the first admins); `|`-free
     "_SOURCE_HASH": "",  # set by `make deploy`: unchanged functions are not redeployed
+    "_BOT_PLUGIN_SHA256": "",  # set by `make deploy`: sha256 of `npm pack` of bot/ (deploy/run.py)
 }
 
 CORE = {"GOOGLE_CLOUD_PROJECT": "${PROJECT_ID}", "APP_ENV": "production", "CORS_ORIGINS": "${_CORS_ORIGINS}",
@@ -61,6 +63,12 @@ REEMBED = {
     "TASKS_LOCATION": "${_REGION}",
     "TASKS_INVOKER_SA": TASKS + SA,
 }
+# The bot plugin (bot/): published under its checksum by the bot-plugin step; deployWorker puts both in
+# each VM's metadata, and the startup script installs exactly those bytes.
+BOT_PLUGIN = {
+    "BOT_PLUGIN_URL": "gs://${_ARTIFACTS_BUCKET}/bot-plugin/${_BOT_PLUGIN_SHA256}.tgz",
+    "BOT_PLUGIN_SHA256": "${_BOT_PLUGIN_SHA256}",
+}
 COST_PULLS = {
     "COSTS_QUEUE": "cost-pulls",
     "TASKS_LOCATION": "${_REGION}",
@@ -87,6 +95,7 @@ class Fn:
     timeout: int = 60
     concurrency: int = 40
     max_instances: int = 20
+    needs: tuple = ()  # steps besides the foundation that must be done before it deploys
 
 
 FUNCTIONS = [
@@ -96,15 +105,16 @@ FUNCTIONS = [
     Fn("navLinks", "functions/nav_links.py"),
     Fn("pricingPlans", "functions/pricing_plans.py"),
     # costs: the read API, two scheduled pulls (their scheduler waits 300 s), the private worker
-    Fn("costs", "functions/costs.py"),
+    # costs also lifts what a budget stopped or capped when the owner raises it (deploy jobs, OpenRouter key)
+    Fn("costs", "functions/costs.py", env=DEPLOY, secrets={"OPENROUTER_MANAGEMENT_KEY": "openrouter-management-key"}),
     Fn("pullCosts", "functions/pull_costs.py", timeout=240, max_instances=2,
        env={**COST_PULLS, "COSTS_SCHEDULER_AUDIENCE": f"{URL}/pullCosts"}),
     Fn("pullOpenrouterActivity", "functions/pull_openrouter_activity.py", timeout=240, max_instances=2,
        env={**COST_PULLS, "COSTS_SCHEDULER_AUDIENCE": f"{URL}/pullOpenrouterActivity"}),
     Fn("costPullWorker", "functions/cost_pull_worker.py", private=True, invokers=(TASKS,),
        timeout=540, concurrency=4, max_instances=25,
-       env={"TASKS_INVOKER_SA": TASKS + SA, "COSTS_WORKER_URL": f"{URL}/costPullWorker",
-            "COSTS_BATCH_ATTEMPTS": str(QUEUES["cost-pulls"]["max-attempts"])},
+       env={**DEPLOY, "TASKS_INVOKER_SA": TASKS + SA, "COSTS_WORKER_URL": f"{URL}/costPullWorker",
+            "COSTS_BATCH_ATTEMPTS": str(QUEUES["cost-pulls"]["max-attempts"])},  # DEPLOY: budgets stop bots
        secrets={"OPENROUTER_MANAGEMENT_KEY": "openrouter-management-key", "OPENAI_ADMIN_KEY": "openai-admin-key"}),
     # billing (Stripe)
     Fn("billing", "functions/billing.py", env={"APP_URL": "${_APP_URL}"},
@@ -121,17 +131,23 @@ FUNCTIONS = [
     Fn("knowledgeReembedWorker", "functions/knowledge_reembed_worker.py", private=True, invokers=(TASKS,),
        memory="1Gi", timeout=300, concurrency=2, max_instances=5, env=REEMBED,
        secrets={"OPENAI_API_KEY": "openai-api-key"}),
-    Fn("media", "functions/media.py",
-       env={"MEDIA_BUCKET": "${_MEDIA_BUCKET}", "MEDIA_DRIVE_BACKUP": "${_MEDIA_DRIVE_BACKUP}"}),
+    # media: POST /from-url holds one file (MEDIA_FETCH_MAX_BYTES, 64 MiB) in memory while it moves it to
+    # Cloud Storage: 1 GiB for 10 requests at once, and time for a 45 s download plus the upload
+    Fn("media", "functions/media.py", memory="1Gi", concurrency=10, timeout=120,
+       env={"MEDIA_BUCKET": "${_MEDIA_BUCKET}", "MEDIA_DRIVE_BACKUP": "${_MEDIA_DRIVE_BACKUP}",
+            "FUNCTIONS_URL": URL}),
     # deployments: the API, the private Cloud Tasks worker, the VMs' progress reports (Pub/Sub)
     Fn("deployments", "functions/deployments.py", env=DEPLOY),
-    Fn("deployWorker", "functions/deploy_worker.py", env=DEPLOY, private=True, invokers=(TASKS,),
-       timeout=540, concurrency=10, max_instances=10),
+    Fn("deployWorker", "functions/deploy_worker.py", env={**DEPLOY, **BOT_PLUGIN}, private=True, invokers=(TASKS,),
+       timeout=540, concurrency=10, max_instances=10, needs=("bot-plugin",)),
     Fn("provisioningEvents", "functions/provisioning_events.py", env=DEPLOY, private=True, invokers=(EVENTS,),
        topic="provisioning-events", max_instances=10),
     Fn("pluginConfigs", "functions/plugin_configs.py", env=DEPLOY),
     Fn("skillConfigs", "functions/skill_configs.py", env=DEPLOY),
     Fn("apiKeys", "functions/api_keys.py", env=DEPLOY),
+    # backups: the owner's snapshots and restores; POST / is the scheduled cleanup (snapshot deletes wait)
+    Fn("backups", "functions/backups.py", timeout=300, max_instances=10,
+       env={**DEPLOY, "BACKUP_SCHEDULER_SA": SCHEDULER + SA, "BACKUP_CLEANUP_URL": f"{URL}/backups"}),
 ]
 
 # Cloud Scheduler jobs: (job, target function, cron, attempt deadline). The attempt deadline
@@ -140,12 +156,14 @@ SCHEDULES = [
     ("pullCosts-every-6h", "pullCosts", "0 */6 * * *", "300s"),
     ("pullOpenrouterActivity-every-6h", "pullOpenrouterActivity", "0 */6 * * *", "300s"),
     ("billing-reconcile", "billingReconcile", "17 */6 * * *", "600s"),
+    ("backups-cleanup", "backups", "41 * * * *", "360s"),
 ]
 
 IMAGE = "gcr.io/google.com/cloudsdktool/cloud-sdk:slim"
 STEP_ENV = ["PROJECT_ID=${PROJECT_ID}", "REGION=${_REGION}", "DEPLOY_PROJECTS=${_DEPLOY_PROJECTS}",
             "FIRESTORE_LOCATION=${_FIRESTORE_LOCATION}", "MEDIA_BUCKET=${_MEDIA_BUCKET}",
-            "CORS_ORIGINS=${_CORS_ORIGINS}", "SOURCE_HASH=${_SOURCE_HASH}"]
+            "CORS_ORIGINS=${_CORS_ORIGINS}", "SOURCE_HASH=${_SOURCE_HASH}",
+            "ARTIFACTS_BUCKET=${_ARTIFACTS_BUCKET}", "BOT_PLUGIN_SHA256=${_BOT_PLUGIN_SHA256}"]
 
 
 def fn_args(f: Fn) -> list[str]:
@@ -184,6 +202,9 @@ def build() -> dict:
         step("secrets", ["deploy/steps.sh", "secrets"], ["identities"]),
         step("media-bucket", ["deploy/steps.sh", "media_bucket"], ["identities"]),
         step("vm-network", ["deploy/steps.sh", "vm_network"], ["identities"]),
+        # the bot plugin: packed where npm is (a node image), then checked, uploaded and shared with the bots
+        step("bot-plugin-pack", ["deploy/steps.sh", "bot_plugin_pack"], ["-"], "node:20"),
+        step("bot-plugin", ["deploy/steps.sh", "bot_plugin"], ["identities", "bot-plugin-pack"]),
         step("topic", ["deploy/steps.sh", "topic"], ["identities"]),
         *(step(f"queue-{q}", ["deploy/steps.sh", "queue", q, *(f"--{k}={v}" for k, v in flags.items())], ["apis"])
           for q, flags in QUEUES.items()),
@@ -192,7 +213,8 @@ def build() -> dict:
                                    "--non-interactive", "--force"], ["firestore"], "node:20", "npx"),
     ]
     for f in FUNCTIONS:
-        steps.append(step(f"fn-{f.name}", ["deploy/steps.sh", "function", f.name, *fn_args(f)], foundation))
+        steps.append(step(f"fn-{f.name}", ["deploy/steps.sh", "function", f.name, *fn_args(f)],
+                          [*foundation, *f.needs]))
     for f in FUNCTIONS:
         for who in f.invokers:
             steps.append(step(f"invoker-{f.name}", ["deploy/steps.sh", "invoker", f.name, who + SA], [f"fn-{f.name}"]))
@@ -208,7 +230,8 @@ HEADER = """\
 # GENERATED by `python -m deploy.manifest > cloudbuild.yaml` (deploy/manifest.py): edit that, not this.
 # Creates or updates everything the backend needs in one Google Cloud project, idempotently:
 # APIs, service accounts and their IAM, Firestore, secrets, the media bucket, Cloud NAT for the bots'
-# VMs, queues, topic, every function, invoker bindings, scheduler jobs, Firestore indexes and rules.
+# VMs, the bot plugin, queues, topic, every function, invoker bindings, scheduler jobs, Firestore
+# indexes and rules.
 # Run it with `make deploy PROJECT=<id> REGION=<region>` (docs/DEPLOYING.md); `make deploy-check` runs
 # it against a local control plane and the emulators.
 """

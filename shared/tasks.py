@@ -48,9 +48,9 @@ def task_id(*parts: str) -> str:
     return hashlib.sha256("/".join(parts).encode()).hexdigest()[:32]
 
 
-def enqueue(queue: str, url: str, payload: dict, name: str | None = None, schedule_ms: int | None = None) -> str | None:
-    """Create the task (dispatched at `schedule_ms`, epoch ms, if given); returns its name, or None when a
-    task of that name already exists."""
+def enqueue(queue: str, url: str, payload: dict, name: str | None = None, delay_s: float = 0) -> str | None:
+    """Create the task (dispatched `delay_s` from now); returns its name, or None when a task of that
+    name already exists."""
     from google.cloud import tasks_v2
 
     request = tasks_v2.HttpRequest(
@@ -61,10 +61,10 @@ def enqueue(queue: str, url: str, payload: dict, name: str | None = None, schedu
     if invoker:
         request.oidc_token = tasks_v2.OidcToken(service_account_email=invoker, audience=url)
     task = tasks_v2.Task(http_request=request)
-    if schedule_ms is not None:
-        from datetime import datetime, timezone
+    if delay_s > 0:
+        from datetime import datetime, timedelta, timezone
 
-        task.schedule_time = datetime.fromtimestamp(schedule_ms / 1000, tz=timezone.utc)
+        task.schedule_time = datetime.now(timezone.utc) + timedelta(seconds=delay_s)
     parent = queue_path(queue)
     if name:
         task.name = f"{parent}/tasks/{name}"

@@ -39,7 +39,10 @@ def test_instance_is_small_debian_without_external_ip_and_config_as_data(api, ca
     denv.wait_job(job["_id"])
     inst = compute.instances().get(project="acme-bots", zone="us-central1-a", instance=dep["vmName"])
     assert inst.machine_type.endswith("/machineTypes/e2-small")
-    assert "debian-12" in inst.disks[0].initialize_params.source_image
+    from shared.backups import gce  # an instance lists its disks by URL: the image is the disk's
+
+    disk = gce.disks().get(project="acme-bots", zone="us-central1-a", disk=inst.disks[0].source.rsplit("/", 1)[-1])
+    assert "debian-12" in disk.source_image and inst.disks[0].boot and inst.disks[0].auto_delete
     assert not inst.network_interfaces[0].access_configs  # no external IP
     items = {i.key: i.value for i in inst.metadata.items}
     assert "rm -rf" not in items["startup-script"] and "x'; rm -rf / #" in items["openclaw-config"]
@@ -61,7 +64,7 @@ def test_actions_stop_start_reset_delete(api, callers, denv):
         assert done.status == "completed", done.log
         assert repos.deployments.get(dep["_id"]).status == status
         assert denv.compute.state()["instances"][f"acme-bots/us-central1-a/{dep['vmName']}"] == vm
-    api("PUT", f"/pluginConfigs/{dep['_id']}/image-gen", callers["owner"], json={"enabled": True, "config": {}})
+    api("PUT", f"/pluginConfigs/{dep['_id']}/knowledge", callers["owner"], json={"enabled": True, "config": {}})
     r = api("POST", f"{path}/actions", callers["owner"], json={"action": "delete"})
     done = denv.wait_job(r.json["job"]["_id"])
     assert done.status == "completed", done.log

@@ -100,11 +100,11 @@ def test_plugin_and_skill_limits(api, callers, denv):
     dep = make_deployment(owner.user_id, "dep-limits")
     assert api("PUT", f"/pluginConfigs/{dep}/knowledge", owner, json={"enabled": True}).status_code == 201
     assert api("PUT", f"/pluginConfigs/{dep}/knowledge", owner, json={"enabled": True}).status_code == 200
-    r = api("PUT", f"/pluginConfigs/{dep}/image-gen", owner, json={"enabled": True})
+    r = api("PUT", f"/pluginConfigs/{dep}/web-tools", owner, json={"enabled": True})
     assert r.status_code == 409 and r.json["error"]["code"] == "plan_limit"
-    assert api("PUT", f"/pluginConfigs/{dep}/image-gen", owner, json={"enabled": False}).status_code == 201
+    assert api("PUT", f"/pluginConfigs/{dep}/web-tools", owner, json={"enabled": False}).status_code == 201
     assert api("PUT", f"/pluginConfigs/{dep}/knowledge", owner, json={"enabled": False}).status_code == 200
-    assert api("PUT", f"/pluginConfigs/{dep}/image-gen", owner, json={"enabled": True}).status_code == 200
+    assert api("PUT", f"/pluginConfigs/{dep}/web-tools", owner, json={"enabled": True}).status_code == 200
     r = api("PUT", f"/skillConfigs/{dep}/daily-briefing", owner, json={"enabled": True})
     assert r.status_code == 409 and r.json["error"]["details"]["limit"] == 0
     r = api("PUT", f"/skillConfigs/{dep}/daily-briefing", callers["admin"], json={"enabled": True})

@@ -61,7 +61,8 @@ def _progress_ref(run_id: str, user_id: str):
 
 def _enqueue(payload: dict, *name_parts: str, at_ms: int | None = None) -> None:
     s = settings.reembed()
-    tasks.enqueue(s.queue, s.worker_url, payload, name=tasks.task_id("reembed", *name_parts), schedule_ms=at_ms)
+    delay_s = max(0.0, (at_ms - clock.now_ms()) / 1000) if at_ms is not None else 0
+    tasks.enqueue(s.queue, s.worker_url, payload, name=tasks.task_id("reembed", *name_parts), delay_s=delay_s)
 
 
 # starting and reporting
