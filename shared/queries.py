@@ -87,3 +87,11 @@ declare("deployJobs", ("deploymentId",))  # by id: job ids sort newest first
 declare("pluginConfigs", ("deploymentId",))
 declare("skillConfigs", ("deploymentId",))
 declare("apiKeyRegistry", ("deploymentId",))
+
+# notifications (shared/notifications): a user's list (all or unread), webhooks, delivery logs, the sweep
+declare("notifications", ("userId",), (("createdAt", DESC),))
+declare("notifications", ("userId", "readAt"), (("createdAt", DESC),))
+declare("webhooks", ("userId",))
+declare("webhookDeliveries", ("userId",), (("createdAt", DESC),))
+declare("webhookDeliveries", ("webhookId",), (("createdAt", DESC),))
+declare("webhookDeliveries", ("status",), (("sweepAt", ASC),))

@@ -18,7 +18,7 @@ from devtools.stack import PROJECT_ID, Stack  # noqa: E402
 
 # Each domain's fixtures, registered once (a session fixture imported into several test
 # modules would be defined, and its services started, once per module).
-pytest_plugins = ["billing_support", "costs_support", "knowledge_support", "deploy_support"]
+pytest_plugins = ["billing_support", "costs_support", "knowledge_support", "deploy_support", "notify_support"]
 
 
 def pytest_addoption(parser):
