@@ -22,7 +22,7 @@ The local stack (tests, `make dev`) serves everything on 127.0.0.1: OUTBOUND_ALL
 allows loopback addresses (only those: private ones stay refused) and http for callers that pass
 `allow_http=True`. The setting is refused at startup under production rules (`settings()` is a
 startup section of every function that fetches). `UnsafeUrl` is a refusal made before any
-connection; `FetchFailed` is what went wrong after (connection, TLS, time, size, redirects).
+connection; `FetchFailed` is what went wrong after (connection, TLS, time, redirects; `TooLarge`: size).
 """
 from __future__ import annotations
 
@@ -60,6 +60,10 @@ class UnsafeUrl(OutboundError):
 
 class FetchFailed(OutboundError):
     """The request was allowed but did not complete: connection, TLS, timeout, size, redirects."""
+
+
+class TooLarge(FetchFailed):
+    """The response is longer than `max_bytes` (nothing more is read)."""
 
 
 @dataclass(frozen=True)
@@ -281,12 +285,12 @@ def _once(target: Target, method: str, body: bytes | None, headers: dict[str, st
             return resp.status, got, b""  # the body of a redirect is not read
         length = got.get("content-length", "")
         if length.isdigit() and int(length) > max_bytes:
-            raise FetchFailed(f"the response has {length} bytes, more than the {max_bytes} allowed")
+            raise TooLarge(f"the response has {length} bytes, more than the {max_bytes} allowed")
         data = bytearray()
         while chunk := resp.read(min(65536, max_bytes + 1 - len(data))):
             data += chunk
             if len(data) > max_bytes:
-                raise FetchFailed(f"the response has more than the {max_bytes} bytes allowed")
+                raise TooLarge(f"the response has more than the {max_bytes} bytes allowed")
         return resp.status, got, bytes(data)
     except OutboundError:
         raise

@@ -267,7 +267,7 @@ def test_size_is_bounded_with_and_without_content_length(dns, loopback, routes, 
     routes["/chunked"] = chunked
     routes["/ok"] = _reply(b"x" * 100)
     for path in ("/big", "/chunked"):
-        with pytest.raises(outbound.FetchFailed, match="100 bytes allowed|more than the 100"):
+        with pytest.raises(outbound.TooLarge, match="100 bytes allowed|more than the 100"):
             outbound.request("GET", f"http://{plain_server}{path}", max_bytes=100, timeout_s=5, allow_http=True)
     assert len(outbound.request("GET", f"http://{plain_server}/ok", max_bytes=100, timeout_s=5,
                                 allow_http=True).body) == 100
