@@ -28,9 +28,11 @@ SUBSTITUTIONS = {
     "_APP_URL": "https://app.example.com",
     "_MEDIA_DRIVE_BACKUP": "off",
     "_SOURCE_HASH": "",  # set by `make deploy`: unchanged functions are not redeployed
+    "_AUDIT_RETENTION_DAYS": "365",  # audit log entries expire after this (TTL policy on auditLog.expireAt)
 }
 
-CORE = {"GOOGLE_CLOUD_PROJECT": "${PROJECT_ID}", "APP_ENV": "production", "CORS_ORIGINS": "${_CORS_ORIGINS}"}
+CORE = {"GOOGLE_CLOUD_PROJECT": "${PROJECT_ID}", "APP_ENV": "production", "CORS_ORIGINS": "${_CORS_ORIGINS}",
+        "AUDIT_RETENTION_DAYS": "${_AUDIT_RETENTION_DAYS}"}  # every router writes the audit log (shared/audit.py)
 DEPLOY = {
     "DEPLOY_WORKER_URL": f"{URL}/deployWorker",
     "DEPLOY_QUEUE": "deploy-jobs",
@@ -48,7 +50,14 @@ DEPLOY = {
 QUEUES = {
     "deploy-jobs": {"max-attempts": 20, "min-backoff": "5s", "max-backoff": "120s", "max-concurrent-dispatches": 20},
     "cost-pulls": {"max-attempts": 5, "min-backoff": "10s", "max-backoff": "300s", "max-concurrent-dispatches": 100},
+    # one task per attempt (the worker schedules the next itself, for 24 h); the queue's own retries only
+    # cover a worker that did not answer (Firestore down)
+    "webhook-deliveries": {"max-attempts": 10, "min-backoff": "10s", "max-backoff": "300s",
+                           "max-concurrent-dispatches": 50},
 }
+# functions that notify (shared/notifications): where their webhook deliveries are queued after commit
+NOTIFY = {"WEBHOOKS_QUEUE": "webhook-deliveries", "WEBHOOKS_WORKER_URL": f"{URL}/webhookWorker",
+          "TASKS_LOCATION": "${_REGION}", "TASKS_INVOKER_SA": TASKS + SA}
 COST_PULLS = {
     "COSTS_QUEUE": "cost-pulls",
     "TASKS_LOCATION": "${_REGION}",
@@ -97,10 +106,10 @@ FUNCTIONS = [
     # billing (Stripe)
     Fn("billing", "functions/billing.py", env={"APP_URL": "${_APP_URL}"},
        secrets={"STRIPE_SECRET_KEY": "stripe-secret-key"}),
-    Fn("stripeWebhook", "functions/stripe_webhook.py",
+    Fn("stripeWebhook", "functions/stripe_webhook.py", env=NOTIFY,
        secrets={"STRIPE_SECRET_KEY": "stripe-secret-key", "STRIPE_WEBHOOK_SECRET": "stripe-webhook-secret"}),
     Fn("billingReconcile", "functions/billing_reconcile.py", timeout=540, concurrency=1, max_instances=2,
-       env={"BILLING_SCHEDULER_SA": SCHEDULER + SA, "BILLING_RECONCILE_URL": f"{URL}/billingReconcile"},
+       env={"BILLING_SCHEDULER_SA": SCHEDULER + SA, "BILLING_RECONCILE_URL": f"{URL}/billingReconcile", **NOTIFY},
        secrets={"STRIPE_SECRET_KEY": "stripe-secret-key"}),
     # knowledge (numpy vectors: more memory, fewer requests at once) and media
     Fn("knowledge", "functions/knowledge.py", memory="1Gi", concurrency=8,
@@ -109,13 +118,21 @@ FUNCTIONS = [
        env={"MEDIA_BUCKET": "${_MEDIA_BUCKET}", "MEDIA_DRIVE_BACKUP": "${_MEDIA_DRIVE_BACKUP}"}),
     # deployments: the API, the private Cloud Tasks worker, the VMs' progress reports (Pub/Sub)
     Fn("deployments", "functions/deployments.py", env=DEPLOY),
-    Fn("deployWorker", "functions/deploy_worker.py", env=DEPLOY, private=True, invokers=(TASKS,),
+    Fn("deployWorker", "functions/deploy_worker.py", env={**DEPLOY, **NOTIFY}, private=True, invokers=(TASKS,),
        timeout=540, concurrency=10, max_instances=10),
-    Fn("provisioningEvents", "functions/provisioning_events.py", env=DEPLOY, private=True, invokers=(EVENTS,),
-       topic="provisioning-events", max_instances=10),
+    # the VMs' progress and heartbeats (one per bot per HEALTH_HEARTBEAT_S: most cost no Firestore operation)
+    Fn("provisioningEvents", "functions/provisioning_events.py", env={**DEPLOY, **NOTIFY}, private=True,
+       invokers=(EVENTS,), topic="provisioning-events", max_instances=20),
     Fn("pluginConfigs", "functions/plugin_configs.py", env=DEPLOY),
     Fn("skillConfigs", "functions/skill_configs.py", env=DEPLOY),
     Fn("apiKeys", "functions/api_keys.py", env=DEPLOY),
+    # bot health (scheduled every minute: overdue bots only), notifications and webhooks, the audit log
+    Fn("healthCheck", "functions/health_check.py", timeout=240, concurrency=1, max_instances=1,
+       env={**DEPLOY, **NOTIFY, "HEALTH_SCHEDULER_SA": SCHEDULER + SA, "HEALTH_CHECK_URL": f"{URL}/healthCheck"}),
+    Fn("notifications", "functions/notifications.py", env=NOTIFY),
+    Fn("webhookWorker", "functions/webhook_worker.py", env=NOTIFY, private=True, invokers=(TASKS,),
+       timeout=60, concurrency=20, max_instances=20),
+    Fn("auditLog", "functions/audit_log.py"),
 ]
 
 # Cloud Scheduler jobs: (job, target function, cron, attempt deadline). The attempt deadline
@@ -124,6 +141,7 @@ SCHEDULES = [
     ("pullCosts-every-6h", "pullCosts", "0 */6 * * *", "300s"),
     ("pullOpenrouterActivity-every-6h", "pullOpenrouterActivity", "0 */6 * * *", "300s"),
     ("billing-reconcile", "billingReconcile", "17 */6 * * *", "600s"),
+    ("health-check", "healthCheck", "* * * * *", "270s"),
 ]
 
 IMAGE = "gcr.io/google.com/cloudsdktool/cloud-sdk:slim"

@@ -26,4 +26,9 @@ FUNCTIONS: list[tuple[str, str, str]] = [
     ("pluginConfigs", "functions/plugin_configs.py", "http"),
     ("skillConfigs", "functions/skill_configs.py", "http"),
     ("apiKeys", "functions/api_keys.py", "http"),
+    # bot health, notifications and outgoing webhooks, the audit log
+    ("healthCheck", "functions/health_check.py", "http"),  # + Cloud Scheduler job, every minute
+    ("notifications", "functions/notifications.py", "http"),
+    ("webhookWorker", "functions/webhook_worker.py", "http"),
+    ("auditLog", "functions/audit_log.py", "http"),
 ]

@@ -161,18 +161,28 @@ class Api:
         rid = rid if _REQUEST_ID.match(rid) else uuid.uuid4().hex
         tokens = (logs.request_id.set(rid), logs.trace.set(self._trace(request)))
         started = time.perf_counter()
-        try:
-            with faults.budget():  # every outside call of this request ends inside the function's deadline
-                resp = self._dispatch(request)
-        except ApiError as exc:
-            resp = json_response(exc.body(), exc.status, exc.headers)
-        except Exception as exc:
-            if faults.is_transient(exc):  # a dependency timed out or is down: try again later
-                log.warning("dependency unavailable: %s", faults.describe(exc))
-                resp = json_response(unavailable(exc).body(), 503, {"Retry-After": str(faults.RETRY_AFTER_S)})
-            else:
-                log.exception("unhandled error")
-                resp = json_response(ApiError(500, "internal", "internal error").body(), 500)
+        seen: dict[str, Any] = {}  # what _dispatch learnt: route, params, caller (for the audit log)
+        code = None
+        with faults.budget():  # every outside call of this request ends inside the function's deadline
+            try:
+                resp = self._dispatch(request, seen)
+            except ApiError as exc:
+                code = exc.code
+                resp = json_response(exc.body(), exc.status, exc.headers)
+            except Exception as exc:
+                if faults.is_transient(exc):  # a dependency timed out or is down: try again later
+                    log.warning("dependency unavailable: %s", faults.describe(exc))
+                    code = "unavailable"
+                    resp = json_response(unavailable(exc).body(), 503, {"Retry-After": str(faults.RETRY_AFTER_S)})
+                else:
+                    log.exception("unhandled error")
+                    code = "internal"
+                    resp = json_response(ApiError(500, "internal", "internal error").body(), 500)
+            if seen.get("caller") is not None:  # signed-in callers' changes (shared/audit.py): one write
+                from shared import audit
+
+                audit.record(self.name, seen["route"], request, seen["params"], seen["caller"],
+                             resp.status_code, code, rid)
         resp.headers["X-Request-Id"] = rid
         self._cors(request, resp)
         log.info("%s %s %s", request.method, request.path, resp.status_code, extra={"httpRequest": {
@@ -201,7 +211,7 @@ class Api:
         found.sort(key=lambda rp: rp[0].specificity)
         return found, {r.method for r, _ in found}
 
-    def _dispatch(self, request: flask.Request) -> flask.Response:
+    def _dispatch(self, request: flask.Request, seen: dict[str, Any]) -> flask.Response:
         matches, methods = self._match(request.path)
         if request.method == "OPTIONS":
             return self._preflight(request, methods)
@@ -213,6 +223,7 @@ class Api:
             raise ApiError(405, "method_not_allowed", f"{request.method} not allowed here", headers={"Allow": allow})
         route, params = chosen[0]
         caller = self._authenticate(request, route)
+        seen.update(route=route, params=params, caller=caller)
         query = self._parse_query(request, route)
         body = self._parse_body(request, route)
         result = route.handler(Request(request, params, body, query, caller))

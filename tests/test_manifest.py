@@ -159,12 +159,15 @@ def invokers(state: dict, name: str) -> set[str]:
 def test_private_functions_admit_exactly_the_callers_their_code_expects(deployed):
     state, fns = deployed["state"], functions(deployed["state"])
     private = {n for n, f in fns.items() if not f["public"]}
-    assert private == {"deployWorker", "costPullWorker", "provisioningEvents"}
-    for name in ("deployWorker", "costPullWorker"):
+    assert private == {"deployWorker", "costPullWorker", "provisioningEvents", "webhookWorker"}
+    for name in ("deployWorker", "costPullWorker", "webhookWorker"):
         assert invokers(state, name) == {fns[name]["env"]["TASKS_INVOKER_SA"]}, name
     assert invokers(state, "provisioningEvents") == {fns["provisioningEvents"]["trigger"]["serviceAccount"]}
     assert fns["deployWorker"]["env"]["DEPLOY_WORKER_URL"] == fns["deployWorker"]["url"]
     assert fns["costPullWorker"]["env"]["COSTS_WORKER_URL"] == fns["costPullWorker"]["url"]
+    for name, fn in fns.items():  # whoever notifies queues its deliveries for the worker that is deployed
+        if "WEBHOOKS_WORKER_URL" in fn["env"]:
+            assert fn["env"]["WEBHOOKS_WORKER_URL"] == fns["webhookWorker"]["url"], name
     for name in private:  # invoker bindings only on private functions; public ones check tokens themselves
         assert fns[name]["public"] is False
 
@@ -178,14 +181,15 @@ def test_scheduler_jobs_call_public_functions_with_the_identity_and_audience_the
         assert target["public"] and job["oidc-token-audience"] == target["url"] == job["uri"]
         sa, aud = job["oidc-service-account-email"], job["oidc-token-audience"]
         assert (target["env"].get("COSTS_SCHEDULER_SA"), target["env"].get("COSTS_SCHEDULER_AUDIENCE")) == (sa, aud) \
-            or (target["env"].get("BILLING_SCHEDULER_SA"), target["env"].get("BILLING_RECONCILE_URL")) == (sa, aud)
+            or (target["env"].get("BILLING_SCHEDULER_SA"), target["env"].get("BILLING_RECONCILE_URL")) == (sa, aud) \
+            or (target["env"].get("HEALTH_SCHEDULER_SA"), target["env"].get("HEALTH_CHECK_URL")) == (sa, aud)
         # the scheduler waits longer than the function may run, so it never retries a live run
         assert int(job["attempt-deadline"].rstrip("s")) > int(target["sizing"]["timeout"].rstrip("s"))
 
 
 def test_sizing_fits_the_callers_deadlines_and_the_platform(deployed):
     fns = functions(deployed["state"])
-    for name in ("deployWorker", "costPullWorker"):
+    for name in ("deployWorker", "costPullWorker", "webhookWorker"):
         assert int(fns[name]["sizing"]["timeout"].rstrip("s")) < TASKS_DISPATCH_DEADLINE_S, name
     env = fns["deployWorker"]["env"]  # two Compute operations and their calls end inside the timeout
     assert 2 * (int(env["DEPLOY_OPERATION_TIMEOUT_S"]) + 2 * 30) <= int(fns["deployWorker"]["sizing"]["timeout"][:-1])

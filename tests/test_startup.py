@@ -40,6 +40,9 @@ VALUES = {
     "BILLING_RECONCILE_URL": (f"{URL}/billingReconcile", "http://x/billingReconcile"),
     "OPENAI_API_KEY": ("sk-proj-key", None),
     "MEDIA_BUCKET": (f"{PROJECT}-media", None),
+    "WEBHOOKS_WORKER_URL": (f"{URL}/webhookWorker", "http://127.0.0.1/webhookWorker"),
+    "HEALTH_SCHEDULER_SA": ("scheduler" + SA, "scheduler@example.com"),
+    "HEALTH_CHECK_URL": (f"{URL}/healthCheck", "healthCheck"),
 }
 DEPLOY = ("DEPLOY_WORKER_URL", "TASKS_INVOKER_SA", "DEPLOY_ALLOWED_PROJECTS",
           "DEPLOY_ALLOWED_REGIONS", "PROVISIONING_TOPIC")
@@ -56,6 +59,8 @@ NEEDS = {
     "knowledge": ("OPENAI_API_KEY",), "media": ("MEDIA_BUCKET",),
     "deployments": DEPLOY, "deployWorker": (*DEPLOY, "FUNCTIONS_URL"), "provisioningEvents": DEPLOY,
     "pluginConfigs": DEPLOY, "skillConfigs": DEPLOY, "apiKeys": DEPLOY,
+    "healthCheck": (*DEPLOY, "HEALTH_SCHEDULER_SA", "HEALTH_CHECK_URL", "WEBHOOKS_WORKER_URL"),
+    "notifications": (), "webhookWorker": ("WEBHOOKS_WORKER_URL", "TASKS_INVOKER_SA"), "auditLog": (),
 }
 
 # In the function's process: load it with each environment; print what each load did.
