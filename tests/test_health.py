@@ -36,7 +36,7 @@ def henv(nenv, monkeypatch):
 def running_bot(api, owner, henv) -> dict:
     dep, job = create(api, owner)
     henv.wait_job(job["_id"])
-    henv.wait_for(lambda: repos.deployments.get(dep["_id"]).status == "running", what="ready from the guest")
+    henv.wait_for(lambda: repos.deployments.get(dep["_id"]).status == "running", timeout=30, what="ready from the guest")
     return dep
 
 
@@ -153,3 +153,46 @@ def test_a_stopped_deployment_is_not_restarted(henv, api, callers):
     assert monitor.check(later(60)) == {"paused": 1}
     assert state(dep).state == "paused" and state(dep).healthDeadline is None
     assert monitor.check(later(120)) == {}
+
+
+@pytest.mark.parametrize("gateway_ok", [True, False])
+def test_the_vms_heartbeat_script_is_accepted(henv, api, callers, tmp_path, gateway_ok):
+    """The real heartbeat script (bash, openssl) with systemctl, runuser and gcloud stubbed: what it would
+    publish is accepted by provisioningEvents as its deployment's heartbeat; with another key it is not."""
+    import subprocess
+
+    from test_provisioning_events import envelope, report_key
+
+    from shared.deploy import events, startup
+
+    owner = callers["owner"]
+    dep = running_bot(api, owner, henv)
+    body = startup.STARTUP_SCRIPT.split("cat >> /usr/local/sbin/openclaw-heartbeat <<'SH'\n", 1)[1].split("\nSH\n", 1)[0]
+
+    def run(key: str, n: int) -> tuple[bytes, str]:
+        (tmp_path / "key").write_text(key)
+        out = tmp_path / f"published{n}"
+        health = "echo '{\"ok\":true}'" if gateway_ok else "echo 'gateway closed (1006)' >&2; return 1"
+        stubs = (f"TOPIC=projects/p/topics/provisioning-events DEPLOYMENT='{dep['_id']}'\n"
+                 "systemctl() { echo active; }\ntimeout() { shift; \"$@\"; }\n"
+                 f"runuser() {{ {health}; }}\n"
+                 f"gcloud() {{ printf '%s\\n' \"$@\" > '{out}'; }}\n")
+
+        script = stubs + body.replace("/etc/openclaw/report-key", str(tmp_path / "key")).replace(
+            "/run/openclaw-heartbeat.seq", str(tmp_path / "seq"))
+        subprocess.run(["bash", "-c", script], check=True, timeout=20)
+        args = out.read_text().splitlines()
+        message = next(a for a in args if a.startswith("--message=")).removeprefix("--message=")
+        signature = next(a for a in args if a.startswith("--attribute=")).removeprefix("--attribute=signature=")
+        return message.encode(), signature
+
+    raw, sig = run("ee" * 32, 1)
+    assert events.handle(envelope(raw, "hb-forged", sig)) == "rejected"
+    raw, sig = run(report_key(dep["_id"]), 2)
+    assert json.loads(raw)["stage"] == "heartbeat"
+    assert events.handle(envelope(raw, "hb-1", sig)) == ("heartbeat" if gateway_ok else "gateway down")
+    h = state(dep)
+    assert h.gateway == ("ok" if gateway_ok else "down")
+    if not gateway_ok:
+        assert "gateway closed" in h.detail
+    assert events.handle(envelope(raw, "hb-2", sig)) == "replay"  # the same heartbeat again

@@ -17,12 +17,12 @@ Function = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{1,64}$")]
 ORDER = (("at", "DESCENDING"),)
 
 
-class MineQuery(PageQuery):
+class AuditMineQuery(PageQuery):
     since: int | None = Field(None, ge=0, le=2**53, description="epoch ms, inclusive")
     until: int | None = Field(None, ge=0, le=2**53, description="epoch ms, exclusive")
 
 
-class AdminQuery(MineQuery):
+class AuditAdminQuery(AuditMineQuery):
     actorId: UserId | None = None
     actingAs: UserId | None = None
     function: Function | None = None
@@ -35,21 +35,21 @@ class AdminQuery(MineQuery):
         return self
 
 
-def _ranges(q: MineQuery) -> tuple:
+def _ranges(q: AuditMineQuery) -> tuple:
     if q.since is not None and q.until is not None and q.since >= q.until:
         raise ApiError(422, "invalid_query", "since must be before until")
     return tuple(r for r in (("at", ">=", q.since) if q.since is not None else None,
                              ("at", "<", q.until) if q.until is not None else None) if r)
 
 
-@api.route("GET", "/me", query=MineQuery, response=page_of(AuditEntry))
+@api.route("GET", "/me", query=AuditMineQuery, response=page_of(AuditEntry))
 def mine(req: Request):
     """What happened to my resources (my calls, and admins' calls on them), newest first."""
     q = req.query
     return entries.page({"actingAs": req.caller.id}, ORDER, q.limit, q.cursor, _ranges(q))
 
 
-@api.route("GET", "/", access="admin", query=AdminQuery, response=page_of(AuditEntry))
+@api.route("GET", "/", access="admin", query=AuditAdminQuery, response=page_of(AuditEntry))
 def everyone(req: Request):
     """Admin: every entry, newest first, by one of actor, acting-as user, function or outcome, and time."""
     q = req.query

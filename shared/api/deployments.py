@@ -190,12 +190,12 @@ def vm_logs(req: Request):
     return live.serial_output(access.owned(req.params["id"], req.caller), req.query.since)
 
 
-class Uptime(BaseModel):
+class BotUptime(BaseModel):
     last24h: float | None = Field(description="share of the last 24 h the bot answered (null: not watched yet)")
     last30d: float | None
 
 
-class Health(BaseModel):
+class BotHealth(BaseModel):
     """shared/health/monitor.py: the bot's own health, beside the VM's `status`."""
     deploymentId: str
     state: Literal["unknown", "ok", "degraded", "recovering", "gave_up", "paused"]
@@ -210,14 +210,14 @@ class Health(BaseModel):
     maxRestartsPerHour: int
     lastRestartJobId: str | None
     monitoredSince: int | None
-    uptime: Uptime
+    uptime: BotUptime
 
 
-class HealthUpdate(Strict):
+class BotHealthUpdate(Strict):
     autoRecovery: bool
 
 
-@api.route("GET", "/{id}/health", response=Health)
+@api.route("GET", "/{id}/health", response=BotHealth)
 def bot_health(req: Request):
     """The bot's health: state, last heartbeat, uptime (24 h / 30 days), automatic recovery."""
     from shared.health import monitor
@@ -225,7 +225,7 @@ def bot_health(req: Request):
     return monitor.view(access.owned(req.params["id"], req.caller).id)
 
 
-@api.route("PATCH", "/{id}/health", body=HealthUpdate, response=Health)
+@api.route("PATCH", "/{id}/health", body=BotHealthUpdate, response=BotHealth)
 def set_bot_health(req: Request):
     """Turn automatic recovery on or off for this bot (on again: the crash-loop count starts over)."""
     from shared.health import monitor

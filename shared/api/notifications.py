@@ -21,7 +21,7 @@ UserId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=
 READ_ALL_MAX = 500
 
 
-class ListQuery(PageQuery):
+class NotificationListQuery(PageQuery):
     unread: bool = False
     userId: UserId | None = Field(None, description="admin: another user's list")
 
@@ -45,11 +45,11 @@ class WebhookWithSecret(BaseModel):
     secret: str = Field(description="whsec_...: verifies the OpenClaw-Signature header; shown only now")
 
 
-class ReadAll(BaseModel):
+class ReadAllResult(BaseModel):
     updated: int
 
 
-class TestSent(BaseModel):
+class WebhookTestSent(BaseModel):
     deliveryId: str
 
 
@@ -67,7 +67,7 @@ def _entry(req: Request) -> Notification:
     return n
 
 
-@api.route("GET", "/", query=ListQuery, response=page_of(Notification))
+@api.route("GET", "/", query=NotificationListQuery, response=page_of(Notification))
 def list_notifications(req: Request):
     """My notifications, newest first (`unread=true`: only unread ones)."""
     equals = {"userId": _mine(req), **({"readAt": None} if req.query.unread else {})}
@@ -94,7 +94,7 @@ def mark_unread(req: Request):
     return n
 
 
-@api.route("POST", "/read-all", response=ReadAll)
+@api.route("POST", "/read-all", response=ReadAllResult)
 def read_all(req: Request):
     """Mark all my unread notifications read (up to 500 per call, in batches)."""
     q = notifications.query({"userId": req.caller.id, "readAt": None}, (("createdAt", "DESCENDING"),))
@@ -153,7 +153,7 @@ def rotate_secret(req: Request):
     return {"webhook": w, "secret": w.secret}
 
 
-@api.route("POST", "/webhooks/{id}/test", status=202, response=TestSent)
+@api.route("POST", "/webhooks/{id}/test", status=202, response=WebhookTestSent)
 def send_test(req: Request):
     """Send a signed `webhook.test` event to this endpoint now; follow it in its delivery log."""
     return {"deliveryId": endpoints.send_test(endpoints.owned(req.params["id"], req.caller))}, 202

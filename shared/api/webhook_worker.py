@@ -13,12 +13,12 @@ from shared.notifications import delivery, settings
 api = Api("webhookWorker", "Delivers outgoing webhooks (Cloud Tasks target only)")
 
 
-class TaskBody(Strict):
+class DeliveryTask(Strict):
     deliveryId: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
     attempt: int = Field(ge=1, le=1000)
 
 
-class AttemptDone(BaseModel):
+class DeliveryAttemptDone(BaseModel):
     outcome: str = Field(description="delivered, pending (another attempt is scheduled), failed, or skipped")
     httpStatus: int | None = None
     error: str | None = None
@@ -30,7 +30,7 @@ def _caller() -> dict:
     return {"queue": s.queue, "account": s.invoker_sa, "audience": s.worker_url}
 
 
-@api.route("POST", "/", access="cloud_tasks", machine=_caller, body=TaskBody, response=AttemptDone)
+@api.route("POST", "/", access="cloud_tasks", machine=_caller, body=DeliveryTask, response=DeliveryAttemptDone)
 def run_task(req: Request):
     """Make one attempt of a delivery (Cloud Tasks only)."""
     return delivery.run(req.body.deliveryId, req.body.attempt)

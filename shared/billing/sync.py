@@ -21,7 +21,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from shared import clock, db, faults, logs, repos
-from shared.billing import state, stripe_api
+from shared.billing import notices, state, stripe_api
 
 log = logs.get("billing.sync")
 LEDGER = "stripeEvents"  # internal collection: one document per processed Stripe event
@@ -53,15 +53,26 @@ def stripe_changes(snap: firestore.DocumentSnapshot, plans: list) -> dict:
     return {k: (getattr(doc, k), v) for k, v in new.items() if getattr(doc, k) != v}
 
 
-def commit(snap: firestore.DocumentSnapshot | None, fields: dict, ledger: tuple | None = None) -> None:
-    """One transaction: the ledger entry (if any) and the update of `snap`'s document, the latter
-    only if the document is unchanged since `snap` was read (else FailedPrecondition)."""
+def commit(snap: firestore.DocumentSnapshot | None, fields: dict, ledger: tuple | None = None,
+           notes: list[dict] = ()) -> None:
+    """One transaction: the ledger entry (if any), the update of `snap`'s document, the latter only if
+    the document is unchanged since `snap` was read (else FailedPrecondition), and the customer's
+    notifications (shared/billing/notices.py), whose webhook deliveries are queued once it committed."""
+    from shared import notifications
+
+    queued: list[str] = []
+
     def writes(tx):
+        queued.clear()
+        for n in notes:  # notifications read in the transaction: before its writes
+            queued.extend(notifications.write(tx, n["user_id"], n["kind"], n["title"], n["body"], n["data"],
+                                              n["dedupe_key"]))
         if ledger is not None:
             tx.create(*ledger)
         if snap is not None and fields:
             tx.update(snap.reference, fields, option=db.client().write_option(last_update_time=snap.update_time))
     firestore.transactional(writes)(db.client().transaction())
+    notifications.dispatch(queued)
 
 
 def _new_values(changes: dict) -> dict:
@@ -104,8 +115,9 @@ def process_event(event: dict) -> dict:
                  "subscriptionDocId": snap.id if snap else None, "outcome": outcome, "changed": sorted(changes),
                  "processedAt": clock.now_ms(),
                  "expireAt": datetime.now(timezone.utc) + timedelta(days=LEDGER_DAYS)}
+        notes = notices.after_change(repos.subscriptions.load(snap), changes, event["type"], event) if snap else []
         try:
-            commit(snap, _new_values(changes) if changes else {}, (ref, entry))
+            commit(snap, _new_values(changes) if changes else {}, (ref, entry), notes)
         except gexc.AlreadyExists:  # a concurrent delivery of the same event committed first
             return {"duplicate": True}
         except gexc.FailedPrecondition:  # another delivery changed the document since we read it
@@ -129,9 +141,14 @@ def _reconcile_one(doc_id: str, plans: list) -> dict | None:
                 and doc.trialEnd and doc.trialEnd <= now:
             changes, reason = {"status": ("trialing", "canceled")}, "trial ended"  # a local trial ran out
         if not changes:
+            if doc.status == "trialing" and doc.trialEnd and 0 < doc.trialEnd - now <= notices.TRIAL_NOTICE_MS:
+                from shared.notifications import notify
+
+                n = notices.trial_ending(doc, doc.trialEnd)  # also local trials; Stripe's trial_will_end uses the same key
+                notify(n.pop("user_id"), n.pop("kind"), **n)
             return None
         try:
-            commit(snap, _new_values(changes))
+            commit(snap, _new_values(changes), notes=notices.after_change(doc, changes))
         except gexc.FailedPrecondition:
             continue
         return {"subscriptionId": doc.id, "userId": doc.userId, "stripeCustomerId": doc.stripeCustomerId,

@@ -132,6 +132,10 @@ def _apply(tx, message_id: str, ev: Event) -> str:
         return "replay"  # not newer than a report already accepted: changes nothing
     dep = repos.deployments.get(ev.deploymentId, tx)
     job = repos.deploy_jobs.first(tx=tx, deploymentId=ev.deploymentId) if dep else None  # newest: ids sort so
+    boots = job is None or job.action in BOOTING_ACTIONS
+    new_status = {"ready": "running", "failed": "error"}.get(ev.stage) if dep and boots else None
+    if new_status and job is not None and job.action in ("deploy", "update"):
+        _notify_deploy(tx, dep, job, ev)  # reads in the transaction: before its writes
     now = clock.now_ms()
     tx.create(ledger, {"deploymentId": ev.deploymentId, "stage": ev.stage, "receivedAt": now,
                        "expireAt": datetime.now(timezone.utc) + KEEP})
@@ -141,10 +145,6 @@ def _apply(tx, message_id: str, ev: Event) -> str:
     if job is not None:
         text = f"vm: {ev.stage}" + (f": {ev.message}" if ev.message else "")
         repos.deploy_jobs.update(job.id, {"log": joblog.append(job.log, text)}, tx)
-    boots = job is None or job.action in BOOTING_ACTIONS
-    new_status = {"ready": "running", "failed": "error"}.get(ev.stage) if boots else None
-    if new_status and job is not None and job.action in ("deploy", "update"):
-        _notify_deploy(tx, dep, job, ev)
     if new_status and new_status != dep.status:
         repos.deployments.update(dep.id, {"status": new_status}, tx)
         return f"deployment {new_status}"

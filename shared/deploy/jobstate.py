@@ -81,14 +81,14 @@ def finish(tx, job_id: str, status: str, texts: list[str], dep_status: str | Non
     if remove and dep is not None:
         for repo in (repos.plugin_configs, repos.skill_configs, repos.api_keys):
             children += [(repo, c.id) for c in repo.all({"deploymentId": dep.id}, cap=200, tx=tx)]
+    if status == "failed" and job.status == "running" and dep is not None and job.action in ("deploy", "update"):
+        _notify_failed(tx, dep, job, texts)  # reads in the transaction: before its writes
     now = clock.now_ms()
     if job.status != "running":  # given up on meanwhile (stale): keep that verdict, record what happened
         repos.deploy_jobs.update(job_id, {"log": joblog.append(job.log, *texts, f"(worker ended: {status})")}, tx)
         return
     repos.deploy_jobs.update(job_id, {"status": status, "completedAt": now,
                                       "log": joblog.append(job.log, *texts)}, tx)
-    if status == "failed" and dep is not None and job.action in ("deploy", "update"):
-        _notify_failed(tx, dep, job, texts)
     if snap.exists and dep is None:
         tx.delete(snap.reference)
         return

@@ -227,10 +227,10 @@ def _transition(tx, dep_id: str, now: int) -> str:
         reason = (f"automatic recovery gave up: {len(recent)} restart(s) in the last hour did not bring the bot "
                   f"back ({h.reason or 'no heartbeat'})")
         fields.update(state="gave_up", healthDeadline=None, reason=reason, restarts=recent)
-        health.update(dep_id, fields, tx)
         _notify(tx, dep, "bot.recovery_gave_up", f"{dep.botName} needs you",
                 f"{reason}. Check its logs and configuration, then restart or redeploy it.",
                 f"gave_up/{h.downSince}", reason=reason)
+        health.update(dep_id, fields, tx)
         return "gave up"
     fields.update(state="recovering", healthDeadline=now + s.recovery_wait_s * 1000, restarts=recent)
     health.update(dep_id, fields, tx)
