@@ -162,27 +162,17 @@ class Api:
         tokens = (logs.request_id.set(rid), logs.trace.set(self._trace(request)))
         started = time.perf_counter()
         seen: dict[str, Any] = {}  # what _dispatch learnt: route, params, caller (for the audit log)
-        code = None
-        with faults.budget():  # every outside call of this request ends inside the function's deadline
-            try:
-                resp = self._dispatch(request, seen)
-            except ApiError as exc:
-                code = exc.code
-                resp = json_response(exc.body(), exc.status, exc.headers)
-            except Exception as exc:
-                if faults.is_transient(exc):  # a dependency timed out or is down: try again later
-                    log.warning("dependency unavailable: %s", faults.describe(exc))
-                    code = "unavailable"
-                    resp = json_response(unavailable(exc).body(), 503, {"Retry-After": str(faults.RETRY_AFTER_S)})
-                else:
-                    log.exception("unhandled error")
-                    code = "internal"
-                    resp = json_response(ApiError(500, "internal", "internal error").body(), 500)
-            if seen.get("caller") is not None:  # signed-in callers' changes (shared/audit.py): one write
-                from shared import audit
+        try:
+            with faults.budget():  # every outside call of this request ends inside the function's deadline
+                resp, code = self._respond(request, seen)
+                if seen.get("caller") is not None:  # a signed-in caller: one audit write (shared/audit.py)
+                    from shared import audit
 
-                audit.record(self.name, seen["route"], request, seen["params"], seen["caller"],
-                             resp.status_code, code, rid)
+                    audit.record(self.name, seen["route"], request, seen["params"], seen["caller"],
+                                 resp.status_code, code, rid)
+        except Exception:  # the budget could not open (configuration): still a JSON answer
+            log.exception("unhandled error")
+            resp = json_response(ApiError(500, "internal", "internal error").body(), 500)
         resp.headers["X-Request-Id"] = rid
         self._cors(request, resp)
         log.info("%s %s %s", request.method, request.path, resp.status_code, extra={"httpRequest": {
@@ -192,6 +182,20 @@ class Api:
         logs.request_id.reset(tokens[0])
         logs.trace.reset(tokens[1])
         return resp
+
+    def _respond(self, request: flask.Request, seen: dict[str, Any]) -> tuple[flask.Response, str | None]:
+        """The answer and, for an error, its code."""
+        try:
+            return self._dispatch(request, seen), None
+        except ApiError as exc:
+            return json_response(exc.body(), exc.status, exc.headers), exc.code
+        except Exception as exc:
+            if faults.is_transient(exc):  # a dependency timed out or is down: try again later
+                log.warning("dependency unavailable: %s", faults.describe(exc))
+                return json_response(unavailable(exc).body(), 503, {"Retry-After": str(faults.RETRY_AFTER_S)}), \
+                    "unavailable"
+            log.exception("unhandled error")
+            return json_response(ApiError(500, "internal", "internal error").body(), 500), "internal"
 
     @staticmethod
     def _trace(request: flask.Request) -> str | None:
