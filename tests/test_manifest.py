@@ -159,8 +159,9 @@ def invokers(state: dict, name: str) -> set[str]:
 def test_private_functions_admit_exactly_the_callers_their_code_expects(deployed):
     state, fns = deployed["state"], functions(deployed["state"])
     private = {n for n, f in fns.items() if not f["public"]}
-    assert private == {"deployWorker", "costPullWorker", "provisioningEvents", "webhookWorker"}
-    for name in ("deployWorker", "costPullWorker", "webhookWorker"):
+    assert private == {"deployWorker", "costPullWorker", "knowledgeReembedWorker", "provisioningEvents",
+                       "webhookWorker"}
+    for name in ("deployWorker", "costPullWorker", "knowledgeReembedWorker", "webhookWorker"):
         assert invokers(state, name) == {fns[name]["env"]["TASKS_INVOKER_SA"]}, name
     assert invokers(state, "provisioningEvents") == {fns["provisioningEvents"]["trigger"]["serviceAccount"]}
     assert fns["deployWorker"]["env"]["DEPLOY_WORKER_URL"] == fns["deployWorker"]["url"]
@@ -168,6 +169,8 @@ def test_private_functions_admit_exactly_the_callers_their_code_expects(deployed
     for name, fn in fns.items():  # whoever notifies queues its deliveries for the worker that is deployed
         if "WEBHOOKS_WORKER_URL" in fn["env"]:
             assert fn["env"]["WEBHOOKS_WORKER_URL"] == fns["webhookWorker"]["url"], name
+    for name in ("knowledge", "knowledgeReembedWorker"):  # the admin's start and the worker enqueue its tasks
+        assert fns[name]["env"]["KNOWLEDGE_REEMBED_WORKER_URL"] == fns["knowledgeReembedWorker"]["url"]
     for name in private:  # invoker bindings only on private functions; public ones check tokens themselves
         assert fns[name]["public"] is False
 
@@ -189,7 +192,7 @@ def test_scheduler_jobs_call_public_functions_with_the_identity_and_audience_the
 
 def test_sizing_fits_the_callers_deadlines_and_the_platform(deployed):
     fns = functions(deployed["state"])
-    for name in ("deployWorker", "costPullWorker", "webhookWorker"):
+    for name in ("deployWorker", "costPullWorker", "knowledgeReembedWorker", "webhookWorker"):
         assert int(fns[name]["sizing"]["timeout"].rstrip("s")) < TASKS_DISPATCH_DEADLINE_S, name
     env = fns["deployWorker"]["env"]  # two Compute operations and their calls end inside the timeout
     assert 2 * (int(env["DEPLOY_OPERATION_TIMEOUT_S"]) + 2 * 30) <= int(fns["deployWorker"]["sizing"]["timeout"][:-1])
