@@ -48,6 +48,8 @@ DEPLOY = {
 QUEUES = {
     "deploy-jobs": {"max-attempts": 20, "min-backoff": "5s", "max-backoff": "120s", "max-concurrent-dispatches": 20},
     "cost-pulls": {"max-attempts": 5, "min-backoff": "10s", "max-backoff": "300s", "max-concurrent-dispatches": 100},
+    # Stripe's recorded webhook events: retried for ~1 h (then billingReconcile applies what is left)
+    "stripe-events": {"max-attempts": 20, "min-backoff": "1s", "max-backoff": "300s", "max-concurrent-dispatches": 50},
 }
 COST_PULLS = {
     "COSTS_QUEUE": "cost-pulls",
@@ -97,8 +99,14 @@ FUNCTIONS = [
     # billing (Stripe)
     Fn("billing", "functions/billing.py", env={"APP_URL": "${_APP_URL}"},
        secrets={"STRIPE_SECRET_KEY": "stripe-secret-key"}),
+    # the webhook records and queues each event (no Stripe call: only its signing secret); the worker applies it
     Fn("stripeWebhook", "functions/stripe_webhook.py",
-       secrets={"STRIPE_SECRET_KEY": "stripe-secret-key", "STRIPE_WEBHOOK_SECRET": "stripe-webhook-secret"}),
+       env={"STRIPE_EVENTS_QUEUE": "stripe-events", "TASKS_LOCATION": "${_REGION}", "TASKS_INVOKER_SA": TASKS + SA,
+            "STRIPE_EVENT_WORKER_URL": f"{URL}/stripeEventWorker"},
+       secrets={"STRIPE_WEBHOOK_SECRET": "stripe-webhook-secret"}),
+    Fn("stripeEventWorker", "functions/stripe_event_worker.py", private=True, invokers=(TASKS,), max_instances=10,
+       env={"TASKS_INVOKER_SA": TASKS + SA, "STRIPE_EVENT_WORKER_URL": f"{URL}/stripeEventWorker"},
+       secrets={"STRIPE_SECRET_KEY": "stripe-secret-key"}),
     Fn("billingReconcile", "functions/billing_reconcile.py", timeout=540, concurrency=1, max_instances=2,
        env={"BILLING_SCHEDULER_SA": SCHEDULER + SA, "BILLING_RECONCILE_URL": f"{URL}/billingReconcile"},
        secrets={"STRIPE_SECRET_KEY": "stripe-secret-key"}),

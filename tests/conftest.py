@@ -79,7 +79,7 @@ def live_url(stack):
 # The services each function needs besides Firestore and Auth: the session fixture starting them
 # and setting their configuration, as the deployed function has it.
 SERVICES = {
-    **dict.fromkeys(("billing", "stripeWebhook", "billingReconcile"), "stripe_stack"),
+    **dict.fromkeys(("billing", "stripeWebhook", "stripeEventWorker", "billingReconcile"), "stripe_stack"),
     **dict.fromkeys(("costs", "pullCosts", "pullOpenrouterActivity", "costPullWorker"), "costs_env"),
     **dict.fromkeys(("knowledge", "media"), "kb_stack"),
     **dict.fromkeys(("deployments", "deployWorker", "pluginConfigs", "skillConfigs", "apiKeys"), "deploy_env"),
@@ -104,7 +104,8 @@ def clean_firestore(request):
     stack = request.getfixturevalue("stack")
     host = stack.env["FIRESTORE_EMULATOR_HOST"]
     for _ in range(50):  # 409 while a background transaction (a queued worker) still holds a lock
-        r = httpx.delete(f"http://{host}/emulator/v1/projects/{PROJECT_ID}/databases/(default)/documents")
+        r = httpx.delete(f"http://{host}/emulator/v1/projects/{PROJECT_ID}/databases/(default)/documents",
+                         timeout=60)  # the first delete warms the emulator up: ~5 s on a busy machine
         if r.status_code != 409:
             break
         time.sleep(0.1)

@@ -24,6 +24,7 @@ class ReconcileReport(BaseModel):
     checked: int
     changed: list[dict[str, Any]]
     errors: list[dict[str, Any]]
+    staleEventsApplied: int  # webhook events the queue gave up on, applied by this run
     startedAt: int
     finishedAt: int
 
