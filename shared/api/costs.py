@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
 from shared import clock, repos
 from shared.api.cost_pulls import RunReport
@@ -14,7 +14,7 @@ from shared.costs import reports, runs
 from shared.costs.ledger import CostAccount, accounts
 from shared.costs.ledger import runs as runs_repo
 from shared.errors import ApiError
-from shared.http import Api, Request, page_of
+from shared.http import Api, Reply, Request, page_of
 from shared.models import CostSnapshot
 
 api = Api("costs", "Cost snapshots, OpenRouter activity and monthly summaries")
@@ -56,14 +56,14 @@ class SummaryQuery(Strict):
     month: Month | None = None  # default: the current UTC month
 
 
-class Totals(BaseModel):
+class Totals(Reply):
     requests: int
     promptTokens: int
     completionTokens: int
     totalCostUsd: float
 
 
-class ActivityReport(BaseModel):
+class ActivityReport(Reply):
     model_config = ConfigDict(populate_by_name=True)
     userId: str
     start: str = Field(alias="from")
@@ -73,14 +73,14 @@ class ActivityReport(BaseModel):
     totals: Totals
 
 
-class Change(BaseModel):
+class Change(Reply):
     thisMonth: float
     lastMonth: float
     change: float
     changePct: float | None
 
 
-class SummaryReport(BaseModel):
+class SummaryReport(Reply):
     model_config = ConfigDict(extra="allow")  # openrouterBalance (one user) or asOf (all)
     userId: str
     month: str

@@ -8,7 +8,6 @@ from contextlib import contextmanager
 from typing import Annotated
 
 from pydantic import (
-    BaseModel,
     Field,
     StringConstraints,
     field_validator,
@@ -19,7 +18,7 @@ from shared import bot_credentials, repos
 from shared.api.inputs import PageQuery, Strict
 from shared.embeddings import DIMENSIONS
 from shared.errors import ApiError, not_found
-from shared.http import Api, Request, list_of, page_of
+from shared.http import Api, Reply, Request, list_of, page_of
 from shared.knowledge import service, settings, store
 
 api = Api("knowledge", "Knowledge base with vector search", schemes={bot_credentials.SCHEME: bot_credentials.authenticate})
@@ -66,7 +65,7 @@ class DeleteQuery(Strict):
 
 
 # responses
-class KnowledgeChunk(BaseModel):
+class KnowledgeChunk(Reply):
     """A stored chunk as the API shows it: everything but its 1536-float embedding."""
     id: str = Field(alias="_id")
     userId: str
@@ -79,7 +78,7 @@ class SearchHit(KnowledgeChunk):
     score: float = Field(description="cosine similarity to the query")
 
 
-class IngestResult(BaseModel):
+class IngestResult(Reply):
     source: str
     chunks: int = Field(description="chunks the text made")
     stored: int
@@ -87,11 +86,11 @@ class IngestResult(BaseModel):
     ids: list[str] = Field(description="ids of the stored chunks")
 
 
-class Deleted(BaseModel):
+class Deleted(Reply):
     deleted: int
 
 
-class BotCredentialView(BaseModel):
+class BotCredentialView(Reply):
     deploymentId: str
     userId: str
     createdAt: int

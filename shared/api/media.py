@@ -7,12 +7,12 @@ import re
 from typing import Annotated
 
 from google.api_core import exceptions as gexc
-from pydantic import BaseModel, Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
 from shared import bot_credentials, clock, repos
 from shared.api.inputs import PageQuery, Strict, Url
 from shared.errors import ApiError, not_found
-from shared.http import Api, Request, page_of
+from shared.http import Api, Reply, Request, page_of
 from shared.media import settings, storage
 from shared.models import Media, MediaType
 
@@ -56,7 +56,7 @@ class ListQuery(PageQuery):
 
 
 # responses
-class Upload(BaseModel):
+class Upload(Reply):
     uploadId: str
     storageId: str = Field(description="register the upload under this id once the PUT succeeded")
     uploadUrl: str

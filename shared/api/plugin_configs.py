@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from shared import repos
 from shared.api.inputs import Strict
 from shared.deploy import access, catalog
-from shared.http import Api, Request, list_of
+from shared.http import Api, Reply, Request, list_of
 from shared.models import PluginConfig
 
 api = Api("pluginConfigs", "Plugins of a deployment's bot")
@@ -23,21 +23,21 @@ class PluginWrite(Strict):
     config: dict[str, Any] = Field(default_factory=dict)
 
 
-class PluginInfo(BaseModel):
+class PluginInfo(Reply):
     id: str
     description: str
     keys: list[str]
     configSchema: dict[str, Any]  # JSON Schema of the plugin's `config`
 
 
-class SkillInfo(BaseModel):
+class SkillInfo(Reply):
     id: str
     description: str
     defaultCron: str
     plugins: list[str]
 
 
-class Catalog(BaseModel):
+class Catalog(Reply):
     plugins: list[PluginInfo]
     skills: list[SkillInfo]
     keyNames: list[str]

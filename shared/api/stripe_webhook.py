@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import ConfigDict, StringConstraints
 
 from shared.api.inputs import Strict
 from shared.billing import config as billing_config
 from shared.billing import webhook
-from shared.http import Api, Request
+from shared.http import Api, Reply, Request
 
 api = Api("stripeWebhook", "Stripe webhook endpoint")
 worker_api = Api("stripeEventWorker", "Applies one recorded Stripe event (Cloud Tasks target)")
 
 
-class WebhookAck(BaseModel):
+class WebhookAck(Reply):
     model_config = ConfigDict(extra="allow")  # duplicate / ignored
     received: bool
     eventId: str
@@ -25,7 +25,7 @@ class EventTask(Strict):
     eventId: Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[^/]+$")]
 
 
-class EventResult(BaseModel):
+class EventResult(Reply):
     model_config = ConfigDict(extra="allow")  # changed, duplicate
     eventId: str
     outcome: str | None = None
