@@ -27,10 +27,14 @@ SUBSTITUTIONS = {
     "_CORS_ORIGINS": "https://app.example.com",
     "_APP_URL": "https://app.example.com",
     "_MEDIA_DRIVE_BACKUP": "off",
+    "_ARTIFACTS_BUCKET": "",  # empty: <project>-artifacts (the bot plugin the VMs install)
+    "_ADMIN_EMAILS": "",  # comma list: verified e-mails that are admins (the first admins); `|`-free
     "_SOURCE_HASH": "",  # set by `make deploy`: unchanged functions are not redeployed
+    "_BOT_PLUGIN_SHA256": "",  # set by `make deploy`: sha256 of `npm pack` of bot/ (deploy/run.py)
 }
 
-CORE = {"GOOGLE_CLOUD_PROJECT": "${PROJECT_ID}", "APP_ENV": "production", "CORS_ORIGINS": "${_CORS_ORIGINS}"}
+CORE = {"GOOGLE_CLOUD_PROJECT": "${PROJECT_ID}", "APP_ENV": "production", "CORS_ORIGINS": "${_CORS_ORIGINS}",
+        "ADMIN_EMAILS": "${_ADMIN_EMAILS}"}
 DEPLOY = {
     "DEPLOY_WORKER_URL": f"{URL}/deployWorker",
     "DEPLOY_QUEUE": "deploy-jobs",
@@ -50,6 +54,22 @@ QUEUES = {
     "cost-pulls": {"max-attempts": 5, "min-backoff": "10s", "max-backoff": "300s", "max-concurrent-dispatches": 100},
     # Stripe's recorded webhook events: retried for ~1 h (then billingReconcile applies what is left)
     "stripe-events": {"max-attempts": 20, "min-backoff": "1s", "max-backoff": "300s", "max-concurrent-dispatches": 50},
+    # re-embedding: every task is resumable and waits (503) while a run settles or a batch is leased, so
+    # retries are many; 5 batches at once keep the embeddings provider's rate limit and Firestore calm
+    "knowledge-reembed": {"max-attempts": 100, "min-backoff": "10s", "max-backoff": "120s",
+                          "max-concurrent-dispatches": 5},
+}
+REEMBED = {
+    "KNOWLEDGE_REEMBED_QUEUE": "knowledge-reembed",
+    "KNOWLEDGE_REEMBED_WORKER_URL": f"{URL}/knowledgeReembedWorker",
+    "TASKS_LOCATION": "${_REGION}",
+    "TASKS_INVOKER_SA": TASKS + SA,
+}
+# The bot plugin (bot/): published under its checksum by the bot-plugin step; deployWorker puts both in
+# each VM's metadata, and the startup script installs exactly those bytes.
+BOT_PLUGIN = {
+    "BOT_PLUGIN_URL": "gs://${_ARTIFACTS_BUCKET}/bot-plugin/${_BOT_PLUGIN_SHA256}.tgz",
+    "BOT_PLUGIN_SHA256": "${_BOT_PLUGIN_SHA256}",
 }
 COST_PULLS = {
     "COSTS_QUEUE": "cost-pulls",
@@ -77,6 +97,7 @@ class Fn:
     timeout: int = 60
     concurrency: int = 40
     max_instances: int = 20
+    needs: tuple = ()  # steps besides the foundation that must be done before it deploys
 
 
 FUNCTIONS = [
@@ -104,21 +125,28 @@ FUNCTIONS = [
        env={"STRIPE_EVENTS_QUEUE": "stripe-events", "TASKS_LOCATION": "${_REGION}", "TASKS_INVOKER_SA": TASKS + SA,
             "STRIPE_EVENT_WORKER_URL": f"{URL}/stripeEventWorker"},
        secrets={"STRIPE_WEBHOOK_SECRET": "stripe-webhook-secret"}),
+    # the worker applies them; a downgrade stops the bots beyond the plan's limit: it queues deploy jobs (DEPLOY)
     Fn("stripeEventWorker", "functions/stripe_event_worker.py", private=True, invokers=(TASKS,), max_instances=10,
-       env={"TASKS_INVOKER_SA": TASKS + SA, "STRIPE_EVENT_WORKER_URL": f"{URL}/stripeEventWorker"},
+       env={**DEPLOY, "STRIPE_EVENT_WORKER_URL": f"{URL}/stripeEventWorker"},
        secrets={"STRIPE_SECRET_KEY": "stripe-secret-key"}),
     Fn("billingReconcile", "functions/billing_reconcile.py", timeout=540, concurrency=1, max_instances=2,
-       env={"BILLING_SCHEDULER_SA": SCHEDULER + SA, "BILLING_RECONCILE_URL": f"{URL}/billingReconcile"},
+       env={**DEPLOY, "BILLING_SCHEDULER_SA": SCHEDULER + SA, "BILLING_RECONCILE_URL": f"{URL}/billingReconcile"},
        secrets={"STRIPE_SECRET_KEY": "stripe-secret-key"}),
     # knowledge (numpy vectors: more memory, fewer requests at once) and media
-    Fn("knowledge", "functions/knowledge.py", memory="1Gi", concurrency=8,
+    Fn("knowledge", "functions/knowledge.py", memory="1Gi", concurrency=8, env=REEMBED,
        secrets={"OPENAI_API_KEY": "openai-api-key"}),
-    Fn("media", "functions/media.py",
-       env={"MEDIA_BUCKET": "${_MEDIA_BUCKET}", "MEDIA_DRIVE_BACKUP": "${_MEDIA_DRIVE_BACKUP}"}),
+    Fn("knowledgeReembedWorker", "functions/knowledge_reembed_worker.py", private=True, invokers=(TASKS,),
+       memory="1Gi", timeout=300, concurrency=2, max_instances=5, env=REEMBED,
+       secrets={"OPENAI_API_KEY": "openai-api-key"}),
+    # media: POST /from-url holds one file (MEDIA_FETCH_MAX_BYTES, 64 MiB) in memory while it moves it to
+    # Cloud Storage: 1 GiB for 10 requests at once, and time for a 45 s download plus the upload
+    Fn("media", "functions/media.py", memory="1Gi", concurrency=10, timeout=120,
+       env={"MEDIA_BUCKET": "${_MEDIA_BUCKET}", "MEDIA_DRIVE_BACKUP": "${_MEDIA_DRIVE_BACKUP}",
+            "FUNCTIONS_URL": URL}),
     # deployments: the API, the private Cloud Tasks worker, the VMs' progress reports (Pub/Sub)
     Fn("deployments", "functions/deployments.py", env=DEPLOY),
-    Fn("deployWorker", "functions/deploy_worker.py", env=DEPLOY, private=True, invokers=(TASKS,),
-       timeout=540, concurrency=10, max_instances=10),
+    Fn("deployWorker", "functions/deploy_worker.py", env={**DEPLOY, **BOT_PLUGIN}, private=True, invokers=(TASKS,),
+       timeout=540, concurrency=10, max_instances=10, needs=("bot-plugin",)),
     Fn("provisioningEvents", "functions/provisioning_events.py", env=DEPLOY, private=True, invokers=(EVENTS,),
        topic="provisioning-events", max_instances=10),
     Fn("pluginConfigs", "functions/plugin_configs.py", env=DEPLOY),
@@ -137,7 +165,8 @@ SCHEDULES = [
 IMAGE = "gcr.io/google.com/cloudsdktool/cloud-sdk:slim"
 STEP_ENV = ["PROJECT_ID=${PROJECT_ID}", "REGION=${_REGION}", "DEPLOY_PROJECTS=${_DEPLOY_PROJECTS}",
             "FIRESTORE_LOCATION=${_FIRESTORE_LOCATION}", "MEDIA_BUCKET=${_MEDIA_BUCKET}",
-            "CORS_ORIGINS=${_CORS_ORIGINS}", "SOURCE_HASH=${_SOURCE_HASH}"]
+            "CORS_ORIGINS=${_CORS_ORIGINS}", "SOURCE_HASH=${_SOURCE_HASH}",
+            "ARTIFACTS_BUCKET=${_ARTIFACTS_BUCKET}", "BOT_PLUGIN_SHA256=${_BOT_PLUGIN_SHA256}"]
 
 
 def fn_args(f: Fn) -> list[str]:
@@ -176,6 +205,9 @@ def build() -> dict:
         step("secrets", ["deploy/steps.sh", "secrets"], ["identities"]),
         step("media-bucket", ["deploy/steps.sh", "media_bucket"], ["identities"]),
         step("vm-network", ["deploy/steps.sh", "vm_network"], ["identities"]),
+        # the bot plugin: packed where npm is (a node image), then checked, uploaded and shared with the bots
+        step("bot-plugin-pack", ["deploy/steps.sh", "bot_plugin_pack"], ["-"], "node:20"),
+        step("bot-plugin", ["deploy/steps.sh", "bot_plugin"], ["identities", "bot-plugin-pack"]),
         step("topic", ["deploy/steps.sh", "topic"], ["identities"]),
         *(step(f"queue-{q}", ["deploy/steps.sh", "queue", q, *(f"--{k}={v}" for k, v in flags.items())], ["apis"])
           for q, flags in QUEUES.items()),
@@ -184,7 +216,8 @@ def build() -> dict:
                                    "--non-interactive", "--force"], ["firestore"], "node:20", "npx"),
     ]
     for f in FUNCTIONS:
-        steps.append(step(f"fn-{f.name}", ["deploy/steps.sh", "function", f.name, *fn_args(f)], foundation))
+        steps.append(step(f"fn-{f.name}", ["deploy/steps.sh", "function", f.name, *fn_args(f)],
+                          [*foundation, *f.needs]))
     for f in FUNCTIONS:
         for who in f.invokers:
             steps.append(step(f"invoker-{f.name}", ["deploy/steps.sh", "invoker", f.name, who + SA], [f"fn-{f.name}"]))
@@ -200,7 +233,8 @@ HEADER = """\
 # GENERATED by `python -m deploy.manifest > cloudbuild.yaml` (deploy/manifest.py): edit that, not this.
 # Creates or updates everything the backend needs in one Google Cloud project, idempotently:
 # APIs, service accounts and their IAM, Firestore, secrets, the media bucket, Cloud NAT for the bots'
-# VMs, queues, topic, every function, invoker bindings, scheduler jobs, Firestore indexes and rules.
+# VMs, the bot plugin, queues, topic, every function, invoker bindings, scheduler jobs, Firestore
+# indexes and rules.
 # Run it with `make deploy PROJECT=<id> REGION=<region>` (docs/DEPLOYING.md); `make deploy-check` runs
 # it against a local control plane and the emulators.
 """

@@ -13,6 +13,7 @@ if [ "${CONFIRM:-}" != "$PROJECT_ID" ]; then
 fi
 DEPLOY_PROJECTS=${DEPLOY_PROJECTS:-$PROJECT_ID}
 MEDIA_BUCKET=${MEDIA_BUCKET:-$PROJECT_ID-media}
+ARTIFACTS_BUCKET=${ARTIFACTS_BUCKET:-$PROJECT_ID-artifacts}
 FAILED=0
 g() {  # run; "already gone" is fine, any other failure is reported and makes the exit status 1
   local out
@@ -27,7 +28,7 @@ done
 for fn in $(python3 -c 'from deploy.manifest import FUNCTIONS; print(" ".join(f.name for f in FUNCTIONS))'); do
   g functions delete "$fn" --region="$REGION" --project="$PROJECT_ID"
 done
-for q in deploy-jobs cost-pulls stripe-events; do g tasks queues delete "$q" --location="$REGION" --project="$PROJECT_ID"; done
+for q in deploy-jobs cost-pulls knowledge-reembed stripe-events; do g tasks queues delete "$q" --location="$REGION" --project="$PROJECT_ID"; done
 g pubsub topics delete provisioning-events --project="$PROJECT_ID"
 for p in $(tr ',' ' ' <<<"$DEPLOY_PROJECTS"); do
   while read -r name zone; do
@@ -36,8 +37,10 @@ for p in $(tr ',' ' ' <<<"$DEPLOY_PROJECTS"); do
              --format='value(name,zone.basename())' 2>/dev/null)
   g compute routers delete oc-nat-router --region="$REGION" --project="$p"  # its NAT goes with it
 done
-g storage rm --recursive "gs://$MEDIA_BUCKET/**" --project="$PROJECT_ID"
-g storage buckets delete "gs://$MEDIA_BUCKET" --project="$PROJECT_ID"
+for b in "$MEDIA_BUCKET" "$ARTIFACTS_BUCKET"; do  # the media, and the bot plugin the VMs installed
+  g storage rm --recursive "gs://$b/**" --project="$PROJECT_ID"
+  g storage buckets delete "gs://$b" --project="$PROJECT_ID"
+done
 for s in $(gcloud secrets list --project="$PROJECT_ID" --format='value(name.basename())' 2>/dev/null); do
   case $s in oc-*|stripe-secret-key|stripe-webhook-secret|openai-api-key|openrouter-management-key|openai-admin-key)
     g secrets delete "$s" --project="$PROJECT_ID";;

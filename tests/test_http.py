@@ -115,7 +115,7 @@ def test_machine_callers_are_a_declared_access_kind():
 
     kinds = {api.name: {r.access for r in api.routes} for api in function_apis()}
     assert {n for n, k in kinds.items() if "cloud_tasks" in k} == {"deployWorker", "costPullWorker",
-                                                                   "stripeEventWorker"}
+                                                                   "knowledgeReembedWorker", "stripeEventWorker"}
     assert {n for n, k in kinds.items() if "scheduler" in k} == {"pullCosts", "pullOpenrouterActivity",
                                                                  "billingReconcile"}
     for api in function_apis():

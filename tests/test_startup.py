@@ -26,6 +26,8 @@ VALUES = {
     "DEPLOY_ALLOWED_REGIONS": ("us-central1,europe-west1", "us-central1-a"),
     "PROVISIONING_TOPIC": (f"projects/{PROJECT}/topics/provisioning-events", "provisioning-events"),
     "FUNCTIONS_URL": (URL, "us-central1-my-proj.cloudfunctions.net"),
+    "BOT_PLUGIN_URL": (f"gs://{PROJECT}-artifacts/bot-plugin/{'ab' * 32}.tgz", "https://example.com/plugin.tgz"),
+    "BOT_PLUGIN_SHA256": ("ab" * 32, "AB" * 32),
     "COSTS_QUEUE": ("cost-pulls", None),
     "TASKS_LOCATION": ("us-central1", "central"),
     "COSTS_WORKER_URL": (f"{URL}/costPullWorker", "http://127.0.0.1/costPullWorker"),
@@ -42,6 +44,7 @@ VALUES = {
     "STRIPE_EVENT_WORKER_URL": (f"{URL}/stripeEventWorker", "http://127.0.0.1/stripeEventWorker"),
     "OPENAI_API_KEY": ("sk-proj-key", None),
     "MEDIA_BUCKET": (f"{PROJECT}-media", None),
+    "KNOWLEDGE_REEMBED_WORKER_URL": (f"{URL}/knowledgeReembedWorker", "http://x/knowledgeReembedWorker"),
 }
 DEPLOY = ("DEPLOY_WORKER_URL", "TASKS_INVOKER_SA", "DEPLOY_ALLOWED_PROJECTS",
           "DEPLOY_ALLOWED_REGIONS", "PROVISIONING_TOPIC")
@@ -53,12 +56,16 @@ NEEDS = {
     "pullCosts": SCHEDULED, "pullOpenrouterActivity": SCHEDULED,
     "costPullWorker": ("TASKS_INVOKER_SA", "COSTS_WORKER_URL", "OPENROUTER_MANAGEMENT_KEY", "OPENAI_ADMIN_KEY"),
     "billing": ("STRIPE_SECRET_KEY", "APP_URL"),
+    # a downgrade stops the bots beyond the plan's limit (the worker applies events): deploy jobs (shared/plan_limits.py)
     "stripeWebhook": ("STRIPE_WEBHOOK_SECRET", "STRIPE_EVENTS_QUEUE", "TASKS_LOCATION", "STRIPE_EVENT_WORKER_URL",
                       "TASKS_INVOKER_SA"),
-    "stripeEventWorker": ("STRIPE_SECRET_KEY", "TASKS_INVOKER_SA", "STRIPE_EVENT_WORKER_URL"),
-    "billingReconcile": ("STRIPE_SECRET_KEY", "BILLING_SCHEDULER_SA", "BILLING_RECONCILE_URL"),
-    "knowledge": ("OPENAI_API_KEY",), "media": ("MEDIA_BUCKET",),
-    "deployments": DEPLOY, "deployWorker": (*DEPLOY, "FUNCTIONS_URL"), "provisioningEvents": DEPLOY,
+    "stripeEventWorker": ("STRIPE_SECRET_KEY", "TASKS_INVOKER_SA", "STRIPE_EVENT_WORKER_URL", *DEPLOY),
+    "billingReconcile": ("STRIPE_SECRET_KEY", "BILLING_SCHEDULER_SA", "BILLING_RECONCILE_URL", *DEPLOY),
+    "knowledge": ("OPENAI_API_KEY", "KNOWLEDGE_REEMBED_WORKER_URL", "TASKS_INVOKER_SA"),
+    "knowledgeReembedWorker": ("OPENAI_API_KEY", "KNOWLEDGE_REEMBED_WORKER_URL", "TASKS_INVOKER_SA"),
+    "media": ("MEDIA_BUCKET", "FUNCTIONS_URL"),
+    "deployments": DEPLOY, "deployWorker": (*DEPLOY, "FUNCTIONS_URL", "BOT_PLUGIN_URL", "BOT_PLUGIN_SHA256"),
+    "provisioningEvents": DEPLOY,
     "pluginConfigs": DEPLOY, "skillConfigs": DEPLOY, "apiKeys": DEPLOY,
 }
 
@@ -92,6 +99,10 @@ def cases(name: str) -> list:
                                             "FIRESTORE_EMULATOR_HOST": "127.0.0.1:8081"}),
            ("local, nothing set", {**{n: None for n in full}, "APP_ENV": "local"}),
            ("emulator in production", {**full, "APP_ENV": "production", "FIRESTORE_EMULATOR_HOST": "127.0.0.1:8081"})]
+    if name == "media":  # fetching from URLs: loopback targets are for the local stack only
+        for app_env in ("production", "deploy-check"):
+            out.append((f"{app_env}: local-only OUTBOUND_ALLOW_LOOPBACK",
+                        {**full, "APP_ENV": app_env, "OUTBOUND_ALLOW_LOOPBACK": "on"}))
     for var in full:
         out.append((f"missing {var}", {**full, "APP_ENV": "production", var: None}))
         out.append((f"blank {var}", {**full, "APP_ENV": "deploy-check", var: "  "}))

@@ -84,7 +84,7 @@ def customer_of(event: dict) -> str | None:
     return customer.get("id") if isinstance(customer, dict) else customer
 
 
-def _doc_of_customer(customer: str | None) -> firestore.DocumentSnapshot | None:
+def doc_of_customer(customer: str | None) -> firestore.DocumentSnapshot | None:
     if not customer:
         return None
     for snap in repos.subscriptions.query({"stripeCustomerId": customer}).limit(1).stream():
@@ -117,10 +117,10 @@ def process(event_id: str) -> dict:
         entry = ref.get()
         if not entry.exists:
             return {"outcome": "not_recorded"}  # never recorded, or expired: nothing to apply
-        if entry.get("outcome") != RECEIVED:
-            return {"duplicate": True, "outcome": entry.get("outcome")}
         customer = entry.get("customer")
-        snap = _doc_of_customer(customer)
+        if entry.get("outcome") != RECEIVED:
+            return {"duplicate": True, "outcome": entry.get("outcome"), "customer": customer}
+        snap = doc_of_customer(customer)
         changes: dict = {}
         if snap is not None:
             plans = plans if plans is not None else state.load_plans()
@@ -134,7 +134,7 @@ def process(event_id: str) -> dict:
             continue
         if outcome == "unknown_customer":
             log.warning("stripe event for unknown customer", extra={"eventId": event_id, "customer": customer})
-        return {"outcome": outcome, "changed": sorted(changes)}
+        return {"outcome": outcome, "changed": sorted(changes), "customer": customer}
     raise Contention(f"event {event_id}: document kept changing")
 
 
@@ -166,6 +166,21 @@ def _reconcile_one(doc_id: str, plans: list) -> dict | None:
                 "reason": reason, "before": {k: old for k, (old, _) in changes.items()},
                 "after": {k: new for k, (_, new) in changes.items()}}
     raise Contention(f"subscription {doc_id}: document kept changing")
+
+
+def _enforce_plan(user_id: str, errors: list) -> None:
+    """A repaired plan may allow fewer bots: stop those beyond it (shared/plan_limits.py)."""
+    from shared import plan_limits
+
+    try:
+        report = plan_limits.enforce(user_id)
+    except Exception as exc:  # one user's failure must not stop the run; the next run tries again
+        errors.append({"userId": user_id, "error": f"plan limit: {type(exc).__name__}: {exc}"[:300],
+                       "transient": faults.is_transient(exc)})
+        return
+    if report["waiting"]:
+        errors.append({"userId": user_id, "error": "plan limit: bots with a job running were not stopped: "
+                       f"{', '.join(report['waiting'])}", "transient": False})
 
 
 def open_subscription_ids() -> list[str]:
@@ -223,6 +238,7 @@ def reconcile() -> dict:
                 continue
             if change:
                 changed.append(change)
+                _enforce_plan(change["userId"], errors)
         pending = again
         if not pending:
             break

@@ -67,5 +67,24 @@ def queue(event_id: str) -> None:
 
 
 def process(event_id: str) -> dict:
-    """stripeEventWorker's handler: apply the recorded event (see shared/billing/sync.py)."""
-    return {"eventId": event_id, **sync.process(event_id)}
+    """stripeEventWorker's handler: apply the recorded event (see shared/billing/sync.py), then enforce
+    the customer's plan, also on a repeated delivery (a stop that had to wait is retried)."""
+    result = sync.process(event_id)
+    customer = result.pop("customer", None)
+    if result.get("outcome") != "not_recorded":
+        _enforce_plan(customer)
+    return {"eventId": event_id, **result}
+
+
+def _enforce_plan(customer: str | None) -> None:
+    """A plan change (downgrade) stops the bots beyond the new plan's limit (shared/plan_limits.py).
+    A bot whose job is busy is stopped on the next delivery: 503 makes the queue deliver the task again."""
+    from shared import plan_limits
+
+    snap = sync.doc_of_customer(customer)
+    if snap is None:
+        return
+    report = plan_limits.enforce(snap.get("userId"))
+    if report["waiting"]:
+        raise ApiError(503, "plan_enforcement_pending", "bots beyond the plan's limit have a job running; "
+                       "they are stopped on the next delivery", report, headers={"Retry-After": "60"})

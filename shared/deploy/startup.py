@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from shared import repos
-from shared.deploy import secrets, settings
+from shared.deploy import catalog, secrets, settings
 from shared.models import DeployJob, Deployment
 
 STARTUP_SCRIPT = r"""#!/bin/bash
@@ -30,13 +30,41 @@ report() {  # progress for the provisioningEvents function, signed (HMAC-SHA256)
   sig=$(printf '%s' "$msg" | openssl dgst -sha256 -mac HMAC -macopt "hexkey:$REPORT_KEY" -r | cut -d' ' -f1) || return 0
   gcloud pubsub topics publish "$TOPIC" --message="$msg" --attribute="signature=$sig" >/dev/null 2>&1 || true
 }
+STATE=/var/lib/openclaw  # the openclaw user's home: OpenClaw's own config and installed plugins
+oc() { runuser -u openclaw -- env HOME="$STATE" openclaw "$@"; }  # OpenClaw's CLI as the bot's user
+install_plugin() {  # URL SHA256: the bot plugin (knowledge, media, costs tools), verified, installed, enabled
+  local url=$1 want=$2 tgz="$STATE/openclaw-hosting-bot.tgz" got
+  [ "$(cat "$STATE/.bot-plugin.sha256" 2>/dev/null)" != "$want" ] || return 0  # this exact plugin is in
+  rm -f "$tgz.part"
+  gcloud storage cp "$url" "$tgz.part" --quiet >/dev/null 2>&1 ||
+    { report failed "could not download the bot plugin $url"; return 1; }
+  got=$(sha256sum "$tgz.part" | cut -d' ' -f1)
+  if [ "$got" != "$want" ]; then
+    rm -f "$tgz.part"
+    report failed "bot plugin checksum mismatch: $url has sha256 $got, expected $want; not installed"
+    return 1
+  fi
+  mv -f "$tgz.part" "$tgz" && chown openclaw:openclaw "$tgz"
+  # its config names the files this script keeps (URLs in config.json, the token refreshed in secrets/);
+  # the token itself never enters OpenClaw's config
+  # (called in an `||` list, where set -e does not act: every step checks its own status)
+  { oc config set plugins.entries.openclaw-hosting.config \
+      '{"configFile":"/etc/openclaw/config.json","tokenFile":"/etc/openclaw/secrets/openclaw-bot-token"}' --strict-json &&
+    oc plugins install "npm-pack:$tgz" --force --accept-capabilities &&
+    oc plugins enable openclaw-hosting --accept-capabilities; } >/dev/null ||
+    { report failed "openclaw could not install or enable the bot plugin (sha256 ${want:0:12})"; return 1; }
+  printf '%s' "$want" > "$STATE/.bot-plugin.sha256"
+}
 trap 'report failed "startup script failed at line $LINENO"' ERR
 report booting "startup script started"
 if ! command -v openclaw >/dev/null; then
   report installing "installing Node.js and OpenClaw"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq ca-certificates curl jq nodejs npm
+  apt-get install -y -qq ca-certificates curl jq
+  # OpenClaw needs Node 24 (Debian 12 ships 18): NodeSource's signed apt repository
+  curl -fsSL https://deb.nodesource.com/setup_24.x | bash - >/dev/null
+  apt-get install -y -qq nodejs
   npm install -g --no-fund --no-audit openclaw@latest
   useradd --system --create-home --home-dir /var/lib/openclaw openclaw || true
 fi
@@ -50,6 +78,11 @@ while read -r key secret; do
   chmod 0600 "/etc/openclaw/secrets/$key"
 done
 chown -R openclaw:openclaw /etc/openclaw
+PLUGIN_URL=$(md openclaw-plugin-url 2>/dev/null || true)
+if [ -n "$PLUGIN_URL" ]; then
+  report configuring "installing the bot plugin"
+  install_plugin "$PLUGIN_URL" "$(md openclaw-plugin-sha256)" || { trap - ERR; exit 1; }
+fi
 cat > /etc/systemd/system/openclaw.service <<'UNIT'
 [Unit]
 Description=OpenClaw bot
@@ -110,22 +143,39 @@ BOT_TOKEN_KEY = "openclaw-bot-token"  # the bot's knowledge/media credential, a 
 REPORT_KEY = "openclaw-report-key"  # signs the VM's progress reports (shared/deploy/events.py); not in the bot's config
 
 
+def _skill(skill, cron_override: str | None) -> dict:
+    """A skill as the bot runs it: its schedule (the override, else the catalog's default; None: on
+    demand), the plugins it uses and, for a pack, the agents it installs."""
+    out = {"cron": cron_override or skill.cron, "plugins": list(skill.plugins)}
+    if skill.bundled:
+        out["bundledSkills"] = list(skill.bundled)
+    return out
+
+
 def bot_config(dep: Deployment) -> dict:
-    """The bot's configuration from the deployment's settings, plugin and skill configs and key names."""
+    """The bot's configuration from the deployment's settings, plugin and skill configs and key names.
+    Only catalog entries, and a skill only with its plugins on (the API keeps it so; this holds for
+    configs written before those checks too)."""
     plugins = {p.pluginId: p.config for p in repos.plugin_configs.all({"deploymentId": dep.id}, cap=100)
-               if p.enabled}
-    skills = {s.skillId: {"cron": s.cronOverride} for s in repos.skill_configs.all({"deploymentId": dep.id}, cap=100)
-              if s.enabled}
+               if p.enabled and p.pluginId in catalog.PLUGINS}
+    skills = {s.skillId: _skill(catalog.SKILLS[s.skillId], s.cronOverride)
+              for s in repos.skill_configs.all({"deploymentId": dep.id}, cap=100)
+              if s.enabled and s.skillId in catalog.SKILLS and set(catalog.SKILLS[s.skillId].plugins) <= plugins.keys()}
     keys = sorted(k.keyName for k in repos.api_keys.all({"deploymentId": dep.id}, cap=100)) + [BOT_TOKEN_KEY]
     return {
         "botName": dep.botName, "brandEmoji": dep.brandEmoji, "primaryModel": dep.primaryModel,
         "fallbackModels": dep.fallbackModels, "plugins": plugins, "skills": skills,
         "secrets": {k: secrets.secret_id(dep.id, k) for k in keys},
         "secretsProject": settings.get().secrets_project,
-        # the knowledge plugin and media: called with `Authorization: Bot <secrets/openclaw-bot-token>`
-        "backend": {"knowledgeUrl": f"{settings.get().functions_url}/knowledge",
-                    "mediaUrl": f"{settings.get().functions_url}/media"},
+        # knowledge, media and the cost summary: the bot plugin calls them with
+        # `Authorization: Bot <secrets/openclaw-bot-token>`
+        "backend": backend_urls(settings.get().functions_url),
     }
+
+
+def backend_urls(functions_url: str) -> dict:
+    """Where the bot plugin (bot/, reading this section of /etc/openclaw/config.json) reaches the backend."""
+    return {f"{name}Url": f"{functions_url}/{name}" for name in ("knowledge", "media", "costs")}
 
 
 def metadata_items(dep: Deployment) -> list[dict]:
@@ -136,7 +186,18 @@ def metadata_items(dep: Deployment) -> list[dict]:
         {"key": "openclaw-deployment-id", "value": dep.id},
         {"key": "openclaw-secrets-project", "value": settings.get().secrets_project},
         {"key": "openclaw-report-key", "value": secrets.secret_id(dep.id, REPORT_KEY)},
+        *plugin_items(),
     ]
+
+
+def plugin_items() -> list[dict]:
+    """The bot plugin the VM installs (gs:// URL, readable by the bot's own account) and its checksum:
+    the startup script refuses, and reports failed, any other bytes. None configured (local): none."""
+    s = settings.get()
+    if not (s.bot_plugin_url and s.bot_plugin_sha256):
+        return []
+    return [{"key": "openclaw-plugin-url", "value": s.bot_plugin_url},
+            {"key": "openclaw-plugin-sha256", "value": s.bot_plugin_sha256}]
 
 
 def instance(dep: Deployment, job: DeployJob, account: str):
