@@ -44,6 +44,8 @@ VALUES = {
     "STRIPE_EVENT_WORKER_URL": (f"{URL}/stripeEventWorker", "http://127.0.0.1/stripeEventWorker"),
     "OPENAI_API_KEY": ("sk-proj-key", None),
     "MEDIA_BUCKET": (f"{PROJECT}-media", None),
+    "BACKUP_SCHEDULER_SA": ("scheduler" + SA, "scheduler"),
+    "BACKUP_CLEANUP_URL": (f"{URL}/backups", "http://x/backups"),
     "KNOWLEDGE_REEMBED_WORKER_URL": (f"{URL}/knowledgeReembedWorker", "http://x/knowledgeReembedWorker"),
 }
 DEPLOY = ("DEPLOY_WORKER_URL", "TASKS_INVOKER_SA", "DEPLOY_ALLOWED_PROJECTS",
@@ -52,9 +54,10 @@ SCHEDULED = ("COSTS_QUEUE", "TASKS_LOCATION", "COSTS_WORKER_URL", "TASKS_INVOKER
              "COSTS_SCHEDULER_AUDIENCE")
 # what each function needs in production besides GOOGLE_CLOUD_PROJECT (the deploy manifest's list)
 NEEDS = {
-    "users": (), "cmsPages": (), "navLinks": (), "pricingPlans": (), "costs": (),
+    "users": (), "cmsPages": (), "navLinks": (), "pricingPlans": (), "costs": DEPLOY,
     "pullCosts": SCHEDULED, "pullOpenrouterActivity": SCHEDULED,
-    "costPullWorker": ("TASKS_INVOKER_SA", "COSTS_WORKER_URL", "OPENROUTER_MANAGEMENT_KEY", "OPENAI_ADMIN_KEY"),
+    "costPullWorker": ("TASKS_INVOKER_SA", "COSTS_WORKER_URL", "OPENROUTER_MANAGEMENT_KEY", "OPENAI_ADMIN_KEY",
+                       *DEPLOY[:1], *DEPLOY[2:]),
     "billing": ("STRIPE_SECRET_KEY", "APP_URL"),
     # a downgrade stops the bots beyond the plan's limit (the worker applies events): deploy jobs (shared/plan_limits.py)
     "stripeWebhook": ("STRIPE_WEBHOOK_SECRET", "STRIPE_EVENTS_QUEUE", "TASKS_LOCATION", "STRIPE_EVENT_WORKER_URL",
@@ -67,6 +70,7 @@ NEEDS = {
     "deployments": DEPLOY, "deployWorker": (*DEPLOY, "FUNCTIONS_URL", "BOT_PLUGIN_URL", "BOT_PLUGIN_SHA256"),
     "provisioningEvents": DEPLOY,
     "pluginConfigs": DEPLOY, "skillConfigs": DEPLOY, "apiKeys": DEPLOY,
+    "backups": (*DEPLOY, "BACKUP_SCHEDULER_SA", "BACKUP_CLEANUP_URL"),
 }
 
 # In the function's process: load it with each environment; print what each load did.
