@@ -58,6 +58,8 @@ QUEUES = {
     # cover a worker that did not answer (Firestore down)
     "webhook-deliveries": {"max-attempts": 10, "min-backoff": "10s", "max-backoff": "300s",
                            "max-concurrent-dispatches": 50},
+    # Stripe's recorded webhook events: retried for ~1 h (then billingReconcile applies what is left)
+    "stripe-events": {"max-attempts": 20, "min-backoff": "1s", "max-backoff": "300s", "max-concurrent-dispatches": 50},
     # re-embedding: every task is resumable and waits (503) while a run settles or a batch is leased, so
     # retries are many; 5 batches at once keep the embeddings provider's rate limit and Firestore calm
     "knowledge-reembed": {"max-attempts": 100, "min-backoff": "10s", "max-backoff": "120s",
@@ -114,22 +116,30 @@ FUNCTIONS = [
     Fn("navLinks", "functions/nav_links.py"),
     Fn("pricingPlans", "functions/pricing_plans.py"),
     # costs: the read API, two scheduled pulls (their scheduler waits 300 s), the private worker
-    Fn("costs", "functions/costs.py"),
+    # costs also lifts what a budget stopped or capped when the owner raises it (deploy jobs, OpenRouter key)
+    Fn("costs", "functions/costs.py", env=DEPLOY, secrets={"OPENROUTER_MANAGEMENT_KEY": "openrouter-management-key"}),
     Fn("pullCosts", "functions/pull_costs.py", timeout=240, max_instances=2,
        env={**COST_PULLS, "COSTS_SCHEDULER_AUDIENCE": f"{URL}/pullCosts"}),
     Fn("pullOpenrouterActivity", "functions/pull_openrouter_activity.py", timeout=240, max_instances=2,
        env={**COST_PULLS, "COSTS_SCHEDULER_AUDIENCE": f"{URL}/pullOpenrouterActivity"}),
     Fn("costPullWorker", "functions/cost_pull_worker.py", private=True, invokers=(TASKS,),
        timeout=540, concurrency=4, max_instances=25,
-       env={"TASKS_INVOKER_SA": TASKS + SA, "COSTS_WORKER_URL": f"{URL}/costPullWorker",
-            "COSTS_BATCH_ATTEMPTS": str(QUEUES["cost-pulls"]["max-attempts"])},
+       env={**DEPLOY, "TASKS_INVOKER_SA": TASKS + SA, "COSTS_WORKER_URL": f"{URL}/costPullWorker",
+            "COSTS_BATCH_ATTEMPTS": str(QUEUES["cost-pulls"]["max-attempts"])},  # DEPLOY: budgets stop bots
        secrets={"OPENROUTER_MANAGEMENT_KEY": "openrouter-management-key", "OPENAI_ADMIN_KEY": "openai-admin-key"}),
     # billing (Stripe)
     Fn("billing", "functions/billing.py", env={"APP_URL": "${_APP_URL}"},
        secrets={"STRIPE_SECRET_KEY": "stripe-secret-key"}),
-    # a downgrade stops the bots beyond the plan's limit: both queue deploy jobs (env DEPLOY); both notify
-    Fn("stripeWebhook", "functions/stripe_webhook.py", env={**DEPLOY, **NOTIFY},
-       secrets={"STRIPE_SECRET_KEY": "stripe-secret-key", "STRIPE_WEBHOOK_SECRET": "stripe-webhook-secret"}),
+    # the webhook records and queues each event (no Stripe call: only its signing secret); the worker applies it
+    Fn("stripeWebhook", "functions/stripe_webhook.py",
+       env={"STRIPE_EVENTS_QUEUE": "stripe-events", "TASKS_LOCATION": "${_REGION}", "TASKS_INVOKER_SA": TASKS + SA,
+            "STRIPE_EVENT_WORKER_URL": f"{URL}/stripeEventWorker"},
+       secrets={"STRIPE_WEBHOOK_SECRET": "stripe-webhook-secret"}),
+    # the worker applies them; a downgrade stops the bots beyond the plan's limit: it queues deploy jobs (DEPLOY);
+    # it tells the customer (payment failed, canceled, trial ending: NOTIFY)
+    Fn("stripeEventWorker", "functions/stripe_event_worker.py", private=True, invokers=(TASKS,), max_instances=10,
+       env={**DEPLOY, **NOTIFY, "STRIPE_EVENT_WORKER_URL": f"{URL}/stripeEventWorker"},
+       secrets={"STRIPE_SECRET_KEY": "stripe-secret-key"}),
     Fn("billingReconcile", "functions/billing_reconcile.py", timeout=540, concurrency=1, max_instances=2,
        env={**DEPLOY, **NOTIFY, "BILLING_SCHEDULER_SA": SCHEDULER + SA,
             "BILLING_RECONCILE_URL": f"{URL}/billingReconcile"},
@@ -155,6 +165,9 @@ FUNCTIONS = [
     Fn("pluginConfigs", "functions/plugin_configs.py", env=DEPLOY),
     Fn("skillConfigs", "functions/skill_configs.py", env=DEPLOY),
     Fn("apiKeys", "functions/api_keys.py", env=DEPLOY),
+    # backups: the owner's snapshots and restores; POST / is the scheduled cleanup (snapshot deletes wait)
+    Fn("backups", "functions/backups.py", timeout=300, max_instances=10,
+       env={**DEPLOY, "BACKUP_SCHEDULER_SA": SCHEDULER + SA, "BACKUP_CLEANUP_URL": f"{URL}/backups"}),
     # bot health (scheduled every minute: overdue bots only), notifications and webhooks, the audit log
     Fn("healthCheck", "functions/health_check.py", timeout=240, concurrency=1, max_instances=1,
        env={**DEPLOY, **NOTIFY, "HEALTH_SCHEDULER_SA": SCHEDULER + SA, "HEALTH_CHECK_URL": f"{URL}/healthCheck"}),
@@ -171,6 +184,7 @@ SCHEDULES = [
     ("pullOpenrouterActivity-every-6h", "pullOpenrouterActivity", "0 */6 * * *", "300s"),
     ("billing-reconcile", "billingReconcile", "17 */6 * * *", "600s"),
     ("health-check", "healthCheck", "* * * * *", "270s"),
+    ("backups-cleanup", "backups", "41 * * * *", "360s"),
 ]
 
 IMAGE = "gcr.io/google.com/cloudsdktool/cloud-sdk:slim"

@@ -35,6 +35,8 @@ def main() -> int:
         httpx.put(f"{providers}/_control/state", json={"synthetic": True})  # every key/project answers data
         stack.env["COSTS_WORKER_URL"] = f"http://127.0.0.1:{port}/costPullWorker"
         stack.stripe()  # localstripe + the front for Prices/Checkout/Portal
+        stack.tasks(["stripe-events"])  # the webhook's recorded events, applied by stripeEventWorker
+        stack.env["STRIPE_EVENT_WORKER_URL"] = f"http://127.0.0.1:{port}/stripeEventWorker"
         stack.storage()  # media: Cloud Storage stand-in + local signing key
         stack.embeddings()  # knowledge: OpenAI-format embeddings (served by the provider stand-in)
         stack.apply_env()
@@ -57,6 +59,8 @@ def main() -> int:
         for name, src, trigger in FUNCTIONS:
             print(f"function {name:<24} {trigger:<6} http://127.0.0.1:{port}/{name}   ({src})")
         print(deploy_dev.usage(port, stack.env["FIREBASE_AUTH_EMULATOR_HOST"], seed.ADMIN_EMAIL, seed.ADMIN_PASSWORD))
+        print(f"API document: http://127.0.0.1:{port}/openapi.json   browse it (Swagger UI, served locally): "
+              f"http://127.0.0.1:{port}/docs")
         print(f"seeded admin: {seed.ADMIN_EMAIL} / {seed.ADMIN_PASSWORD}; Ctrl-C stops everything", flush=True)
         from devtools.server import JsonErrorHandler
 

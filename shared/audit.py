@@ -15,6 +15,7 @@ after they were written (a Firestore TTL policy on `expireAt`, firestore.indexes
 """
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any
@@ -74,10 +75,19 @@ def _actor(caller: Any) -> tuple[str, str, set[str]] | None:
     return user.id, role, set(getattr(caller, "acted_for", ()) or ())
 
 
-def record(api_name: str, route, request, params: dict, caller: Any, status: int, code: str | None,
-           request_id: str) -> None:
+def _error_code(resp) -> str | None:
+    if resp.status_code < 400:
+        return None
+    try:
+        return json.loads(resp.get_data())["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def record(api_name: str, route, request, params: dict, caller: Any, resp, request_id: str) -> None:
     """Write the entry of one request if it is audited (never raises: the answer is already decided)."""
     try:
+        status, code = resp.status_code, _error_code(resp)
         who = _actor(caller)
         if who is None:
             return

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from dataclasses import dataclass
 from functools import lru_cache
@@ -236,6 +237,7 @@ def transactional(fn):
         tx._after_commit = []  # a retried attempt starts over: only the committed one's work runs
         return fn(tx, *args, **kwargs)
 
+    @functools.wraps(fn)  # a route handler keeps its name and summary
     def run(*args, **kwargs):
         tx = client().transaction()
         try:

@@ -107,3 +107,7 @@ declare("deploymentHealth", (), (("healthDeadline", ASC),))
 # audit log (shared/audit.py): a user's own, an admin's by one filter, newest first (with a time range)
 for _eq in ((), ("actingAs",), ("actorId",), ("function",), ("outcome",)):
     declare("auditLog", _eq, (("at", DESC),))
+
+# backups (shared/backups): the owner's bots with backups, newest first; the cleanup's expired records
+declare("botBackups", ("userId",), (("createdAt", DESC),))
+declare("botBackups", (), (("expireAt", ASC),))

@@ -50,6 +50,8 @@ def stack():
         s.apply_env()
         os.environ["APP_ENV"] = "local"
         os.environ["CORS_ORIGINS"] = "https://app.example.com"
+        # the suite calls faster than a person: limits out of its way (tests/test_conventions.py sets low ones)
+        os.environ["RATE_LIMITS"] = "default=1000000,embeddings=1000000,deploy=1000000,billing=1000000"
         from shared import config
 
         config.reset()
@@ -79,10 +81,11 @@ def live_url(stack):
 # The services each function needs besides Firestore and Auth: the session fixture starting them
 # and setting their configuration, as the deployed function has it.
 SERVICES = {
-    **dict.fromkeys(("billing", "stripeWebhook", "billingReconcile"), "stripe_stack"),
+    **dict.fromkeys(("billing", "stripeWebhook", "stripeEventWorker", "billingReconcile"), "stripe_stack"),
     **dict.fromkeys(("costs", "pullCosts", "pullOpenrouterActivity", "costPullWorker"), "costs_env"),
     **dict.fromkeys(("knowledge", "media", "knowledgeReembedWorker"), "kb_stack"),
-    **dict.fromkeys(("deployments", "deployWorker", "pluginConfigs", "skillConfigs", "apiKeys"), "deploy_env"),
+    **dict.fromkeys(("deployments", "deployWorker", "pluginConfigs", "skillConfigs", "apiKeys", "backups"),
+                    "deploy_env"),
 }
 
 

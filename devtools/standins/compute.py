@@ -1,5 +1,6 @@
 """Local Compute Engine: the REST wire format of instances (insert/get/start/stop/reset/delete,
-serial port output, setMetadata with fingerprints, setServiceAccount on a stopped instance) and zone operations (get/wait), for
+serial port output, setMetadata with fingerprints, setServiceAccount on a stopped instance), zone, region and
+global operations (get/wait), and (compute_disks.py) the bots' disks, snapshots and snapshot schedules, for
 google-cloud-compute's REST transport.
 
 Operations finish `--op-latency` seconds after they are created. As on Compute, a repeated
@@ -34,6 +35,7 @@ from datetime import datetime, timezone
 from werkzeug.wrappers import Request, Response
 
 from devtools.standins import access_tokens
+from devtools.standins.compute_disks import DisksMixin
 from devtools.standins.restserver import HttpError, RestServer
 
 BASE = "https://www.googleapis.com/compute/v1"
@@ -51,7 +53,7 @@ def fingerprint(items: list) -> str:
     return base64.b64encode(hashlib.sha256(json.dumps(items, sort_keys=True).encode()).digest()[:8]).decode()
 
 
-class Compute(RestServer):
+class Compute(DisksMixin, RestServer):
     def __init__(self, op_latency: float, pubsub_host: str | None, secrets_host: str | None = None,
                  token_key: str = ""):
         super().__init__()
@@ -67,23 +69,30 @@ class Compute(RestServer):
         self.active_ops: dict[str, int] = {}
         self.max_active_ops: dict[str, int] = {}
         self.cond = threading.Condition(self.lock)
+        self._init_disks()
         self._routes()
+        self._disk_routes()
 
     # operations
-    def _new_op(self, project, zone, name, kind, effect, request_id, fault) -> dict:
+    def _new_op(self, project, zone, name, kind, effect, request_id, fault, scope: str | None = None,
+                target: str | None = None) -> dict:
+        """An operation; `scope` "regions/<r>" or "global" for region and global operations (zone ones
+        are keyed by the bare zone), `target` its targetLink when it is not an instance."""
         key = (project, zone, name)
+        scope = scope or f"zones/{zone}"
         op_name = f"operation-{int(time.time() * 1000)}-{next(_ids)}"
         op = {
             "kind": "compute#operation", "id": str(next(_ids)), "name": op_name, "operationType": kind,
-            "zone": f"{BASE}/projects/{project}/zones/{zone}",
-            "targetLink": f"{BASE}/projects/{project}/zones/{zone}/instances/{name}",
+            "targetLink": target or f"{BASE}/projects/{project}/zones/{zone}/instances/{name}",
             "status": "RUNNING", "progress": 0, "insertTime": rfc3339(), "startTime": rfc3339(),
             "user": "local@example.com",
-            "selfLink": f"{BASE}/projects/{project}/zones/{zone}/operations/{op_name}",
+            "selfLink": f"{BASE}/projects/{project}/{scope}/operations/{op_name}",
             "_doneAt": time.time() + self.op_latency, "_effect": effect, "_instance": key,
             "_error": fault.message if fault and fault.mode == "op_error" else None,
         }
-        self.ops[(project, zone, op_name)] = op
+        if scope.startswith(("zones/", "regions/")):
+            op[scope.split("/")[0][:-1]] = f"{BASE}/projects/{project}/{scope}"  # "zone" or "region"
+        self.ops[(project, zone if scope.startswith("zones/") else scope, op_name)] = op
         if request_id:
             self.request_ids[request_id] = (project, zone, op_name)
         label = "/".join(key)
@@ -104,15 +113,11 @@ class Compute(RestServer):
             if op["_error"]:
                 op["error"] = {"errors": [{"code": "ZONE_RESOURCE_POOL_EXHAUSTED", "message": op["_error"]}]}
                 op["httpErrorStatusCode"], op["httpErrorMessage"] = 503, "SERVICE UNAVAILABLE"
-                if op["operationType"] == "insert":
+                if op["operationType"] == "insert" and "/instances/" in op["targetLink"]:
                     self.instances.pop(op["_instance"], None)  # a failed insert leaves no instance
             else:
                 op["_effect"]()
         self.cond.notify_all()
-
-    @staticmethod
-    def public(op: dict) -> dict:
-        return {k: v for k, v in op.items() if not k.startswith("_")}
 
     def _replay(self, request: Request):
         rid = request.args.get("requestId")
@@ -213,19 +218,21 @@ class Compute(RestServer):
                         raise HttpError(409, f"The resource 'projects/{project}/zones/{zone}/instances/{name}' "
                                              "already exists", "alreadyExists")
                     items = body.get("metadata", {}).get("items", [])
+                    disks, make_disks = self.plan_disks(project, zone, name, body.get("disks", []))
                     inst = {
                         "kind": "compute#instance", "id": str(next(_ids)), "name": name, "status": "PROVISIONING",
                         "machineType": body["machineType"], "zone": f"{BASE}/projects/{project}/zones/{zone}",
                         "creationTimestamp": rfc3339(), "labels": body.get("labels", {}),
                         "networkInterfaces": [{**n, "networkIP": f"10.128.0.{len(self.instances) % 250 + 2}"}
                                               for n in body.get("networkInterfaces", [])],
-                        "disks": body.get("disks", []), "serviceAccounts": body.get("serviceAccounts", []),
+                        "disks": disks, "serviceAccounts": body.get("serviceAccounts", []),
                         "metadata": {"kind": "compute#metadata", "items": items, "fingerprint": fingerprint(items)},
                         "selfLink": f"{BASE}/projects/{project}/zones/{zone}/instances/{name}", "_serial": "",
                     }
 
                     def create():
                         self.inserts += 1
+                        make_disks()
                         self._boot(inst)
                     self.instances[key] = inst  # visible (PROVISIONING) while the operation runs
                     op = self._new_op(project, zone, name, "insert", create, request.args.get("requestId"), fault)
@@ -267,6 +274,7 @@ class Compute(RestServer):
 
         def do_delete(p, z, n, inst):
             self.instances.pop((p, z, n), None)
+            self.drop_disks(inst)
 
         self.route("POST", INSTANCE + "/start", "instances.start")(
             action("start", (), "STAGING", lambda p, z, n, i: self._boot(i)))
@@ -331,18 +339,17 @@ class Compute(RestServer):
                                      "was not found", "notFound")
             return op
 
-        @self.route("GET", ZONE + r"/operations/(?P<operation>[^/]+)", "zoneOperations.get")
-        def op_get(request, fault, project, zone, operation):
+        def op_get(request, fault, project, operation, zone=None, region=None):
             with self.lock:
                 self._advance()
-                return self.public(find_op(project, zone, operation))
+                return self.public(find_op(project, zone or (f"regions/{region}" if region else "global"),
+                                           operation))
 
-        @self.route("POST", ZONE + r"/operations/(?P<operation>[^/]+)/wait", "zoneOperations.wait")
-        def op_wait(request, fault, project, zone, operation):
+        def op_wait(request, fault, project, operation, zone=None, region=None):
             started = time.time()
             deadline = time.time() + WAIT_MAX_S
             with self.lock:
-                op = find_op(project, zone, operation)
+                op = find_op(project, zone or (f"regions/{region}" if region else "global"), operation)
                 while True:
                     self._advance()
                     if op["status"] == "DONE" or time.time() >= deadline:
@@ -351,7 +358,17 @@ class Compute(RestServer):
             self._timed(*op["_instance"], started)
             return self.public(op)
 
+        op_path = r"/operations/(?P<operation>[^/]+)"
+        for scope, pattern in (("zone", ZONE), ("region", r"/compute/v1/projects/(?P<project>[^/]+)/regions/"
+                                                          r"(?P<region>[^/]+)"),
+                               ("global", r"/compute/v1/projects/(?P<project>[^/]+)/global")):
+            self.route("GET", pattern + op_path, f"{scope}Operations.get")(op_get)
+            self.route("POST", pattern + op_path + "/wait", f"{scope}Operations.wait")(op_wait)
+
     def control_extra(self, request: Request) -> Response:
+        handled = self.control_disks(request)
+        if handled is not None:
+            return handled
         if request.path.startswith("/_metadata/") and request.path.endswith("/token"):
             project, zone, name = request.path.split("/")[2:5]
             with self.lock:
@@ -367,7 +384,10 @@ class Compute(RestServer):
                 self._advance()
                 state = {"inserts": self.inserts,
                          "instances": {"/".join(k): v["status"] for k, v in self.instances.items()},
-                         "busySeconds": self.busy_seconds(), "maxActiveOps": self.max_active_ops}
+                         "busySeconds": self.busy_seconds(), "maxActiveOps": self.max_active_ops,
+                         "disks": {"/".join(k): v.get("resourcePolicies", []) for k, v in self.disks.items()},
+                         "snapshots": sorted(n for (_, n) in self.snapshots),
+                         "policies": sorted("/".join(k) for k in self.policies)}
             return Response(json.dumps(state), mimetype="application/json")
         if request.path == "/_serial" and request.method == "POST":
             body = request.get_json()  # {project, zone, name, text}: what the guest prints

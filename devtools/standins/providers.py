@@ -2,10 +2,11 @@
 formats, with scripted faults for tests and a fixed latency for the benchmark.
 
 Usage: python -m devtools.standins.providers PORT OPENROUTER_KEY OPENAI_KEY
-  OpenRouter: /openrouter/api/v1/{credits, keys/{hash}, activity?date=&api_key_hash=}
+  OpenRouter: /openrouter/api/v1/{credits, keys/{hash} (GET; PATCH name/disabled/limit/limit_reset/
+              include_byok_in_limit, as the key-management API), activity?date=&api_key_hash=}
   OpenAI:     /openai/v1/organization/costs?start_time=&end_time=&bucket_width=1d&project_ids=&limit=&page=
 Control: PUT /_control/state (merge), POST /_control/reset, GET /_control/stats.
-State: delayMs; credits; keys {hash: {limit, usage}}; activity {hash: {date: [items]}};
+State: delayMs; credits; keys {hash: {limit, usage, usage_monthly?, disabled?, limit_reset?}}; activity {hash: {date: [items]}};
 openai {project: {date: usd}}; maxPage (cost buckets per page); faults {target: [fault, ...]} where target is a key hash,
 "hash@date" or a project, and a fault is "429" | "500" | "timeout" | "malformed" | "badshape"
 (consumed one per request; a trailing "!" makes it permanent); synthetic (bool): unknown keys
@@ -116,6 +117,21 @@ async def credits(request: Request) -> Response:
     return await _serve(request, "openrouter", ("credits",), lambda: _json({"data": STATE["credits"]}))
 
 
+def key_body(h: str, k: dict) -> dict:
+    limit = k.get("limit")
+    return {"hash": h, "name": k.get("name", f"bot-{h[:8]}"), "label": f"sk-or-v1-{h[:3]}...{h[-3:]}",
+            "disabled": k.get("disabled", False), "limit": limit,
+            "limit_remaining": None if limit is None else round(max(limit - k["usage"], 0), 6),
+            "limit_reset": k.get("limit_reset"), "include_byok_in_limit": k.get("include_byok_in_limit", False),
+            "usage": k["usage"], "usage_daily": 0, "usage_weekly": 0,
+            "usage_monthly": k.get("usage_monthly", k["usage"]), "created_at": "2026-01-01T00:00:00Z",
+            "updated_at": k.get("updated_at")}
+
+
+UPDATABLE = {"name": str, "disabled": bool, "limit": (int, float, type(None)), "limit_reset": (str, type(None)),
+             "include_byok_in_limit": bool}
+
+
 async def key(request: Request) -> Response:
     h = request.path_params["hash"]
 
@@ -125,12 +141,22 @@ async def key(request: Request) -> Response:
             k = {"limit": 10.0, "usage": (_h(h) % 500) / 100}
         if k is None:
             return _error("openrouter", 404, "key not found")
-        limit = k.get("limit")
-        return JSONResponse({"data": {
-            "hash": h, "name": f"bot-{h[:8]}", "label": f"sk-or-v1-{h[:3]}...{h[-3:]}", "disabled": False,
-            "limit": limit, "limit_remaining": None if limit is None else round(limit - k["usage"], 6),
-            "limit_reset": None, "include_byok_in_limit": False, "usage": k["usage"], "usage_daily": 0,
-            "usage_weekly": 0, "usage_monthly": k["usage"], "created_at": "2026-01-01T00:00:00Z", "updated_at": None}})
+        if request.method == "PATCH":  # the key-management API: a provisioning key updates a key
+            try:
+                body = await request.json()
+            except ValueError:
+                return _error("openrouter", 400, "invalid JSON body")
+            if not isinstance(body, dict) or set(body) - set(UPDATABLE) or any(
+                    not isinstance(v, UPDATABLE[f]) or isinstance(v, bool) != (UPDATABLE[f] is bool)
+                    for f, v in body.items()):
+                return _error("openrouter", 400, "invalid request body")
+            if isinstance(body.get("limit"), (int, float)) and body["limit"] < 0:
+                return _error("openrouter", 400, "limit must be >= 0")
+            if body.get("limit_reset") not in (None, "daily", "weekly", "monthly"):
+                return _error("openrouter", 400, "limit_reset must be daily, weekly or monthly")
+            k.update(body, updated_at=datetime.now(timezone.utc).isoformat())
+            STATE.setdefault("patches", []).append({"hash": h, **body})
+        return JSONResponse({"data": key_body(h, k)})
 
     return await _serve(request, "openrouter", (h,), answer)
 
@@ -187,6 +213,10 @@ async def _json(body):
     return JSONResponse(body)
 
 
+async def get_state(request: Request) -> Response:
+    return JSONResponse(STATE)
+
+
 async def put_state(request: Request) -> Response:
     STATE.update(await request.json())
     return JSONResponse({"ok": True})
@@ -215,11 +245,12 @@ async def embeddings(request: Request) -> Response:
 
 app = Starlette(routes=[
     Route("/openrouter/api/v1/credits", credits),
-    Route("/openrouter/api/v1/keys/{hash}", key),
+    Route("/openrouter/api/v1/keys/{hash}", key, methods=["GET", "PATCH"]),
     Route("/openrouter/api/v1/activity", activity),
     Route("/openai/v1/organization/costs", openai_costs),
     Route("/openai/v1/embeddings", embeddings, methods=["POST"]),
     Route("/_control/state", put_state, methods=["PUT"]),
+    Route("/_control/state", get_state, methods=["GET"]),
     Route("/_control/reset", reset, methods=["POST"]),
     Route("/_control/stats", stats),
 ])
