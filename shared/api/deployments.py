@@ -218,12 +218,12 @@ def vm_logs(req: Request):
     return live.serial_output(access.owned(req.params["id"], req.caller), req.query.since)
 
 
-class BotUptime(BaseModel):
+class BotUptime(Reply):
     last24h: float | None = Field(description="share of the last 24 h the bot answered (null: not watched yet)")
     last30d: float | None
 
 
-class BotHealth(BaseModel):
+class BotHealth(Reply):
     """shared/health/monitor.py: the bot's own health, beside the VM's `status`."""
     deploymentId: str
     state: Literal["unknown", "ok", "degraded", "recovering", "gave_up", "paused"]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
 from shared import clock, db
 from shared.api.inputs import PageQuery, Strict
 from shared.errors import ApiError
-from shared.http import Api, Request, list_of, page_of
+from shared.http import Api, Reply, Request, list_of, page_of
 from shared.notifications import endpoints
 from shared.notifications.store import KINDS, Delivery, Notification, Webhook, deliveries, notifications
 
@@ -40,16 +40,16 @@ class WebhookUpdate(Strict):
     enabled: bool | None = None
 
 
-class WebhookWithSecret(BaseModel):
+class WebhookWithSecret(Reply):
     webhook: Webhook
     secret: str = Field(description="whsec_...: verifies the OpenClaw-Signature header; shown only now")
 
 
-class ReadAllResult(BaseModel):
+class ReadAllResult(Reply):
     updated: int
 
 
-class WebhookTestSent(BaseModel):
+class WebhookTestSent(Reply):
     deliveryId: str
 
 

@@ -4,10 +4,10 @@ as deployWorker). Answers 200 once the attempt is recorded: the next attempt, if
 own with a schedule time, so the queue's own retries only cover a delivery that never answered."""
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from shared.api.inputs import Strict
-from shared.http import Api, Request
+from shared.http import Api, Reply, Request
 from shared.notifications import delivery, settings
 
 api = Api("webhookWorker", "Delivers outgoing webhooks (Cloud Tasks target only)")
@@ -18,7 +18,7 @@ class DeliveryTask(Strict):
     attempt: int = Field(ge=1, le=1000)
 
 
-class DeliveryAttemptDone(BaseModel):
+class DeliveryAttemptDone(Reply):
     outcome: str = Field(description="delivered, pending (another attempt is scheduled), failed, or skipped")
     httpStatus: int | None = None
     error: str | None = None
