@@ -16,6 +16,7 @@ FUNCTIONS: list[tuple[str, str, str]] = [
     # billing
     ("billing", "functions/billing.py", "http"),
     ("stripeWebhook", "functions/stripe_webhook.py", "http"),
+    ("stripeEventWorker", "functions/stripe_event_worker.py", "http"),  # Cloud Tasks: the webhook's events
     ("billingReconcile", "functions/billing_reconcile.py", "http"),  # + Cloud Scheduler job (cloudbuild.yaml)
     ("knowledge", "functions/knowledge.py", "http"),
     ("knowledgeReembedWorker", "functions/knowledge_reembed_worker.py", "http"),  # Cloud Tasks (re-embedding)
@@ -28,4 +29,9 @@ FUNCTIONS: list[tuple[str, str, str]] = [
     ("skillConfigs", "functions/skill_configs.py", "http"),
     ("apiKeys", "functions/api_keys.py", "http"),
     ("backups", "functions/backups.py", "http"),  # + Cloud Scheduler job for its cleanup (cloudbuild.yaml)
+    # bot health, notifications and outgoing webhooks, the audit log
+    ("healthCheck", "functions/health_check.py", "http"),  # + Cloud Scheduler job, every minute
+    ("notifications", "functions/notifications.py", "http"),
+    ("webhookWorker", "functions/webhook_worker.py", "http"),
+    ("auditLog", "functions/audit_log.py", "http"),
 ]

@@ -25,7 +25,7 @@ from functools import lru_cache
 from typing import Any, Callable, Literal
 
 import flask
-from pydantic import BaseModel, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from shared import config, faults, idempotency, jsonbody, logs, ratelimit
 from shared.errors import ApiError
@@ -127,16 +127,26 @@ def _entity_tags_or_none(header: str | None) -> tuple[str, ...]:
         return ()
 
 
+# response models document the API (OpenAPI); built on first use, not at import: a faster cold start
+_DEFERRED = ConfigDict(defer_build=True)
+
+
+class Reply(BaseModel):
+    """Base of the response models (the `response=` of a route): their schema is built on first use."""
+    model_config = _DEFERRED
+
+
 @lru_cache(maxsize=None)
 def page_of(model: type[BaseModel]) -> type[BaseModel]:
     """Response model of a paginated list of `model`."""
-    return create_model(f"{model.__name__}Page", items=(list[model], ...), nextCursor=(str | None, ...))
+    return create_model(f"{model.__name__}Page", __config__=_DEFERRED, items=(list[model], ...),
+                        nextCursor=(str | None, ...))
 
 
 @lru_cache(maxsize=None)
 def list_of(model: type[BaseModel]) -> type[BaseModel]:
     """Response model of a complete (small) list of `model`."""
-    return create_model(f"{model.__name__}List", items=(list[model], ...))
+    return create_model(f"{model.__name__}List", __config__=_DEFERRED, items=(list[model], ...))
 
 
 def validation_error(exc: ValidationError, where: str) -> ApiError:
@@ -234,13 +244,20 @@ class Api:
         rid = rid if _REQUEST_ID.match(rid) else uuid.uuid4().hex
         tokens = (logs.request_id.set(rid), logs.trace.set(self._trace(request)))
         started = time.perf_counter()
-        seen: dict[str, Any] = {}  # what _dispatch learnt (the route), for the access line
+        seen: dict[str, Any] = {}  # what _dispatch learnt: the route (access line), params, caller (audit log)
         try:
             with faults.budget():  # every outside call of this request ends inside the function's deadline
-                resp = self._dispatch(request, seen)
-        except ApiError as exc:
-            resp = json_response(exc.body(), exc.status, exc.headers)
-        except Exception as exc:
+                try:
+                    resp = self._dispatch(request, seen)
+                except ApiError as exc:
+                    resp = json_response(exc.body(), exc.status, exc.headers)
+                except Exception as exc:
+                    resp = self._failure(exc)
+                if seen.get("caller") is not None:  # a signed-in caller: one audit write (shared/audit.py)
+                    from shared import audit
+
+                    audit.record(self.name, seen["route"], request, seen.get("params", {}), seen["caller"], resp, rid)
+        except Exception as exc:  # the budget could not open (configuration): still a JSON answer
             resp = self._failure(exc)
         for k, v in seen.get("headers", {}).items():  # rate-limit headers, also on errors
             resp.headers.setdefault(k, v)
@@ -303,6 +320,7 @@ class Api:
         route, params = chosen[0]
         seen["route"] = route
         caller = self._authenticate(request, route)
+        seen.update(params=params, caller=caller)
         seen["headers"] = ratelimit.check(caller, route.rate)  # before the body is even read
         key = idempotency.key_of(request) if route.idempotent else None
         query = self._parse_query(request, route)

@@ -40,8 +40,13 @@ VALUES = {
     "STRIPE_WEBHOOK_SECRET": ("whsec_secret", "sk_live_key"),
     "BILLING_SCHEDULER_SA": ("scheduler" + SA, "scheduler"),
     "BILLING_RECONCILE_URL": (f"{URL}/billingReconcile", "http://x/billingReconcile"),
+    "STRIPE_EVENTS_QUEUE": ("stripe-events", None),
+    "STRIPE_EVENT_WORKER_URL": (f"{URL}/stripeEventWorker", "http://127.0.0.1/stripeEventWorker"),
     "OPENAI_API_KEY": ("sk-proj-key", None),
     "MEDIA_BUCKET": (f"{PROJECT}-media", None),
+    "WEBHOOKS_WORKER_URL": (f"{URL}/webhookWorker", "http://127.0.0.1/webhookWorker"),
+    "HEALTH_SCHEDULER_SA": ("scheduler" + SA, "scheduler@example.com"),
+    "HEALTH_CHECK_URL": (f"{URL}/healthCheck", "healthCheck"),
     "BACKUP_SCHEDULER_SA": ("scheduler" + SA, "scheduler"),
     "BACKUP_CLEANUP_URL": (f"{URL}/backups", "http://x/backups"),
     "KNOWLEDGE_REEMBED_WORKER_URL": (f"{URL}/knowledgeReembedWorker", "http://x/knowledgeReembedWorker"),
@@ -57,8 +62,10 @@ NEEDS = {
     "costPullWorker": ("TASKS_INVOKER_SA", "COSTS_WORKER_URL", "OPENROUTER_MANAGEMENT_KEY", "OPENAI_ADMIN_KEY",
                        *DEPLOY[:1], *DEPLOY[2:]),
     "billing": ("STRIPE_SECRET_KEY", "APP_URL"),
-    # a downgrade stops the bots beyond the plan's limit: deploy jobs (shared/plan_limits.py)
-    "stripeWebhook": ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", *DEPLOY),
+    # a downgrade stops the bots beyond the plan's limit (the worker applies events): deploy jobs (shared/plan_limits.py)
+    "stripeWebhook": ("STRIPE_WEBHOOK_SECRET", "STRIPE_EVENTS_QUEUE", "TASKS_LOCATION", "STRIPE_EVENT_WORKER_URL",
+                      "TASKS_INVOKER_SA"),
+    "stripeEventWorker": ("STRIPE_SECRET_KEY", "TASKS_INVOKER_SA", "STRIPE_EVENT_WORKER_URL", *DEPLOY),
     "billingReconcile": ("STRIPE_SECRET_KEY", "BILLING_SCHEDULER_SA", "BILLING_RECONCILE_URL", *DEPLOY),
     "knowledge": ("OPENAI_API_KEY", "KNOWLEDGE_REEMBED_WORKER_URL", "TASKS_INVOKER_SA"),
     "knowledgeReembedWorker": ("OPENAI_API_KEY", "KNOWLEDGE_REEMBED_WORKER_URL", "TASKS_INVOKER_SA"),
@@ -66,6 +73,8 @@ NEEDS = {
     "deployments": DEPLOY, "deployWorker": (*DEPLOY, "FUNCTIONS_URL", "BOT_PLUGIN_URL", "BOT_PLUGIN_SHA256"),
     "provisioningEvents": DEPLOY,
     "pluginConfigs": DEPLOY, "skillConfigs": DEPLOY, "apiKeys": DEPLOY,
+    "healthCheck": (*DEPLOY, "HEALTH_SCHEDULER_SA", "HEALTH_CHECK_URL", "WEBHOOKS_WORKER_URL"),
+    "notifications": (), "webhookWorker": ("WEBHOOKS_WORKER_URL", "TASKS_INVOKER_SA"), "auditLog": (),
     "backups": (*DEPLOY, "BACKUP_SCHEDULER_SA", "BACKUP_CLEANUP_URL"),
 }
 

@@ -6,7 +6,6 @@ import secrets as pysecrets
 from typing import Annotated, Literal
 
 from pydantic import (
-    BaseModel,
     Field,
     StringConstraints,
     ValidationError,
@@ -17,7 +16,7 @@ from shared import clock, db, plan_limits, repos
 from shared.api.inputs import PageQuery, Strict
 from shared.deploy import access, jobs, live, settings
 from shared.errors import ApiError, not_found
-from shared.http import Api, Request, page_of, precondition, validation_error
+from shared.http import Api, Reply, Request, page_of, precondition, validation_error
 from shared.models import DeployJob, Deployment, DeploymentStatus
 
 api = Api("deployments", "Bot deployments: VMs on Compute Engine, driven by deploy jobs")
@@ -71,21 +70,21 @@ class LogsQuery(Strict):
     since: int | None = Field(None, ge=0, le=2**53, description="the `next` of the previous answer")
 
 
-class Created(BaseModel):
+class Created(Reply):
     deployment: Deployment
     job: DeployJob
 
 
-class Queued(BaseModel):
+class Queued(Reply):
     job: DeployJob
 
 
-class Correction(BaseModel):
+class Correction(Reply):
     from_: DeploymentStatus = Field(alias="from")
     to: DeploymentStatus
 
 
-class VmStatus(BaseModel):
+class VmStatus(Reply):
     """shared.deploy.live.status: the VM's fields are null when it does not exist (NOT_FOUND)."""
     vmStatus: str
     internalIp: str | None = None
@@ -97,7 +96,7 @@ class VmStatus(BaseModel):
     corrected: Correction | None = None
 
 
-class SerialLog(BaseModel):
+class SerialLog(Reply):
     contents: str
     start: int
     next: int
@@ -217,3 +216,47 @@ def vm_status(req: Request):
 def vm_logs(req: Request):
     """The VM's serial console, newest part, secrets masked; pass `since=next` to continue."""
     return live.serial_output(access.owned(req.params["id"], req.caller), req.query.since)
+
+
+class BotUptime(Reply):
+    last24h: float | None = Field(description="share of the last 24 h the bot answered (null: not watched yet)")
+    last30d: float | None
+
+
+class BotHealth(Reply):
+    """shared/health/monitor.py: the bot's own health, beside the VM's `status`."""
+    deploymentId: str
+    state: Literal["unknown", "ok", "degraded", "recovering", "gave_up", "paused"]
+    lastHeartbeatAt: int | None
+    healthDeadline: int | None = Field(description="when the bot counts as down unless a heartbeat comes")
+    gateway: str | None
+    detail: str | None
+    reason: str | None = Field(description="why it is degraded, or why automatic recovery gave up")
+    downSince: int | None
+    autoRecovery: bool
+    restartsLastHour: int
+    maxRestartsPerHour: int
+    lastRestartJobId: str | None
+    monitoredSince: int | None
+    uptime: BotUptime
+
+
+class BotHealthUpdate(Strict):
+    autoRecovery: bool
+
+
+@api.route("GET", "/{id}/health", response=BotHealth)
+def bot_health(req: Request):
+    """The bot's health: state, last heartbeat, uptime (24 h / 30 days), automatic recovery."""
+    from shared.health import monitor
+
+    return monitor.view(access.owned(req.params["id"], req.caller).id)
+
+
+@api.route("PATCH", "/{id}/health", body=BotHealthUpdate, response=BotHealth)
+def set_bot_health(req: Request):
+    """Turn automatic recovery on or off for this bot (on again: the crash-loop count starts over)."""
+    from shared.health import monitor
+
+    dep = access.owned(req.params["id"], req.caller)
+    return monitor.view(dep.id, monitor.set_auto_recovery(dep.id, dep.userId, req.body.autoRecovery))
