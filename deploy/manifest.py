@@ -92,7 +92,9 @@ FUNCTIONS = [
     Fn("costPullWorker", "functions/cost_pull_worker.py", private=True, invokers=(TASKS,),
        timeout=540, concurrency=4, max_instances=25,
        env={"TASKS_INVOKER_SA": TASKS + SA, "COSTS_WORKER_URL": f"{URL}/costPullWorker",
-            "COSTS_BATCH_ATTEMPTS": str(QUEUES["cost-pulls"]["max-attempts"])},
+            "COSTS_BATCH_ATTEMPTS": str(QUEUES["cost-pulls"]["max-attempts"]),
+            # a VM outside these is in the customer's own project: Google bills them, not in gcpEstimate
+            "DEPLOY_ALLOWED_PROJECTS": "${_DEPLOY_PROJECTS}"},
        secrets={"OPENROUTER_MANAGEMENT_KEY": "openrouter-management-key", "OPENAI_ADMIN_KEY": "openai-admin-key"}),
     # billing (Stripe)
     Fn("billing", "functions/billing.py", env={"APP_URL": "${_APP_URL}"},

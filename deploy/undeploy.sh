@@ -35,6 +35,7 @@ for p in $(tr ',' ' ' <<<"$DEPLOY_PROJECTS"); do
   done < <(gcloud compute instances list --project="$p" --filter="labels.openclaw-deployment:*" \
              --format='value(name,zone.basename())' 2>/dev/null)
   g compute routers delete oc-nat-router --region="$REGION" --project="$p"  # its NAT goes with it
+  g compute firewall-rules delete oc-allow-iap-gateway --project="$p"
 done
 g storage rm --recursive "gs://$MEDIA_BUCKET/**" --project="$PROJECT_ID"
 g storage buckets delete "gs://$MEDIA_BUCKET" --project="$PROJECT_ID"

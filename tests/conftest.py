@@ -104,7 +104,8 @@ def clean_firestore(request):
     stack = request.getfixturevalue("stack")
     host = stack.env["FIRESTORE_EMULATOR_HOST"]
     for _ in range(50):  # 409 while a background transaction (a queued worker) still holds a lock
-        r = httpx.delete(f"http://{host}/emulator/v1/projects/{PROJECT_ID}/databases/(default)/documents")
+        r = httpx.delete(f"http://{host}/emulator/v1/projects/{PROJECT_ID}/databases/(default)/documents",
+                         timeout=30)  # a loaded machine: the first call to a fresh emulator can take seconds
         if r.status_code != 409:
             break
         time.sleep(0.1)
