@@ -215,3 +215,40 @@ def test_dashboard_access_is_owner_only_short_lived_and_tunnel_scoped(api, calle
     assert r.status_code == 409 and r.json["error"]["details"]["roles"] == ["roles/iap.admin"]
     repos.deployments.update(dep["_id"], {"status": "stopped"})
     assert api("POST", path, owner, json={}).json["error"]["code"] == "not_running"
+
+
+def test_vm_applies_the_gateway_token_until_it_expires_then_locks_it(tmp_path):
+    """The startup script's token refresher (bash, jq, openssl) with gcloud and systemctl stubbed: a live
+    token is applied once (one restart), an expired or absent one becomes a random locked token that
+    nobody knows and that stays put (no restart loop)."""
+    import subprocess
+    import time
+
+    from shared.deploy import startup
+
+    body = startup.STARTUP_SCRIPT.split("cat > /usr/local/sbin/openclaw-gateway-token <<'SH'\n")[1].split("\nSH\n")[0]
+    cfg, env, secret, restarts = (tmp_path / n for n in ("config.json", "gateway.env", "secret", "restarts"))
+    cfg.write_text(json.dumps({"gateway": {"tokenSecret": "oc-d-openclaw-gateway-token"}, "secretsProject": "p"}))
+    stubs = f"""
+gcloud() {{ cat '{secret}' 2>/dev/null; }}
+systemctl() {{ echo "$*" >> '{restarts}'; }}
+install() {{ : > "${{@: -1}}"; }}
+"""
+    script = body.replace("set -uo pipefail", "set -uo pipefail\n" + stubs, 1).replace(
+        "CFG=/etc/openclaw/config.json ENV=/etc/openclaw/gateway.env", f"CFG='{cfg}' ENV='{env}'")
+
+    def run() -> str:
+        subprocess.run(["bash", "-c", script], check=True, timeout=20)
+        return env.read_text()
+
+    now = int(time.time() * 1000)
+    secret.write_text(json.dumps({"token": "tok-live", "expiresAt": now + 60_000}))
+    assert run() == "OPENCLAW_GATEWAY_TOKEN=tok-live"
+    assert run() == "OPENCLAW_GATEWAY_TOKEN=tok-live"
+    assert restarts.read_text().splitlines() == ["try-restart openclaw.service"]  # applied once
+    secret.write_text(json.dumps({"token": "tok-live", "expiresAt": now - 1}))
+    locked = run()
+    assert locked.startswith("OPENCLAW_GATEWAY_TOKEN=locked-") and "tok-live" not in locked
+    assert run() == locked and len(restarts.read_text().splitlines()) == 2  # stays locked, no restart loop
+    secret.unlink()  # never issued / unreadable: locked as well
+    assert run() == locked
