@@ -98,8 +98,8 @@ def ensure(dep: Deployment) -> tuple[BotIdentity, bool]:
     from shared.deploy import projects as customer_projects
 
     # a customer's own project keeps its bot's account: the operator's projects are not its spill-over
-    spill = [] if customer_projects.is_customer(dep.gcpProject) else \
-        [p for p in settings.get().allowed_projects if p != dep.gcpProject]
+    own = customer_projects.is_customer(dep.gcpProject)
+    spill = [] if own else [p for p in settings.get().allowed_projects if p != dep.gcpProject]
     projects = [known.project] if known else [dep.gcpProject] + spill
     full = []
     for project in projects:
@@ -121,6 +121,9 @@ def ensure(dep: Deployment) -> tuple[BotIdentity, bool]:
                             createdAt=known.createdAt if known else clock.now_ms())
         identities.set(ident)
         return ident, created
+    if own:
+        raise ComputeError(f"your project {dep.gcpProject} has no room for another service account (its quota is "
+                           "full): delete unused accounts there or ask Google for a higher quota", False, 429)
     raise ComputeError(f"no project has room for another service account (full: {', '.join(full)}); "
                        "add a project to DEPLOY_ALLOWED_PROJECTS or raise the service-account quota", False, 429)
 
