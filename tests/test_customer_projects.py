@@ -252,3 +252,25 @@ install() {{ : > "${{@: -1}}"; }}
     assert run() == locked and len(restarts.read_text().splitlines()) == 2  # stays locked, no restart loop
     secret.unlink()  # never issued / unreadable: locked as well
     assert run() == locked
+
+
+def test_update_tags_a_vm_made_before_the_dashboard(api, callers, cenv):
+    from google.cloud import compute_v1
+
+    from shared.deploy import compute, gateway
+
+    owner = callers["owner"]
+    r = api("POST", "/deployments", owner, json=NEW)  # an operator project
+    assert cenv.wait_job(r.json["job"]["_id"]).status == "completed"
+    dep = r.json["deployment"]
+    where = {"project": dep["gcpProject"], "zone": dep["zone"], "instance": dep["vmName"]}
+    inst = compute.instances().get(**where)
+    op = compute.instances().set_tags_unary(**where, tags_resource=compute_v1.Tags(
+        items=[], fingerprint=inst.tags.fingerprint))  # as an older VM was made: no tag
+    compute.wait("untag", op, dep["gcpProject"], dep["zone"])
+    assert list(compute.instances().get(**where).tags.items) == []
+    r = api("POST", f"/deployments/{dep['_id']}/actions", owner, json={"action": "update"})
+    job = cenv.wait_job(r.json["job"]["_id"])
+    assert job.status == "completed", job.log
+    assert "tagged the VM openclaw-bot" in job.log
+    assert list(compute.instances().get(**where).tags.items) == [gateway.NETWORK_TAG]

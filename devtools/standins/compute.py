@@ -50,7 +50,7 @@ PERMISSION = {  # operation -> the IAM permission Compute checks for it
     "instances.start": "compute.instances.start", "instances.stop": "compute.instances.stop",
     "instances.reset": "compute.instances.reset", "instances.delete": "compute.instances.delete",
     "instances.setMetadata": "compute.instances.setMetadata",
-    "instances.setServiceAccount": "compute.instances.setServiceAccount",
+    "instances.setServiceAccount": "compute.instances.setServiceAccount", "instances.setTags": "compute.instances.setTags",
     "instances.getSerialPortOutput": "compute.instances.getSerialPortOutput",
     "zoneOperations.get": "compute.zoneOperations.get", "zoneOperations.wait": "compute.zoneOperations.get",
     "firewalls.insert": "compute.firewalls.create", "firewalls.get": "compute.firewalls.get",
@@ -352,6 +352,23 @@ class Compute(RestServer):
                 def apply():
                     inst["serviceAccounts"] = [{"email": body.get("email", ""), "scopes": body.get("scopes", [])}]
                 return self.public(self._new_op(project, zone, name, "setServiceAccount", apply,
+                                                request.args.get("requestId"), fault))
+
+        @self.route("POST", INSTANCE + "/setTags", "instances.setTags")
+        def set_tags(request, fault, project, zone, name):
+            body = request.get_json(silent=True) or {}
+            with self.lock:
+                self._advance()
+                replay = self._replay(request)
+                if replay:
+                    return replay
+                inst = self._instance(project, zone, name)
+                if body.get("fingerprint") != inst["tags"]["fingerprint"]:
+                    raise HttpError(412, "Supplied fingerprint does not match current tags fingerprint.",
+                                    "conditionNotMet")
+                items = body.get("items", [])
+                inst["tags"] = {"items": items, "fingerprint": fingerprint(items)}  # the next writer needs this one
+                return self.public(self._new_op(project, zone, name, "setTags", lambda: None,
                                                 request.args.get("requestId"), fault))
 
         @self.route("GET", INSTANCE + "/serialPort", "instances.getSerialPortOutput")

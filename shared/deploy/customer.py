@@ -1,7 +1,7 @@
 """Deploy jobs in a customer's own project (shared/deploy/projects.py): checked again before every
 job, and a clean stop when the customer withdrew the grant.
 
-`before(run)`: the grant is re-tested (testIamPermissions) at the start of every job; a job that will
+`before(run)`: an `update` tags a VM older than the dashboard (any project). In a customer project the grant is re-tested (testIamPermissions) at the start of every job; a job that will
 create or restart the VM also makes sure the IAP firewall rule exists there (shared/deploy/gateway.py).
 A missing permission raises GrantWithdrawn; so does a 403 from Compute or IAM in the middle of a job
 once a re-test confirms it (`confirm`).
@@ -30,12 +30,14 @@ class GrantWithdrawn(Exception):
 
 def before(run) -> None:
     dep = run.dep
-    if not projects.is_customer(dep.gcpProject):
-        return
-    grant = projects.missing(dep.gcpProject, projects.DEPLOY_PERMISSIONS)
-    if grant.missing:
-        raise GrantWithdrawn(grant)
-    if run.job.action in ("deploy", "update", "start", "reset") and gateway.ensure_firewall(dep.gcpProject):
+    own = projects.is_customer(dep.gcpProject)
+    if own:
+        grant = projects.missing(dep.gcpProject, projects.DEPLOY_PERMISSIONS)
+        if grant.missing:
+            raise GrantWithdrawn(grant)
+    if run.job.action == "update" and gateway.ensure_tag(run):  # any project: VMs older than the dashboard
+        run.note(f"tagged the VM {gateway.NETWORK_TAG} (dashboard through IAP)")
+    if own and run.job.action in ("deploy", "update", "start", "reset") and gateway.ensure_firewall(dep.gcpProject):
         run.note(f"created firewall rule {gateway.FIREWALL_RULE} in {dep.gcpProject} "
                  f"(IAP {gateway.IAP_RANGE} -> tcp:{gateway.GATEWAY_PORT}, tag {gateway.NETWORK_TAG})")
 

@@ -72,3 +72,16 @@ def _get_or_none(client, **kwargs):
         return client.get(**kwargs)
     except gexc.NotFound:
         return None
+
+
+def ensure_tag(run) -> bool:
+    """A VM made before the dashboard existed has no network tag, so the IAP rule misses it: the
+    `update` action adds it (guarded by the tags' fingerprint, like metadata). True when added now."""
+    from google.cloud import compute_v1
+
+    inst = run.vm()
+    if inst is None or NETWORK_TAG in list(inst.tags.items):
+        return False
+    run.op("tag the VM for IAP", "set_tags", "set-tags", instance=run.dep.vmName,
+           tags_resource=compute_v1.Tags(items=[*inst.tags.items, NETWORK_TAG], fingerprint=inst.tags.fingerprint))
+    return True
