@@ -182,7 +182,7 @@ def test_dashboard_access_is_owner_only_short_lived_and_tunnel_scoped(api, calle
 
     owner = callers["owner"]
     dep, _ = deploy_here(api, owner, cenv)
-    repos.deployments.update(dep["_id"], {"status": "running"})
+    cenv.wait_for(lambda: repos.deployments.get(dep["_id"]).status == "running", what="the guest's ready report")
     path = f"/deployments/{dep['_id']}/dashboard-access"
     assert api("POST", path, callers["other"], json={}).status_code == 404
     assert api("POST", path, callers["admin"], json={}).status_code == 403

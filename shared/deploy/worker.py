@@ -265,7 +265,7 @@ def run(job_id: str) -> tuple[int, str]:
         return 200, "failed"
     r = Run(job, dep, claim.attempt)
     try:
-        customer.before(r)  # a customer's own project: grant re-tested, IAP rule there
+        customer.before(r)  # customer project: grant re-tested, IAP rule; update: the VM's IAP tag
         result = getattr(r, job.action)()
     except customer.GrantWithdrawn as exc:
         return _withdrawn(r, exc.grant)
@@ -320,7 +320,11 @@ def _withdrawn(r: Run, grant) -> tuple[int, str]:
             jobstate.release(r.job.id, f"attempt {r.attempt}: grant withdrawn, cleanup interrupted "
                                        f"({faults.describe(exc)}); will retry")
             return 503, "retry"
-        raise
+        log.exception("cleanup after a withdrawn grant failed", extra={"jobId": r.job.id})
+        jobstate.finish(r.job.id, "failed", [f"stopped: {grant.describe()}",
+                                             f"cleanup failed ({faults.describe(exc)}): {customer.leftovers(r.dep)}"],
+                        "error", False)
+        return 200, "failed"
     jobstate.finish(r.job.id, status, notes, dep_status, remove)
     log.warning("deploy job stopped: grant withdrawn", extra={"jobId": r.job.id, "project": grant.project})
     return 200, status
