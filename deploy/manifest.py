@@ -27,10 +27,12 @@ SUBSTITUTIONS = {
     "_CORS_ORIGINS": "https://app.example.com",
     "_APP_URL": "https://app.example.com",
     "_MEDIA_DRIVE_BACKUP": "off",
+    "_ADMIN_EMAILS": "",  # comma list: verified e-mails that are admins (the first admins); `|`-free
     "_SOURCE_HASH": "",  # set by `make deploy`: unchanged functions are not redeployed
 }
 
-CORE = {"GOOGLE_CLOUD_PROJECT": "${PROJECT_ID}", "APP_ENV": "production", "CORS_ORIGINS": "${_CORS_ORIGINS}"}
+CORE = {"GOOGLE_CLOUD_PROJECT": "${PROJECT_ID}", "APP_ENV": "production", "CORS_ORIGINS": "${_CORS_ORIGINS}",
+        "ADMIN_EMAILS": "${_ADMIN_EMAILS}"}
 DEPLOY = {
     "DEPLOY_WORKER_URL": f"{URL}/deployWorker",
     "DEPLOY_QUEUE": "deploy-jobs",
@@ -48,6 +50,16 @@ DEPLOY = {
 QUEUES = {
     "deploy-jobs": {"max-attempts": 20, "min-backoff": "5s", "max-backoff": "120s", "max-concurrent-dispatches": 20},
     "cost-pulls": {"max-attempts": 5, "min-backoff": "10s", "max-backoff": "300s", "max-concurrent-dispatches": 100},
+    # re-embedding: every task is resumable and waits (503) while a run settles or a batch is leased, so
+    # retries are many; 5 batches at once keep the embeddings provider's rate limit and Firestore calm
+    "knowledge-reembed": {"max-attempts": 100, "min-backoff": "10s", "max-backoff": "120s",
+                          "max-concurrent-dispatches": 5},
+}
+REEMBED = {
+    "KNOWLEDGE_REEMBED_QUEUE": "knowledge-reembed",
+    "KNOWLEDGE_REEMBED_WORKER_URL": f"{URL}/knowledgeReembedWorker",
+    "TASKS_LOCATION": "${_REGION}",
+    "TASKS_INVOKER_SA": TASKS + SA,
 }
 COST_PULLS = {
     "COSTS_QUEUE": "cost-pulls",
@@ -99,16 +111,23 @@ FUNCTIONS = [
     # billing (Stripe)
     Fn("billing", "functions/billing.py", env={"APP_URL": "${_APP_URL}"},
        secrets={"STRIPE_SECRET_KEY": "stripe-secret-key"}),
-    Fn("stripeWebhook", "functions/stripe_webhook.py",
+    # a downgrade stops the bots beyond the plan's limit: both queue deploy jobs (env DEPLOY)
+    Fn("stripeWebhook", "functions/stripe_webhook.py", env=DEPLOY,
        secrets={"STRIPE_SECRET_KEY": "stripe-secret-key", "STRIPE_WEBHOOK_SECRET": "stripe-webhook-secret"}),
     Fn("billingReconcile", "functions/billing_reconcile.py", timeout=540, concurrency=1, max_instances=2,
-       env={"BILLING_SCHEDULER_SA": SCHEDULER + SA, "BILLING_RECONCILE_URL": f"{URL}/billingReconcile"},
+       env={**DEPLOY, "BILLING_SCHEDULER_SA": SCHEDULER + SA, "BILLING_RECONCILE_URL": f"{URL}/billingReconcile"},
        secrets={"STRIPE_SECRET_KEY": "stripe-secret-key"}),
     # knowledge (numpy vectors: more memory, fewer requests at once) and media
-    Fn("knowledge", "functions/knowledge.py", memory="1Gi", concurrency=8,
+    Fn("knowledge", "functions/knowledge.py", memory="1Gi", concurrency=8, env=REEMBED,
        secrets={"OPENAI_API_KEY": "openai-api-key"}),
-    Fn("media", "functions/media.py",
-       env={"MEDIA_BUCKET": "${_MEDIA_BUCKET}", "MEDIA_DRIVE_BACKUP": "${_MEDIA_DRIVE_BACKUP}"}),
+    Fn("knowledgeReembedWorker", "functions/knowledge_reembed_worker.py", private=True, invokers=(TASKS,),
+       memory="1Gi", timeout=300, concurrency=2, max_instances=5, env=REEMBED,
+       secrets={"OPENAI_API_KEY": "openai-api-key"}),
+    # media: POST /from-url holds one file (MEDIA_FETCH_MAX_BYTES, 64 MiB) in memory while it moves it to
+    # Cloud Storage: 1 GiB for 10 requests at once, and time for a 45 s download plus the upload
+    Fn("media", "functions/media.py", memory="1Gi", concurrency=10, timeout=120,
+       env={"MEDIA_BUCKET": "${_MEDIA_BUCKET}", "MEDIA_DRIVE_BACKUP": "${_MEDIA_DRIVE_BACKUP}",
+            "FUNCTIONS_URL": URL}),
     # deployments: the API, the private Cloud Tasks worker, the VMs' progress reports (Pub/Sub)
     Fn("deployments", "functions/deployments.py", env=DEPLOY),
     Fn("deployWorker", "functions/deploy_worker.py", env=DEPLOY, private=True, invokers=(TASKS,),

@@ -18,6 +18,7 @@ FUNCTIONS: list[tuple[str, str, str]] = [
     ("stripeWebhook", "functions/stripe_webhook.py", "http"),
     ("billingReconcile", "functions/billing_reconcile.py", "http"),  # + Cloud Scheduler job (cloudbuild.yaml)
     ("knowledge", "functions/knowledge.py", "http"),
+    ("knowledgeReembedWorker", "functions/knowledge_reembed_worker.py", "http"),  # Cloud Tasks (re-embedding)
     ("media", "functions/media.py", "http"),
     # deployments
     ("deployments", "functions/deployments.py", "http"),

@@ -87,7 +87,10 @@ def operation(api: Api, route, comps: Components) -> dict:
     ok: dict[str, Any] = {"description": "success"}
     if route.response is not None:
         ok["content"] = {"application/json": {"schema": comps.ref(route.response, "serialization")}}
-    op["responses"] = {**{str(s): ok for s in route.statuses}, "default": {
+    if route.text:
+        ok.setdefault("content", {})["text/plain"] = {"schema": {"type": "string"}}
+    redirect = {"description": "redirect", "headers": {"Location": {"schema": {"type": "string"}}}}
+    op["responses"] = {**{str(s): redirect if 300 <= s < 400 else ok for s in route.statuses}, "default": {
         "description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}
     schemes = [{"bearer": []}] + [{f"{name}Token": []} for name in sorted(api.schemes)]  # e.g. the bots' "Bot"
     if route.access == "public":

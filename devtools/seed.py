@@ -5,7 +5,7 @@ from __future__ import annotations
 from devtools.token import ADMIN_EMAIL, ADMIN_PASSWORD, emulator_account
 from shared import clock, repos
 from shared.auth import user_id_for
-from shared.models import CmsPage, NavLink, PricingPlan, User
+from shared.models import CmsPage, NavLink, PlanLimits, PricingPlan, User
 
 
 def seed(auth_host: str) -> None:
@@ -16,10 +16,12 @@ def seed(auth_host: str) -> None:
     for plan in (
         PricingPlan(_id="starter", slug="starter", name="Starter", priceMonthly=29, priceYearly=290,
                     stripePriceId="price_starter_monthly", sortOrder=10,
-                    features=["One OpenClaw bot", "Daily briefing skill", "Email support"]),
+                    features=["One OpenClaw bot", "Daily briefing skill", "Email support"],
+                    limits=PlanLimits(maxDeployments=1, maxPluginsPerDeployment=3, maxSkillsPerDeployment=3)),
         PricingPlan(_id="pro", slug="pro", name="Pro", priceMonthly=99, priceYearly=990,
                     stripePriceId="price_pro_monthly", sortOrder=20,
-                    features=["Everything in Starter", "All plugins and skills", "Knowledge base", "Priority support"]),
+                    features=["Everything in Starter", "All plugins and skills", "Knowledge base", "Priority support"],
+                    limits=PlanLimits(maxDeployments=5)),
     ):
         repos.pricing_plans.set(plan)
     for slug, title, body, published in (

@@ -8,7 +8,7 @@ from shared.http import json_errors
 from shared.knowledge import settings
 
 json_errors(functions_framework)
-startup.validate(settings.get, embeddings.settings)  # production settings, at cold start
+startup.validate(settings.get, settings.reembed, embeddings.settings)  # production settings, at cold start
 
 
 @functions_framework.http

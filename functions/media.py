@@ -2,13 +2,13 @@
 import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
 import functions_framework
 
-from shared import startup
+from shared import outbound, startup
 from shared.api.media import api
 from shared.http import json_errors
 from shared.media import settings
 
 json_errors(functions_framework)
-startup.validate(settings.get)  # production settings, at cold start
+startup.validate(settings.get, outbound.settings)  # production settings, at cold start
 
 
 @functions_framework.http

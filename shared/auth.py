@@ -30,6 +30,7 @@ class Identity:
     email: str
     name: str
     picture: str
+    email_verified: bool = False  # the provider's `email_verified` claim
 
 
 @dataclass
@@ -76,7 +77,8 @@ def _verify_firebase(token: str) -> Identity:
     except (ValueError, fb_auth.InvalidIdTokenError, fb_auth.ExpiredIdTokenError,
             fb_auth.RevokedIdTokenError) as exc:
         raise _unauthorized(f"invalid token: {type(exc).__name__}") from None
-    return Identity(claims["uid"], claims.get("email", ""), claims.get("name", ""), claims.get("picture", ""))
+    return Identity(claims["uid"], claims.get("email", ""), claims.get("name", ""), claims.get("picture", ""),
+                    claims.get("email_verified") is True)
 
 
 @lru_cache(maxsize=1)
@@ -104,7 +106,8 @@ def _verify_clerk(token: str) -> Identity:
     azp = claims.get("azp")
     if azp and cfg.cors_origins and "*" not in cfg.cors_origins and azp.rstrip("/") not in cfg.cors_origins:
         raise _unauthorized("token issued for another origin")
-    return Identity(claims["sub"], claims.get("email", ""), claims.get("name", ""), claims.get("picture", ""))
+    return Identity(claims["sub"], claims.get("email", ""), claims.get("name", ""), claims.get("picture", ""),
+                    claims.get("email_verified") is True)
 
 
 def verify(token: str) -> Identity:
@@ -123,19 +126,31 @@ def user_id_for(subject: str) -> str:
 
 
 def load_user(identity: Identity) -> User:
+    """The caller's user: by subject, else by a linked identity (shared/accounts.py: a new sign-in
+    method with the verified e-mail of an existing user), else a new user."""
+    from shared import accounts
+
     user = users_repo.first(clerkId=identity.subject)  # imported users keep their old ids
+    if user is None:
+        user = accounts.linked_user(identity)
     now = clock.now_ms()
     if user is None:
+        admin = accounts.is_configured_admin(identity.email, identity.email_verified)
         user = User(_id=user_id_for(identity.subject), clerkId=identity.subject, email=identity.email,
-                    name=identity.name, pictureUrl=identity.picture, lastSeenAt=now, createdAt=now)
+                    emailVerified=identity.email_verified, name=identity.name, pictureUrl=identity.picture,
+                    role="admin" if admin else "user", lastSeenAt=now, createdAt=now)
         try:
             users_repo.create(user)
-            log.info("user created", extra={"userId": user.id})
+            log.info("user created", extra={"userId": user.id, "admin": admin})
         except gexc.AlreadyExists:
             user = users_repo.require(user.id)
-    elif now - user.lastSeenAt >= SEEN_EVERY_MS:
-        users_repo.update(user.id, {"lastSeenAt": now})
-        user.lastSeenAt = now
+        return user
+    fields = accounts.refresh(user, identity)
+    if now - user.lastSeenAt >= SEEN_EVERY_MS:
+        fields["lastSeenAt"] = now
+    if fields:
+        users_repo.update(user.id, fields)
+        user = user.model_copy(update=fields)
     return user
 
 

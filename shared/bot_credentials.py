@@ -21,7 +21,8 @@ from the deploy job or the owner's route), `revoke` and the deploy job's `ensure
 - Revoking takes effect at once (no overlap) and deletes the token secret.
 
 It acts as the deployment's owner and is never an admin. Only functions whose Api lists the
-`Bot` scheme accept it, so it grants knowledge and media calls only.
+`Bot` scheme accept it: knowledge and media (every route), and costs (its summary only, through
+`only_on`).
 """
 from __future__ import annotations
 
@@ -274,6 +275,16 @@ def authenticate(token: str, route) -> BotCaller:
     if user.status == "suspended" and not route.allow_suspended:
         raise ApiError(403, "suspended", "this account is suspended")
     return BotCaller(user=user, deployment_id=cred.deploymentId)
+
+
+def only_on(*paths: str):
+    """A `schemes` entry accepting the credential on these route paths of the Api only."""
+    def check(token: str, route) -> BotCaller:
+        caller = authenticate(token, route)
+        if route.path not in paths:
+            raise ApiError(403, "forbidden", "bot credentials may not call this")
+        return caller
+    return check
 
 
 def require_human(caller: Caller) -> None:

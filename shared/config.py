@@ -67,6 +67,7 @@ class Config:
     cors_origins: tuple[str, ...]
     max_body_bytes: int
     function_timeout_s: int  # the function's deadline (its --timeout); requests end inside it (shared/faults.py)
+    admin_emails: tuple[str, ...] = ()  # ADMIN_EMAILS: verified e-mails that are always admins (lower case)
 
     @property
     def local(self) -> bool:
@@ -80,6 +81,18 @@ class Config:
 
 
 APP_ENVS = ("local", "deploy-check", "production")
+_EMAIL = re.compile(r"[^@\s,]+@[^@\s,]+\.[^@\s,]+")
+
+
+def admin_emails() -> tuple[str, ...]:
+    """ADMIN_EMAILS: comma-separated e-mails whose verified owners are admins (the first admins)."""
+    raw = env("ADMIN_EMAILS", "") or ""
+    emails = tuple(e.strip().lower() for e in raw.split(",") if e.strip())
+    bad = [e for e in emails if not _EMAIL.fullmatch(e)]
+    if bad:
+        raise ConfigError(f"environment variable ADMIN_EMAILS must be a comma-separated list of e-mails, "
+                          f"got {', '.join(map(repr, bad))}")
+    return emails
 
 
 def load() -> Config:
@@ -106,6 +119,7 @@ def load() -> Config:
         cors_origins=origins,
         max_body_bytes=env_int("MAX_BODY_BYTES", 256 * 1024, lo=1024, hi=10 * 1024 * 1024),
         function_timeout_s=env_int("FUNCTION_TIMEOUT_S", 60, lo=1, hi=3600),
+        admin_emails=admin_emails(),
     )
 
 

@@ -32,6 +32,7 @@ class Embedder(Protocol):
 class Settings:
     provider: str
     model: str
+    dimensions: int  # the configured model's output size; a change is applied by the re-embedding job
     api_key: str | None
     base_url: str | None
     batch_size: int
@@ -43,6 +44,7 @@ def settings() -> Settings:
     return Settings(
         provider=config.env_choice("EMBEDDINGS_PROVIDER", "openai", ("openai",)),
         model=config.env("EMBEDDINGS_MODEL", "text-embedding-3-small"),
+        dimensions=config.env_int("EMBEDDINGS_DIMENSIONS", DIMENSIONS, lo=64, hi=4096),
         api_key=config.setting("OPENAI_API_KEY", config.non_empty),  # required under production rules
         base_url=config.env("OPENAI_BASE_URL"),
         batch_size=config.env_int("EMBEDDINGS_BATCH_SIZE", 128, lo=1, hi=2048),
@@ -51,12 +53,12 @@ def settings() -> Settings:
 
 
 class OpenAIEmbedder:
-    def __init__(self, s: Settings, dimensions: int = DIMENSIONS):
+    def __init__(self, s: Settings, model: str | None = None, dimensions: int | None = None):
         if not s.api_key:
             raise config.ConfigError("missing environment variable OPENAI_API_KEY")
         import openai
 
-        self.model, self.dimensions, self.batch_size = s.model, dimensions, s.batch_size
+        self.model, self.dimensions, self.batch_size = model or s.model, dimensions or s.dimensions, s.batch_size
         self.timeout_s = s.timeout_s
         self._openai = openai
         self._client = openai.OpenAI(api_key=s.api_key, base_url=s.base_url, timeout=s.timeout_s, max_retries=2)
@@ -88,6 +90,15 @@ class OpenAIEmbedder:
 
 @lru_cache(maxsize=1)
 def get() -> Embedder:
+    """The configured model. The knowledge base embeds with the version its vectors are in
+    (`for_version`), which differs from this one until the re-embedding job has run."""
+    return for_version(settings().model, settings().dimensions)
+
+
+@lru_cache(maxsize=4)
+def for_version(model: str, dimensions: int) -> Embedder:
+    """An embedder of one (model, dimensions): the knowledge base's queries must use the model its
+    stored vectors were made with (shared/knowledge/space.py)."""
     s = settings()
     providers = {"openai": OpenAIEmbedder}
-    return providers[s.provider](s)
+    return providers[s.provider](s, model, dimensions)

@@ -46,6 +46,7 @@ class Route:
     summary: str
     response: type[BaseModel] | None = None  # what a success answers (None: no body, e.g. 204)
     machine: Callable[[], dict] | None = None  # machine access: the google_identity arguments, read lazily
+    text: bool = False  # may also answer text/plain (e.g. `?format=text`), documented beside the JSON model
     regex: re.Pattern = field(init=False)
     specificity: tuple[int, ...] = field(init=False)  # per segment 0 static, 1 variable: smaller wins
 
@@ -102,6 +103,10 @@ def json_response(payload: Any, status: int = 200, headers: dict[str, str] | Non
     return resp
 
 
+def text_response(text: str, status: int = 200) -> flask.Response:
+    return flask.Response(text, status=status, mimetype="text/plain")
+
+
 def to_payload(value: Any) -> Any:
     if hasattr(value, "to_api"):
         return value.to_api()
@@ -141,9 +146,10 @@ class Api:
     def route(self, method: str, path: str, *, access: Access = "user", body: type[BaseModel] | None = None,
               query: type[BaseModel] | None = None, status: int | tuple[int, ...] = 200,
               allow_suspended: bool = False, response: type[BaseModel] | None = None,
-              machine: Callable[[], dict] | None = None):
+              machine: Callable[[], dict] | None = None, text: bool = False):
         """Declare a route. A handler returning (value, status) must use one of `status`. Machine
-        access ("cloud_tasks", "scheduler") needs `machine`: () -> the queue/account/audience to check."""
+        access ("cloud_tasks", "scheduler") needs `machine`: () -> the queue/account/audience to check.
+        `text`: the handler may also return a text/plain flask.Response (see `text_response`)."""
         statuses = (status,) if isinstance(status, int) else tuple(status)
         if (access in MACHINE_ACCESS) != (machine is not None):
             raise ValueError(f"{path}: access {access!r} and machine= go together")
@@ -151,7 +157,7 @@ class Api:
         def register(fn: Callable) -> Callable:
             summary = (fn.__doc__ or fn.__name__).strip().splitlines()[0]
             self.routes.append(Route(method.upper(), path, fn, access, body, query, statuses,
-                                     allow_suspended, summary, response, machine))
+                                     allow_suspended, summary, response, machine, text))
             return fn
         return register
 

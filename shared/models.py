@@ -40,12 +40,20 @@ class User(Doc):
     collection = "users"
     clerkId: str
     email: str = ""
+    emailVerified: bool = False  # the identity provider vouched for `email` (only then may accounts link by it)
     name: str = ""
     pictureUrl: str = ""
     role: Role = "user"
     status: UserStatus = "active"
     lastSeenAt: int = 0
     createdAt: int
+
+
+class StatusReason(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+    code: str  # plan_limit: stopped because the plan allows fewer bots
+    message: str
+    at: int
 
 
 class Deployment(Doc):
@@ -60,6 +68,7 @@ class Deployment(Doc):
     primaryModel: str
     fallbackModels: list[str] = []
     createdAt: int
+    statusReason: StatusReason | None = None  # why the system (not the owner) changed the status, e.g. plan_limit
 
 
 class Subscription(Doc):
@@ -155,6 +164,15 @@ class Knowledge(Doc):
         return self.model_dump(by_alias=True, mode="json", exclude={"embedding"})  # 1536 floats: never sent back
 
 
+class PlanLimits(BaseModel):
+    """What a plan allows; null = no limit. Bots count every deployment the owner has, and running
+    ones those not stopped (see shared/plan_limits.py)."""
+    model_config = ConfigDict(defer_build=True)
+    maxDeployments: int | None = Field(None, ge=0, le=1000)
+    maxPluginsPerDeployment: int | None = Field(None, ge=0, le=1000)
+    maxSkillsPerDeployment: int | None = Field(None, ge=0, le=1000)
+
+
 class PricingPlan(Doc):
     collection = "pricingPlans"
     slug: Plan
@@ -165,6 +183,7 @@ class PricingPlan(Doc):
     features: list[str] = []
     sortOrder: int = 0
     active: bool = True
+    limits: PlanLimits = Field(default_factory=PlanLimits)  # absent on a stored plan: no limits (as before limits existed)
 
 
 class CmsPage(Doc):

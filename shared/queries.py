@@ -43,6 +43,7 @@ def find(collection: str, equals, order=(), vector: str | None = None) -> Query:
 
 # users
 declare("users", ("clerkId",))
+declare("users", ("email",))  # linking a new identity by verified e-mail (shared/accounts.py)
 for _eq in ((), ("role",), ("status",), ("role", "status")):
     declare("users", _eq, (("createdAt", DESC),))
 
@@ -72,6 +73,9 @@ declare("subscriptions", ("stripeCustomerId",))  # webhook lookup
 declare("subscriptions", ("status",))  # reconciliation pages through open subscriptions
 # knowledge (shared/knowledge): per-user vector search, newest-first lists, deletes by user/source
 declare("knowledge", ("userId",), vector="embedding")
+declare("knowledge", ("userId",), vector="embeddingAlt")  # the second slot (shared/knowledge/space.py)
+declare("knowledge", ("userId", "embeddingVersion"))  # re-embedding: a user's chunks holding a version
+declare("knowledge", ("userId", "embeddingAltVersion"))
 declare("knowledge", ("userId",))
 declare("knowledge", ("userId", "source"))
 declare("knowledge", ("userId",), (("createdAt", DESC),))
@@ -80,10 +84,13 @@ declare("knowledge", ("userId", "source"), (("createdAt", DESC),))
 # media (shared/api/media.py): the user's media, newest first, optionally by type
 declare("media", ("userId",), (("createdAt", DESC),))
 declare("media", ("userId", "type"), (("createdAt", DESC),))
+declare("mediaShares", ("token",))  # a share link's token (internal collection, shared/media/shares.py)
 # deployments
 declare("deployments", ("userId",), (("createdAt", DESC),))
 declare("deployments", ("userId", "status"), (("createdAt", DESC),))
 declare("deployJobs", ("deploymentId",))  # by id: job ids sort newest first
+declare("deployJobs", ("userId",))  # a user's jobs across deployments, newest first by id
+declare("deployJobs", ("userId", "status"))  # ... of one status (composite userId, status)
 declare("pluginConfigs", ("deploymentId",))
 declare("skillConfigs", ("deploymentId",))
 declare("apiKeyRegistry", ("deploymentId",))

@@ -81,7 +81,7 @@ def live_url(stack):
 SERVICES = {
     **dict.fromkeys(("billing", "stripeWebhook", "billingReconcile"), "stripe_stack"),
     **dict.fromkeys(("costs", "pullCosts", "pullOpenrouterActivity", "costPullWorker"), "costs_env"),
-    **dict.fromkeys(("knowledge", "media"), "kb_stack"),
+    **dict.fromkeys(("knowledge", "media", "knowledgeReembedWorker"), "kb_stack"),
     **dict.fromkeys(("deployments", "deployWorker", "pluginConfigs", "skillConfigs", "apiKeys"), "deploy_env"),
 }
 
@@ -105,7 +105,7 @@ def clean_firestore(request):
     host = stack.env["FIRESTORE_EMULATOR_HOST"]
     for _ in range(50):  # 409 while a background transaction (a queued worker) still holds a lock
         r = httpx.delete(f"http://{host}/emulator/v1/projects/{PROJECT_ID}/databases/(default)/documents",
-                         timeout=30)  # a loaded machine: the first call to a fresh emulator can take seconds
+                         timeout=60)  # the first one, on a cold emulator of a loaded machine, takes seconds
         if r.status_code != 409:
             break
         time.sleep(0.1)

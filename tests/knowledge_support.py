@@ -10,12 +10,13 @@ import pytest
 
 
 def reset_caches() -> None:
-    from shared import embeddings
+    from shared import embeddings, outbound
     from shared.knowledge import settings as kb_settings
     from shared.media import settings as media_settings
     from shared.media import storage
 
-    for cached in (embeddings.settings, embeddings.get, kb_settings.get, media_settings.get, storage._client):
+    for cached in (embeddings.settings, embeddings.get, embeddings.for_version, kb_settings.get, kb_settings.reembed,
+                   media_settings.get, storage._client, outbound.settings):
         cached.cache_clear()
 
 
@@ -26,6 +27,7 @@ def kb_stack(stack):
     stack.secrets()  # bot credentials: the token the VM reads lives in Secret Manager
     os.environ["MEDIA_MAX_IMAGE_BYTES"] = "4096"  # small bounds keep the bound checks cheap
     os.environ["MEDIA_MAX_VIDEO_BYTES"] = "65536"
+    os.environ["OUTBOUND_ALLOW_LOOPBACK"] = "on"  # media from a URL: the files are served on 127.0.0.1
     stack.apply_env()
     reset_caches()
     yield stack

@@ -31,6 +31,7 @@ MATRIX = [
     # method, path, body, statuses in CALLERS order
     ("GET", "/deployments", None, (401, 200, 200, 200, 403)),
     ("GET", "/deployments?status=running", None, (401, 200, 200, 200, 403)),
+    ("GET", "/deployments/jobs", None, (401, 200, 200, 200, 403)),  # the caller's own jobs
     ("POST", "/deployments", NEW, (401, 403, 201, 201, 403)),  # other: no subscription; admins act regardless
     ("GET", "/deployments/{dep}", None, owned(200)),
     ("GET", "/deployments/nope", None, (401, 404, 404, 404, 403)),
@@ -47,11 +48,14 @@ MATRIX = [
     ("GET", "/pluginConfigs/catalog", None, public(200)),
     ("GET", "/pluginConfigs?deploymentId={dep}", None, owned(200)),
     ("PUT", "/pluginConfigs/{dep}/knowledge", {"enabled": False}, owned(200)),
-    ("PUT", "/pluginConfigs/{dep}/image-gen", {"enabled": True}, owned(201)),
+    ("PUT", "/pluginConfigs/{dep}/image-gen", {"enabled": True, "config": {"provider": "openai"}}, owned(201)),
+    ("PATCH", "/pluginConfigs/{dep}/knowledge", {"config": {"maxResults": 3}}, owned(200)),
     ("DELETE", "/pluginConfigs/{dep}/knowledge", None, owned(204)),
     ("GET", "/skillConfigs?deploymentId={dep}", None, owned(200)),
     ("PUT", "/skillConfigs/{dep}/daily-briefing", {"enabled": True, "cronOverride": "0 6 * * *"}, owned(200)),
     ("PUT", "/skillConfigs/{dep}/job-hunter", {"enabled": True}, owned(201)),
+    ("PUT", "/skillConfigs/{dep}/content-engine", {"enabled": True}, owned(201)),  # needs knowledge: on
+    ("PATCH", "/skillConfigs/{dep}/daily-briefing", {"enabled": False}, owned(200)),
     ("DELETE", "/skillConfigs/{dep}/daily-briefing", None, owned(204)),
     ("GET", "/apiKeys/names", None, public(200)),
     ("GET", "/apiKeys?deploymentId={dep}", None, owned(200)),

@@ -134,3 +134,42 @@ def test_accounts_are_admin_only_and_validated(api, callers):
     assert api("PUT", "/costs/accounts/nobody", admin, json=body).status_code == 404
     assert api("GET", "/costs/runs/nope", admin).status_code == 404
 
+
+
+def test_the_bot_reads_its_owners_summary_as_json_or_chat_text(kb, callers, monkeypatch):
+    """`Authorization: Bot <token>` (kb: the Secret Manager stand-in holds the token): the summary only."""
+    from knowledge_support import bot, make_deployment
+
+    from shared import bot_credentials, clock
+
+    owner = callers["owner"]
+    uid = owner.user_id
+    kb("GET", "/users/me", owner)
+    token = bot_credentials.issue(make_deployment(uid), uid)
+    monkeypatch.setattr(clock, "now_ms", lambda: ms(2026, 11, 20))
+    snap(uid, ms(2026, 10, 31), balance=40, openai=4.0, gcp=20.0)
+    snap(uid, ms(2026, 11, 15), balance=30.5, openai=5.0, gcp=12.5)
+    act(uid, "2026-11-14", "b/y", 1, 1, 1, 1234.5)
+    act(uid, "2026-10-14", "b/y", 1, 1, 1, 1000)
+
+    got = kb("GET", "/costs/summary", headers=bot(token))
+    assert got.status_code == 200 and got.json["userId"] == uid and got.json["month"] == "2026-11"
+    text = kb("GET", "/costs/summary?format=text", headers=bot(token))
+    assert text.status_code == 200 and text.mimetype == "text/plain"
+    assert text.get_data(as_text=True) == (
+        "Costs for November 2026 so far: $1,252.00 (last month $1,024.00, +22%)\n"
+        "- AI models (OpenRouter): $1,234.50 (last month $1,000.00, +23%)\n"
+        "- OpenAI: $5.00 (last month $4.00, +25%)\n"
+        "- Bot server (Google Cloud): $12.50 (last month $20.00, -38%)\n"
+        "OpenRouter credit left: $30.50\n")
+    past = kb("GET", "/costs/summary?format=text&month=2026-09", headers=bot(token)).get_data(as_text=True)
+    assert past == "Costs for September 2026: $0.00\n"
+    assert kb("GET", "/costs/summary?format=html", headers=bot(token)).status_code == 422
+    # its owner's costs only, and nothing but the summary
+    assert kb("GET", f"/costs/summary?userId={callers['other'].user_id}", headers=bot(token)).status_code == 403
+    assert kb("GET", "/costs/summary?userId=all", headers=bot(token)).status_code == 403
+    assert kb("GET", "/costs/snapshots", headers=bot(token)).status_code == 403
+    assert kb("GET", "/costs/activity?from=2026-11-01&to=2026-11-02", headers=bot(token)).status_code == 403
+    assert kb("GET", "/costs/summary", headers=bot("ocb.dep1.wrong")).status_code == 401
+    bot_credentials.revoke("dep1")
+    assert kb("GET", "/costs/summary", headers=bot(token)).status_code == 401

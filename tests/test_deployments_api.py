@@ -61,7 +61,7 @@ def test_actions_stop_start_reset_delete(api, callers, denv):
         assert done.status == "completed", done.log
         assert repos.deployments.get(dep["_id"]).status == status
         assert denv.compute.state()["instances"][f"acme-bots/us-central1-a/{dep['vmName']}"] == vm
-    api("PUT", f"/pluginConfigs/{dep['_id']}/image-gen", callers["owner"], json={"enabled": True, "config": {}})
+    api("PUT", f"/pluginConfigs/{dep['_id']}/knowledge", callers["owner"], json={"enabled": True, "config": {}})
     r = api("POST", f"{path}/actions", callers["owner"], json={"action": "delete"})
     done = denv.wait_job(r.json["job"]["_id"])
     assert done.status == "completed", done.log

@@ -114,7 +114,8 @@ def test_machine_callers_are_a_declared_access_kind():
     from shared.http import Api
 
     kinds = {api.name: {r.access for r in api.routes} for api in function_apis()}
-    assert {n for n, k in kinds.items() if "cloud_tasks" in k} == {"deployWorker", "costPullWorker"}
+    assert {n for n, k in kinds.items() if "cloud_tasks" in k} == {"deployWorker", "costPullWorker",
+                                                                   "knowledgeReembedWorker"}
     assert {n for n, k in kinds.items() if "scheduler" in k} == {"pullCosts", "pullOpenrouterActivity",
                                                                  "billingReconcile"}
     for api in function_apis():

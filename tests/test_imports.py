@@ -16,6 +16,7 @@ HEAVY = ("google.cloud.compute_v1", "stripe", "google.cloud.storage", "google.cl
 ALLOWED: dict[str, set[str]] = {
     "billing": {"stripe"}, "stripeWebhook": {"stripe"}, "billingReconcile": {"stripe"},
     "knowledge": {"numpy"},  # vector math on every ingest and search; the OpenAI client stays lazy
+    "knowledgeReembedWorker": {"numpy"},
     "media": {"google.cloud.storage"},
 }
 

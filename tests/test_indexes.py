@@ -88,7 +88,7 @@ def test_undeclared_query_is_refused():
     from shared import repos
 
     with pytest.raises(LookupError):
-        repos.users.query({"email": "x@example.com"})
+        repos.users.query({"name": "x"})
 
 
 def test_every_collection_with_expiring_entries_has_a_ttl_policy():

@@ -159,12 +159,14 @@ def invokers(state: dict, name: str) -> set[str]:
 def test_private_functions_admit_exactly_the_callers_their_code_expects(deployed):
     state, fns = deployed["state"], functions(deployed["state"])
     private = {n for n, f in fns.items() if not f["public"]}
-    assert private == {"deployWorker", "costPullWorker", "provisioningEvents"}
-    for name in ("deployWorker", "costPullWorker"):
+    assert private == {"deployWorker", "costPullWorker", "knowledgeReembedWorker", "provisioningEvents"}
+    for name in ("deployWorker", "costPullWorker", "knowledgeReembedWorker"):
         assert invokers(state, name) == {fns[name]["env"]["TASKS_INVOKER_SA"]}, name
     assert invokers(state, "provisioningEvents") == {fns["provisioningEvents"]["trigger"]["serviceAccount"]}
     assert fns["deployWorker"]["env"]["DEPLOY_WORKER_URL"] == fns["deployWorker"]["url"]
     assert fns["costPullWorker"]["env"]["COSTS_WORKER_URL"] == fns["costPullWorker"]["url"]
+    for name in ("knowledge", "knowledgeReembedWorker"):  # the admin's start and the worker enqueue its tasks
+        assert fns[name]["env"]["KNOWLEDGE_REEMBED_WORKER_URL"] == fns["knowledgeReembedWorker"]["url"]
     for name in private:  # invoker bindings only on private functions; public ones check tokens themselves
         assert fns[name]["public"] is False
 
@@ -185,7 +187,7 @@ def test_scheduler_jobs_call_public_functions_with_the_identity_and_audience_the
 
 def test_sizing_fits_the_callers_deadlines_and_the_platform(deployed):
     fns = functions(deployed["state"])
-    for name in ("deployWorker", "costPullWorker"):
+    for name in ("deployWorker", "costPullWorker", "knowledgeReembedWorker"):
         assert int(fns[name]["sizing"]["timeout"].rstrip("s")) < TASKS_DISPATCH_DEADLINE_S, name
     env = fns["deployWorker"]["env"]  # two Compute operations and their calls end inside the timeout
     assert 2 * (int(env["DEPLOY_OPERATION_TIMEOUT_S"]) + 2 * 30) <= int(fns["deployWorker"]["sizing"]["timeout"][:-1])

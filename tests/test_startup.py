@@ -40,6 +40,7 @@ VALUES = {
     "BILLING_RECONCILE_URL": (f"{URL}/billingReconcile", "http://x/billingReconcile"),
     "OPENAI_API_KEY": ("sk-proj-key", None),
     "MEDIA_BUCKET": (f"{PROJECT}-media", None),
+    "KNOWLEDGE_REEMBED_WORKER_URL": (f"{URL}/knowledgeReembedWorker", "http://x/knowledgeReembedWorker"),
 }
 DEPLOY = ("DEPLOY_WORKER_URL", "TASKS_INVOKER_SA", "DEPLOY_ALLOWED_PROJECTS",
           "DEPLOY_ALLOWED_REGIONS", "PROVISIONING_TOPIC")
@@ -51,9 +52,12 @@ NEEDS = {
     "pullCosts": SCHEDULED, "pullOpenrouterActivity": SCHEDULED,
     "costPullWorker": ("TASKS_INVOKER_SA", "COSTS_WORKER_URL", "OPENROUTER_MANAGEMENT_KEY", "OPENAI_ADMIN_KEY"),
     "billing": ("STRIPE_SECRET_KEY", "APP_URL"),
-    "stripeWebhook": ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"),
-    "billingReconcile": ("STRIPE_SECRET_KEY", "BILLING_SCHEDULER_SA", "BILLING_RECONCILE_URL"),
-    "knowledge": ("OPENAI_API_KEY",), "media": ("MEDIA_BUCKET",),
+    # a downgrade stops the bots beyond the plan's limit: deploy jobs (shared/plan_limits.py)
+    "stripeWebhook": ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", *DEPLOY),
+    "billingReconcile": ("STRIPE_SECRET_KEY", "BILLING_SCHEDULER_SA", "BILLING_RECONCILE_URL", *DEPLOY),
+    "knowledge": ("OPENAI_API_KEY", "KNOWLEDGE_REEMBED_WORKER_URL", "TASKS_INVOKER_SA"),
+    "knowledgeReembedWorker": ("OPENAI_API_KEY", "KNOWLEDGE_REEMBED_WORKER_URL", "TASKS_INVOKER_SA"),
+    "media": ("MEDIA_BUCKET", "FUNCTIONS_URL"),
     "deployments": DEPLOY, "deployWorker": (*DEPLOY, "FUNCTIONS_URL"), "provisioningEvents": DEPLOY,
     "pluginConfigs": DEPLOY, "skillConfigs": DEPLOY, "apiKeys": DEPLOY,
 }
@@ -88,6 +92,10 @@ def cases(name: str) -> list:
                                             "FIRESTORE_EMULATOR_HOST": "127.0.0.1:8081"}),
            ("local, nothing set", {**{n: None for n in full}, "APP_ENV": "local"}),
            ("emulator in production", {**full, "APP_ENV": "production", "FIRESTORE_EMULATOR_HOST": "127.0.0.1:8081"})]
+    if name == "media":  # fetching from URLs: loopback targets are for the local stack only
+        for app_env in ("production", "deploy-check"):
+            out.append((f"{app_env}: local-only OUTBOUND_ALLOW_LOOPBACK",
+                        {**full, "APP_ENV": app_env, "OUTBOUND_ALLOW_LOOPBACK": "on"}))
     for var in full:
         out.append((f"missing {var}", {**full, "APP_ENV": "production", var: None}))
         out.append((f"blank {var}", {**full, "APP_ENV": "deploy-check", var: "  "}))

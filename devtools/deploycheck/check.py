@@ -638,10 +638,12 @@ def step_deployment(j: Journey) -> str:
 def step_config_change(j: Journey) -> str:
     dep = j.dep["_id"]
     tok = j.user["token"]
+    key = j.call("config change", "PUT", f"/apiKeys/{dep}/anthropic-api-key", tok, json={"value": ANTHROPIC_KEY})
+    # a plugin is enabled only with its API keys in place (409 missing_keys otherwise)
+    j.call("config change", "PUT", f"/apiKeys/{dep}/beehiiv-api-key", tok, json={"value": "bh-" + "k" * 30})
     j.call("config change", "PUT", f"/pluginConfigs/{dep}/beehiiv", tok, expect=(201, 200),
            json={"enabled": True, "config": {"publicationId": "pub_1234abcd"}})
     j.call("config change", "PUT", f"/skillConfigs/{dep}/daily-briefing", tok, expect=(201, 200), json={"enabled": True})
-    key = j.call("config change", "PUT", f"/apiKeys/{dep}/anthropic-api-key", tok, json={"value": ANTHROPIC_KEY})
     j.call("config change", "PATCH", f"/deployments/{dep}", tok, json={"botName": "Deploy Check 2"})
     job = j.call("config change", "POST", f"/deployments/{dep}/actions", tok, expect=(202,),
                  json={"action": "update"})["job"]

@@ -3,7 +3,9 @@ with deterministic vectors, for tests, `make dev` and the benchmark.
 
 A text's vector is the normalised sum of one fixed pseudo-random vector per
 lower-cased word, so texts sharing words are close and a query finds the
-chunks that contain its words. Request and response follow OpenAI's wire
+chunks that contain its words. Each model has its own word vectors (as real
+models do: vectors of two models are not comparable); text-embedding-3-small's
+are the ones this server always gave. Request and response follow OpenAI's wire
 format: `input` as a string or list, `dimensions`, `encoding_format`
 ("float" or "base64" little-endian float32, which the openai client asks for),
 `usage`, and `{"error": {...}}` bodies with OpenAI's statuses.
@@ -26,19 +28,21 @@ import numpy as np
 
 DIMENSIONS = 1536
 MAX_INPUTS = 2048
+DEFAULT_MODEL = "text-embedding-3-small"
 _WORD = re.compile(r"\w+")
 
 
 @lru_cache(maxsize=100_000)
-def word_vector(word: str, dims: int) -> np.ndarray:
-    seed = int.from_bytes(hashlib.sha256(word.encode()).digest()[:8], "little")
+def word_vector(word: str, dims: int, model: str = DEFAULT_MODEL) -> np.ndarray:
+    salted = word if model == DEFAULT_MODEL else f"{model}\0{word}"
+    seed = int.from_bytes(hashlib.sha256(salted.encode()).digest()[:8], "little")
     return np.random.default_rng(seed).standard_normal(dims)
 
 
-def embed(text: str, dims: int = DIMENSIONS) -> np.ndarray:
+def embed(text: str, dims: int = DIMENSIONS, model: str = DEFAULT_MODEL) -> np.ndarray:
     """The vector this server returns for `text` (float32, unit length)."""
     words = _WORD.findall(text.lower()) or [text]
-    v = np.sum([word_vector(w, dims) for w in words], axis=0)
+    v = np.sum([word_vector(w, dims, model) for w in words], axis=0)
     return (v / np.linalg.norm(v)).astype(np.float32)
 
 
@@ -66,7 +70,7 @@ def answer(authorization: str, body: bytes) -> tuple[int, dict]:
     fmt = req.get("encoding_format") or "float"
     data = []
     for i, text in enumerate(inputs):
-        v = embed(text, dims)
+        v = embed(text, dims, req["model"])
         value = base64.b64encode(v.astype("<f4").tobytes()).decode() if fmt == "base64" else v.tolist()
         data.append({"object": "embedding", "index": i, "embedding": value})
     tokens = sum(len(_WORD.findall(t)) or 1 for t in inputs)

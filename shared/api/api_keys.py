@@ -7,7 +7,7 @@ from pydantic import BaseModel, Field, SecretStr
 
 from shared import db, logs, repos
 from shared.api.inputs import Strict
-from shared.deploy import access, catalog, secrets
+from shared.deploy import access, catalog, configs, secrets
 from shared.deploy.redact import mask
 from shared.errors import ApiError, not_found
 from shared.http import Api, Request, list_of
@@ -87,6 +87,7 @@ def delete(req: Request):
     doc_id = f"{dep.id}_{req.params['keyName']}"
     if repos.api_keys.get(doc_id) is None:
         raise not_found(f"key {req.params['keyName']!r}")
+    configs.key_unused(dep.id, req.params["keyName"])  # an enabled plugin needs it: 409
     try:
         secrets.delete(dep.id, req.params["keyName"])
     except _secret_errors() as exc:

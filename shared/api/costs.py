@@ -1,5 +1,6 @@
 """`costs`: a user's cost snapshots, OpenRouter activity and monthly summary (admins: any
-user, or `userId=all`), pull run reports and the per-user provider scopes (admin)."""
+user, or `userId=all`), pull run reports and the per-user provider scopes (admin). The bot reads
+its owner's summary with `Authorization: Bot <token>`, as JSON or as a short text for a chat."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -7,17 +8,18 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from shared import clock, repos
+from shared import bot_credentials, clock, repos
 from shared.api.cost_pulls import RunReport
 from shared.api.inputs import PageQuery, Strict
 from shared.costs import reports, runs
 from shared.costs.ledger import CostAccount, accounts
 from shared.costs.ledger import runs as runs_repo
 from shared.errors import ApiError
-from shared.http import Api, Request, page_of
+from shared.http import Api, Request, page_of, text_response
 from shared.models import CostSnapshot
 
-api = Api("costs", "Cost snapshots, OpenRouter activity and monthly summaries")
+api = Api("costs", "Cost snapshots, OpenRouter activity and monthly summaries",
+          schemes={bot_credentials.SCHEME: bot_credentials.only_on("/summary")})
 
 UserRef = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^/\s]+$")]
 Day = Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}$")]
@@ -54,6 +56,7 @@ class ActivityQuery(Strict):
 class SummaryQuery(Strict):
     userId: UserRef | None = None
     month: Month | None = None  # default: the current UTC month
+    format: Literal["json", "text"] = "json"  # text: a few plain lines for a chat message
 
 
 class Totals(BaseModel):
@@ -125,12 +128,15 @@ def get_activity(req: Request):
     return reports.activity(scope(req, q.userId), q.start, q.end, q.groupBy)
 
 
-@api.route("GET", "/summary", query=SummaryQuery, response=SummaryReport)
+@api.route("GET", "/summary", query=SummaryQuery, response=SummaryReport, text=True)
 def get_summary(req: Request):
     """This month's spend by source (OpenRouter, OpenAI, GCP) and the change against last month."""
     q = req.query
-    month = q.month or datetime.fromtimestamp(clock.now_ms() / 1000, timezone.utc).strftime("%Y-%m")
-    return reports.summary(scope(req, q.userId), month)
+    current = datetime.fromtimestamp(clock.now_ms() / 1000, timezone.utc).strftime("%Y-%m")
+    report = reports.summary(scope(req, q.userId), q.month or current)
+    if q.format == "text":
+        return text_response(reports.summary_text(report, so_far=report["month"] == current))
+    return report
 
 
 @api.route("GET", "/runs/{runId}", access="admin", response=RunReport)

@@ -13,7 +13,7 @@ from pydantic import (
     model_validator,
 )
 
-from shared import clock, repos
+from shared import clock, plan_limits, repos
 from shared.api.inputs import PageQuery, Strict
 from shared.deploy import access, jobs, live, projects, settings
 from shared.errors import ApiError, not_found
@@ -61,6 +61,10 @@ class ActionBody(Strict):
 
 class DeploymentListQuery(PageQuery):
     status: DeploymentStatus | None = None
+
+
+class MyJobsQuery(PageQuery):
+    status: Literal["pending", "running", "completed", "failed"] | None = None
 
 
 class LogsQuery(Strict):
@@ -128,7 +132,11 @@ def create(req: Request):
     dep_id = pysecrets.token_hex(10)
     dep = Deployment(_id=dep_id, userId=req.caller.id, vmName=vm_name(b.botName, dep_id), status="provisioning",
                      createdAt=clock.now_ms(), **b.model_dump())
-    job = jobs.create_deployment(dep, req.caller.id)
+    guard = None
+    if not req.caller.is_admin:  # admins are not limited by a plan (nor by a subscription)
+        plan_limits.ensure_lock(req.caller.id)
+        guard = plan_limits.create_guard
+    job = jobs.create_deployment(dep, req.caller.id, guard)
     return {"deployment": dep, "job": job}
 
 
@@ -157,11 +165,23 @@ def update(req: Request):
 def action(req: Request):
     """Queue an action as a deploy job (409 with the active job if one is pending or running)."""
     dep = access.owned(req.params["id"], req.caller)
+    guard = None
     if req.body.action in SPENDING:
         access.require_deploy(dep.userId, req.caller)
         if projects.is_customer(dep.gcpProject):  # tell the owner now what is missing, not in a failed job
             projects.require(dep.gcpProject, dep.userId)
-    return {"job": jobs.request_action(dep.id, req.body.action, req.caller.id)}
+        if not req.caller.is_admin and dep.status == "stopped":  # starting a bot again: the plan must allow it
+            plan_limits.ensure_lock(dep.userId)
+            guard = plan_limits.action_guard(req.body.action)
+    return {"job": jobs.request_action(dep.id, req.body.action, req.caller.id, guard)}
+
+
+@api.route("GET", "/jobs", query=MyJobsQuery, response=page_of(DeployJob))
+def list_my_jobs(req: Request):
+    """My deploy jobs across all my deployments, newest first (optionally of one status)."""
+    q = req.query
+    equals = {"userId": req.caller.id, **({"status": q.status} if q.status else {})}
+    return repos.deploy_jobs.page(equals, (), q.limit, q.cursor)
 
 
 @api.route("GET", "/{id}/jobs", query=PageQuery, response=page_of(DeployJob))

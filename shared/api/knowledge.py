@@ -9,6 +9,7 @@ from typing import Annotated
 
 from pydantic import (
     BaseModel,
+    ConfigDict,
     Field,
     StringConstraints,
     field_validator,
@@ -18,9 +19,11 @@ from pydantic import (
 from shared import bot_credentials, repos
 from shared.api.inputs import PageQuery, Strict
 from shared.embeddings import DIMENSIONS
+
+MAX_DIMENSIONS = 4096
 from shared.errors import ApiError, not_found
 from shared.http import Api, Request, list_of, page_of
-from shared.knowledge import service, settings, store
+from shared.knowledge import reembed, service, settings, store
 
 api = Api("knowledge", "Knowledge base with vector search", schemes={bot_credentials.SCHEME: bot_credentials.authenticate})
 
@@ -43,8 +46,8 @@ class SearchBody(Strict):
     @classmethod
     def _vector(cls, v):
         if v is not None:
-            if len(v) != DIMENSIONS:
-                raise ValueError(f"vector must have {DIMENSIONS} dimensions, got {len(v)}")
+            if not 64 <= len(v) <= MAX_DIMENSIONS:  # the user's space decides the exact size (422 otherwise)
+                raise ValueError(f"vector must have {DIMENSIONS} dimensions (the model's), got {len(v)}")
             if not all(math.isfinite(x) for x in v):
                 raise ValueError("vector values must be finite")
         return v
@@ -209,3 +212,51 @@ def revoke_credential(req: Request):
     if not revoked:
         raise not_found("active bot credential")
     return None
+
+
+# re-embedding (shared/knowledge/reembed.py): an admin starts it and reads its progress
+class EmbeddingSpace(BaseModel):
+    model: str
+    dimensions: int
+    slot: str
+
+
+class ReembedRun(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    runId: str
+    status: str = Field(description="running | completed")
+    usersTotal: int = Field(description="users counted so far (final once pagesDone)")
+    usersDone: int = Field(description="users switched to the new version")
+    chunksEmbedded: int = Field(description="chunks embedded by the run's recorded batches")
+    chunksSkipped: int = Field(description="chunks that already held the new version (ingested during the run, "
+                                           "or written by a batch that crashed before recording itself)")
+    pagesDone: bool
+
+
+class ReembedReport(BaseModel):
+    active: EmbeddingSpace = Field(description="the version users not yet switched search")
+    target: EmbeddingSpace | None = Field(description="the version a running run moves to")
+    run: ReembedRun | None
+    started: bool | None = None
+
+
+@api.route("POST", "/reembed", access="admin", status=(202, 200), response=ReembedReport)
+def start_reembed(req: Request):
+    """Admin: re-embed every chunk into the configured model and dimensions (EMBEDDINGS_MODEL,
+    EMBEDDINGS_DIMENSIONS); 202 when started, 200 with the running (or last) run otherwise."""
+    report, started = reembed.start(req.caller.id)
+    return {**report, "started": started}, (202 if started else 200)
+
+
+@api.route("GET", "/reembed", access="admin", response=ReembedReport)
+def reembed_status(req: Request):
+    """Admin: the version in use, the target of a running run, and the latest run's progress."""
+    from shared.knowledge.space import installation
+
+    return reembed.report(installation()[2])
+
+
+@api.route("GET", "/reembed/{runId}", access="admin", response=ReembedReport)
+def reembed_run(req: Request):
+    """Admin: one run's progress."""
+    return reembed.require_run(req.params["runId"])

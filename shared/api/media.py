@@ -1,19 +1,22 @@
 """`media`: generated images and videos of the caller. The file goes straight to
 Cloud Storage through a signed upload URL; registering it then checks the stored
-object (type and size) and records it. Accepts `Authorization: Bot <token>`."""
+object (type and size) and records it. Or the function fetches it from a URL (the bot's
+image and video providers answer with one) through shared/outbound.py. A share link gives one
+item a stable public URL. Accepts `Authorization: Bot <token>`."""
 from __future__ import annotations
 
 import re
 from typing import Annotated
 
+import flask
 from google.api_core import exceptions as gexc
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
-from shared import bot_credentials, clock, repos
+from shared import bot_credentials, clock, outbound, repos
 from shared.api.inputs import PageQuery, Strict, Url
 from shared.errors import ApiError, not_found
 from shared.http import Api, Request, page_of
-from shared.media import settings, storage
+from shared.media import settings, shares, sniff, storage
 from shared.models import Media, MediaType
 
 api = Api("media", "Generated images and videos in Cloud Storage",
@@ -51,6 +54,20 @@ class RegisterBody(Strict):
         return self
 
 
+class FromUrlBody(Strict):
+    url: str = Field(min_length=1, max_length=2048, description="https URL of the file (e.g. a provider's result)")
+    type: MediaType
+    mimeType: MimeType | None = Field(None, description="if given, the file must be of exactly this type")
+    prompt: str = Field("", max_length=8000)
+    driveUrl: Url | None = None
+
+    @model_validator(mode="after")
+    def _bounded(self):
+        if self.mimeType:
+            _check_type(self.type, self.mimeType)
+        return self
+
+
 class ListQuery(PageQuery):
     type: MediaType | None = None
 
@@ -68,6 +85,12 @@ class Upload(BaseModel):
 class MediaWithDownload(Media):
     downloadUrl: str
     downloadExpiresAt: int
+
+
+class ShareLink(BaseModel):
+    mediaId: str
+    url: str = Field(description="public, stable until revoked; redirects to a short-lived download URL")
+    createdAt: int
 
 
 def _object_name(user_id: str, upload_id: str) -> str:
@@ -105,14 +128,56 @@ def register(req: Request):
         raise ApiError(422, "upload_rejected",
                        f"stored object is {stored_type or 'untyped'} of {size} bytes; expected {b.mimeType}, "
                        f"1..{limit} bytes")
-    media = Media(_id=m.group(2), userId=req.caller.id, type=b.type, prompt=b.prompt, storageId=b.storageId,
-                  driveUrl=b.driveUrl if settings.get().drive_backup else None, mimeType=b.mimeType,
+    return _record(req, m.group(2), b.storageId, b.type, b.mimeType, b.prompt, b.driveUrl)
+
+
+def _record(req: Request, media_id: str, storage_id: str, type_: str, mime: str, prompt: str,
+            drive_url: str | None) -> Media:
+    media = Media(_id=media_id, userId=req.caller.id, type=type_, prompt=prompt, storageId=storage_id,
+                  driveUrl=drive_url if settings.get().drive_backup else None, mimeType=mime,
                   createdAt=clock.now_ms())
     try:
         repos.media.create(media)
     except gexc.AlreadyExists:
         raise ApiError(409, "already_registered", "this upload is already registered") from None
     return media
+
+
+def _fetch(url: str, type_: str) -> tuple[bytes, str]:
+    """The file at `url` (guarded: shared/outbound.py) and the Content-Type it was served with."""
+    s = settings.get()
+    limit = min(s.max_bytes[type_], s.fetch_max_bytes)
+    try:
+        got = outbound.request("GET", url, headers={"Accept": f"{type_}/*"}, max_bytes=limit,
+                               timeout_s=s.fetch_timeout_s, allow_http=True)  # http: the local stack only
+    except outbound.UnsafeUrl as exc:
+        raise ApiError(422, "unsafe_url", f"url refused: {exc.reason}") from None
+    except outbound.TooLarge:
+        raise ApiError(422, "too_large", f"an {type_} fetched from a URL may have at most {limit} bytes") from None
+    except outbound.FetchFailed as exc:
+        raise ApiError(502, "fetch_failed", f"could not fetch url: {exc.reason}") from None
+    if not 200 <= got.status < 300:  # the provider's 4xx: the URL is wrong or expired, retrying will not help
+        raise ApiError(422 if 400 <= got.status < 500 else 502, "fetch_failed", f"url answered HTTP {got.status}")
+    return got.body, got.headers.get("content-type", "")
+
+
+@api.route("POST", "/from-url", body=FromUrlBody, status=201, response=Media)
+def from_url(req: Request):
+    """Fetch an image or video from a URL into Cloud Storage and record it (the bot's providers answer with URLs)."""
+    b = req.body
+    data, served = _fetch(b.url, b.type)
+    try:
+        mime = sniff.media_type(b.type, b.mimeType, served, data)
+    except ValueError as exc:
+        raise ApiError(422, "wrong_content_type", str(exc)) from None
+    media_id = repos.media.new_id()
+    name = _object_name(req.caller.id, media_id)
+    storage.put(name, data, mime)
+    try:
+        return _record(req, media_id, name, b.type, mime, b.prompt, b.driveUrl)
+    except BaseException:
+        storage.delete(name)  # no object without its record
+        raise
 
 
 @api.route("GET", "/", query=ListQuery, response=page_of(Media))
@@ -145,5 +210,40 @@ def delete_media(req: Request):
     deleting again finishes the job; the other order could orphan an object nothing points to."""
     media = _owned(req)
     storage.delete(media.storageId)
+    shares.revoke(media.id)  # before the record: a retry after a failure here still finds the item
     repos.media.delete(media.id)
     return None
+
+
+def _share_link(req: Request, share: shares.MediaShare) -> dict:
+    base = settings.get().functions_url
+    base = f"{base}/media" if base else req.raw.url_root.rstrip("/")  # locally: where this request came in
+    return {"mediaId": share.mediaId, "url": f"{base}/s/{share.token}.{share.ext}", "createdAt": share.createdAt}
+
+
+@api.route("POST", "/{mediaId}/share", status=(201, 200), response=ShareLink)
+def share(req: Request):
+    """A public link to the item (with its file extension) for social tools; the same link until revoked."""
+    share, created = shares.ensure(_owned(req))
+    return _share_link(req, share), (201 if created else 200)
+
+
+@api.route("DELETE", "/{mediaId}/share", status=204)
+def unshare(req: Request):
+    """Revoke the item's public link at once."""
+    if not shares.revoke(_owned(req).id):
+        raise not_found("share link")
+    return None
+
+
+@api.route("GET", "/s/{file}", access="public", status=302)
+def open_share(req: Request):
+    """Public: a share link redirects (302) to a fresh short-lived signed download URL; revoked or deleted: 404."""
+    share = shares.find(req.params["file"])
+    media = repos.media.get(share.mediaId) if share else None
+    if media is None:
+        raise not_found("shared media")
+    signed = storage.download_url(media.storageId)
+    # no-store: the signed URL expires, so a cached redirect would soon point nowhere
+    return flask.Response(status=302, headers={"Location": signed.url, "Cache-Control": "no-store",
+                                               "Referrer-Policy": "no-referrer"})

@@ -19,6 +19,16 @@ PriceId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_]{1,255}$")]
 Features = Annotated[list[Annotated[str, StringConstraints(min_length=1, max_length=200)]], Field(max_length=30)]
 
 
+Limit = Annotated[int | None, Field(None, ge=0, le=1000)]
+
+
+class LimitsInput(Strict):
+    """What the plan allows (null: no limit); shared/plan_limits.py enforces it."""
+    maxDeployments: Limit = None
+    maxPluginsPerDeployment: Limit = None
+    maxSkillsPerDeployment: Limit = None
+
+
 class PlanCreate(Strict):
     slug: Plan
     name: ShortText
@@ -28,6 +38,7 @@ class PlanCreate(Strict):
     features: Features = []
     sortOrder: int = Field(0, ge=0, le=10_000)
     active: bool = True
+    limits: LimitsInput = Field(default_factory=LimitsInput)
 
 
 class PlanUpdate(Strict):
@@ -38,6 +49,7 @@ class PlanUpdate(Strict):
     features: Features | None = None
     sortOrder: int | None = Field(None, ge=0, le=10_000)
     active: bool | None = None
+    limits: LimitsInput | None = Field(None, description="replaces the plan's limits as a whole")
 
 
 class PlanListQuery(Strict):

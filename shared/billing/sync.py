@@ -76,7 +76,7 @@ def customer_of(event: dict) -> str | None:
     return customer.get("id") if isinstance(customer, dict) else customer
 
 
-def _doc_of_customer(customer: str | None) -> firestore.DocumentSnapshot | None:
+def doc_of_customer(customer: str | None) -> firestore.DocumentSnapshot | None:
     if not customer:
         return None
     for snap in repos.subscriptions.query({"stripeCustomerId": customer}).limit(1).stream():
@@ -94,7 +94,7 @@ def process_event(event: dict) -> dict:
     for _ in range(MAX_ROUNDS):
         if ref.get().exists:
             return {"duplicate": True}
-        snap = _doc_of_customer(customer)
+        snap = doc_of_customer(customer)
         changes: dict = {}
         if snap is not None:
             plans = plans if plans is not None else state.load_plans()
@@ -140,6 +140,21 @@ def _reconcile_one(doc_id: str, plans: list) -> dict | None:
     raise Contention(f"subscription {doc_id}: document kept changing")
 
 
+def _enforce_plan(user_id: str, errors: list) -> None:
+    """A repaired plan may allow fewer bots: stop those beyond it (shared/plan_limits.py)."""
+    from shared import plan_limits
+
+    try:
+        report = plan_limits.enforce(user_id)
+    except Exception as exc:  # one user's failure must not stop the run; the next run tries again
+        errors.append({"userId": user_id, "error": f"plan limit: {type(exc).__name__}: {exc}"[:300],
+                       "transient": faults.is_transient(exc)})
+        return
+    if report["waiting"]:
+        errors.append({"userId": user_id, "error": "plan limit: bots with a job running were not stopped: "
+                       f"{', '.join(report['waiting'])}", "transient": False})
+
+
 def open_subscription_ids() -> list[str]:
     ids: list[str] = []
     for status in ("trialing", "active", "past_due", "pending"):
@@ -183,6 +198,7 @@ def reconcile() -> dict:
                 continue
             if change:
                 changed.append(change)
+                _enforce_plan(change["userId"], errors)
         pending = again
         if not pending:
             break

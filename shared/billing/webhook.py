@@ -42,4 +42,21 @@ def receive(request) -> dict:
     if len(payload) > MAX_EVENT_BYTES:
         raise ApiError(413, "payload_too_large", f"event larger than {MAX_EVENT_BYTES} bytes")
     event = verify(payload, signature)
-    return {"received": True, "eventId": event["id"], **sync.process_event(event)}
+    outcome = sync.process_event(event)
+    if event.get("type") in sync.HANDLED:
+        _enforce_plan(sync.customer_of(event))  # also on a redelivery: a stop that had to wait is retried
+    return {"received": True, "eventId": event["id"], **outcome}
+
+
+def _enforce_plan(customer: str | None) -> None:
+    """A plan change (downgrade) stops the bots beyond the new plan's limit (shared/plan_limits.py).
+    A bot whose job is busy is stopped on the next delivery: 503 makes Stripe deliver again."""
+    from shared import plan_limits
+
+    snap = sync.doc_of_customer(customer)
+    if snap is None:
+        return
+    report = plan_limits.enforce(snap.get("userId"))
+    if report["waiting"]:
+        raise ApiError(503, "plan_enforcement_pending", "bots beyond the plan's limit have a job running; "
+                       "they are stopped on the next delivery", report, headers={"Retry-After": "60"})

@@ -121,3 +121,32 @@ def _change(now: float, before: float) -> dict:
     diff = round(now - before, 6)
     return {"thisMonth": now, "lastMonth": before, "change": diff,
             "changePct": round(diff / before * 100, 2) if before else None}
+
+
+LABELS = {"openrouter": "AI models (OpenRouter)", "openai": "OpenAI", "gcp": "Bot server (Google Cloud)"}
+
+
+def _usd(v: float) -> str:
+    return f"${v:,.2f}"
+
+
+def _versus(c: dict) -> str:
+    if c["lastMonth"] == 0:
+        return "nothing last month" if c["thisMonth"] else ""
+    pct = f"{c['changePct']:+.0f}%" if c["changePct"] is not None else ""
+    return f"last month {_usd(c['lastMonth'])}, {pct}"
+
+
+def summary_text(report: dict, *, so_far: bool) -> str:
+    """The summary as a few short lines for a chat message (what the bot answers "what did I spend?")."""
+    month = datetime.strptime(report["month"], "%Y-%m").strftime("%B %Y")
+    total = report["sources"]["total"]
+    lines = [f"Costs for {month}{' so far' if so_far else ''}: {_usd(total['thisMonth'])}"
+             + (f" ({_versus(total)})" if _versus(total) else "")]
+    for source, label in LABELS.items():
+        c = report["sources"][source]
+        if c["thisMonth"] or c["lastMonth"]:
+            lines.append(f"- {label}: {_usd(c['thisMonth'])}" + (f" ({_versus(c)})" if _versus(c) else ""))
+    if report.get("openrouterBalance") is not None:
+        lines.append(f"OpenRouter credit left: {_usd(report['openrouterBalance'])}")
+    return "\n".join(lines) + "\n"

@@ -1,7 +1,7 @@
 """Who may touch a deployment: its owner or an admin. Others get 404, so ids do not leak."""
 from __future__ import annotations
 
-from shared import db, entitlements, repos
+from shared import entitlements, repos
 from shared.auth import Caller
 from shared.errors import not_found
 from shared.models import Deployment
@@ -18,22 +18,3 @@ def require_deploy(owner_id: str, caller: Caller) -> None:
     """Actions that spend compute need the owner's subscription (admins act regardless)."""
     if not caller.is_admin:
         entitlements.require_deploy_access(owner_id)
-
-
-@db.transactional
-def upsert_config(tx, repo: db.Repo, item) -> bool:
-    """Write a deployment's plugin or skill config only while the deployment exists (a delete job
-    removing it conflicts rather than interleaves); True when the config is new."""
-    if repos.deployments.get(item.deploymentId, tx) is None:
-        raise not_found(f"deployment {item.deploymentId!r}")
-    created = repo.get(item.id, tx) is None
-    repo.set(item, tx)
-    return created
-
-
-def delete_config(repo: db.Repo, deployment_id: str, item_id: str, what: str) -> None:
-    """Remove a deployment's plugin or skill config (404 if it has none)."""
-    doc_id = f"{deployment_id}_{item_id}"
-    if repo.get(doc_id) is None:
-        raise not_found(f"{what} {item_id!r}")
-    repo.delete(doc_id)

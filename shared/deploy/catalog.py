@@ -1,83 +1,126 @@
-"""What a bot can be given: known plugins (each with its config schema), skills (with their
-default schedule) and API key names (each with the shape its value must have)."""
+"""What a bot can be given: the plugins and skills of the system this replaces
+(/work/shared/SEED_CATALOG.json: each plugin with its config schema, shared/deploy/plugin_schemas.py,
+and the API keys it needs; each skill with its default schedule and the plugins it needs; packs
+install several agents), and the API key names (each with the shape its value must have).
+What must be in place before one can be enabled is checked by shared/deploy/requirements.py."""
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Literal
+from pydantic import ValidationError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from shared.api.inputs import Url
+from shared.deploy import plugin_schemas as ps
+from shared.deploy.plugin_schemas import PluginSettings
 from shared.errors import ApiError
 from shared.http import validation_error
-
-
-class PluginSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-class Postiz(PluginSettings):
-    apiUrl: Url = "https://api.postiz.com/public/v1"
-    channels: list[Literal["x", "linkedin", "instagram", "facebook", "threads", "bluesky", "tiktok"]] = \
-        Field(default_factory=list, max_length=7)
-    requireApproval: bool = True
-
-
-class ImageGen(PluginSettings):
-    provider: Literal["openai", "openrouter", "replicate"] = "openai"
-    model: str = Field("gpt-image-1", pattern=r"^[A-Za-z0-9._:/-]{1,100}$")
-    size: Literal["1024x1024", "1024x1536", "1536x1024"] = "1024x1024"
-
-
-class VideoGen(PluginSettings):
-    provider: Literal["replicate", "openai"] = "replicate"
-    model: str = Field("minimax/video-01", pattern=r"^[A-Za-z0-9._:/-]{1,100}$")
-    maxDurationSeconds: int = Field(10, ge=1, le=60)
-
-
-class Beehiiv(PluginSettings):
-    publicationId: str = Field(..., pattern=r"^pub_[A-Za-z0-9-]{8,64}$")
-    defaultStatus: Literal["draft", "confirmed"] = "draft"
-
-
-class Knowledge(PluginSettings):
-    maxResults: int = Field(5, ge=1, le=20)
-    autoIngest: bool = False
 
 
 @dataclass(frozen=True)
 class Plugin:
     id: str
+    name: str
     description: str
     schema: type[PluginSettings]
-    keys: tuple[str, ...] = ()  # API keys it needs
+    keys: tuple[str, ...] = ()  # API keys it always needs (its config may need more: needed_keys)
+    optional_keys: tuple[str, ...] = ()  # used when set
 
 
 @dataclass(frozen=True)
 class Skill:
     id: str
+    name: str
     description: str
-    cron: str  # default schedule (UTC)
-    plugins: tuple[str, ...] = ()
+    cron: str | None  # default schedule (UTC); None: runs when asked in chat (a cronOverride schedules it)
+    plugins: tuple[str, ...] = ()  # must be enabled first
+    bundled: tuple[str, ...] = ()  # a pack: the agents it installs
 
 
+_DRIVE = ps.DRIVE_KEYS
 PLUGINS = {p.id: p for p in (
-    Plugin("postiz", "Schedules social posts through Postiz", Postiz, ("postiz-api-key",)),
-    Plugin("image-gen", "Generates images", ImageGen),
-    Plugin("video-gen", "Generates short videos", VideoGen),
-    Plugin("beehiiv", "Publishes newsletters to Beehiiv", Beehiiv, ("beehiiv-api-key",)),
-    Plugin("knowledge", "Answers from the user's knowledge base", Knowledge),
+    Plugin("postiz", "Postiz Social Media", "Drafts, schedules and publishes social posts through Postiz",
+           ps.Postiz, ("postiz-api-key",)),
+    Plugin("knowledge", "Knowledge Base", "Searches and adds to your own knowledge base (this service's "
+           "embeddings store; replaces the old system's convex-knowledge)", ps.Knowledge),
+    Plugin("beehiiv", "Beehiiv Newsletter", "Writes newsletter posts into your Beehiiv publication",
+           ps.Beehiiv, ("beehiiv-api-key",)),
+    Plugin("image-gen", "Image Generation", "Creates images from a prompt and saves them to your media library",
+           ps.ImageGen, (), _DRIVE),
+    Plugin("twitter-research", "Twitter/X Research", "Searches recent posts on X to research topics and accounts",
+           ps.TwitterResearch, ("twitter-bearer-token",)),
+    Plugin("github", "GitHub", "Reads repositories, issues and pull requests (and opens them if you allow it)",
+           ps.GitHub, ("github-token",)),
+    Plugin("dynoclux", "DynoClux Privacy Enforcement", "Finds companies holding your data in your mailbox and "
+           "sends them deletion and opt-out requests", ps.Approval, ps.GMAIL_KEYS),
+    Plugin("dynosist", "DynoSist Email Assistant", "Triages your Gmail inbox, drafts replies and follows up",
+           ps.Approval, ps.GMAIL_KEYS),
+    Plugin("web-tools", "Web Tools", "Reads web pages and, with a Brave Search key, searches the web",
+           ps.WebTools, (), ("brave-search-api-key",)),
+    Plugin("hubspot", "HubSpot CRM", "Looks up and updates contacts, companies and deals in HubSpot",
+           ps.NoSettings, ("hubspot-api-key",)),
+    Plugin("zoho", "Zoho CRM", "Looks up and updates leads, contacts and deals in Zoho CRM", ps.Zoho,
+           ("zoho-client-id", "zoho-client-secret", "zoho-refresh-token")),
+    Plugin("video-gen", "Video Generation", "Creates short videos from a prompt and saves them to your media "
+           "library", ps.VideoGen, (), _DRIVE),
+    Plugin("agentmail", "AgentMail", "Gives the bot an e-mail inbox of its own to send and receive mail",
+           ps.AgentMail, ("agentmail-api-key",)),
+    Plugin("carousel-gen", "Carousel Generation", "Turns a post into a slide carousel for Instagram or LinkedIn",
+           ps.CarouselGen, (), _DRIVE),
+    Plugin("youtube-transcriber", "YouTube Transcriber", "Fetches and summarises the transcript of a YouTube video",
+           ps.YouTubeTranscriber),
+    Plugin("job-search", "Job Search Pipeline", "Collects job posts matching your keywords and places, and tracks "
+           "applications", ps.JobSearch),
+    Plugin("clarify-ai", "Clarify.ai CRM", "Reads and updates people, companies and deals in Clarify",
+           ps.ClarifyAi, ("clarify-api-key",)),
 )}
 
+_SALES = ("outbound-strategist", "discovery-coach", "deal-strategist", "engineer", "proposal-strategist",
+          "pipeline-analyst", "account-strategist", "coach")
+_MARKETING = ("content-creator", "linkedin-content-creator", "social-media-strategist", "growth-hacker",
+              "seo-specialist", "podcast-strategist", "book-co-author", "carousel-growth-engine")
+_ENGINEERING = ("frontend-developer", "backend-architect", "mobile-app-builder", "ai-engineer", "devops-automator",
+                "rapid-prototyper", "senior-developer", "security-engineer", "autonomous-optimization-architect",
+                "embedded-firmware-engineer", "incident-response-commander", "solidity-smart-contract-engineer",
+                "technical-writer", "threat-detection-engineer", "wechat-mini-program-developer", "code-reviewer",
+                "database-optimizer", "git-workflow-master", "software-architect", "sre",
+                "ai-data-remediation-engineer", "data-engineer", "feishu-integration-developer")
 SKILLS = {s.id: s for s in (
-    Skill("daily-briefing", "A morning briefing of news and calendar", "0 7 * * *"),
-    Skill("daily-posts", "Drafts and schedules the day's social posts", "0 9 * * *", ("postiz",)),
-    Skill("content-engine", "Turns ideas into posts, images and videos", "0 10 * * 1-5", ("image-gen",)),
-    Skill("newsletter-writer", "Writes the weekly newsletter", "0 8 * * 1", ("beehiiv",)),
-    Skill("engagement-monitor", "Watches replies and mentions", "*/30 * * * *", ("postiz",)),
-    Skill("job-hunter", "Finds and summarises matching job posts", "0 6 * * *"),
+    Skill("daily-briefing", "Daily Briefing", "A morning summary of news, weather and your day", "0 13 * * *"),
+    Skill("content-engine", "Content Engine", "Plans the week's content from your knowledge base", "0 1 * * 1",
+          ("knowledge",)),
+    Skill("daily-posts", "Daily Posts", "Drafts the day's social posts in your voice and schedules them",
+          "0 13 * * *", ("postiz", "knowledge")),
+    Skill("newsletter-writer", "Newsletter Writer", "Writes the weekly newsletter draft in Beehiiv", "0 14 * * 2",
+          ("beehiiv", "knowledge")),
+    Skill("engagement-monitor", "Engagement Monitor", "Weekly report of how your posts did and what to reply to",
+          "0 18 * * 5", ("postiz", "knowledge")),
+    Skill("job-hunter", "Job Hunter", "Finds job posts that fit you and drafts applications", None),
+    Skill("dynoclux", "DynoClux Privacy Enforcement", "Runs a privacy sweep of your inbox when you ask", None,
+          ("dynoclux",)),
+    Skill("dynosist", "DynoSist Email Assistant", "Works through your inbox with you in chat", None, ("dynosist",)),
+    Skill("growth-hacker", "Growth Hacker", "Suggests and runs growth experiments on your social channels", None,
+          ("postiz", "knowledge")),
+    Skill("product-update", "Product Update", "Writes a product update from your notes and changelog", None,
+          ("knowledge",)),
+    Skill("agentmail", "AgentMail", "Sends and answers e-mail from the bot's own inbox", None, ("agentmail",)),
+    Skill("agent-browser", "Agent Browser", "Browses websites step by step to get a task done", None),
+    Skill("comic-brief", "Comic Brief", "Turns a topic into a short comic-strip script", None),
+    Skill("crm-pipeline", "CRM Pipeline", "Reviews your sales pipeline and suggests next steps", None),
+    Skill("meeting-debrief", "Meeting Debrief", "Turns meeting notes into decisions, tasks and follow-ups", None),
+    Skill("workflow-audit", "Workflow Audit", "Maps a recurring workflow and finds what to automate", None),
+    Skill("metric-health-echo", "MetricHealth Echo", "Checks your social metrics every 4 hours and flags changes",
+          "0 */4 * * *", ("postiz",)),
+    Skill("agency-sales-pack", "Sales Division (8 agents)", "Eight sales specialists, from prospecting to "
+          "coaching", None, bundled=tuple(f"sales-{a}" for a in _SALES)),
+    Skill("agency-marketing-pack", "Marketing Division (8 agents)", "Eight marketing specialists, from content "
+          "to SEO", None, bundled=tuple(f"marketing-{a}" for a in _MARKETING)),
+    Skill("agency-engineering-pack", "Engineering Division (23 agents)", "Twenty-three engineering specialists, "
+          "from frontend to SRE", None, bundled=tuple(f"engineering-{a}" for a in _ENGINEERING)),
+    Skill("job-scout", "Job Scout", "Weekly scan for new job posts matching your search", "0 14 * * 1",
+          ("job-search",)),
+    Skill("company-intel", "Company Intel", "Researches a company before you apply or meet", None, ("job-search",)),
+    Skill("network-scan", "Network Scan", "Finds people in your network at the companies you target", None,
+          ("job-search",)),
 )}
 
 _GENERIC = r"^[\x21-\x7e]{16,512}$"  # printable, no spaces
@@ -88,9 +131,23 @@ KEY_NAMES: dict[str, str] = {
     "telegram-bot-token": r"^\d{6,12}:[A-Za-z0-9_-]{30,50}$",
     "discord-bot-token": r"^[A-Za-z0-9._-]{50,100}$",
     "replicate-api-token": r"^r8_[A-Za-z0-9]{20,60}$",
+    "google-ai-api-key": r"^AIza[0-9A-Za-z_-]{35}$",
+    "brave-search-api-key": _GENERIC,
     "postiz-api-key": _GENERIC,
     "beehiiv-api-key": _GENERIC,
     "elevenlabs-api-key": _GENERIC,
+    "twitter-bearer-token": _GENERIC,
+    "github-token": r"^(ghp_[A-Za-z0-9]{36}|gh[ousr]_[A-Za-z0-9]{36,251}|github_pat_[A-Za-z0-9_]{22,251})$",
+    "drive-oauth-client-id": r"^[0-9]{5,30}-[a-z0-9]{8,64}\.apps\.googleusercontent\.com$",
+    "drive-oauth-client-secret": _GENERIC,
+    "drive-oauth-refresh-token": _GENERIC,
+    "gmail-oauth-refresh-token": _GENERIC,
+    "hubspot-api-key": _GENERIC,
+    "zoho-client-id": _GENERIC,
+    "zoho-client-secret": _GENERIC,
+    "zoho-refresh-token": _GENERIC,
+    "agentmail-api-key": _GENERIC,
+    "clarify-api-key": _GENERIC,
 }
 
 
@@ -135,11 +192,19 @@ def validate_key(key_name: str, value: str) -> str:
     return value
 
 
+def provider_keys(plugin_id: str) -> dict[str, str]:
+    """The key each `provider` choice of a plugin's config needs (image-gen, video-gen)."""
+    field = PLUGINS[plugin_id].schema.model_fields.get("provider")
+    choices = getattr(field.annotation, "__args__", ()) if field else ()
+    return {c: ps.PROVIDER_KEYS[c] for c in choices}
+
+
 def describe() -> dict:
     return {
-        "plugins": [{"id": p.id, "description": p.description, "keys": list(p.keys),
+        "plugins": [{"id": p.id, "name": p.name, "description": p.description, "keys": list(p.keys),
+                     "optionalKeys": list(p.optional_keys), "providerKeys": provider_keys(p.id),
                      "configSchema": p.schema.model_json_schema()} for p in PLUGINS.values()],
-        "skills": [{"id": s.id, "description": s.description, "defaultCron": s.cron, "plugins": list(s.plugins)}
-                   for s in SKILLS.values()],
+        "skills": [{"id": s.id, "name": s.name, "description": s.description, "defaultCron": s.cron,
+                    "plugins": list(s.plugins), "bundledSkills": list(s.bundled)} for s in SKILLS.values()],
         "keyNames": list(KEY_NAMES),
     }

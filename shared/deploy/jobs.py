@@ -9,6 +9,7 @@ task); if that fails the job is failed at once rather than left pending.
 from __future__ import annotations
 
 import secrets as pysecrets
+from typing import Callable
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
@@ -76,18 +77,31 @@ def _open_job(tx, dep: Deployment, action: str, requested_by: str, is_new: bool)
     return job
 
 
+# A guard (shared/plan_limits.py) checks a plan limit inside the transaction: guard(tx, dep) does its
+# reads (raising to refuse) and returns its writes, applied after the job's (a transaction reads first).
+Guard = Callable[[object, Deployment], Callable | None]
+
+
 @db.transactional
-def _create_with_job(tx, dep: Deployment, requested_by: str) -> DeployJob:
+def _create_with_job(tx, dep: Deployment, requested_by: str, guard: Guard | None = None) -> DeployJob:
+    writes = guard(tx, dep) if guard else None
     repos.deployments.create(dep, tx)
-    return _open_job(tx, dep, "deploy", requested_by, is_new=True)
+    job = _open_job(tx, dep, "deploy", requested_by, is_new=True)
+    if writes:
+        writes(tx)
+    return job
 
 
 @db.transactional
-def _action_job(tx, deployment_id: str, action: str, requested_by: str) -> DeployJob:
+def _action_job(tx, deployment_id: str, action: str, requested_by: str, guard: Guard | None = None) -> DeployJob:
     dep = repos.deployments.get(deployment_id, tx)
     if dep is None:
         raise ApiError(404, "not_found", f"deployment {deployment_id!r} not found")
-    return _open_job(tx, dep, action, requested_by, is_new=False)
+    writes = guard(tx, dep) if guard else None
+    job = _open_job(tx, dep, action, requested_by, is_new=False)
+    if writes:
+        writes(tx)
+    return job
 
 
 @db.transactional
@@ -117,18 +131,18 @@ def enqueue(job: DeployJob) -> None:
         raise ApiError(503, "queue_unavailable", "the job queue is unavailable; try again") from None
 
 
-def create_deployment(dep: Deployment, requested_by: str) -> DeployJob:
-    job = _create_with_job(dep, requested_by)
+def create_deployment(dep: Deployment, requested_by: str, guard: Guard | None = None) -> DeployJob:
+    job = _create_with_job(dep, requested_by, guard)
     enqueue(job)
     log.info("deployment created", extra={"deploymentId": dep.id, "jobId": job.id})
     return job
 
 
-def request_action(deployment_id: str, action: str, requested_by: str) -> DeployJob:
+def request_action(deployment_id: str, action: str, requested_by: str, guard: Guard | None = None) -> DeployJob:
     try:
-        job = _action_job(deployment_id, action, requested_by)
+        job = _action_job(deployment_id, action, requested_by, guard)
     except gexc.Conflict:  # lost the race to create the lock: the rerun sees the winner's job (409)
-        job = _action_job(deployment_id, action, requested_by)
+        job = _action_job(deployment_id, action, requested_by, guard)
     enqueue(job)
     log.info("deploy action queued", extra={"deploymentId": deployment_id, "jobId": job.id, "action": action})
     return job

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from shared import repos
-from shared.deploy import gateway, secrets, settings
+from shared.deploy import catalog, gateway, secrets, settings
 from shared.models import DeployJob, Deployment
 
 STARTUP_SCRIPT = r"""#!/bin/bash
@@ -147,21 +147,34 @@ BOT_TOKEN_KEY = "openclaw-bot-token"  # the bot's knowledge/media credential, a 
 REPORT_KEY = "openclaw-report-key"  # signs the VM's progress reports (shared/deploy/events.py); not in the bot's config
 
 
+def _skill(skill, cron_override: str | None) -> dict:
+    """A skill as the bot runs it: its schedule (the override, else the catalog's default; None: on
+    demand), the plugins it uses and, for a pack, the agents it installs."""
+    out = {"cron": cron_override or skill.cron, "plugins": list(skill.plugins)}
+    if skill.bundled:
+        out["bundledSkills"] = list(skill.bundled)
+    return out
+
+
 def bot_config(dep: Deployment) -> dict:
-    """The bot's configuration from the deployment's settings, plugin and skill configs and key names."""
+    """The bot's configuration from the deployment's settings, plugin and skill configs and key names.
+    Only catalog entries, and a skill only with its plugins on (the API keeps it so; this holds for
+    configs written before those checks too)."""
     plugins = {p.pluginId: p.config for p in repos.plugin_configs.all({"deploymentId": dep.id}, cap=100)
-               if p.enabled}
-    skills = {s.skillId: {"cron": s.cronOverride} for s in repos.skill_configs.all({"deploymentId": dep.id}, cap=100)
-              if s.enabled}
+               if p.enabled and p.pluginId in catalog.PLUGINS}
+    skills = {s.skillId: _skill(catalog.SKILLS[s.skillId], s.cronOverride)
+              for s in repos.skill_configs.all({"deploymentId": dep.id}, cap=100)
+              if s.enabled and s.skillId in catalog.SKILLS and set(catalog.SKILLS[s.skillId].plugins) <= plugins.keys()}
     keys = sorted(k.keyName for k in repos.api_keys.all({"deploymentId": dep.id}, cap=100)) + [BOT_TOKEN_KEY]
     return {
         "botName": dep.botName, "brandEmoji": dep.brandEmoji, "primaryModel": dep.primaryModel,
         "fallbackModels": dep.fallbackModels, "plugins": plugins, "skills": skills,
         "secrets": {k: secrets.secret_id(dep.id, k) for k in keys},
         "secretsProject": settings.get().secrets_project,
-        # the knowledge plugin and media: called with `Authorization: Bot <secrets/openclaw-bot-token>`
+        # knowledge, media and the cost summary: called with `Authorization: Bot <secrets/openclaw-bot-token>`
         "backend": {"knowledgeUrl": f"{settings.get().functions_url}/knowledge",
-                    "mediaUrl": f"{settings.get().functions_url}/media"},
+                    "mediaUrl": f"{settings.get().functions_url}/media",
+                    "costsUrl": f"{settings.get().functions_url}/costs"},
         # the dashboard: on the VM's own interface, for IAP tunnels only (firewall), token-authenticated
         "gateway": {"port": gateway.GATEWAY_PORT, "bind": "lan", "auth": {"mode": "token"},
                     "tokenSecret": secrets.secret_id(dep.id, gateway.GATEWAY_TOKEN_KEY)},

@@ -39,3 +39,33 @@ def get() -> Settings:
         dedupe_similarity=_float("KNOWLEDGE_DEDUPE_SIMILARITY", 0.97, 0.5, 1.0),
         dedupe_stored=config.env_choice("KNOWLEDGE_DEDUPE_STORED", "on", ("on", "off")) == "on",
     )
+
+
+@dataclass(frozen=True)
+class ReembedSettings:
+    """The re-embedding job (shared/knowledge/reembed.py): its queue and worker, batch size, and how
+    long a run waits before switching anyone (an ingest that began before the run started, and so
+    writes the old version only, has ended by then: the functions' timeout is 60 s)."""
+    queue: str
+    worker_url: str | None
+    invoker_sa: str | None
+    batch: int
+    settle_ms: int
+    lease_ms: int
+
+
+@lru_cache(maxsize=1)
+def reembed() -> ReembedSettings:
+    return ReembedSettings(
+        queue=config.env("KNOWLEDGE_REEMBED_QUEUE", "knowledge-reembed"),
+        worker_url=config.setting("KNOWLEDGE_REEMBED_WORKER_URL", config.https_url),
+        invoker_sa=config.setting("TASKS_INVOKER_SA", config.service_account),
+        batch=config.env_int("KNOWLEDGE_REEMBED_BATCH", 100, lo=1, hi=500),
+        settle_ms=config.env_int("KNOWLEDGE_REEMBED_SETTLE_S", 90, lo=0, hi=3600) * 1000,
+        lease_ms=config.env_int("KNOWLEDGE_REEMBED_LEASE_S", 120, lo=1, hi=3600) * 1000,
+    )
+
+
+def reset() -> None:
+    get.cache_clear()
+    reembed.cache_clear()

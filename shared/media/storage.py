@@ -92,3 +92,21 @@ def delete(name: str) -> None:
                                     retry=faults.retry(CALL_TIMEOUT_S))
     except gexc.NotFound:
         pass  # already gone: deleting is idempotent
+
+
+UPLOAD_TIMEOUT_S = 60.0  # one object of at most MEDIA_FETCH_MAX_BYTES
+
+
+def put(name: str, data: bytes, content_type: str) -> None:
+    """Store `data` as a new object (never over an existing one: if_generation_match=0). One
+    request (the library's single-shot upload below its 8 MiB chunk size; resumable above), retried
+    on transient errors since the precondition makes a repeat harmless."""
+    blob = _bucket().blob(name)
+    try:
+        blob.upload_from_string(data, content_type=content_type, if_generation_match=0,
+                                timeout=faults.timeout(UPLOAD_TIMEOUT_S, "Cloud Storage"),
+                                retry=faults.retry(UPLOAD_TIMEOUT_S))
+    except gexc.PreconditionFailed:
+        # names are fresh ids: an object already there is this upload's own earlier, retried attempt
+        if stat(name) != (len(data), content_type):
+            raise
