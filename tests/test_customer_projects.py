@@ -133,6 +133,7 @@ def test_withdrawn_grant_stops_jobs_cleanly_and_cuts_the_bot_off(api, callers, c
 
     owner = callers["owner"]
     dep, _ = deploy_here(api, owner, cenv)
+    cenv.wait_for(lambda: repos.deployments.get(dep["_id"]).status == "running", what="the guest's ready report")
     email = identity.get(dep["_id"]).email
     token_secret = secrets.secret_id(dep["_id"], startup.BOT_TOKEN_KEY)
     assert cenv.read_as_vm(dep, token_secret) != 403
