@@ -47,14 +47,15 @@ bench-deploy: install
 #   make deploy PROJECT=<id> REGION=<region> [DEPLOY_PROJECTS=a,b] [CORS_ORIGINS=https://app...] [APP_URL=...]
 REGION ?= us-central1
 DEPLOY_SUBS = --sub _REGION=$(REGION) --sub _DEPLOY_PROJECTS=$(DEPLOY_PROJECTS) --sub _CORS_ORIGINS=$(CORS_ORIGINS) \
-              --sub _APP_URL=$(APP_URL) --sub _MEDIA_BUCKET=$(MEDIA_BUCKET) --sub _FIRESTORE_LOCATION=$(FIRESTORE_LOCATION)
+              --sub _APP_URL=$(APP_URL) --sub _MEDIA_BUCKET=$(MEDIA_BUCKET) --sub _FIRESTORE_LOCATION=$(FIRESTORE_LOCATION) \
+              --sub _ARTIFACTS_BUCKET=$(ARTIFACTS_BUCKET)
 deploy: $(VENV)/.installed
 	@test -n "$(PROJECT)" || { echo "usage: make deploy PROJECT=<id> REGION=<region>"; exit 2; }
 	$(PY) -m deploy.run --project $(PROJECT) $(DEPLOY_SUBS)
 
 undeploy:
 	@test -n "$(PROJECT)" || { echo "usage: make undeploy PROJECT=<id> REGION=<region> CONFIRM=<id>"; exit 2; }
-	PROJECT_ID=$(PROJECT) REGION=$(REGION) DEPLOY_PROJECTS=$(DEPLOY_PROJECTS) MEDIA_BUCKET=$(MEDIA_BUCKET) \
+	PROJECT_ID=$(PROJECT) REGION=$(REGION) DEPLOY_PROJECTS=$(DEPLOY_PROJECTS) MEDIA_BUCKET=$(MEDIA_BUCKET) ARTIFACTS_BUCKET=$(ARTIFACTS_BUCKET) \
 	  CONFIRM=$(CONFIRM) DELETE_FIRESTORE=$(DELETE_FIRESTORE) bash deploy/undeploy.sh
 
 # the manifest run against a local control plane, then every function served as deployed (emulators)

@@ -8,7 +8,8 @@ an unknown one is an error), `$$` for a literal `$`, steps start when their `wai
 (`-`: at once; none: after every earlier step), a failed step fails the build. The step's image is
 not used: its entrypoint runs here, in the repository. Empty defaults that `make deploy` fills:
 _DEPLOY_PROJECTS (the project), _FIRESTORE_LOCATION (the region), _MEDIA_BUCKET (<project>-media),
-_SOURCE_HASH (a hash of what `gcloud functions deploy --source .` uploads).
+_ARTIFACTS_BUCKET (<project>-artifacts), _SOURCE_HASH (a hash of what `gcloud functions deploy --source .`
+uploads), _BOT_PLUGIN_SHA256 (the sha256 of `npm pack` of bot/, which the bot-plugin step publishes).
 """
 from __future__ import annotations
 
@@ -56,6 +57,18 @@ def source_hash(root: Path = ROOT) -> str:
     return h.hexdigest()[:16]
 
 
+def pack_bot_plugin(dest: Path) -> tuple[Path, str]:
+    """`npm pack` of bot/ into dest: (the tarball, its sha256). npm packs deterministically (fixed
+    mtimes, sorted entries), so the checksum computed here is the one the bot-plugin step uploads."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for old in dest.glob("*.tgz"):
+        old.unlink()
+    subprocess.run(["npm", "pack", "--silent", "--pack-destination", str(dest.resolve())], cwd=ROOT / "bot",
+                   check=True, capture_output=True, text=True)
+    (tgz,) = dest.glob("*.tgz")
+    return tgz, hashlib.sha256(tgz.read_bytes()).hexdigest()
+
+
 def substitutions(doc: dict, project: str, given: dict[str, str]) -> dict[str, str]:
     subs = {k: str(v) for k, v in (doc.get("substitutions") or {}).items()}
     unknown = set(given) - set(subs)
@@ -64,12 +77,14 @@ def substitutions(doc: dict, project: str, given: dict[str, str]) -> dict[str, s
     subs.update(given)
     subs["PROJECT_ID"] = project
     defaults = {"_DEPLOY_PROJECTS": project, "_FIRESTORE_LOCATION": subs.get("_REGION", ""),
-                "_MEDIA_BUCKET": f"{project}-media"}
+                "_MEDIA_BUCKET": f"{project}-media", "_ARTIFACTS_BUCKET": f"{project}-artifacts"}
     for key, value in defaults.items():
         if key in subs and not subs[key]:
             subs[key] = value
     if "_SOURCE_HASH" in subs and not subs["_SOURCE_HASH"]:
         subs["_SOURCE_HASH"] = source_hash()
+    if "_BOT_PLUGIN_SHA256" in subs and not subs["_BOT_PLUGIN_SHA256"]:
+        subs["_BOT_PLUGIN_SHA256"] = pack_bot_plugin(ROOT / ".deploy")[1]
     return subs
 
 

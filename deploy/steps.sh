@@ -2,7 +2,7 @@
 # The steps of cloudbuild.yaml: `deploy/steps.sh <step> [args]`. Every step creates what is missing
 # and sets what exists to the declared state, so running the whole manifest again changes nothing.
 # Environment (from the manifest): PROJECT_ID REGION DEPLOY_PROJECTS FIRESTORE_LOCATION MEDIA_BUCKET
-# CORS_ORIGINS SOURCE_HASH.
+# CORS_ORIGINS SOURCE_HASH ARTIFACTS_BUCKET BOT_PLUGIN_SHA256.
 set -euo pipefail
 
 : "${PROJECT_ID:?}" "${REGION:?}"
@@ -111,6 +111,29 @@ EOF
   rm -r "$dir"
 }
 
+bot_plugin_pack() {  # npm pack of bot/ -> .deploy/bot-plugin.tgz (npm packs deterministically)
+  rm -rf .deploy/pack && mkdir -p .deploy/pack
+  (cd bot && npm pack --silent --pack-destination ../.deploy/pack >/dev/null)
+  mv .deploy/pack/*.tgz .deploy/bot-plugin.tgz
+}
+
+bot_plugin() {  # the packed plugin, checked against _BOT_PLUGIN_SHA256, stored once under that checksum
+  need ARTIFACTS_BUCKET; need BOT_PLUGIN_SHA256
+  local got obj="gs://$ARTIFACTS_BUCKET/bot-plugin/$BOT_PLUGIN_SHA256.tgz"
+  got=$(sha256sum .deploy/bot-plugin.tgz | cut -d' ' -f1)
+  [ "$got" = "$BOT_PLUGIN_SHA256" ] || { echo "bot plugin: bot/ packs to sha256 $got but _BOT_PLUGIN_SHA256 is" \
+    "$BOT_PLUGIN_SHA256 (make deploy computes it; in Cloud Build pass the checksum of \`npm pack\` of bot/)" >&2; exit 1; }
+  exists storage buckets describe "gs://$ARTIFACTS_BUCKET" --project="$PROJECT_ID" ||
+    g storage buckets create "gs://$ARTIFACTS_BUCKET" --project="$PROJECT_ID" --location="$REGION" \
+      --uniform-bucket-level-access --public-access-prevention
+  # the runtime adds (and removes) each bot's own account as objectViewer of this bucket (deployWorker);
+  # an object replaced here would still be refused by the VMs, which check the checksum deployWorker gives them
+  g storage buckets add-iam-policy-binding "gs://$ARTIFACTS_BUCKET" --project="$PROJECT_ID" \
+    --member="serviceAccount:$RUNTIME" --role=roles/storage.admin >/dev/null
+  exists storage objects describe "$obj" --project="$PROJECT_ID" ||
+    g storage cp .deploy/bot-plugin.tgz "$obj" --project="$PROJECT_ID"
+}
+
 vm_network() {
   # the bots' VMs have no external IP: Cloud NAT gives them outbound access (packages, model APIs)
   local p
@@ -217,6 +240,7 @@ summary() {
 step=$1; shift
 case $step in
   function) function_ "$@";;
-  apis|identities|firestore|secrets|media_bucket|vm_network|queue|topic|invoker|schedule|summary) "$step" "$@";;
+  apis|identities|firestore|secrets|media_bucket|bot_plugin_pack|bot_plugin|vm_network|queue|topic|invoker|schedule|summary)
+    "$step" "$@";;
   *) echo "unknown step $step" >&2; exit 2;;
 esac

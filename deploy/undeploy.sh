@@ -13,6 +13,7 @@ if [ "${CONFIRM:-}" != "$PROJECT_ID" ]; then
 fi
 DEPLOY_PROJECTS=${DEPLOY_PROJECTS:-$PROJECT_ID}
 MEDIA_BUCKET=${MEDIA_BUCKET:-$PROJECT_ID-media}
+ARTIFACTS_BUCKET=${ARTIFACTS_BUCKET:-$PROJECT_ID-artifacts}
 FAILED=0
 g() {  # run; "already gone" is fine, any other failure is reported and makes the exit status 1
   local out
@@ -37,8 +38,10 @@ for p in $(tr ',' ' ' <<<"$DEPLOY_PROJECTS"); do
   g compute routers delete oc-nat-router --region="$REGION" --project="$p"  # its NAT goes with it
   g compute firewall-rules delete oc-allow-iap-gateway --project="$p"
 done
-g storage rm --recursive "gs://$MEDIA_BUCKET/**" --project="$PROJECT_ID"
-g storage buckets delete "gs://$MEDIA_BUCKET" --project="$PROJECT_ID"
+for b in "$MEDIA_BUCKET" "$ARTIFACTS_BUCKET"; do  # the media, and the bot plugin the VMs installed
+  g storage rm --recursive "gs://$b/**" --project="$PROJECT_ID"
+  g storage buckets delete "gs://$b" --project="$PROJECT_ID"
+done
 for s in $(gcloud secrets list --project="$PROJECT_ID" --format='value(name.basename())' 2>/dev/null); do
   case $s in oc-*|stripe-secret-key|stripe-webhook-secret|openai-api-key|openrouter-management-key|openai-admin-key)
     g secrets delete "$s" --project="$PROJECT_ID";;

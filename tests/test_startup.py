@@ -26,6 +26,8 @@ VALUES = {
     "DEPLOY_ALLOWED_REGIONS": ("us-central1,europe-west1", "us-central1-a"),
     "PROVISIONING_TOPIC": (f"projects/{PROJECT}/topics/provisioning-events", "provisioning-events"),
     "FUNCTIONS_URL": (URL, "us-central1-my-proj.cloudfunctions.net"),
+    "BOT_PLUGIN_URL": (f"gs://{PROJECT}-artifacts/bot-plugin/{'ab' * 32}.tgz", "https://example.com/plugin.tgz"),
+    "BOT_PLUGIN_SHA256": ("ab" * 32, "AB" * 32),
     "COSTS_QUEUE": ("cost-pulls", None),
     "TASKS_LOCATION": ("us-central1", "central"),
     "COSTS_WORKER_URL": (f"{URL}/costPullWorker", "http://127.0.0.1/costPullWorker"),
@@ -58,7 +60,8 @@ NEEDS = {
     "knowledge": ("OPENAI_API_KEY", "KNOWLEDGE_REEMBED_WORKER_URL", "TASKS_INVOKER_SA"),
     "knowledgeReembedWorker": ("OPENAI_API_KEY", "KNOWLEDGE_REEMBED_WORKER_URL", "TASKS_INVOKER_SA"),
     "media": ("MEDIA_BUCKET", "FUNCTIONS_URL"),
-    "deployments": DEPLOY, "deployWorker": (*DEPLOY, "FUNCTIONS_URL"), "provisioningEvents": DEPLOY,
+    "deployments": DEPLOY, "deployWorker": (*DEPLOY, "FUNCTIONS_URL", "BOT_PLUGIN_URL", "BOT_PLUGIN_SHA256"),
+    "provisioningEvents": DEPLOY,
     "pluginConfigs": DEPLOY, "skillConfigs": DEPLOY, "apiKeys": DEPLOY,
 }
 

@@ -142,13 +142,14 @@ class Plane:
             print(json.dumps(value, indent=1))
 
     # commands
-    def key(self, group: str) -> str:
+    def key(self, group: str, name: str | None = None) -> str:
         """The control-plane key of the resource a command of `group` names."""
-        p, f, name = self.project, self.flags, (self.pos[0] if self.pos else "")
+        p, f, name = self.project, self.flags, (name or (self.pos[0] if self.pos else ""))
         where = f.get("region") or f.get("location")
         return {
             "iam service-accounts": f"sa:{name}", "secrets": f"secret:{p}/{name}",
             "storage buckets": f"bucket:{name.removeprefix('gs://')}", "pubsub topics": f"topic:{p}/{name}",
+            "storage objects": f"object:{name.removeprefix('gs://')}",
             "firestore databases": f"firestore:{p}/{f.get('database', '(default)')}",
             "compute routers": f"router:{p}/{where}/{name}", "compute firewall-rules": f"firewall:{p}/{name}", "compute routers nats": f"nat:{p}/{where}/{f.get('router')}/{name}",
             "tasks queues": f"queue:{p}/{where}/{name}", "functions": f"function:{p}/{where}/{name}",
@@ -174,8 +175,20 @@ class Plane:
             self.deploy_function(pos[0])
         elif c == "secrets list":
             print("\n".join(k.rsplit("/", 1)[1] for k in self.r if k.startswith(f"secret:{p}/")))
-        elif c in ("compute instances list", "storage rm"):
-            pass  # the bots' VMs and the media objects live in the Compute and Storage stand-ins
+        elif c == "storage cp":  # an upload: the bucket must exist; the object records the bytes' checksum
+            if len(pos) != 2 or not pos[1].startswith("gs://"):
+                raise Fail(f"ERROR: (gcloud.storage.cp) only local file -> gs://bucket/object is supported here: {pos}", 2)
+            bucket = pos[1].removeprefix("gs://").split("/", 1)[0]
+            self.need(f"bucket:{bucket}", f"bucket {bucket}")
+            data = Path(pos[0]).read_bytes()
+            self.put(self.key("storage objects", pos[1]), {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+        elif c == "storage rm":  # gs://bucket/** (undeploy): what `storage cp` recorded goes; media objects
+            bucket = pos[0].removeprefix("gs://").split("/", 1)[0]  # live in the Storage stand-in
+            for key in [k for k in self.r if k.startswith(f"object:{bucket}/")]:
+                del self.r[key]
+                self.record(key)
+        elif c == "compute instances list":
+            pass  # the bots' VMs live in the Compute stand-in
         elif c == "iam service-accounts list":  # emails (the callers ask for --format='value(email)')
             print("\n".join(k.removeprefix("sa:") for k in self.r
                              if k.startswith("sa:") and k.endswith(f"@{p}.iam.gserviceaccount.com")))

@@ -17,7 +17,7 @@ iam service-accounts add-iam-policy-binding | iam service-accounts list
 firestore databases describe | firestore databases create | firestore databases delete
 secrets describe | secrets create | secrets delete | secrets list | secrets versions list | secrets versions add
 storage buckets describe | storage buckets create | storage buckets update | storage buckets delete
-storage buckets add-iam-policy-binding | storage rm
+storage buckets add-iam-policy-binding | storage rm | storage cp | storage objects describe
 compute routers describe | compute routers create | compute routers delete | compute routers nats describe
 compute routers nats create | compute instances list | compute instances delete
 compute firewall-rules describe | compute firewall-rules create | compute firewall-rules delete

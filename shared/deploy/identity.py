@@ -2,7 +2,8 @@
 created by the deploy job before the VM and deleted with the deployment. It is granted
 roles/secretmanager.secretAccessor on D's own secrets only (secret-level IAM, shared/deploy/secrets.py)
 and roles/pubsub.publisher on the reports topic (what it publishes is still only believed when
-signed with D's report key, shared/deploy/events.py). No project-level role names it.
+signed with D's report key, shared/deploy/events.py) and roles/storage.objectViewer on the bucket of
+the bot plugin its startup script installs. No project-level role names it.
 
 Service accounts count against a per-project quota (100 by default). The account is created in
 the deployment's own project when there is room, else in the next project of
@@ -189,3 +190,54 @@ def grant_publisher(account: str) -> None:
 
 def revoke_publisher(account: str) -> None:
     _topic_policy(account, False)
+
+
+READER = "roles/storage.objectViewer"
+
+
+def _plugin_bucket_policy(account: str, add: bool) -> None:
+    """Add or remove the account as reader of the bucket holding the bot plugin (BOT_PLUGIN_URL),
+    read-modify-write with the policy's etag. Nothing to do without a plugin (local) or under the
+    Storage emulator, which has no IAM. The bucket's policy, like the topic's, holds up to 1,500 principals."""
+    import os
+
+    from google.api_core import exceptions as gexc
+
+    url = settings.get().bot_plugin_url
+    if not url or os.environ.get("STORAGE_EMULATOR_HOST"):
+        return
+    bucket = _storage().bucket(url.removeprefix("gs://").split("/", 1)[0])
+    member, timeout = f"serviceAccount:{account}", settings.get().call_timeout_s
+    for _ in range(5):
+        policy = bucket.get_iam_policy(requested_policy_version=3, timeout=timeout)
+        binding = next((b for b in policy.bindings if b["role"] == READER and not b.get("condition")), None)
+        present = binding is not None and member in binding["members"]
+        if present == add:
+            return
+        if add and binding is None:
+            policy.bindings.append({"role": READER, "members": {member}})
+        elif add:
+            binding["members"].add(member)
+        else:
+            binding["members"].discard(member)
+        try:
+            bucket.set_iam_policy(policy, timeout=timeout)
+            return
+        except (gexc.PreconditionFailed, gexc.Conflict):
+            continue
+    raise gexc.Aborted(f"the IAM policy of {bucket.name} kept changing")
+
+
+@lru_cache(maxsize=1)
+def _storage():
+    from google.cloud import storage
+
+    return storage.Client()
+
+
+def grant_plugin_reader(account: str) -> None:
+    _plugin_bucket_policy(account, True)
+
+
+def revoke_plugin_reader(account: str) -> None:
+    _plugin_bucket_policy(account, False)

@@ -3,7 +3,8 @@
 Under production rules (APP_ENV production or deploy-check, see shared/config.py) `get()` requires
 DEPLOY_WORKER_URL (https), TASKS_INVOKER_SA (a service account),
 DEPLOY_ALLOWED_PROJECTS (project ids: an empty list would accept any project) and
-PROVISIONING_TOPIC; `worker()` also FUNCTIONS_URL (where the bots reach knowledge and media).
+PROVISIONING_TOPIC; `worker()` also FUNCTIONS_URL (where the bots reach knowledge and media) and
+BOT_PLUGIN_URL + BOT_PLUGIN_SHA256 (the bot plugin every VM installs, `make deploy` publishes it).
 Locally they keep their defaults (DEPLOY_WORKER_URL is required everywhere).
 """
 from __future__ import annotations
@@ -38,11 +39,17 @@ class DeploySettings:
     functions_url: str  # where the bot reaches the knowledge and media functions
     deployer_account: str  # the functions' runtime account: what a customer grants in their own project
     dashboard_ttl_s: int  # how long one dashboard access (IAP grant, gateway token) lasts
+    bot_plugin_url: str | None  # gs://<bucket>/<object>: the bot plugin (npm pack of bot/) the VMs install
+    bot_plugin_sha256: str | None  # its checksum: the VM refuses anything else
 
     @property
     def lease_ms(self) -> int:
         """How long one delivery may hold a job: its longest run (two operations) plus margin."""
         return (2 * (self.op_timeout_s + 2 * self.call_timeout_s) + 60) * 1000
+
+
+gs_object = config.matching(r"gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]/[^\s]+", "a Cloud Storage object (gs://bucket/object)")
+sha256_hex = config.matching(r"[0-9a-f]{64}", "a SHA-256 (64 hex digits)")
 
 
 @lru_cache(maxsize=1)
@@ -77,14 +84,17 @@ def get() -> DeploySettings:
         # the runtime account deploy/steps.sh makes (oc-functions in this project); customers grant it roles
         deployer_account=config.env("DEPLOYER_ACCOUNT", f"oc-functions@{project}.iam.gserviceaccount.com"),
         dashboard_ttl_s=config.env_int("DASHBOARD_ACCESS_TTL_S", 3600, lo=60, hi=12 * 3600),
+        bot_plugin_url=config.env("BOT_PLUGIN_URL"),
+        bot_plugin_sha256=config.env("BOT_PLUGIN_SHA256"),
     )
 
 
 def worker() -> DeploySettings:
     """The settings of deployWorker: also FUNCTIONS_URL, which production must set (the bots' VMs
-    are told where the knowledge and media functions are)."""
+    are told where the knowledge and media functions are), and the bot plugin they install."""
     settings = get()
-    config.setting("FUNCTIONS_URL", config.https_url)
+    config.require({"FUNCTIONS_URL": config.https_url, "BOT_PLUGIN_URL": gs_object,
+                    "BOT_PLUGIN_SHA256": sha256_hex})
     return settings
 
 

@@ -30,13 +30,41 @@ report() {  # progress for the provisioningEvents function, signed (HMAC-SHA256)
   sig=$(printf '%s' "$msg" | openssl dgst -sha256 -mac HMAC -macopt "hexkey:$REPORT_KEY" -r | cut -d' ' -f1) || return 0
   gcloud pubsub topics publish "$TOPIC" --message="$msg" --attribute="signature=$sig" >/dev/null 2>&1 || true
 }
+STATE=/var/lib/openclaw  # the openclaw user's home: OpenClaw's own config and installed plugins
+oc() { runuser -u openclaw -- env HOME="$STATE" openclaw "$@"; }  # OpenClaw's CLI as the bot's user
+install_plugin() {  # URL SHA256: the bot plugin (knowledge, media, costs tools), verified, installed, enabled
+  local url=$1 want=$2 tgz="$STATE/openclaw-hosting-bot.tgz" got
+  [ "$(cat "$STATE/.bot-plugin.sha256" 2>/dev/null)" != "$want" ] || return 0  # this exact plugin is in
+  rm -f "$tgz.part"
+  gcloud storage cp "$url" "$tgz.part" --quiet >/dev/null 2>&1 ||
+    { report failed "could not download the bot plugin $url"; return 1; }
+  got=$(sha256sum "$tgz.part" | cut -d' ' -f1)
+  if [ "$got" != "$want" ]; then
+    rm -f "$tgz.part"
+    report failed "bot plugin checksum mismatch: $url has sha256 $got, expected $want; not installed"
+    return 1
+  fi
+  mv -f "$tgz.part" "$tgz" && chown openclaw:openclaw "$tgz"
+  # its config names the files this script keeps (URLs in config.json, the token refreshed in secrets/);
+  # the token itself never enters OpenClaw's config
+  # (called in an `||` list, where set -e does not act: every step checks its own status)
+  { oc config set plugins.entries.openclaw-hosting.config \
+      '{"configFile":"/etc/openclaw/config.json","tokenFile":"/etc/openclaw/secrets/openclaw-bot-token"}' --strict-json &&
+    oc plugins install "npm-pack:$tgz" --force --accept-capabilities &&
+    oc plugins enable openclaw-hosting --accept-capabilities; } >/dev/null ||
+    { report failed "openclaw could not install or enable the bot plugin (sha256 ${want:0:12})"; return 1; }
+  printf '%s' "$want" > "$STATE/.bot-plugin.sha256"
+}
 trap 'report failed "startup script failed at line $LINENO"' ERR
 report booting "startup script started"
 if ! command -v openclaw >/dev/null; then
   report installing "installing Node.js and OpenClaw"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq ca-certificates curl jq nodejs npm
+  apt-get install -y -qq ca-certificates curl jq
+  # OpenClaw needs Node 24 (Debian 12 ships 18): NodeSource's signed apt repository
+  curl -fsSL https://deb.nodesource.com/setup_24.x | bash - >/dev/null
+  apt-get install -y -qq nodejs
   npm install -g --no-fund --no-audit openclaw@latest
   useradd --system --create-home --home-dir /var/lib/openclaw openclaw || true
 fi
@@ -50,6 +78,11 @@ while read -r key secret; do
   chmod 0600 "/etc/openclaw/secrets/$key"
 done
 chown -R openclaw:openclaw /etc/openclaw
+PLUGIN_URL=$(md openclaw-plugin-url 2>/dev/null || true)
+if [ -n "$PLUGIN_URL" ]; then
+  report configuring "installing the bot plugin"
+  install_plugin "$PLUGIN_URL" "$(md openclaw-plugin-sha256)" || { trap - ERR; exit 1; }
+fi
 cat > /etc/systemd/system/openclaw.service <<'UNIT'
 [Unit]
 Description=OpenClaw bot
@@ -171,14 +204,18 @@ def bot_config(dep: Deployment) -> dict:
         "fallbackModels": dep.fallbackModels, "plugins": plugins, "skills": skills,
         "secrets": {k: secrets.secret_id(dep.id, k) for k in keys},
         "secretsProject": settings.get().secrets_project,
-        # knowledge, media and the cost summary: called with `Authorization: Bot <secrets/openclaw-bot-token>`
-        "backend": {"knowledgeUrl": f"{settings.get().functions_url}/knowledge",
-                    "mediaUrl": f"{settings.get().functions_url}/media",
-                    "costsUrl": f"{settings.get().functions_url}/costs"},
+        # knowledge, media and the cost summary: the bot plugin calls them with
+        # `Authorization: Bot <secrets/openclaw-bot-token>`
+        "backend": backend_urls(settings.get().functions_url),
         # the dashboard: on the VM's own interface, for IAP tunnels only (firewall), token-authenticated
         "gateway": {"port": gateway.GATEWAY_PORT, "bind": "lan", "auth": {"mode": "token"},
                     "tokenSecret": secrets.secret_id(dep.id, gateway.GATEWAY_TOKEN_KEY)},
     }
+
+
+def backend_urls(functions_url: str) -> dict:
+    """Where the bot plugin (bot/, reading this section of /etc/openclaw/config.json) reaches the backend."""
+    return {f"{name}Url": f"{functions_url}/{name}" for name in ("knowledge", "media", "costs")}
 
 
 def metadata_items(dep: Deployment) -> list[dict]:
@@ -189,7 +226,18 @@ def metadata_items(dep: Deployment) -> list[dict]:
         {"key": "openclaw-deployment-id", "value": dep.id},
         {"key": "openclaw-secrets-project", "value": settings.get().secrets_project},
         {"key": "openclaw-report-key", "value": secrets.secret_id(dep.id, REPORT_KEY)},
+        *plugin_items(),
     ]
+
+
+def plugin_items() -> list[dict]:
+    """The bot plugin the VM installs (gs:// URL, readable by the bot's own account) and its checksum:
+    the startup script refuses, and reports failed, any other bytes. None configured (local): none."""
+    s = settings.get()
+    if not (s.bot_plugin_url and s.bot_plugin_sha256):
+        return []
+    return [{"key": "openclaw-plugin-url", "value": s.bot_plugin_url},
+            {"key": "openclaw-plugin-sha256", "value": s.bot_plugin_sha256}]
 
 
 def instance(dep: Deployment, job: DeployJob, account: str):

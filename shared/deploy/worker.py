@@ -96,7 +96,7 @@ class Run:
 
     def ensure_identity(self) -> str:
         """The VM's own service account (created once, in a project with room), its report key,
-        and access to exactly this deployment's secrets and to the reports topic."""
+        and access to exactly this deployment's secrets, the reports topic and the bot plugin."""
         try:
             ident, created = identity.ensure(self.dep)
             if created:
@@ -110,6 +110,7 @@ class Run:
             for key_name in [*keys, events.REPORT_KEY]:
                 secrets.grant(self.dep.id, key_name, ident.email)
             identity.grant_publisher(ident.email)
+            identity.grant_plugin_reader(ident.email)  # the bot plugin the startup script downloads
         except gexc.GoogleAPICallError as exc:
             raise ComputeError(f"set up the bot's identity: {exc.code} {exc.message}",
                                (exc.code or 500) >= 500 or exc.code == 409) from None
@@ -223,6 +224,7 @@ class Run:
             ident = identity.get(self.dep.id)
             if ident is not None:
                 identity.revoke_publisher(ident.email)
+                identity.revoke_plugin_reader(ident.email)
                 identity.delete(self.dep.id)
                 notes.append(f"deleted the bot's service account {ident.email}")
         except bot_credentials.Busy:
