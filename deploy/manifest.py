@@ -105,17 +105,16 @@ FUNCTIONS = [
     Fn("navLinks", "functions/nav_links.py"),
     Fn("pricingPlans", "functions/pricing_plans.py"),
     # costs: the read API, two scheduled pulls (their scheduler waits 300 s), the private worker
-    Fn("costs", "functions/costs.py"),
+    # costs also lifts what a budget stopped or capped when the owner raises it (deploy jobs, OpenRouter key)
+    Fn("costs", "functions/costs.py", env=DEPLOY, secrets={"OPENROUTER_MANAGEMENT_KEY": "openrouter-management-key"}),
     Fn("pullCosts", "functions/pull_costs.py", timeout=240, max_instances=2,
        env={**COST_PULLS, "COSTS_SCHEDULER_AUDIENCE": f"{URL}/pullCosts"}),
     Fn("pullOpenrouterActivity", "functions/pull_openrouter_activity.py", timeout=240, max_instances=2,
        env={**COST_PULLS, "COSTS_SCHEDULER_AUDIENCE": f"{URL}/pullOpenrouterActivity"}),
     Fn("costPullWorker", "functions/cost_pull_worker.py", private=True, invokers=(TASKS,),
        timeout=540, concurrency=4, max_instances=25,
-       env={"TASKS_INVOKER_SA": TASKS + SA, "COSTS_WORKER_URL": f"{URL}/costPullWorker",
-            "COSTS_BATCH_ATTEMPTS": str(QUEUES["cost-pulls"]["max-attempts"]),
-            # a VM outside these is in the customer's own project: Google bills them, not in gcpEstimate
-            "DEPLOY_ALLOWED_PROJECTS": "${_DEPLOY_PROJECTS}"},
+       env={**DEPLOY, "TASKS_INVOKER_SA": TASKS + SA, "COSTS_WORKER_URL": f"{URL}/costPullWorker",
+            "COSTS_BATCH_ATTEMPTS": str(QUEUES["cost-pulls"]["max-attempts"])},  # DEPLOY: budgets stop bots
        secrets={"OPENROUTER_MANAGEMENT_KEY": "openrouter-management-key", "OPENAI_ADMIN_KEY": "openai-admin-key"}),
     # billing (Stripe)
     Fn("billing", "functions/billing.py", env={"APP_URL": "${_APP_URL}"},
@@ -146,6 +145,9 @@ FUNCTIONS = [
     Fn("pluginConfigs", "functions/plugin_configs.py", env=DEPLOY),
     Fn("skillConfigs", "functions/skill_configs.py", env=DEPLOY),
     Fn("apiKeys", "functions/api_keys.py", env=DEPLOY),
+    # backups: the owner's snapshots and restores; POST / is the scheduled cleanup (snapshot deletes wait)
+    Fn("backups", "functions/backups.py", timeout=300, max_instances=10,
+       env={**DEPLOY, "BACKUP_SCHEDULER_SA": SCHEDULER + SA, "BACKUP_CLEANUP_URL": f"{URL}/backups"}),
 ]
 
 # Cloud Scheduler jobs: (job, target function, cron, attempt deadline). The attempt deadline
@@ -154,6 +156,7 @@ SCHEDULES = [
     ("pullCosts-every-6h", "pullCosts", "0 */6 * * *", "300s"),
     ("pullOpenrouterActivity-every-6h", "pullOpenrouterActivity", "0 */6 * * *", "300s"),
     ("billing-reconcile", "billingReconcile", "17 */6 * * *", "600s"),
+    ("backups-cleanup", "backups", "41 * * * *", "360s"),
 ]
 
 IMAGE = "gcr.io/google.com/cloudsdktool/cloud-sdk:slim"

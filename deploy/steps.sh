@@ -60,6 +60,8 @@ identities() {
   local p q
   for p in $(deploy_projects); do
     project_binding "$p" "serviceAccount:$RUNTIME" roles/compute.instanceAdmin.v1
+    # backups: snapshot schedules (resource policies) on the bots' disks, snapshots, disks from snapshots
+    project_binding "$p" "serviceAccount:$RUNTIME" roles/compute.storageAdmin
     project_binding "$p" "serviceAccount:$RUNTIME" roles/iam.serviceAccountAdmin
     project_binding "$p" "serviceAccount:$RUNTIME" roles/iam.serviceAccountUser
     # dashboard access: a short-lived, conditional IAP tunnel grant on one instance for its owner

@@ -22,7 +22,7 @@ g() {  # run; "already gone" is fine, any other failure is reported and makes th
   echo "$out" >&2; FAILED=1
 }
 
-for job in pullCosts-every-6h pullOpenrouterActivity-every-6h billing-reconcile; do
+for job in pullCosts-every-6h pullOpenrouterActivity-every-6h billing-reconcile backups-cleanup; do
   g scheduler jobs delete "$job" --location="$REGION" --project="$PROJECT_ID"
 done
 for fn in $(python3 -c 'from deploy.manifest import FUNCTIONS; print(" ".join(f.name for f in FUNCTIONS))'); do
@@ -37,6 +37,19 @@ for p in $(tr ',' ' ' <<<"$DEPLOY_PROJECTS"); do
              --format='value(name,zone.basename())' 2>/dev/null)
   g compute routers delete oc-nat-router --region="$REGION" --project="$p"  # its NAT goes with it
   g compute firewall-rules delete oc-allow-iap-gateway --project="$p"
+  # the bots' snapshot schedules (their disks went with the VMs); the snapshots are customers' backups
+  while read -r name region; do
+    [ -n "$name" ] && g compute resource-policies delete "$name" --region="$region" --project="$p"
+  done < <(gcloud compute resource-policies list --project="$p" --filter="name~^oc-backup-" \
+             --format='value(name,region.basename())' 2>/dev/null)
+  if [ "${DELETE_BACKUPS:-}" = yes ]; then
+    for snap in $(gcloud compute snapshots list --project="$p" --filter="name~^oc- OR labels.openclaw-backup:*" \
+                    --format='value(name)' 2>/dev/null); do
+      g compute snapshots delete "$snap" --project="$p"
+    done
+  else
+    echo "kept: the bots' snapshots in $p (DELETE_BACKUPS=yes deletes them)"
+  fi
 done
 for b in "$MEDIA_BUCKET" "$ARTIFACTS_BUCKET"; do  # the media, and the bot plugin the VMs installed
   g storage rm --recursive "gs://$b/**" --project="$PROJECT_ID"

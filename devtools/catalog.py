@@ -27,4 +27,5 @@ FUNCTIONS: list[tuple[str, str, str]] = [
     ("pluginConfigs", "functions/plugin_configs.py", "http"),
     ("skillConfigs", "functions/skill_configs.py", "http"),
     ("apiKeys", "functions/api_keys.py", "http"),
+    ("backups", "functions/backups.py", "http"),  # + Cloud Scheduler job for its cleanup (cloudbuild.yaml)
 ]

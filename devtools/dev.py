@@ -57,6 +57,8 @@ def main() -> int:
         for name, src, trigger in FUNCTIONS:
             print(f"function {name:<24} {trigger:<6} http://127.0.0.1:{port}/{name}   ({src})")
         print(deploy_dev.usage(port, stack.env["FIREBASE_AUTH_EMULATOR_HOST"], seed.ADMIN_EMAIL, seed.ADMIN_PASSWORD))
+        print(f"API document: http://127.0.0.1:{port}/openapi.json   browse it (Swagger UI, served locally): "
+              f"http://127.0.0.1:{port}/docs")
         print(f"seeded admin: {seed.ADMIN_EMAIL} / {seed.ADMIN_PASSWORD}; Ctrl-C stops everything", flush=True)
         from devtools.server import JsonErrorHandler
 

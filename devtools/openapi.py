@@ -3,14 +3,17 @@ same pydantic models the code validates with. `make dev` serves it at /openapi.j
 from __future__ import annotations
 
 import ast
+import json
 import importlib
 from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel
+from pydantic.json_schema import GenerateJsonSchema
 
 from devtools.catalog import FUNCTIONS
 from devtools.stack import ROOT
+from shared import idempotency
 from shared.http import Api
 
 ERROR_SCHEMA = {
@@ -35,12 +38,34 @@ def function_apis() -> list[Api]:
     return apis
 
 
+class _Contract(GenerateJsonSchema):
+    """What a typed client (openapi-typescript) must read from the document:
+    - responses: every field the server sends is required (models serialise every field, defaults too;
+      a field left out of the answer is marked `exclude`), so `email` is a `string`, not `string | undefined`;
+    - requests: a field with a default stays optional; its default is said in the description, not as
+      `default` (openapi-typescript makes a property with a `default` required, even in a request)."""
+
+    def field_is_required(self, field, total) -> bool:
+        if self.mode == "serialization":
+            return not field.get("serialization_exclude")
+        return super().field_is_required(field, total)
+
+    def default_schema(self, schema):
+        out = super().default_schema(schema)
+        if self.mode == "validation" and "default" in out:
+            default = out.pop("default")
+            if default is not None:
+                out["description"] = (out.get("description", "") + f" (default: {json.dumps(default)})").strip()
+        return out
+
+
 class Components:
     def __init__(self):
         self.schemas: dict[str, Any] = {"Error": ERROR_SCHEMA}
 
     def ref(self, model: type[BaseModel], mode: str) -> dict:
-        schema = model.model_json_schema(by_alias=True, mode=mode, ref_template="#/components/schemas/{model}")
+        schema = model.model_json_schema(by_alias=True, mode=mode, ref_template="#/components/schemas/{model}",
+                                         schema_generator=_Contract)
         for name, sub in schema.pop("$defs", {}).items():
             self._add(name, sub)
         name = model.__name__
@@ -81,10 +106,11 @@ def operation(api: Api, route, comps: Components) -> dict:
     }
     if route.query is not None:
         op["parameters"] += query_parameters(route.query)
+    op["parameters"] += header_parameters(route)
     if route.body is not None:
         op["requestBody"] = {"required": True, "content": {"application/json": {
             "schema": comps.ref(route.body, "validation")}}}
-    ok: dict[str, Any] = {"description": "success"}
+    ok: dict[str, Any] = {"description": "success", "headers": response_headers(route)}
     if route.response is not None:
         ok["content"] = {"application/json": {"schema": comps.ref(route.response, "serialization")}}
     if route.text:
@@ -102,6 +128,42 @@ def operation(api: Api, route, comps: Components) -> dict:
     else:
         op["security"] = schemes
     return op
+
+
+_STRING = {"type": "string"}
+ENTITY_TAGS = r'^(\*|(W/)?"[^"]*"(\s*,\s*(W/)?"[^"]*")*)$'
+
+
+def header_parameters(route) -> list[dict]:
+    """The conventions a route declares (shared/http.py): Idempotency-Key, If-Match, If-None-Match."""
+    out = []
+    if route.idempotent:
+        out.append({"name": idempotency.HEADER, "in": "header", "required": False,
+                    "description": "retrying with the same key and body answers the first answer (24 h); "
+                                   "another body: 422; while the first runs: 409",
+                    "schema": {"type": "string", "pattern": idempotency.KEY_PATTERN}})
+    if route.etag and route.method == "GET":
+        out.append({"name": "If-None-Match", "in": "header", "required": False,
+                    "description": "the ETag you hold: 304 without a body when it is still current",
+                    "schema": _STRING})
+    elif route.etag:
+        out.append({"name": "If-Match", "in": "header", "required": False,
+                    "description": "the ETag you read: 412 and no change when the resource changed since",
+                    "schema": {"type": "string", "pattern": ENTITY_TAGS}})
+    return out
+
+
+def response_headers(route) -> dict:
+    headers = {"X-Request-Id": {"schema": _STRING}}
+    if route.access in ("user", "admin"):
+        for name in ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"):
+            headers[name] = {"schema": {"type": "string", "pattern": "^[0-9]+$"}}
+    if route.etag and route.response is not None:
+        headers["ETag"] = {"schema": _STRING, "description": "send it back as If-Match to edit, If-None-Match to poll"}
+    if route.idempotent:
+        headers[idempotency.REPLAYED] = {"schema": {"type": "string", "enum": ["true"]},
+                                         "description": "this answer is the stored answer of an earlier request"}
+    return headers
 
 
 def openapi_path(api: Api, route) -> str:
@@ -143,11 +205,17 @@ def document() -> dict:
     }
 
 
+# /docs: Swagger UI from the npm package swagger-ui-dist (devtools/package.json, installed by `make install`),
+# served by the dev server itself, so the page works offline and behind a proxy (no CDN).
+SWAGGER_UI = ROOT / "devtools" / "node_modules" / "swagger-ui-dist"
+SWAGGER_FILES = {"swagger-ui.css": "text/css", "swagger-ui-bundle.js": "text/javascript",
+                 "favicon-32x32.png": "image/png", "favicon-16x16.png": "image/png"}
 DOCS_PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>OpenClaw backend API</title>
-<link rel="stylesheet" href="https://unpkg.com/swagger-ui-dist@5/swagger-ui.css"></head>
+<link rel="icon" type="image/png" href="/docs/favicon-32x32.png">
+<link rel="stylesheet" href="/docs/swagger-ui.css"></head>
 <body><div id="ui"></div>
-<script src="https://unpkg.com/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
+<script src="/docs/swagger-ui-bundle.js"></script>
 <script>SwaggerUIBundle({url: "/openapi.json", dom_id: "#ui"});</script>
 <noscript>The document itself: <a href="/openapi.json">/openapi.json</a></noscript>
 </body></html>"""

@@ -21,8 +21,12 @@ def index_app(environ, start_response):
     path = environ.get("PATH_INFO", "/")
     if path == "/openapi.json":
         resp = Response(json.dumps(openapi.document()), mimetype="application/json")
-    elif path == "/docs":
+    elif path in ("/docs", "/docs/"):
         resp = Response(openapi.DOCS_PAGE, mimetype="text/html")
+    elif path.startswith("/docs/") and path[6:] in openapi.SWAGGER_FILES:  # a fixed list: no path from the URL
+        name = path[6:]
+        resp = Response((openapi.SWAGGER_UI / name).read_bytes(), mimetype=openapi.SWAGGER_FILES[name])
+        resp.headers["Cache-Control"] = "public, max-age=3600"
     elif path in ("", "/"):
         body = {"functions": {name: f"/{name}" for name, _, _ in FUNCTIONS},
                 "openapi": "/openapi.json", "docs": "/docs"}
@@ -48,6 +52,10 @@ class JsonErrorHandler(WSGIRequestHandler):
     """The HTTP server's own refusals (a request line over 64 KiB: 414, too many or too long
     headers: 431, a malformed request line: 400), before any function sees the request, answered
     in the project's JSON error format instead of http.server's HTML page."""
+
+    def log_request(self, code="-", size="-") -> None:
+        """No second line per request: each function writes the access line (shared/http.py), naming
+        itself and the route, as Cloud Logging shows it; the server's own refusals log in send_error."""
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         short = self.responses.get(code, ("error",))[0]

@@ -5,10 +5,11 @@ import functions_framework
 from shared import startup
 from shared.api.cost_pulls import worker_api
 from shared.costs import settings
+from shared.deploy import settings as deploy_settings
 from shared.http import json_errors
 
 json_errors(functions_framework)
-startup.validate(settings.worker)  # production settings, at cold start
+startup.validate(settings.worker, deploy_settings.get)  # production settings, at cold start (budgets stop bots)
 
 
 @functions_framework.http

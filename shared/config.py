@@ -67,6 +67,7 @@ class Config:
     cors_origins: tuple[str, ...]
     max_body_bytes: int
     function_timeout_s: int  # the function's deadline (its --timeout); requests end inside it (shared/faults.py)
+    rate_limits: dict[str, int]  # requests per caller per minute, by the routes' rate class (shared/ratelimit.py)
     admin_emails: tuple[str, ...] = ()  # ADMIN_EMAILS: verified e-mails that are always admins (lower case)
 
     @property
@@ -119,8 +120,26 @@ def load() -> Config:
         cors_origins=origins,
         max_body_bytes=env_int("MAX_BODY_BYTES", 256 * 1024, lo=1024, hi=10 * 1024 * 1024),
         function_timeout_s=env_int("FUNCTION_TIMEOUT_S", 60, lo=1, hi=3600),
+        rate_limits=rate_limits(env("RATE_LIMITS", "")),
         admin_emails=admin_emails(),
     )
+
+
+# Requests per caller (a user, or a bot credential) per minute. `default` counts every authenticated
+# route without a class of its own; the others are the routes that spend money per call.
+RATE_LIMITS = {"default": 300, "embeddings": 30, "deploy": 10, "billing": 10}
+
+
+def rate_limits(raw: str) -> dict[str, int]:
+    """RATE_LIMITS="default=300,embeddings=30": overrides per class (0: no limit for that class)."""
+    limits = dict(RATE_LIMITS)
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        name, _, value = part.partition("=")
+        if name.strip() not in limits or not value.strip().isdigit():
+            raise ConfigError(f"environment variable RATE_LIMITS: {part!r} is not <class>=<requests per minute> "
+                              f"with a class among {', '.join(RATE_LIMITS)}")
+        limits[name.strip()] = int(value)
+    return limits
 
 
 @lru_cache(maxsize=1)

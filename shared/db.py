@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from dataclasses import dataclass
 from functools import lru_cache
@@ -230,12 +231,32 @@ class Repo(Generic[T]):
 
 def transactional(fn):
     """Run fn(tx, ...) in a Firestore transaction, retried on contention; when the retries run
-    out, the caller gets a 409 to try again (nothing was written)."""
+    out, the caller gets a 409 to try again (nothing was written). Work registered with
+    `after_commit(tx, ...)` by the attempt that committed runs once the commit succeeded."""
+    def attempt(tx, *args, **kwargs):
+        tx._after_commit = []  # a retried attempt starts over: only the committed one's work runs
+        return fn(tx, *args, **kwargs)
+
+    @functools.wraps(fn)  # a route handler keeps its name and summary
     def run(*args, **kwargs):
+        tx = client().transaction()
         try:
-            return firestore.transactional(fn)(client().transaction(), *args, **kwargs)
+            result = firestore.transactional(attempt)(tx, *args, **kwargs)
         except ValueError as exc:
             if isinstance(exc.__cause__, gexc.Aborted):
                 raise ApiError(409, "contention", "too many concurrent changes to the same data; try again") from exc
             raise
+        for hook in tx._after_commit:
+            hook()
+        return result
     return run
+
+
+def after_commit(tx: firestore.Transaction, hook) -> bool:
+    """Run `hook()` after `tx` commits (only for transactions run by `transactional`). False when tx
+    is someone else's: the caller must then have another way to finish the work (e.g. a sweep)."""
+    hooks = getattr(tx, "_after_commit", None)
+    if hooks is None:
+        return False
+    hooks.append(hook)
+    return True

@@ -1,12 +1,21 @@
 """HTTP conventions of every endpoint: routing, JSON in and out, validation,
 JSON errors, CORS, request ids and an access log line per request.
 
+Routes also declare, each with one word, what a web client expects of them:
+- `idempotent=True`: an `Idempotency-Key` header makes a retry answer the first answer (shared/idempotency.py);
+- `rate="..."`: the caller's rate class (shared/ratelimit.py); every user or bot call counts against `default`
+  unless the route names a tighter class;
+- `etag=True`: a GET answers an `ETag` (and 304 to a matching `If-None-Match`); a write takes `If-Match`, which
+  the handler checks with `precondition()` inside its transaction (412 when stale; the router makes sure it
+  was checked).
+
 A function module builds one `Api`, declares routes on it, and exposes it as
 its Cloud Function entry point. Routes keep their models so the OpenAPI
 document can be generated from the same models the code validates with.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
@@ -18,7 +27,7 @@ from typing import Any, Callable, Literal
 import flask
 from pydantic import BaseModel, ValidationError, create_model
 
-from shared import config, faults, jsonbody, logs
+from shared import config, faults, idempotency, jsonbody, logs, ratelimit
 from shared.errors import ApiError
 
 log = logs.get("http")
@@ -31,6 +40,11 @@ Access = Literal["public", "user", "admin", "cloud_tasks", "scheduler", "custom"
 MACHINE_ACCESS = ("cloud_tasks", "scheduler")
 _PARAM = re.compile(r"\{(\w+)\}")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,128}$")
+_ETAG = re.compile(r'^(?:W/)?"([^"]*)"$')
+# what a browser may send and read (CORS): the conventions above
+ALLOW_HEADERS = ("Authorization", "Content-Type", "X-Request-Id", "Idempotency-Key", "If-Match", "If-None-Match")
+EXPOSE_HEADERS = ("X-Request-Id", "ETag", "Retry-After", idempotency.REPLAYED, "Location", "X-RateLimit-Limit",
+                  "X-RateLimit-Remaining", "X-RateLimit-Reset", "X-RateLimit-Resource")
 
 
 @dataclass
@@ -46,6 +60,9 @@ class Route:
     summary: str
     response: type[BaseModel] | None = None  # what a success answers (None: no body, e.g. 204)
     machine: Callable[[], dict] | None = None  # machine access: the google_identity arguments, read lazily
+    idempotent: bool = False  # honours Idempotency-Key (POSTs that create or spend)
+    rate: str = "default"  # rate class (shared/ratelimit.py, config.RATE_LIMITS)
+    etag: bool = False  # GET answers ETag; writes take If-Match (checked by the handler with precondition())
     text: bool = False  # may also answer text/plain (e.g. `?format=text`), documented beside the JSON model
     regex: re.Pattern = field(init=False)
     specificity: tuple[int, ...] = field(init=False)  # per segment 0 static, 1 variable: smaller wins
@@ -65,6 +82,49 @@ class Request:
     body: Any
     query: Any
     caller: Any  # shared.auth.Caller | None
+    if_match: tuple[str, ...] | None = None  # etag routes: the If-Match entity tags ("*" for any)
+    if_match_checked: bool = False
+
+
+def etag_of(value: Any) -> str:
+    """The strong entity tag of a resource as the API answers it (fields in `etag_ignores` left out)."""
+    payload = to_payload(value)
+    if isinstance(payload, dict):
+        payload = {k: v for k, v in payload.items() if k not in getattr(value, "etag_ignores", ())}
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return '"' + hashlib.sha256(text.encode()).hexdigest()[:32] + '"'
+
+
+def precondition(req: Request, current: Any) -> None:
+    """The If-Match check of a write, called inside its transaction with the resource as it is now
+    (None: it does not exist). 412 when the client's copy is stale; nothing when no If-Match came."""
+    req.if_match_checked = True
+    tags = req.if_match
+    if tags is None:
+        return
+    if current is None or ("*" not in tags and etag_of(current) not in tags):
+        raise ApiError(412, "precondition_failed",
+                       "the resource changed since you read it (If-Match does not match its ETag); read it again")
+
+
+def _entity_tags(header: str) -> tuple[str, ...]:
+    if header.strip() == "*":
+        return ("*",)
+    tags = []
+    for part in header.split(","):
+        m = _ETAG.match(part.strip())
+        if not m:
+            raise ApiError(400, "invalid_if_match", 'If-Match must be "*" or a list of entity tags ("...")')
+        tags.append(f'"{m.group(1)}"')  # weak comparison for If-None-Match, strong tags anyway
+    return tuple(tags)
+
+
+def _entity_tags_or_none(header: str | None) -> tuple[str, ...]:
+    """If-None-Match: a malformed one is ignored (the full answer is always right)."""
+    try:
+        return _entity_tags(header) if header else ()
+    except ApiError:
+        return ()
 
 
 @lru_cache(maxsize=None)
@@ -146,18 +206,25 @@ class Api:
     def route(self, method: str, path: str, *, access: Access = "user", body: type[BaseModel] | None = None,
               query: type[BaseModel] | None = None, status: int | tuple[int, ...] = 200,
               allow_suspended: bool = False, response: type[BaseModel] | None = None,
-              machine: Callable[[], dict] | None = None, text: bool = False):
+              machine: Callable[[], dict] | None = None, idempotent: bool = False, rate: str = "default",
+              etag: bool = False, text: bool = False):
         """Declare a route. A handler returning (value, status) must use one of `status`. Machine
         access ("cloud_tasks", "scheduler") needs `machine`: () -> the queue/account/audience to check.
-        `text`: the handler may also return a text/plain flask.Response (see `text_response`)."""
+        `idempotent`, `rate`, `etag`: see the module docstring. `text`: the handler may also return a
+        text/plain flask.Response (see `text_response`)."""
         statuses = (status,) if isinstance(status, int) else tuple(status)
         if (access in MACHINE_ACCESS) != (machine is not None):
             raise ValueError(f"{path}: access {access!r} and machine= go together")
+        if rate not in config.RATE_LIMITS:
+            raise ValueError(f"{path}: unknown rate class {rate!r}")
+        if idempotent and (method.upper() != "POST" or access not in ("user", "admin")):
+            raise ValueError(f"{path}: idempotent= is for POSTs of signed-in callers")
 
         def register(fn: Callable) -> Callable:
             summary = (fn.__doc__ or fn.__name__).strip().splitlines()[0]
             self.routes.append(Route(method.upper(), path, fn, access, body, query, statuses,
-                                     allow_suspended, summary, response, machine, text))
+                                     allow_suspended, summary, response, machine, idempotent, rate, etag,
+                                     text))
             return fn
         return register
 
@@ -167,27 +234,43 @@ class Api:
         rid = rid if _REQUEST_ID.match(rid) else uuid.uuid4().hex
         tokens = (logs.request_id.set(rid), logs.trace.set(self._trace(request)))
         started = time.perf_counter()
+        seen: dict[str, Any] = {}  # what _dispatch learnt (the route), for the access line
         try:
             with faults.budget():  # every outside call of this request ends inside the function's deadline
-                resp = self._dispatch(request)
+                resp = self._dispatch(request, seen)
         except ApiError as exc:
             resp = json_response(exc.body(), exc.status, exc.headers)
         except Exception as exc:
-            if faults.is_transient(exc):  # a dependency timed out or is down: try again later
-                log.warning("dependency unavailable: %s", faults.describe(exc))
-                resp = json_response(unavailable(exc).body(), 503, {"Retry-After": str(faults.RETRY_AFTER_S)})
-            else:
-                log.exception("unhandled error")
-                resp = json_response(ApiError(500, "internal", "internal error").body(), 500)
+            resp = self._failure(exc)
+        for k, v in seen.get("headers", {}).items():  # rate-limit headers, also on errors
+            resp.headers.setdefault(k, v)
         resp.headers["X-Request-Id"] = rid
         self._cors(request, resp)
-        log.info("%s %s %s", request.method, request.path, resp.status_code, extra={"httpRequest": {
-            "requestMethod": request.method, "requestUrl": request.path, "status": resp.status_code,
-            "latency": f"{time.perf_counter() - started:.6f}s", "userAgent": request.headers.get("User-Agent", ""),
-        }})
+        self._access_line(request, seen.get("route"), resp, started)
         logs.request_id.reset(tokens[0])
         logs.trace.reset(tokens[1])
         return resp
+
+    def _access_line(self, request: flask.Request, route: Route | None, resp: flask.Response, started: float):
+        """The one log line of a request: the function, the path as the client sent it (the function's
+        name first, as deployed) and the route it reached (as the OpenAPI document names it)."""
+        path = f"/{self.name}{request.path.rstrip('/')}"
+        query = request.query_string.decode("latin-1")
+        template = f"/{self.name}{route.path.rstrip('/')}" if route else None
+        log.info("%s %s %s %s", self.name, request.method, path, resp.status_code, extra={
+                 "function": self.name, "route": template, "httpRequest": {
+                     "requestMethod": request.method, "requestUrl": path + (f"?{query}" if query else ""),
+                     "status": resp.status_code, "latency": f"{time.perf_counter() - started:.6f}s",
+                     "userAgent": request.headers.get("User-Agent", ""),
+                 }})
+
+    @staticmethod
+    def _failure(exc: Exception) -> flask.Response:
+        if faults.is_transient(exc):  # a dependency timed out or is down: try again later
+            log.warning("dependency unavailable: %s", faults.describe(exc))
+            return json_response(unavailable(exc).body(), 503, {"Retry-After": str(faults.RETRY_AFTER_S)})
+        log.exception("unhandled error")
+        return json_response(ApiError(500, "internal", "internal error").body(), 500)
 
     @staticmethod
     def _trace(request: flask.Request) -> str | None:
@@ -207,7 +290,7 @@ class Api:
         found.sort(key=lambda rp: rp[0].specificity)
         return found, {r.method for r, _ in found}
 
-    def _dispatch(self, request: flask.Request) -> flask.Response:
+    def _dispatch(self, request: flask.Request, seen: dict) -> flask.Response:
         matches, methods = self._match(request.path)
         if request.method == "OPTIONS":
             return self._preflight(request, methods)
@@ -218,10 +301,28 @@ class Api:
             allow = ", ".join(sorted(methods | {"OPTIONS"}))
             raise ApiError(405, "method_not_allowed", f"{request.method} not allowed here", headers={"Allow": allow})
         route, params = chosen[0]
+        seen["route"] = route
         caller = self._authenticate(request, route)
+        seen["headers"] = ratelimit.check(caller, route.rate)  # before the body is even read
+        key = idempotency.key_of(request) if route.idempotent else None
         query = self._parse_query(request, route)
         body = self._parse_body(request, route)
-        result = route.handler(Request(request, params, body, query, caller))
+        req = Request(request, params, body, query, caller)
+        if route.etag and request.method != "GET" and request.headers.get("If-Match") is not None:
+            req.if_match = _entity_tags(request.headers["If-Match"])
+        if key is None:
+            return self._respond(route, req)
+        fp = idempotency.fingerprint(request.method, request.path, body)
+        return idempotency.run(self.name, ratelimit.scope(caller) or "", key, fp, lambda: self._respond(route, req))
+
+    def _respond(self, route: Route, req: Request) -> flask.Response:
+        """Run the handler and make its answer (errors too: an idempotent request stores them)."""
+        try:
+            result = route.handler(req)
+        except ApiError as exc:
+            return json_response(exc.body(), exc.status, exc.headers)
+        if req.if_match is not None and not req.if_match_checked:
+            raise RuntimeError(f"{route.path}: If-Match sent but the handler never checked it")
         if isinstance(result, flask.Response):
             return result
         status = route.statuses[0]
@@ -229,7 +330,13 @@ class Api:
             result, status = result
             if status not in route.statuses:  # the OpenAPI document promises only the declared ones
                 raise RuntimeError(f"{route.path}: undeclared status {status}")
-        return json_response(to_payload(result), status)
+        payload = to_payload(result)
+        if not route.etag or result is None:
+            return json_response(payload, status)
+        tag = etag_of(result)
+        if req.raw.method == "GET" and tag in _entity_tags_or_none(req.raw.headers.get("If-None-Match")):
+            return flask.Response(status=304, headers={"ETag": tag})
+        return json_response(payload, status, {"ETag": tag})
 
     def _authenticate(self, request: flask.Request, route: Route) -> Any:
         if route.access == "custom":
@@ -305,7 +412,7 @@ class Api:
             raise ApiError(403, "origin_not_allowed", "this origin may not call the API")
         resp = flask.Response(status=204)
         resp.headers["Access-Control-Allow-Methods"] = ", ".join(sorted(methods | {"OPTIONS"}))
-        resp.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type, X-Request-Id"
+        resp.headers["Access-Control-Allow-Headers"] = ", ".join(ALLOW_HEADERS)
         resp.headers["Access-Control-Max-Age"] = "3600"
         return resp
 
@@ -314,4 +421,4 @@ class Api:
         resp.headers.add("Vary", "Origin")
         if origin:
             resp.headers["Access-Control-Allow-Origin"] = origin
-            resp.headers["Access-Control-Expose-Headers"] = "X-Request-Id"
+            resp.headers["Access-Control-Expose-Headers"] = ", ".join(EXPOSE_HEADERS)

@@ -26,6 +26,7 @@ class Doc(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True, extra="ignore", defer_build=True)  # built on first use: faster cold start
     collection: ClassVar[str]
+    etag_ignores: ClassVar[tuple[str, ...]] = ()  # fields that change without an edit (shared/http.py etag_of)
 
     id: str = Field(alias="_id")
 
@@ -38,6 +39,7 @@ class Doc(BaseModel):
 
 class User(Doc):
     collection = "users"
+    etag_ignores = ("lastSeenAt",)  # refreshed by sign-ins, not an edit of the profile
     clerkId: str
     email: str = ""
     emailVerified: bool = False  # the identity provider vouched for `email` (only then may accounts link by it)

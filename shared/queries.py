@@ -94,3 +94,15 @@ declare("deployJobs", ("userId", "status"))  # ... of one status (composite user
 declare("pluginConfigs", ("deploymentId",))
 declare("skillConfigs", ("deploymentId",))
 declare("apiKeyRegistry", ("deploymentId",))
+
+# notifications (shared/notifications): a user's list (all or unread), webhooks, delivery logs, the sweep
+declare("notifications", ("userId",), (("createdAt", DESC),))
+declare("notifications", ("userId", "readAt"), (("createdAt", DESC),))
+declare("webhooks", ("userId",))
+declare("webhookDeliveries", ("userId",), (("createdAt", DESC),))
+declare("webhookDeliveries", ("webhookId",), (("createdAt", DESC),))
+declare("webhookDeliveries", ("status",), (("sweepAt", ASC),))
+
+# backups (shared/backups): the owner's bots with backups, newest first; the cleanup's expired records
+declare("botBackups", ("userId",), (("createdAt", DESC),))
+declare("botBackups", (), (("expireAt", ASC),))

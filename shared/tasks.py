@@ -48,8 +48,9 @@ def task_id(*parts: str) -> str:
     return hashlib.sha256("/".join(parts).encode()).hexdigest()[:32]
 
 
-def enqueue(queue: str, url: str, payload: dict, name: str | None = None) -> str | None:
-    """Create the task; returns its name, or None when a task of that name already exists."""
+def enqueue(queue: str, url: str, payload: dict, name: str | None = None, delay_s: float = 0) -> str | None:
+    """Create the task (dispatched `delay_s` from now); returns its name, or None when a task of that
+    name already exists."""
     from google.cloud import tasks_v2
 
     request = tasks_v2.HttpRequest(
@@ -60,6 +61,10 @@ def enqueue(queue: str, url: str, payload: dict, name: str | None = None) -> str
     if invoker:
         request.oidc_token = tasks_v2.OidcToken(service_account_email=invoker, audience=url)
     task = tasks_v2.Task(http_request=request)
+    if delay_s > 0:
+        from datetime import datetime, timedelta, timezone
+
+        task.schedule_time = datetime.now(timezone.utc) + timedelta(seconds=delay_s)
     parent = queue_path(queue)
     if name:
         task.name = f"{parent}/tasks/{name}"

@@ -18,7 +18,7 @@ from devtools.stack import PROJECT_ID, Stack  # noqa: E402
 
 # Each domain's fixtures, registered once (a session fixture imported into several test
 # modules would be defined, and its services started, once per module).
-pytest_plugins = ["billing_support", "costs_support", "knowledge_support", "deploy_support"]
+pytest_plugins = ["billing_support", "costs_support", "knowledge_support", "deploy_support", "notify_support"]
 
 
 def pytest_addoption(parser):
@@ -50,6 +50,8 @@ def stack():
         s.apply_env()
         os.environ["APP_ENV"] = "local"
         os.environ["CORS_ORIGINS"] = "https://app.example.com"
+        # the suite calls faster than a person: limits out of its way (tests/test_conventions.py sets low ones)
+        os.environ["RATE_LIMITS"] = "default=1000000,embeddings=1000000,deploy=1000000,billing=1000000"
         from shared import config
 
         config.reset()
@@ -82,7 +84,8 @@ SERVICES = {
     **dict.fromkeys(("billing", "stripeWebhook", "billingReconcile"), "stripe_stack"),
     **dict.fromkeys(("costs", "pullCosts", "pullOpenrouterActivity", "costPullWorker"), "costs_env"),
     **dict.fromkeys(("knowledge", "media", "knowledgeReembedWorker"), "kb_stack"),
-    **dict.fromkeys(("deployments", "deployWorker", "pluginConfigs", "skillConfigs", "apiKeys"), "deploy_env"),
+    **dict.fromkeys(("deployments", "deployWorker", "pluginConfigs", "skillConfigs", "apiKeys", "backups"),
+                    "deploy_env"),
 }
 
 

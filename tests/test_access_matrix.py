@@ -38,6 +38,8 @@ MATRIX = [
     ("GET", "/navLinks?section=header", None, (200, 200, 200, 200, 403)),
     ("GET", "/navLinks?section=header&all=true", None, (403, 403, 403, 200, 403)),
     ("POST", "/navLinks", LINK, admin_only(201)),
+    ("GET", "/navLinks/link1", None, (200, 200, 200, 200, 403)),
+    ("GET", "/navLinks/hidden1", None, (404, 404, 404, 200, 403)),
     ("PATCH", "/navLinks/link1", {"label": "M"}, admin_only(200)),
     ("DELETE", "/navLinks/link1", None, admin_only(204)),
     ("POST", "/navLinks/reorder", {"section": "header", "ids": ["link1"]}, admin_only(200)),
@@ -59,6 +61,10 @@ MATRIX = [
     ("GET", "/costs/activity?userId={owner}&from=2026-11-01&to=2026-11-02", None, (401, 403, 200, 200, 403)),
     ("GET", "/costs/summary?userId={owner}", None, (401, 403, 200, 200, 403)),
     ("GET", "/costs/summary?userId=all", None, (401, 403, 403, 200, 403)),
+    ("GET", "/costs/budget", None, (401, 404, 404, 404, 403)),  # none set
+    ("GET", "/costs/budget?userId={owner}", None, (401, 403, 404, 404, 403)),
+    ("PUT", "/costs/budget", {"monthlyUsd": 25, "action": "stop"}, (401, 200, 200, 200, 403)),  # one's own
+    ("DELETE", "/costs/budget", None, (401, 404, 404, 404, 403)),
     ("GET", "/costs/runs/nope", None, admin_only(404)),
     ("GET", "/costs/accounts/{owner}", None, admin_only(404)),
     ("PUT", "/costs/accounts/{owner}", {"openaiProjectId": "proj_abc"}, admin_only(200)),
@@ -85,6 +91,7 @@ def world(api, callers, plans, providers):
     repos.cms_pages.set(CmsPage(_id="draft", slug="draft", title="D", body="b", published=False,
                                 createdAt=now, updatedAt=now))
     repos.nav_links.set(NavLink(_id="link1", label="L", href="/l", section="header"))
+    repos.nav_links.set(NavLink(_id="hidden1", label="H", href="/h", section="footer", visible=False))
     repos.pricing_plans.delete("pro")  # `plans` made both; the matrix creates "pro" again
     return callers
 

@@ -1,5 +1,5 @@
 """Every endpoint of the deployments domain (deployments, deployWorker, pluginConfigs, skillConfigs,
-apiKeys) x {anonymous, other user, owner, admin, suspended}: the expected status. "owner" owns the
+apiKeys, backups) x {anonymous, other user, owner, admin, suspended}: the expected status. "owner" owns the
 addressed deployment and has a subscription (trialing); "other" has none. provisioningEvents is a
 Pub/Sub function, with no HTTP endpoint (tests/test_provisioning_events.py).
 
@@ -16,6 +16,7 @@ PROJECT, ZONE, VM = "acme-bots", "us-central1-a", "oc-access-matrix"
 CALLERS = ("anonymous", "other", "owner", "admin", "suspended")
 NEW = {"gcpProject": PROJECT, "zone": ZONE, "botName": "Matrix", "primaryModel": "anthropic/claude-sonnet-4"}
 KEY = {"value": "sk-" + "a" * 40}
+SNAP = "oc-access-matrix-snap"
 
 
 def owned(status: int) -> tuple:
@@ -61,6 +62,11 @@ MATRIX = [
     ("GET", "/apiKeys?deploymentId={dep}", None, owned(200)),
     ("PUT", "/apiKeys/{dep}/openai-api-key", KEY, owned(200)),
     ("DELETE", "/apiKeys/{dep}/openai-api-key", None, owned(204)),
+    ("GET", "/backups", None, (401, 200, 200, 200, 403)),
+    ("GET", "/backups/{dep}", None, owned(200)),
+    ("GET", "/backups/nope", None, (401, 404, 404, 404, 403)),
+    ("POST", "/backups/{dep}/snapshots/" + SNAP + "/restore", {}, (401, 404, 201, 201, 403)),
+    ("POST", "/backups", None, (401, 403, 403, 200, 403)),  # the cleanup: Cloud Scheduler or an admin
 ]
 
 COST_ROWS: list[tuple] = []  # (method, path, caller, status, reads, writes) of every call made
@@ -76,9 +82,16 @@ def vm(deploy_env):
 
     from shared.deploy import compute
 
-    inst = compute_v1.Instance(name=VM, machine_type=f"zones/{ZONE}/machineTypes/e2-small")
+    from shared.backups import gce
+
+    inst = compute_v1.Instance(name=VM, machine_type=f"zones/{ZONE}/machineTypes/e2-small", disks=[
+        compute_v1.AttachedDisk(boot=True, auto_delete=True, initialize_params=compute_v1.AttachedDiskInitializeParams(
+            source_image="projects/debian-cloud/global/images/family/debian-12"))])
     op = compute.instances().insert_unary(project=PROJECT, zone=ZONE, instance_resource=inst)
     compute.wait("create VM", op, PROJECT, ZONE)
+    op = gce.disks().create_snapshot_unary(project=PROJECT, zone=ZONE, disk=VM,
+                                           snapshot_resource=compute_v1.Snapshot(name=SNAP))  # what a restore uses
+    compute.wait("snapshot", op, PROJECT, ZONE)
     return VM
 
 
@@ -109,6 +122,9 @@ def world(api, callers, denv, vm):
     secrets.put(dep_id, "openai-api-key", KEY["value"])
     repos.api_keys.set(ApiKey(_id=f"{dep_id}_openai-api-key", keyName="openai-api-key",
                               maskedValue=mask(KEY["value"]), **common))
+    from shared.backups import service as backups
+
+    backups.record(repos.deployments.get(dep_id), "starter", backups.backup_settings.get().schedule("starter"))
     return {"callers": callers, "ids": {"{dep}": dep_id, "{job}": job.id}}
 
 

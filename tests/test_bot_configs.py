@@ -236,3 +236,11 @@ def test_delete_job_removes_keys_from_secret_manager(api, callers, denv):
     assert done.status == "completed" and "removed 1 API key(s) from Secret Manager" in done.log
     assert not [n for n in denv.secrets.state()["secrets"] if dep["_id"] in n]
     assert api("GET", f"/skillConfigs?deploymentId={dep['_id']}", callers["owner"]).status_code == 404
+
+
+def test_enabled_is_a_json_boolean_only(api, callers, denv):
+    dep, _ = create(api, callers["owner"])
+    for path in (f"/pluginConfigs/{dep['_id']}/knowledge", f"/skillConfigs/{dep['_id']}/job-hunter"):
+        for value in (0, 1, "false", "true"):
+            r = api("PUT", path, callers["owner"], json={"enabled": value})
+            assert r.status_code == 422 and r.json["error"]["code"] == "invalid_body", (path, value)

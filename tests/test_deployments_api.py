@@ -39,7 +39,10 @@ def test_instance_is_small_debian_without_external_ip_and_config_as_data(api, ca
     denv.wait_job(job["_id"])
     inst = compute.instances().get(project="acme-bots", zone="us-central1-a", instance=dep["vmName"])
     assert inst.machine_type.endswith("/machineTypes/e2-small")
-    assert "debian-12" in inst.disks[0].initialize_params.source_image
+    from shared.backups import gce  # an instance lists its disks by URL: the image is the disk's
+
+    disk = gce.disks().get(project="acme-bots", zone="us-central1-a", disk=inst.disks[0].source.rsplit("/", 1)[-1])
+    assert "debian-12" in disk.source_image and inst.disks[0].boot and inst.disks[0].auto_delete
     assert not inst.network_interfaces[0].access_configs  # no external IP
     items = {i.key: i.value for i in inst.metadata.items}
     assert "rm -rf" not in items["startup-script"] and "x'; rm -rf / #" in items["openclaw-config"]

@@ -117,7 +117,7 @@ def test_machine_callers_are_a_declared_access_kind():
     assert {n for n, k in kinds.items() if "cloud_tasks" in k} == {"deployWorker", "costPullWorker",
                                                                    "knowledgeReembedWorker"}
     assert {n for n, k in kinds.items() if "scheduler" in k} == {"pullCosts", "pullOpenrouterActivity",
-                                                                 "billingReconcile"}
+                                                                 "billingReconcile", "backups"}
     for api in function_apis():
         for r in api.routes:
             assert "google_identity" not in r.handler.__code__.co_names, f"{api.name}: the handler checks its caller"

@@ -180,7 +180,8 @@ def test_scheduler_jobs_call_public_functions_with_the_identity_and_audience_the
         assert target["public"] and job["oidc-token-audience"] == target["url"] == job["uri"]
         sa, aud = job["oidc-service-account-email"], job["oidc-token-audience"]
         assert (target["env"].get("COSTS_SCHEDULER_SA"), target["env"].get("COSTS_SCHEDULER_AUDIENCE")) == (sa, aud) \
-            or (target["env"].get("BILLING_SCHEDULER_SA"), target["env"].get("BILLING_RECONCILE_URL")) == (sa, aud)
+            or (target["env"].get("BILLING_SCHEDULER_SA"), target["env"].get("BILLING_RECONCILE_URL")) == (sa, aud) \
+            or (target["env"].get("BACKUP_SCHEDULER_SA"), target["env"].get("BACKUP_CLEANUP_URL")) == (sa, aud)
         # the scheduler waits longer than the function may run, so it never retries a live run
         assert int(job["attempt-deadline"].rstrip("s")) > int(target["sizing"]["timeout"].rstrip("s"))
 

@@ -54,3 +54,16 @@ def test_dev_server_serves_document_and_docs_page(client):
     assert r.status_code == 200 and r.json["paths"]
     page = client.get("/docs")
     assert page.status_code == 200 and b"/openapi.json" in page.data
+
+
+def test_docs_page_loads_nothing_from_outside(client):
+    """Offline and behind a proxy: every script and style of /docs is served here."""
+    import re
+
+    page = client.get("/docs").get_data(as_text=True)
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert assets and all(a.startswith("/") for a in assets), assets
+    for asset in assets:
+        r = client.get(asset)
+        assert r.status_code == 200 and len(r.data) > 500, asset
+    assert client.get("/docs/package.json").status_code == 404  # only the listed files

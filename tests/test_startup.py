@@ -42,6 +42,8 @@ VALUES = {
     "BILLING_RECONCILE_URL": (f"{URL}/billingReconcile", "http://x/billingReconcile"),
     "OPENAI_API_KEY": ("sk-proj-key", None),
     "MEDIA_BUCKET": (f"{PROJECT}-media", None),
+    "BACKUP_SCHEDULER_SA": ("scheduler" + SA, "scheduler"),
+    "BACKUP_CLEANUP_URL": (f"{URL}/backups", "http://x/backups"),
     "KNOWLEDGE_REEMBED_WORKER_URL": (f"{URL}/knowledgeReembedWorker", "http://x/knowledgeReembedWorker"),
 }
 DEPLOY = ("DEPLOY_WORKER_URL", "TASKS_INVOKER_SA", "DEPLOY_ALLOWED_PROJECTS",
@@ -50,9 +52,10 @@ SCHEDULED = ("COSTS_QUEUE", "TASKS_LOCATION", "COSTS_WORKER_URL", "TASKS_INVOKER
              "COSTS_SCHEDULER_AUDIENCE")
 # what each function needs in production besides GOOGLE_CLOUD_PROJECT (the deploy manifest's list)
 NEEDS = {
-    "users": (), "cmsPages": (), "navLinks": (), "pricingPlans": (), "costs": (),
+    "users": (), "cmsPages": (), "navLinks": (), "pricingPlans": (), "costs": DEPLOY,
     "pullCosts": SCHEDULED, "pullOpenrouterActivity": SCHEDULED,
-    "costPullWorker": ("TASKS_INVOKER_SA", "COSTS_WORKER_URL", "OPENROUTER_MANAGEMENT_KEY", "OPENAI_ADMIN_KEY"),
+    "costPullWorker": ("TASKS_INVOKER_SA", "COSTS_WORKER_URL", "OPENROUTER_MANAGEMENT_KEY", "OPENAI_ADMIN_KEY",
+                       *DEPLOY[:1], *DEPLOY[2:]),
     "billing": ("STRIPE_SECRET_KEY", "APP_URL"),
     # a downgrade stops the bots beyond the plan's limit: deploy jobs (shared/plan_limits.py)
     "stripeWebhook": ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", *DEPLOY),
@@ -63,6 +66,7 @@ NEEDS = {
     "deployments": DEPLOY, "deployWorker": (*DEPLOY, "FUNCTIONS_URL", "BOT_PLUGIN_URL", "BOT_PLUGIN_SHA256"),
     "provisioningEvents": DEPLOY,
     "pluginConfigs": DEPLOY, "skillConfigs": DEPLOY, "apiKeys": DEPLOY,
+    "backups": (*DEPLOY, "BACKUP_SCHEDULER_SA", "BACKUP_CLEANUP_URL"),
 }
 
 # In the function's process: load it with each environment; print what each load did.

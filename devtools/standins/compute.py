@@ -1,5 +1,6 @@
 """Local Compute Engine: the REST wire format of instances (insert/get/start/stop/reset/delete,
-serial port output, setMetadata with fingerprints, setServiceAccount on a stopped instance) and zone operations (get/wait), for
+serial port output, setMetadata with fingerprints, setServiceAccount on a stopped instance), zone, region and
+global operations (get/wait), and (compute_disks.py) the bots' disks, snapshots and snapshot schedules, for
 google-cloud-compute's REST transport.
 
 Operations finish `--op-latency` seconds after they are created. As on Compute, a repeated
@@ -39,6 +40,7 @@ from datetime import datetime, timezone
 from werkzeug.wrappers import Request, Response
 
 from devtools.standins import access_tokens
+from devtools.standins.compute_disks import DisksMixin
 from devtools.standins.restserver import HttpError, RestServer
 
 BASE = "https://www.googleapis.com/compute/v1"
@@ -68,13 +70,12 @@ def fingerprint(items: list) -> str:
     return base64.b64encode(hashlib.sha256(json.dumps(items, sort_keys=True).encode()).digest()[:8]).decode()
 
 
-class Compute(RestServer):
+class Compute(DisksMixin, RestServer):
     def __init__(self, op_latency: float, pubsub_host: str | None, secrets_host: str | None = None,
                  token_key: str = "", iam_host: str | None = None):
         super().__init__()
         self.iam_host = iam_host
         self.firewalls: dict[tuple, dict] = {}
-        self.global_ops: dict[tuple, dict] = {}
         self.op_latency = op_latency
         self.pubsub_host = pubsub_host
         self.secrets_host = secrets_host
@@ -87,7 +88,9 @@ class Compute(RestServer):
         self.active_ops: dict[str, int] = {}
         self.max_active_ops: dict[str, int] = {}
         self.cond = threading.Condition(self.lock)
+        self._init_disks()
         self._routes()
+        self._disk_routes()
 
     def dispatch(self, request: Request) -> Response:
         """Compute checks the caller's permission in the project before anything else."""
@@ -109,20 +112,25 @@ class Compute(RestServer):
         return super().dispatch(request)
 
     # operations
-    def _new_op(self, project, zone, name, kind, effect, request_id, fault) -> dict:
+    def _new_op(self, project, zone, name, kind, effect, request_id, fault, scope: str | None = None,
+                target: str | None = None) -> dict:
+        """An operation; `scope` "regions/<r>" or "global" for region and global operations (zone ones
+        are keyed by the bare zone), `target` its targetLink when it is not an instance."""
         key = (project, zone, name)
+        scope = scope or f"zones/{zone}"
         op_name = f"operation-{int(time.time() * 1000)}-{next(_ids)}"
         op = {
             "kind": "compute#operation", "id": str(next(_ids)), "name": op_name, "operationType": kind,
-            "zone": f"{BASE}/projects/{project}/zones/{zone}",
-            "targetLink": f"{BASE}/projects/{project}/zones/{zone}/instances/{name}",
+            "targetLink": target or f"{BASE}/projects/{project}/zones/{zone}/instances/{name}",
             "status": "RUNNING", "progress": 0, "insertTime": rfc3339(), "startTime": rfc3339(),
             "user": "local@example.com",
-            "selfLink": f"{BASE}/projects/{project}/zones/{zone}/operations/{op_name}",
+            "selfLink": f"{BASE}/projects/{project}/{scope}/operations/{op_name}",
             "_doneAt": time.time() + self.op_latency, "_effect": effect, "_instance": key,
             "_error": fault.message if fault and fault.mode == "op_error" else None,
         }
-        self.ops[(project, zone, op_name)] = op
+        if scope.startswith(("zones/", "regions/")):
+            op[scope.split("/")[0][:-1]] = f"{BASE}/projects/{project}/{scope}"  # "zone" or "region"
+        self.ops[(project, zone if scope.startswith("zones/") else scope, op_name)] = op
         if request_id:
             self.request_ids[request_id] = (project, zone, op_name)
         label = "/".join(key)
@@ -143,15 +151,11 @@ class Compute(RestServer):
             if op["_error"]:
                 op["error"] = {"errors": [{"code": "ZONE_RESOURCE_POOL_EXHAUSTED", "message": op["_error"]}]}
                 op["httpErrorStatusCode"], op["httpErrorMessage"] = 503, "SERVICE UNAVAILABLE"
-                if op["operationType"] == "insert":
+                if op["operationType"] == "insert" and "/instances/" in op["targetLink"]:
                     self.instances.pop(op["_instance"], None)  # a failed insert leaves no instance
             else:
                 op["_effect"]()
         self.cond.notify_all()
-
-    @staticmethod
-    def public(op: dict) -> dict:
-        return {k: v for k, v in op.items() if not k.startswith("_")}
 
     def _replay(self, request: Request):
         rid = request.args.get("requestId")
@@ -252,13 +256,14 @@ class Compute(RestServer):
                         raise HttpError(409, f"The resource 'projects/{project}/zones/{zone}/instances/{name}' "
                                              "already exists", "alreadyExists")
                     items = body.get("metadata", {}).get("items", [])
+                    disks, make_disks = self.plan_disks(project, zone, name, body.get("disks", []))
                     inst = {
                         "kind": "compute#instance", "id": str(next(_ids)), "name": name, "status": "PROVISIONING",
                         "machineType": body["machineType"], "zone": f"{BASE}/projects/{project}/zones/{zone}",
                         "creationTimestamp": rfc3339(), "labels": body.get("labels", {}),
                         "networkInterfaces": [{**n, "networkIP": f"10.128.0.{len(self.instances) % 250 + 2}"}
                                               for n in body.get("networkInterfaces", [])],
-                        "disks": body.get("disks", []), "serviceAccounts": body.get("serviceAccounts", []),
+                        "disks": disks, "serviceAccounts": body.get("serviceAccounts", []),
                         "tags": {**body.get("tags", {}), "fingerprint": fingerprint(body.get("tags", {}).get("items", []))},
                         "metadata": {"kind": "compute#metadata", "items": items, "fingerprint": fingerprint(items)},
                         "selfLink": f"{BASE}/projects/{project}/zones/{zone}/instances/{name}", "_serial": "",
@@ -266,6 +271,7 @@ class Compute(RestServer):
 
                     def create():
                         self.inserts += 1
+                        make_disks()
                         self._boot(inst)
                     self.instances[key] = inst  # visible (PROVISIONING) while the operation runs
                     op = self._new_op(project, zone, name, "insert", create, request.args.get("requestId"), fault)
@@ -307,6 +313,7 @@ class Compute(RestServer):
 
         def do_delete(p, z, n, inst):
             self.instances.pop((p, z, n), None)
+            self.drop_disks(inst)
 
         self.route("POST", INSTANCE + "/start", "instances.start")(
             action("start", (), "STAGING", lambda p, z, n, i: self._boot(i)))
@@ -388,18 +395,17 @@ class Compute(RestServer):
                                      "was not found", "notFound")
             return op
 
-        @self.route("GET", ZONE + r"/operations/(?P<operation>[^/]+)", "zoneOperations.get")
-        def op_get(request, fault, project, zone, operation):
+        def op_get(request, fault, project, operation, zone=None, region=None):
             with self.lock:
                 self._advance()
-                return self.public(find_op(project, zone, operation))
+                return self.public(find_op(project, zone or (f"regions/{region}" if region else "global"),
+                                           operation))
 
-        @self.route("POST", ZONE + r"/operations/(?P<operation>[^/]+)/wait", "zoneOperations.wait")
-        def op_wait(request, fault, project, zone, operation):
+        def op_wait(request, fault, project, operation, zone=None, region=None):
             started = time.time()
             deadline = time.time() + WAIT_MAX_S
             with self.lock:
-                op = find_op(project, zone, operation)
+                op = find_op(project, zone or (f"regions/{region}" if region else "global"), operation)
                 while True:
                     self._advance()
                     if op["status"] == "DONE" or time.time() >= deadline:
@@ -412,9 +418,9 @@ class Compute(RestServer):
         def firewall_insert(request, fault, project):
             body = request.get_json(silent=True) or {}
             with self.lock:
-                replay = request.args.get("requestId") and self.request_ids.get(request.args["requestId"])
+                replay = self._replay(request)
                 if replay:
-                    return self.public(self.global_ops[replay])
+                    return replay
                 name = body.get("name", "")
                 if not name or not body.get("allowed"):
                     raise HttpError(400, "Invalid value for field 'resource': name and allowed are required", "invalid")
@@ -431,11 +437,12 @@ class Compute(RestServer):
                 op = {"kind": "compute#operation", "id": str(next(_ids)), "name": op_name, "operationType": "insert",
                       "targetLink": f"{BASE}/projects/{project}/global/firewalls/{name}", "status": "DONE",
                       "progress": 100, "insertTime": rfc3339(), "endTime": rfc3339(),
-                      "selfLink": f"{BASE}/projects/{project}/global/operations/{op_name}"}
-                self.global_ops[(project, op_name)] = op
+                      "selfLink": f"{BASE}/projects/{project}/global/operations/{op_name}",
+                      "_doneAt": time.time(), "_instance": (project, "global", name)}
+                self.ops[(project, "global", op_name)] = op  # done at once; the global operation routes find it
                 if request.args.get("requestId"):
-                    self.request_ids[request.args["requestId"]] = (project, op_name)
-                return op
+                    self.request_ids[request.args["requestId"]] = (project, "global", op_name)
+                return self.public(op)
 
         @self.route("GET", GLOBAL + r"/firewalls/(?P<name>[^/]+)", "firewalls.get")
         def firewall_get(request, fault, project, name):
@@ -446,17 +453,17 @@ class Compute(RestServer):
                                 "notFound")
             return rule
 
-        def global_op(request, fault, project, operation):
-            with self.lock:
-                op = self.global_ops.get((project, operation))
-            if op is None:
-                raise HttpError(404, f"The resource 'projects/{project}/global/operations/{operation}' was not found",
-                                "notFound")
-            return op
-        self.route("GET", GLOBAL + r"/operations/(?P<operation>[^/]+)", "globalOperations.get")(global_op)
-        self.route("POST", GLOBAL + r"/operations/(?P<operation>[^/]+)/wait", "globalOperations.wait")(global_op)
+        op_path = r"/operations/(?P<operation>[^/]+)"
+        for scope, pattern in (("zone", ZONE), ("region", r"/compute/v1/projects/(?P<project>[^/]+)/regions/"
+                                                          r"(?P<region>[^/]+)"),
+                               ("global", r"/compute/v1/projects/(?P<project>[^/]+)/global")):
+            self.route("GET", pattern + op_path, f"{scope}Operations.get")(op_get)
+            self.route("POST", pattern + op_path + "/wait", f"{scope}Operations.wait")(op_wait)
 
     def control_extra(self, request: Request) -> Response:
+        handled = self.control_disks(request)
+        if handled is not None:
+            return handled
         if request.path.startswith("/_metadata/") and request.path.endswith("/token"):
             project, zone, name = request.path.split("/")[2:5]
             with self.lock:
@@ -473,7 +480,10 @@ class Compute(RestServer):
                 state = {"inserts": self.inserts,
                          "instances": {"/".join(k): v["status"] for k, v in self.instances.items()},
                          "busySeconds": self.busy_seconds(), "maxActiveOps": self.max_active_ops,
-                         "firewalls": {"/".join(k): v for k, v in self.firewalls.items()}}
+                         "firewalls": {"/".join(k): v for k, v in self.firewalls.items()},
+                         "disks": {"/".join(k): v.get("resourcePolicies", []) for k, v in self.disks.items()},
+                         "snapshots": sorted(n for (_, n) in self.snapshots),
+                         "policies": sorted("/".join(k) for k in self.policies)}
             return Response(json.dumps(state), mimetype="application/json")
         if request.path == "/_serial" and request.method == "POST":
             body = request.get_json()  # {project, zone, name, text}: what the guest prints

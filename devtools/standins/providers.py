@@ -2,13 +2,15 @@
 formats, with scripted faults for tests and a fixed latency for the benchmark.
 
 Usage: python -m devtools.standins.providers PORT OPENROUTER_KEY OPENAI_KEY
-  OpenRouter: /openrouter/api/v1/{credits, keys/{hash}, keys?offset=, activity?date=&api_key_hash=} (management
-              key), /openrouter/api/v1/key (a bot's own key: its usage and limit)
+  OpenRouter: /openrouter/api/v1/{credits, keys/{hash} (GET; PATCH name/disabled/limit/limit_reset/
+              include_byok_in_limit, as the key-management API), keys?offset=, activity?date=&api_key_hash=}
+              (management key), /openrouter/api/v1/key (a bot's own key: its usage and limit)
   OpenAI:     /openai/v1/organization/costs?start_time=&end_time=&bucket_width=1d&project_ids=&limit=&page=,
               /openai/v1/organization/projects?limit=&after=, .../projects/{id}/api_keys?limit=&after= (admin key)
 Control: PUT /_control/state (merge), POST /_control/reset, GET /_control/stats.
-State: delayMs; credits; keys {hash: {limit, usage}}; botKeys {raw key: hash} (the keys bots hold; labelled
-as OpenRouter labels them, start...end); activity {hash: {date: [items]}}; openaiKeys {project: [raw keys]};
+State: delayMs; credits; keys {hash: {limit, usage, usage_monthly?, disabled?, limit_reset?}}; botKeys {raw key:
+hash} (the keys bots hold; labelled as OpenRouter labels them, start...end); activity {hash: {date: [items]}};
+openaiKeys {project: [raw keys]};
 openai {project: {date: usd}}; maxPage (cost buckets per page); faults {target: [fault, ...]} where target is a key hash,
 "hash@date" or a project, and a fault is "429" | "500" | "timeout" | "malformed" | "badshape"
 (consumed one per request; a trailing "!" makes it permanent); synthetic (bool): unknown keys
@@ -126,12 +128,19 @@ def _label(h: str) -> str:
     return f"{raw[:12]}...{raw[-3:]}" if raw else f"sk-or-v1-{h[:3]}...{h[-3:]}"
 
 
-def key_data(h: str, k: dict) -> dict:
+def key_body(h: str, k: dict) -> dict:
     limit = k.get("limit")
-    return {"hash": h, "name": f"bot-{h[:8]}", "label": _label(h), "disabled": False,
-            "limit": limit, "limit_remaining": None if limit is None else round(limit - k["usage"], 6),
-            "limit_reset": None, "include_byok_in_limit": False, "usage": k["usage"], "usage_daily": 0,
-            "usage_weekly": 0, "usage_monthly": k["usage"], "created_at": "2026-01-01T00:00:00Z", "updated_at": None}
+    return {"hash": h, "name": k.get("name", f"bot-{h[:8]}"), "label": _label(h),
+            "disabled": k.get("disabled", False), "limit": limit,
+            "limit_remaining": None if limit is None else round(max(limit - k["usage"], 0), 6),
+            "limit_reset": k.get("limit_reset"), "include_byok_in_limit": k.get("include_byok_in_limit", False),
+            "usage": k["usage"], "usage_daily": 0, "usage_weekly": 0,
+            "usage_monthly": k.get("usage_monthly", k["usage"]), "created_at": "2026-01-01T00:00:00Z",
+            "updated_at": k.get("updated_at")}
+
+
+UPDATABLE = {"name": str, "disabled": bool, "limit": (int, float, type(None)), "limit_reset": (str, type(None)),
+             "include_byok_in_limit": bool}
 
 
 async def key(request: Request) -> Response:
@@ -143,7 +152,22 @@ async def key(request: Request) -> Response:
             k = {"limit": 10.0, "usage": (_h(h) % 500) / 100}
         if k is None:
             return _error("openrouter", 404, "key not found")
-        return JSONResponse({"data": key_data(h, k)})
+        if request.method == "PATCH":  # the key-management API: a provisioning key updates a key
+            try:
+                body = await request.json()
+            except ValueError:
+                return _error("openrouter", 400, "invalid JSON body")
+            if not isinstance(body, dict) or set(body) - set(UPDATABLE) or any(
+                    not isinstance(v, UPDATABLE[f]) or isinstance(v, bool) != (UPDATABLE[f] is bool)
+                    for f, v in body.items()):
+                return _error("openrouter", 400, "invalid request body")
+            if isinstance(body.get("limit"), (int, float)) and body["limit"] < 0:
+                return _error("openrouter", 400, "limit must be >= 0")
+            if body.get("limit_reset") not in (None, "daily", "weekly", "monthly"):
+                return _error("openrouter", 400, "limit_reset must be daily, weekly or monthly")
+            k.update(body, updated_at=datetime.now(timezone.utc).isoformat())
+            STATE.setdefault("patches", []).append({"hash": h, **body})
+        return JSONResponse({"data": key_body(h, k)})
 
     return await _serve(request, "openrouter", (h,), answer)
 
@@ -153,7 +177,7 @@ async def keys_list(request: Request) -> Response:
     offset = int(request.query_params.get("offset", "0") or 0)
 
     async def answer():
-        rows = [key_data(h, k) for h, k in sorted(STATE["keys"].items())]
+        rows = [key_body(h, k) for h, k in sorted(STATE["keys"].items())]
         return JSONResponse({"data": rows[offset:offset + 100]})
 
     return await _serve(request, "openrouter", ("keys",), answer)
@@ -165,7 +189,7 @@ async def current_key(request: Request) -> Response:
     h = STATE["botKeys"].get(raw)
 
     async def answer():
-        data = key_data(h, STATE["keys"].get(h, {"limit": None, "usage": 0.0}))
+        data = key_body(h, STATE["keys"].get(h, {"limit": None, "usage": 0.0}))
         data["label"] = f"{raw[:12]}...{raw[-3:]}"
         return JSONResponse({"data": {k: v for k, v in data.items() if k not in ("hash", "name", "disabled")}
                              | {"is_free_tier": False, "is_management_key": False, "is_provisioning_key": False}})
@@ -259,6 +283,10 @@ async def _json(body):
     return JSONResponse(body)
 
 
+async def get_state(request: Request) -> Response:
+    return JSONResponse(STATE)
+
+
 async def put_state(request: Request) -> Response:
     STATE.update(await request.json())
     return JSONResponse({"ok": True})
@@ -287,7 +315,7 @@ async def embeddings(request: Request) -> Response:
 
 app = Starlette(routes=[
     Route("/openrouter/api/v1/credits", credits),
-    Route("/openrouter/api/v1/keys/{hash}", key),
+    Route("/openrouter/api/v1/keys/{hash}", key, methods=["GET", "PATCH"]),
     Route("/openrouter/api/v1/keys", keys_list),
     Route("/openrouter/api/v1/key", current_key),
     Route("/openai/v1/organization/projects", openai_projects),
@@ -296,6 +324,7 @@ app = Starlette(routes=[
     Route("/openai/v1/organization/costs", openai_costs),
     Route("/openai/v1/embeddings", embeddings, methods=["POST"]),
     Route("/_control/state", put_state, methods=["PUT"]),
+    Route("/_control/state", get_state, methods=["GET"]),
     Route("/_control/reset", reset, methods=["POST"]),
     Route("/_control/stats", stats),
 ])

@@ -46,19 +46,19 @@ def get_subscription(req: Request):
     return {"subscription": sub, "canDeploy": entitlements.allows_deploy(sub)}
 
 
-@api.route("POST", "/checkout", body=CheckoutBody, response=CheckoutView)
+@api.route("POST", "/checkout", body=CheckoutBody, response=CheckoutView, idempotent=True, rate="billing")
 def create_checkout(req: Request):
     """A Stripe Checkout URL for the plan's price; creates the caller's Stripe customer once."""
     return account.checkout(req.caller.user, req.body.plan, req.body.interval)
 
 
-@api.route("POST", "/portal", response=PortalView)
+@api.route("POST", "/portal", response=PortalView, idempotent=True, rate="billing")
 def create_portal(req: Request):
     """A Stripe Billing Portal URL for the caller's customer."""
     return account.portal(req.caller.user)
 
 
-@api.route("POST", "/trial", status=(201, 200), response=TrialView)
+@api.route("POST", "/trial", status=(201, 200), response=TrialView, idempotent=True, rate="billing")
 def start_trial(req: Request):
     """Start the free trial (once per user): 201 the first time, 200 with the same trial after."""
     sub, created = account.start_trial(req.caller.id)

@@ -6,10 +6,10 @@ import re
 from google.api_core import exceptions as gexc
 from pydantic import Field
 
-from shared import clock, repos
+from shared import clock, db, repos
 from shared.api.inputs import SLUG_PATTERN, PageQuery, ShortText, Strict
 from shared.errors import ApiError, not_found
-from shared.http import Api, Request, page_of
+from shared.http import Api, Request, page_of, precondition
 from shared.models import CmsPage
 
 api = Api("cmsPages", "CMS pages of the public site")
@@ -41,7 +41,7 @@ def list_pages(req: Request):
     return repos.cms_pages.page(equals, (("updatedAt", "DESCENDING"),), q.limit, q.cursor)
 
 
-@api.route("GET", "/{slug}", access="public", response=CmsPage)
+@api.route("GET", "/{slug}", access="public", response=CmsPage, etag=True)
 def get_page(req: Request):
     """A published page; admins also see drafts."""
     page = repos.cms_pages.first(slug=req.params["slug"])
@@ -62,20 +62,35 @@ def _upsert(doc_id: str, slug: str, body: PageWrite) -> tuple[CmsPage, bool]:
         return repos.cms_pages.require(doc_id), False
 
 
-@api.route("PUT", "/{slug}", access="admin", body=PageWrite, status=(200, 201), response=CmsPage)
+@db.transactional
+def _replace_if_match(tx, req: Request) -> CmsPage:
+    """A PUT with If-Match: read, compare and write in one transaction (the page must exist)."""
+    page = repos.cms_pages.first(tx, slug=req.params["slug"])
+    precondition(req, page)
+    fields = {**req.body.model_dump(), "updatedAt": clock.now_ms()}
+    repos.cms_pages.update(page.id, fields, tx)
+    return page.model_copy(update=fields)
+
+
+@api.route("PUT", "/{slug}", access="admin", body=PageWrite, status=(200, 201), response=CmsPage, etag=True)
 def put_page(req: Request):
-    """Admin: create the page at this slug, or replace its title, body and published flag."""
+    """Admin: create the page at this slug, or replace its title, body and published flag
+    (with If-Match: only the page as read, 412 if it changed)."""
     slug = valid_slug(req.params["slug"])
+    if req.if_match is not None:
+        return _replace_if_match(req), 200
     imported = repos.cms_pages.first(slug=slug)  # pages imported from the old backend keep their ids
     page, created = _upsert(imported.id if imported else slug, slug, req.body)
     return page, (201 if created else 200)
 
 
-@api.route("DELETE", "/{slug}", access="admin", status=204)
-def delete_page(req: Request):
+@api.route("DELETE", "/{slug}", access="admin", status=204, etag=True)
+@db.transactional
+def delete_page(tx, req: Request):
     """Admin: delete a page."""
-    page = repos.cms_pages.first(slug=req.params["slug"])
+    page = repos.cms_pages.first(tx, slug=req.params["slug"])
     if page is None:
         raise not_found(f"page {req.params['slug']!r}")
-    repos.cms_pages.delete(page.id)
+    precondition(req, page)
+    repos.cms_pages.delete(page.id, tx)
     return None

@@ -17,12 +17,14 @@ from shared.costs.ledger import runs as runs_repo
 from shared.errors import ApiError
 from shared.http import Api, Request, page_of, text_response
 from shared.models import CostSnapshot
+from shared.spend import service as spend
+from shared.spend.store import Action, DeploymentBudget, budgets
 
 api = Api("costs", "Cost snapshots, OpenRouter activity and monthly summaries",
           schemes={bot_credentials.SCHEME: bot_credentials.only_on("/summary")})
 
 UserRef = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^/\s]+$")]
-Day = Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}$")]
+Day = Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}$"), Field(json_schema_extra={"format": "date"})]
 Month = Annotated[str, StringConstraints(pattern=r"^(19[7-9][0-9]|2[0-9]{3})-(0[1-9]|1[0-2])$")]  # 1970-01 .. 2999-12: its neighbours are real dates
 MAX_DAYS = 366
 EPOCH_MS_MAX = 2**53  # beyond any real time; keeps values inside Firestore's integer range
@@ -83,12 +85,65 @@ class Change(BaseModel):
     changePct: float | None
 
 
+class DeploymentBudgetView(BaseModel):
+    deploymentId: str
+    monthlyUsd: float
+    action: Action
+    spentUsd: float
+    percent: float | None
+    thresholdsNotified: list[int]
+
+
+class BudgetView(BaseModel):
+    """A budget against this month's spend (as of the last cost pull: evaluatedAt)."""
+    monthlyUsd: float | None
+    action: Action
+    month: str
+    spentUsd: float
+    projectedUsd: float  # month-end spend at this month's pace
+    percent: float | None
+    breakdown: dict[str, float]
+    thresholdsNotified: list[int]
+    stopped: list[str]  # bots a budget stopped (restarted when lifted)
+    capped: bool  # the OpenRouter key is capped
+    evaluatedAt: int | None
+    deployments: list[DeploymentBudgetView]
+
+
 class SummaryReport(BaseModel):
     model_config = ConfigDict(extra="allow")  # openrouterBalance (one user) or asOf (all)
     userId: str
     month: str
     previousMonth: str
     sources: dict[Literal["openrouter", "openai", "gcp", "total"], Change]
+    budget: BudgetView | None = None  # one user, the current month: their budget, spend and projection
+    projectedUsd: float | None = None  # the current month: total spend at this pace by its end
+
+
+Usd = Annotated[float, Field(gt=0, le=1_000_000)]
+
+
+class DeploymentBudgetBody(Strict):
+    deploymentId: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
+    monthlyUsd: Usd
+    action: Action = "notify"
+
+
+class BudgetBody(Strict):
+    monthlyUsd: Usd | None = None  # None: no account budget
+    action: Action = "notify"  # at 100 %: notify only, stop the bots, or cap the OpenRouter key
+    deployments: list[DeploymentBudgetBody] = Field(default_factory=list, max_length=50)
+
+    @model_validator(mode="after")
+    def _distinct(self):
+        ids = [d.deploymentId for d in self.deployments]
+        if len(set(ids)) != len(ids):
+            raise ValueError("each deployment at most once")
+        return self
+
+
+class BudgetQuery(Strict):
+    userId: UserRef | None = None
 
 
 class AccountBody(Strict):
@@ -132,11 +187,71 @@ def get_activity(req: Request):
 def get_summary(req: Request):
     """This month's spend by source (OpenRouter, OpenAI, GCP) and the change against last month."""
     q = req.query
-    current = datetime.fromtimestamp(clock.now_ms() / 1000, timezone.utc).strftime("%Y-%m")
-    report = reports.summary(scope(req, q.userId), q.month or current)
+    now = clock.now_ms()
+    current = datetime.fromtimestamp(now / 1000, timezone.utc).strftime("%Y-%m")
+    month = q.month or current
+    user = scope(req, q.userId)
+    out = reports.summary(user, month)
     if q.format == "text":
-        return text_response(reports.summary_text(report, so_far=report["month"] == current))
-    return report
+        return text_response(reports.summary_text(out, so_far=out["month"] == current))
+    if month == current:
+        out["projectedUsd"] = spend.projected(out["sources"]["total"]["thisMonth"], month, now)
+        if user:
+            out["budget"] = _budget_view(user, out["sources"]["total"]["thisMonth"], now)
+    return out
+
+
+def _budget_view(user_id: str, summary_total: float | None, now: int) -> dict | None:
+    """The stored evaluation, or the summary's total when that is higher (activity pulled since)."""
+    b = budgets.get(user_id)
+    v = spend.view(b, now)
+    if v is not None and summary_total is not None and summary_total > v["spentUsd"]:
+        v.update(spentUsd=round(summary_total, 2), projectedUsd=spend.projected(summary_total, v["month"], now),
+                 percent=spend.percent(summary_total, v["monthlyUsd"]))
+    return v
+
+
+@api.route("GET", "/budget", query=BudgetQuery, response=BudgetView)
+def get_budget(req: Request):
+    """My monthly budgets (account and per bot), this month's spend against them and the projection."""
+    user = scope(req, req.query.userId)
+    v = _budget_view(user, None, clock.now_ms())
+    if v is None:
+        raise ApiError(404, "not_found", "no budget set")
+    return v
+
+
+@api.route("PUT", "/budget", body=BudgetBody, response=BudgetView)
+def put_budget(req: Request):
+    """Set my budgets; a raise (or no budget) lifts what the old one stopped or capped."""
+    from shared.deploy import access
+
+    b = req.body
+    if b.monthlyUsd is None and not b.deployments:
+        raise ApiError(422, "invalid_body", "set monthlyUsd, deployments, or both")
+    deps = {}
+    for d in b.deployments:
+        access.owned(d.deploymentId, req.caller)  # 404 for another user's
+        deps[d.deploymentId] = DeploymentBudget(monthlyUsd=d.monthlyUsd, action=d.action)
+    try:
+        spend.set_budget(req.caller.id, b.monthlyUsd, b.action, deps)
+    except spend.SpendError as exc:
+        raise ApiError(503 if exc.transient else 502, "provider_unavailable" if exc.transient else "provider_error",
+                       f"budget saved; lifting the cap failed: {exc}") from None
+    return spend.view(budgets.get(req.caller.id), clock.now_ms())
+
+
+@api.route("DELETE", "/budget", status=204)
+def delete_budget(req: Request):
+    """Remove my budgets, lifting what they stopped or capped."""
+    if budgets.get(req.caller.id) is None:
+        raise ApiError(404, "not_found", "no budget set")
+    try:
+        spend.set_budget(req.caller.id, None, "notify", {})
+    except spend.SpendError as exc:
+        raise ApiError(503 if exc.transient else 502, "provider_unavailable" if exc.transient else "provider_error",
+                       f"lifting the cap failed: {exc}") from None
+    budgets.delete(req.caller.id)
 
 
 @api.route("GET", "/runs/{runId}", access="admin", response=RunReport)

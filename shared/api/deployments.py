@@ -13,11 +13,11 @@ from pydantic import (
     model_validator,
 )
 
-from shared import clock, plan_limits, repos
+from shared import clock, db, plan_limits, repos
 from shared.api.inputs import PageQuery, Strict
 from shared.deploy import access, jobs, live, projects, settings
 from shared.errors import ApiError, not_found
-from shared.http import Api, Request, page_of, validation_error
+from shared.http import Api, Request, page_of, precondition, validation_error
 from shared.models import DeployJob, Deployment, DeploymentStatus
 
 api = Api("deployments", "Bot deployments: VMs on Compute Engine, driven by deploy jobs")
@@ -34,7 +34,7 @@ class BotSettings(Strict):
     botName: BotName
     brandEmoji: Emoji = ""
     primaryModel: Model
-    fallbackModels: list[Model] = Field(default_factory=list, max_length=5)
+    fallbackModels: list[Model] = Field(default_factory=list, max_length=5, json_schema_extra={"uniqueItems": True})
 
     @model_validator(mode="after")
     def distinct_models(self):
@@ -52,7 +52,7 @@ class DeploymentUpdate(Strict):
     botName: BotName | None = None
     brandEmoji: Emoji | None = None
     primaryModel: Model | None = None
-    fallbackModels: list[Model] | None = Field(None, max_length=5)
+    fallbackModels: list[Model] | None = Field(None, max_length=5, json_schema_extra={"uniqueItems": True})
 
 
 class ActionBody(Strict):
@@ -86,7 +86,7 @@ class Correction(BaseModel):
 
 
 class VmStatus(BaseModel):
-    """shared.deploy.live.status: the VM's fields are absent when it does not exist (NOT_FOUND)."""
+    """shared.deploy.live.status: the VM's fields are null when it does not exist (NOT_FOUND)."""
     vmStatus: str
     internalIp: str | None = None
     createdAt: str | None = None
@@ -118,7 +118,8 @@ def list_mine(req: Request):
     return repos.deployments.page(equals, (("createdAt", "DESCENDING"),), q.limit, q.cursor)
 
 
-@api.route("POST", "/", body=DeploymentCreate, status=201, response=Created)
+@api.route("POST", "/", body=DeploymentCreate, status=201, response=Created, idempotent=True,
+           rate="deploy")
 def create(req: Request):
     """Create a deployment and its first deploy job. A gcpProject outside the operator's projects is the
     customer's own: 409 `grant_missing` / `project_not_verified` say what they must grant or label first."""
@@ -140,28 +141,36 @@ def create(req: Request):
     return {"deployment": dep, "job": job}
 
 
-@api.route("GET", "/{id}", response=Deployment)
+@api.route("GET", "/{id}", response=Deployment, etag=True)
 def get(req: Request):
     """One deployment."""
     return access.owned(req.params["id"], req.caller)
 
 
-@api.route("PATCH", "/{id}", body=DeploymentUpdate, response=Deployment)
+@api.route("PATCH", "/{id}", body=DeploymentUpdate, response=Deployment, etag=True)
 def update(req: Request):
     """Change the bot's settings (applied by the next deploy)."""
-    dep = access.owned(req.params["id"], req.caller)
     changes = req.body.model_dump(exclude_none=True)
     if not changes:
         raise ApiError(422, "invalid_body", "send at least one of botName, brandEmoji, primaryModel, fallbackModels")
+    return _update(req, req.params["id"], changes)
+
+
+@db.transactional
+def _update(tx, req: Request, dep_id: str, changes: dict) -> Deployment:
+    """Read, check (owner, If-Match, the merged settings) and write in one transaction."""
+    dep = access.owned(dep_id, req.caller, tx)
+    precondition(req, dep)
     try:  # the change must also hold together with what it does not change (distinct models)
         merged = BotSettings.model_validate({**dep.model_dump(include=set(BotSettings.model_fields)), **changes})
     except ValidationError as exc:
         raise validation_error(exc, "body") from None
-    repos.deployments.update(dep.id, changes)
+    repos.deployments.update(dep.id, changes, tx)
     return dep.model_copy(update=merged.model_dump())
 
 
-@api.route("POST", "/{id}/actions", body=ActionBody, status=202, response=Queued)
+@api.route("POST", "/{id}/actions", body=ActionBody, status=202, response=Queued, idempotent=True,
+           rate="deploy")
 def action(req: Request):
     """Queue an action as a deploy job (409 with the active job if one is pending or running)."""
     dep = access.owned(req.params["id"], req.caller)

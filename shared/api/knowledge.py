@@ -106,13 +106,14 @@ class IssuedBotCredential(BotCredentialView):
     token: str = Field(description="shown only once: send it as `Authorization: Bot <token>`")
 
 
-@api.route("POST", "/", body=IngestBody, status=201, response=IngestResult)
+@api.route("POST", "/", body=IngestBody, status=201, response=IngestResult, idempotent=True,
+           rate="embeddings")
 def ingest(req: Request):
     """Chunk, embed and store a text under a source; near-duplicate chunks are skipped."""
     return service.ingest(req.caller.id, req.body.text, req.body.source)
 
 
-@api.route("POST", "/search", body=SearchBody, response=list_of(SearchHit))
+@api.route("POST", "/search", body=SearchBody, response=list_of(SearchHit), rate="embeddings")
 def search(req: Request):
     """The caller's chunks nearest to a query text or vector, best first, with scores."""
     b = req.body
@@ -167,7 +168,7 @@ def _deployment_for(req: Request):
     return dep
 
 
-@api.route("POST", "/bot-credentials/{deploymentId}", status=201, response=IssuedBotCredential)
+@api.route("POST", "/bot-credentials/{deploymentId}", status=201, response=IssuedBotCredential, idempotent=True)
 def issue_credential(req: Request):
     """Issue (or rotate) the deployment bot's credential; the token is shown only here. It is also
     written where the bot's VM reads it (Secret Manager); the previous token keeps working for

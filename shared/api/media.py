@@ -97,7 +97,7 @@ def _object_name(user_id: str, upload_id: str) -> str:
     return f"media/{user_id}/{upload_id}"
 
 
-@api.route("POST", "/uploads", body=UploadBody, status=201, response=Upload)
+@api.route("POST", "/uploads", body=UploadBody, status=201, response=Upload, idempotent=True)
 def create_upload(req: Request):
     """A signed URL to PUT one image or video into Cloud Storage (then register it)."""
     b = req.body
@@ -111,7 +111,7 @@ def create_upload(req: Request):
             "headers": signed.headers, "expiresAt": signed.expires_at}
 
 
-@api.route("POST", "/", body=RegisterBody, status=201, response=Media)
+@api.route("POST", "/", body=RegisterBody, status=201, response=Media, idempotent=True)
 def register(req: Request):
     """Record an uploaded object; its stored type and size are checked first."""
     b = req.body

@@ -5,8 +5,8 @@ from pydantic import Field
 
 from shared import db, repos
 from shared.api.inputs import Href, ShortText, Strict
-from shared.errors import ApiError
-from shared.http import Api, Request, list_of
+from shared.errors import ApiError, not_found
+from shared.http import Api, Request, list_of, precondition
 from shared.models import NavLink, NavSection
 
 api = Api("navLinks", "Navigation links of the public site")
@@ -52,7 +52,7 @@ def list_links(req: Request):
     return {"items": repos.nav_links.all({"section": q.section, "visible": True}, ORDER)}
 
 
-@api.route("POST", "/", access="admin", body=LinkCreate, status=201, response=NavLink)
+@api.route("POST", "/", access="admin", body=LinkCreate, status=201, response=NavLink, idempotent=True)
 def create_link(req: Request):
     """Admin: add a link."""
     return repos.nav_links.create(NavLink(_id=repos.nav_links.new_id(), **req.body.model_dump()))
@@ -75,17 +75,34 @@ def reorder_links(req: Request):
     return {"items": repos.nav_links.all({"section": req.body.section}, ORDER)}
 
 
-@api.route("PATCH", "/{linkId}", access="admin", body=LinkUpdate, response=NavLink)
-def update_link(req: Request):
+@api.route("GET", "/{linkId}", access="public", response=NavLink, etag=True)
+def get_link(req: Request):
+    """One visible link (admins also see hidden ones)."""
+    link = repos.nav_links.get(req.params["linkId"])
+    if link is None or not (link.visible or (req.caller and req.caller.is_admin)):
+        raise not_found(f"link {req.params['linkId']!r}")
+    return link
+
+
+def _link(tx, req: Request) -> NavLink:
+    link = repos.nav_links.require(req.params["linkId"], tx)
+    precondition(req, link)
+    return link
+
+
+@api.route("PATCH", "/{linkId}", access="admin", body=LinkUpdate, response=NavLink, etag=True)
+@db.transactional
+def update_link(tx, req: Request):
     """Admin: change a link."""
+    link = _link(tx, req)
     fields = req.body.model_dump(exclude_none=True)
     if fields:
-        repos.nav_links.update(req.params["linkId"], fields)
-    return repos.nav_links.require(req.params["linkId"])
+        repos.nav_links.update(link.id, fields, tx)
+    return link.model_copy(update=fields)
 
 
-@api.route("DELETE", "/{linkId}", access="admin", status=204)
-def delete_link(req: Request):
+@api.route("DELETE", "/{linkId}", access="admin", status=204, etag=True)
+@db.transactional
+def delete_link(tx, req: Request):
     """Admin: remove a link."""
-    repos.nav_links.require(req.params["linkId"])
-    repos.nav_links.delete(req.params["linkId"])
+    repos.nav_links.delete(_link(tx, req).id, tx)

@@ -6,10 +6,10 @@ from typing import Annotated
 from google.api_core import exceptions as gexc
 from pydantic import Field, StringConstraints
 
-from shared import repos
+from shared import db, repos
 from shared.api.inputs import ShortText, Strict
 from shared.errors import ApiError, conflict, not_found
-from shared.http import Api, Request, list_of
+from shared.http import Api, Request, list_of, precondition
 from shared.models import Plan, PricingPlan
 
 api = Api("pricingPlans", "Pricing plans of the public site")
@@ -66,7 +66,7 @@ def list_plans(req: Request):
     return {"items": repos.pricing_plans.all({"active": True}, (("sortOrder", "ASCENDING"),))}
 
 
-@api.route("GET", "/{slug}", access="public", response=PricingPlan)
+@api.route("GET", "/{slug}", access="public", response=PricingPlan, etag=True)
 def get_plan(req: Request):
     """One active plan by slug (admins also see inactive ones)."""
     plan = repos.pricing_plans.first(slug=req.params["slug"])
@@ -75,7 +75,7 @@ def get_plan(req: Request):
     return plan
 
 
-@api.route("POST", "/", access="admin", body=PlanCreate, status=201, response=PricingPlan)
+@api.route("POST", "/", access="admin", body=PlanCreate, status=201, response=PricingPlan, idempotent=True)
 def create_plan(req: Request):
     """Admin: add a plan (slug unique: the document id is the slug, so create() is the atomic check;
     the query catches plans imported under other ids)."""
@@ -88,22 +88,27 @@ def create_plan(req: Request):
         raise conflict(f"a plan with slug {body.slug!r} exists") from None
 
 
-@api.route("PATCH", "/{slug}", access="admin", body=PlanUpdate, response=PricingPlan)
-def update_plan(req: Request):
-    """Admin: change a plan."""
-    plan = repos.pricing_plans.first(slug=req.params["slug"])
+def _plan(tx, req: Request) -> PricingPlan:
+    plan = repos.pricing_plans.first(tx, slug=req.params["slug"])
     if plan is None:
         raise not_found(f"plan {req.params['slug']!r}")
+    precondition(req, plan)
+    return plan
+
+
+@api.route("PATCH", "/{slug}", access="admin", body=PlanUpdate, response=PricingPlan, etag=True)
+@db.transactional
+def update_plan(tx, req: Request):
+    """Admin: change a plan."""
+    plan = _plan(tx, req)
     fields = req.body.model_dump(exclude_none=True)
     if fields:
-        repos.pricing_plans.update(plan.id, fields)
-    return repos.pricing_plans.require(plan.id)
+        repos.pricing_plans.update(plan.id, fields, tx)
+    return plan.model_copy(update=fields)
 
 
-@api.route("DELETE", "/{slug}", access="admin", status=204)
-def delete_plan(req: Request):
+@api.route("DELETE", "/{slug}", access="admin", status=204, etag=True)
+@db.transactional
+def delete_plan(tx, req: Request):
     """Admin: remove a plan."""
-    plan = repos.pricing_plans.first(slug=req.params["slug"])
-    if plan is None:
-        raise not_found(f"plan {req.params['slug']!r}")
-    repos.pricing_plans.delete(plan.id)
+    repos.pricing_plans.delete(_plan(tx, req).id, tx)

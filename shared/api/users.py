@@ -12,10 +12,10 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
-from shared import accounts, repos
+from shared import accounts, db, repos
 from shared.api.inputs import PageQuery, ShortText, Strict, Url
 from shared.errors import ApiError
-from shared.http import Api, Request, page_of
+from shared.http import Api, Request, page_of, precondition
 from shared.models import Deployment, Role, Subscription, User, UserStatus
 
 api = Api("users", "Profiles and user administration")
@@ -72,19 +72,26 @@ def with_related(users: list[User], include: str | None) -> list[dict]:
         return list(pool.map(lambda u: contextvars.copy_context().run(_related, u, wanted), users))
 
 
-@api.route("GET", "/me", allow_suspended=True, response=User)
+@api.route("GET", "/me", allow_suspended=True, response=User, etag=True)
 def get_me(req: Request):
     """The caller's profile (also for suspended users)."""
     return req.caller.user
 
 
-@api.route("PATCH", "/me", body=ProfileUpdate, response=User)
+@db.transactional
+def _update(tx, req: Request, user_id: str, fields: dict) -> User:
+    """Read, compare with If-Match and write in one transaction."""
+    user = repos.users.require(user_id, tx)
+    precondition(req, user)
+    if fields:
+        repos.users.update(user_id, fields, tx)
+    return user.model_copy(update=fields)
+
+
+@api.route("PATCH", "/me", body=ProfileUpdate, response=User, etag=True)
 def update_me(req: Request):
     """Change the caller's name or picture."""
-    fields = req.body.model_dump(exclude_none=True)
-    if fields:
-        repos.users.update(req.caller.id, fields)
-    return repos.users.require(req.caller.id)
+    return _update(req, req.caller.id, req.body.model_dump(exclude_none=True))
 
 
 @api.route("GET", "/", access="admin", query=UserListQuery, response=page_of(UserView))

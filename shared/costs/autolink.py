@@ -41,6 +41,7 @@ class _Lenient(BaseModel):
 class CurrentKey(_Lenient):  # GET /api/v1/key (the key itself)
     label: str = ""
     usage: float = 0
+    usage_monthly: float | None = None
     limit: float | None = None
     limit_remaining: float | None = None
 

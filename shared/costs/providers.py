@@ -47,7 +47,8 @@ class _Lenient(BaseModel):
 class KeyData(_Lenient):
     limit: float | None = None
     limit_remaining: float | None = None
-    usage: float = 0
+    usage: float = 0  # USD over the key's life (what `limit` bounds)
+    usage_monthly: float | None = None  # USD this UTC month
 
 
 class KeyResponse(_Lenient):
@@ -141,13 +142,14 @@ class Provider:
         hinted = getattr(exc, "retry_after", None) or 0.0
         return max(backoff(state), min(hinted, self.cfg.backoff_max_s))
 
-    async def _get_once(self, url: str, key: str, params: dict) -> object:
+    async def _get_once(self, url: str, key: str, params: dict, method: str = "GET", body=None) -> object:
         async with self.slots:  # held for the request only, not while backing off
             self.calls += 1
             http = self.pools[self.calls % len(self.pools)]
             try:
-                resp = await http.get(url, params=params, headers={"Authorization": f"Bearer {key}"},
-                                      timeout=faults.timeout(self.cfg.timeout_s, "cost provider"))
+                resp = await http.request(method, url, params=params, json=body,
+                                          headers={"Authorization": f"Bearer {key}"},
+                                          timeout=faults.timeout(self.cfg.timeout_s, "cost provider"))
             except httpx.TimeoutException:
                 raise Retryable("timeout") from None
             except httpx.TransportError as exc:
@@ -161,12 +163,14 @@ class Provider:
         except ValueError:
             raise ProviderError("malformed body: not JSON") from None
 
-    async def get(self, url: str, key: str, params: dict, model: type[BaseModel]):
+    async def get(self, url: str, key: str, params: dict, model: type[BaseModel], method: str = "GET",
+                  send=None):
+        """A call (GET, or `method` with JSON `send`: idempotent ones only, they are retried)."""
         try:
             async for attempt in AsyncRetrying(stop=stop_after_attempt(self.cfg.attempts), wait=self._wait,
                                                retry=retry_if_exception_type(Retryable), reraise=True):
                 with attempt:
-                    body = await self._get_once(url, key, params)
+                    body = await self._get_once(url, key, params, method, send)
         except Retryable as exc:
             raise ProviderError(f"{exc} after {self.cfg.attempts} attempts", transient=True) from None
         try:
@@ -188,6 +192,12 @@ class Provider:
 
     async def openrouter_key(self, key_hash: str) -> KeyData:
         return (await self.get(f"{self.cfg.openrouter_base}/keys/{key_hash}", self._or_key(), {}, KeyResponse)).data
+
+    async def openrouter_set_limit(self, key_hash: str, limit: float | None) -> KeyData:
+        """PATCH /keys/{hash} {"limit": ...} (provisioning key): the key's credit limit in USD over its
+        life; None lifts it. Setting the same value twice is the same call, so retrying is safe."""
+        url = f"{self.cfg.openrouter_base}/keys/{key_hash}"
+        return (await self.get(url, self._or_key(), {}, KeyResponse, "PATCH", {"limit": limit})).data
 
     async def openrouter_activity(self, key_hash: str, date: str) -> list[ActivityItem]:
         params = {"date": date, "api_key_hash": key_hash}

@@ -35,6 +35,7 @@ class Outcome:
     error: str | None = None
     transient: bool = False  # the error may go away (provider timed out / unavailable)
     skipped: bool = False
+    openrouter_month: float = 0.0  # the key's usage this month (budgets: shared/spend)
 
 
 class RetryBatch(Exception):
@@ -83,8 +84,10 @@ async def _costs_for(p: Provider, user: dict, scope, run_id: str, schedule_ms: i
             if any(k.limit is None and h for k, h in scope.openrouter_keys):  # ... the operator's: the pool
                 parts.append(await pool_balance())
             balance = round(sum(parts), 6) if parts else None  # another account's pool is not ours to read
+            out.openrouter_month = sum((k.usage_monthly or 0.0) for k, _ in scope.openrouter_keys)
         elif scope.openrouter_hashes:
             key = await p.openrouter_key(scope.openrouter_hashes[0])
+            out.openrouter_month = key.usage_monthly or 0.0
             # A key with a credit limit has its own balance; without one it draws on the account's pool.
             balance = key.limit_remaining if key.limit is not None else await pool_balance()
         if scope.openai_projects:
@@ -94,8 +97,8 @@ async def _costs_for(p: Provider, user: dict, scope, run_id: str, schedule_ms: i
     except ProviderError as exc:
         out.error, out.transient = str(exc), exc.transient
         return out
-    gcp = pricing.estimate(pricing.billed_to_operator(user["deployments"], settings.get().operator_projects), shape, month_start_ms(schedule_ms),
-                           schedule_ms)
+    billed = pricing.billed_to_operator(user["deployments"], settings.get().operator_projects)
+    gcp = pricing.estimate(billed, shape, month_start_ms(schedule_ms), schedule_ms)
     out.docs.append(CostSnapshot(_id=snapshot_id(run_id, uid), userId=uid, openrouterBalance=balance,
                                  openaiSpend=spend, gcpEstimate=gcp, fetchedAt=schedule_ms))
     return out
@@ -171,6 +174,34 @@ def _write(docs: list) -> int:
     return len(docs)
 
 
+def _budgets(outcomes: list[Outcome], users: list[dict], schedule_ms: int) -> list[str]:
+    """Each pulled user's budgets against this pull (shared/spend); returns transient failures (a
+    redelivery evaluates again: notifications and actions are once per month and scope)."""
+    from shared.spend import service as spend
+    from shared.spend.store import budgets
+
+    cfg = settings.get()
+    shape = pricing.Shape(cfg.machine_type, cfg.disk_gb, cfg.disk_type)
+    deps = {u["userId"]: u["deployments"] for u in users}
+    budgeted = {s.id for s in client().get_all([budgets.ref(u) for u in deps]) if s.exists}  # one read for all
+    failures = []
+    for o in outcomes:
+        if o.error or not o.docs or o.user_id not in budgeted:
+            continue
+        snap = o.docs[0]
+        try:
+            done = spend.evaluate(o.user_id, deps[o.user_id], o.openrouter_month, snap.openaiSpend or 0.0, shape,
+                                  schedule_ms)
+            if done:
+                log.info("budget evaluated", extra={"userId": o.user_id, "done": done})
+        except Exception as exc:
+            if not spend.transient(exc):
+                log.exception("budget evaluation failed", extra={"userId": o.user_id})
+                continue
+            failures.append(f"{o.user_id}: {exc}")
+    return failures
+
+
 def run_batch(run_id: str, kind: str, index: int, schedule_ms: int, users: list[dict], final: bool = True) -> dict:
     """`final`: the queue's last attempt (or a caller outside the queue); before it, users that failed
     transiently make the batch go back to the queue (their successful neighbours' documents are
@@ -185,6 +216,10 @@ def run_batch(run_id: str, kind: str, index: int, schedule_ms: int, users: list[
     outcomes, calls = asyncio.run(_pull(kind, users, accts, run_id, schedule_ms))
     pull_ms = int((time.perf_counter() - pull_started) * 1000)
     writes = _write([d for o in outcomes for d in o.docs])
+    if kind == "costs":
+        budget_failures = _budgets(outcomes, users, schedule_ms)
+        if budget_failures and not final:
+            raise RetryBatch(f"budgets of {len(budget_failures)} user(s) not evaluated: {budget_failures[0]}")
     failed = [o for o in outcomes if o.error]
     retry = [o for o in failed if o.transient]
     if retry and not final:

@@ -7,8 +7,8 @@ from shared.errors import not_found
 from shared.models import Deployment
 
 
-def owned(deployment_id: str, caller: Caller) -> Deployment:
-    dep = repos.deployments.get(deployment_id)
+def owned(deployment_id: str, caller: Caller, tx=None) -> Deployment:
+    dep = repos.deployments.get(deployment_id, tx)
     if dep is None or not caller.can_access(dep.userId):
         raise not_found(f"deployment {deployment_id!r}")
     return dep

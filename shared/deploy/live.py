@@ -109,7 +109,9 @@ def _correct(tx, dep_id: str, seen: str, to: str) -> bool:
 
 def status(dep: Deployment) -> dict:
     data, cached = vm_state(dep)
-    out = {**data, "deploymentStatus": dep.status, "cached": cached}
+    # every field present (null when the VM does not exist or nothing was corrected): the contract
+    out = {**dict.fromkeys(("internalIp", "createdAt", "lastStartAt", "lastStopAt", "corrected")), **data,
+           "deploymentStatus": dep.status, "cached": cached}
     to = expected_status(data["vmStatus"], dep.status)
     if to and _correct(dep.id, dep.status, to):
         log.warning("deployment status corrected from the VM's state",

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from google.api_core import exceptions as gexc
 
 from shared import bot_credentials, db, faults, logs, repos
+from shared.backups import service as backups
 from shared.deploy import compute, customer, events, identity, jobstate, secrets, settings, startup
 from shared.deploy.compute import ComputeError
 from shared.errors import ApiError
@@ -82,14 +83,15 @@ class Run:
         self.note(f"creating VM {self.dep.vmName} ({settings.get().machine_type}, Debian 12, no external IP) "
                   f"in {self.dep.gcpProject}/{self.dep.zone}, running as {account}")
         try:
-            self.op("create VM", "insert", "insert",
-                    instance_resource=startup.instance(self.dep, self.job, account))
+            self.op("create VM", "insert", "insert", instance_resource=backups.boot_from_snapshot(
+                self.dep, startup.instance(self.dep, self.job, account)))
             self.created_vm = True
         except ComputeError as exc:
             if exc.status != 409:
                 raise
             return self._adopt(account)
         self.ensure_deployment()
+        self.protect_disk()
         inst = self.vm()
         ip = inst.network_interfaces[0].network_i_p if inst and inst.network_interfaces else "?"
         return Result("provisioning", notes=[f"VM created (internal IP {ip}); waiting for the bot to report ready"])
@@ -153,6 +155,7 @@ class Run:
         if inst is None:
             raise ComputeError("create VM: the name is taken but the VM is not found yet", True)
         inst = self.move_to_own_identity(inst, account)
+        self.protect_disk()
         self.note(f"VM {self.dep.vmName} already exists ({inst.status}); not creating another "
                   "(the `update` action applies changed settings to it)")
         if inst.status in STOPPED_STATES:
@@ -187,6 +190,7 @@ class Run:
         if inst is None:
             raise ComputeError("update: the VM does not exist; deploy it first", False, 404)
         inst = self.move_to_own_identity(inst, self.ensure_identity())
+        self.protect_disk()
         ours = startup.metadata_items(self.dep)
         keys = {i["key"] for i in ours}
         items = [{"key": i.key, "value": i.value} for i in inst.metadata.items if i.key not in keys] + ours
@@ -206,7 +210,19 @@ class Run:
         self.ensure_deployment()
         return Result("running", notes=["VM restarted with the new configuration"])
 
+    def protect_disk(self) -> None:
+        """The plan's snapshot schedule on the bot's disk (shared/backups). Transient failures retry the
+        job; a permanent one is written in the log and does not undo a working bot."""
+        try:
+            self.note(backups.protect(self.dep, self.job.id))
+        except ComputeError as exc:
+            if exc.transient:
+                raise
+            self.note(f"WARNING: backups not scheduled: {exc}")
+
     def delete(self) -> Result:
+        for line in backups.before_delete(self.dep, self.job.id, self.attempt >= settings.get().max_attempts):
+            self.note(line)
         self.note(f"deleting VM {self.dep.vmName}")
         try:
             self.op("delete VM", "delete", "delete", instance=self.dep.vmName)
