@@ -1,12 +1,16 @@
 """Benchmark: 1,000 signed Stripe events, with duplicates and in shuffled order, posted to the
-`stripeWebhook` function served locally (functions-framework, as Cloud Functions runs it).
+`stripeWebhook` function served locally (functions-framework, as Cloud Functions runs it); its
+Cloud Tasks queue (the stand-in, parallel) delivers them to `stripeEventWorker` (functions-framework).
 
-Starts its own Firestore emulator, localstripe and the Stripe front on free 127.0.0.1 ports,
-builds customers and subscriptions in localstripe with the real `stripe` library, then posts
-the events from a bounded pool of client threads and prints events/s, p50/p99 latency and
-whether Firestore's final state matches Stripe's (and the ledger holds each event once).
+Starts its own Firestore emulator, localstripe, the Stripe front and the Cloud Tasks stand-in on free
+127.0.0.1 ports, builds customers and subscriptions in localstripe with the real `stripe` library.
+First the floor: the same deliveries posted to bench/webhook_floor.py (verify the signature + one
+Firestore commit, nothing else); then to stripeWebhook. Prints the acknowledgement latency p50/p99 of
+both and their ratio, the time until every event was applied, and whether Firestore's final state
+matches Stripe's (and the ledger holds each event once, applied).
 
     .venv/bin/python -m bench.billing_webhook [--events 1000] [--unique 700] [--customers 25] [--concurrency 16]
+                                              [--queue-concurrency 8]
 """
 from __future__ import annotations
 
@@ -103,21 +107,28 @@ def main() -> int:
     ap.add_argument("--customers", type=int, default=25)
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--queue-concurrency", type=int, default=8, help="the queue's max concurrent dispatches")
     args = ap.parse_args()
     if not 0 < args.unique <= args.events or args.events > 20_000 or args.concurrency > 64:
         ap.error("need 0 < unique <= events <= 20000 and concurrency <= 64")
     rng = random.Random(args.seed)
 
     with Stack() as stack:
-        print("starting Firestore emulator, localstripe, Stripe front ...", flush=True)
+        print("starting Firestore emulator, localstripe, Stripe front, Cloud Tasks stand-in ...", flush=True)
         stack.firestore()
         stack.stripe()
+        stack.tasks(["stripe-events"], max_retries=20, max_concurrent=args.queue_concurrency,
+                    min_backoff=0.1, max_backoff=2)
+        worker_port = free_port()
         os.environ.update(stack.env)
-        os.environ["APP_ENV"] = "local"
+        os.environ.update({"APP_ENV": "local", "STRIPE_EVENTS_QUEUE": "stripe-events",
+                           "STRIPE_EVENT_WORKER_URL": f"http://127.0.0.1:{worker_port}/"})
         import stripe
 
+        from google.cloud.firestore import FieldFilter
+
         from shared import db
-        from shared.billing.sync import LEDGER
+        from shared.billing.sync import HANDLED, LEDGER, RECEIVED
 
         sc = stripe.StripeClient(os.environ["STRIPE_SECRET_KEY"], base_addresses={"api": os.environ["STRIPE_API_BASE"]})
         users, objects = setup_stripe(sc, args.customers, rng)
@@ -133,34 +144,52 @@ def main() -> int:
         rng.shuffle(deliveries)
         bodies = [json.dumps(e).encode() for e in deliveries]
 
-        port = free_port()
-        fn = stack.spawn("stripeWebhook", [str(Path(sys.executable).parent / "functions-framework"),
-                                           "--target", "stripeWebhook", "--source", "functions/stripe_webhook.py",
-                                           "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT)
-        wait_port(port, 30, "stripeWebhook", fn.proc)
-        url = f"http://127.0.0.1:{port}/"
+        def serve(name: str, source: str, port: int):
+            fn = stack.spawn(name, [str(Path(sys.executable).parent / "functions-framework"), "--target", name,
+                                    "--source", source, "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT)
+            wait_port(port, 30, name, fn.proc)
+            return f"http://127.0.0.1:{port}/"
+
+        floor_url = serve("floor", "bench/webhook_floor.py", free_port())
+        serve("stripeEventWorker", "functions/stripe_event_worker.py", worker_port)
+        url = serve("stripeWebhook", "functions/stripe_webhook.py", free_port())
         secret = os.environ["STRIPE_WEBHOOK_SECRET"]
 
-        with httpx.Client(limits=httpx.Limits(max_connections=args.concurrency), timeout=120) as http:
-            http.post(url, content=b"{}", headers={"Stripe-Signature": "t=0,v1=0"})  # warm the function up
+        def post_all(target: str, http: httpx.Client) -> tuple[list, float]:
+            http.post(target, content=b"{}", headers={"Stripe-Signature": "t=0,v1=0"})  # warm the function up
 
             def post(body: bytes) -> tuple[int, float]:
                 t0 = time.perf_counter()
-                r = http.post(url, content=body, headers={"Content-Type": "application/json",
-                                                          "Stripe-Signature": sign(body, secret)})
+                r = http.post(target, content=body, headers={"Content-Type": "application/json",
+                                                             "Stripe-Signature": sign(body, secret)})
                 return r.status_code, time.perf_counter() - t0
-
-            print(f"posting {len(bodies)} events ({len(pool)} distinct, {len(bodies) - len(pool)} redeliveries, "
-                  f"shuffled) with {args.concurrency} concurrent clients to {url}", flush=True)
             started = time.perf_counter()
             with ThreadPoolExecutor(args.concurrency) as ex:
                 results = list(ex.map(post, bodies))
-            wall = time.perf_counter() - started
+            return results, time.perf_counter() - started
 
-        lat = sorted(ms * 1000 for _, ms in results)
+        def latency(results: list) -> tuple[float, float, float]:
+            lat = sorted(ms * 1000 for _, ms in results)
+            return statistics.median(lat), lat[min(len(lat) - 1, int(len(lat) * 0.99))], lat[-1]
+
+        print(f"posting {len(bodies)} events ({len(pool)} distinct, {len(bodies) - len(pool)} redeliveries, "
+              f"shuffled) with {args.concurrency} concurrent clients: first to the floor, then to {url}", flush=True)
+        with httpx.Client(limits=httpx.Limits(max_connections=args.concurrency), timeout=120) as http:
+            floor_results, floor_wall = post_all(floor_url, http)
+            results, wall = post_all(url, http)
+            started = time.perf_counter() - wall
+        handled = {e["id"] for e in pool if e["type"] in HANDLED}
+        pending = lambda: [s.id for s in db.client().collection(LEDGER).where(  # noqa: E731
+            filter=FieldFilter("outcome", "==", RECEIVED)).select([]).stream()]
+        deadline = time.monotonic() + 600
+        while pending() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        applied_after = time.perf_counter() - started
+
         codes = Counter(code for code, _ in results)
-        p50 = statistics.median(lat)
-        p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+        floor_codes = Counter(code for code, _ in floor_results)
+        f50, f99, fmax = latency(floor_results)
+        p50, p99, pmax = latency(results)
 
         mismatched = []
         from shared import repos
@@ -171,17 +200,22 @@ def main() -> int:
             got = {k: getattr(doc, k) for k in want}
             if got != want:
                 mismatched.append((uid, got, want))
-        ledger_ids = [s.id for s in db.client().collection(LEDGER).stream()]
-        ledger_ok = sorted(ledger_ids) == sorted({e["id"] for e in pool})
+        book = {s.id: s.get("outcome") for s in db.client().collection(LEDGER).stream()}
+        ledger_ok = set(book) == handled and all(o in ("applied", "unchanged", "unknown_customer")
+                                                 for o in book.values())
 
-        print(f"events posted     {len(results)}  (HTTP {dict(codes)})")
-        print(f"wall time         {wall:.2f} s")
-        print(f"throughput        {len(results) / wall:.1f} events/s")
-        print(f"latency p50/p99   {p50:.1f} ms / {p99:.1f} ms   (max {lat[-1]:.1f} ms)")
+        print(f"events posted     {len(results)}  (HTTP {dict(codes)}; floor HTTP {dict(floor_codes)})")
+        print(f"floor: verify + one commit   p50 {f50:.1f} ms  p99 {f99:.1f} ms  (max {fmax:.1f} ms)  "
+              f"{len(results) / floor_wall:.1f} events/s")
+        print(f"stripeWebhook acknowledged   p50 {p50:.1f} ms  p99 {p99:.1f} ms  (max {pmax:.1f} ms)  "
+              f"{len(results) / wall:.1f} events/s")
+        print(f"ack / floor       p50 {p50 / f50:.2f}x  p99 {p99 / f99:.2f}x")
+        print(f"all applied       {applied_after:.2f} s after the first post (queue: {args.queue_concurrency} "
+              f"dispatches at once)")
         print(f"final state       {'MATCHED' if not mismatched else 'MISMATCH'} Stripe for {len(users)} customers"
               + (f" ({len(mismatched)} differ, e.g. {mismatched[0]})" if mismatched else ""))
-        print(f"ledger            {len(ledger_ids)} entries for {len(pool)} distinct events: "
-              f"{'each exactly once' if ledger_ok else 'WRONG'}")
+        print(f"ledger            {len(book)} entries for {len(handled)} distinct handled events: "
+              f"{'each exactly once, applied' if ledger_ok else 'WRONG'}")
         return 0 if (not mismatched and ledger_ok and codes == Counter({200: len(results)})) else 1
 
 

@@ -52,6 +52,8 @@ DEPLOY = {
 QUEUES = {
     "deploy-jobs": {"max-attempts": 20, "min-backoff": "5s", "max-backoff": "120s", "max-concurrent-dispatches": 20},
     "cost-pulls": {"max-attempts": 5, "min-backoff": "10s", "max-backoff": "300s", "max-concurrent-dispatches": 100},
+    # Stripe's recorded webhook events: retried for ~1 h (then billingReconcile applies what is left)
+    "stripe-events": {"max-attempts": 20, "min-backoff": "1s", "max-backoff": "300s", "max-concurrent-dispatches": 50},
     # re-embedding: every task is resumable and waits (503) while a run settles or a batch is leased, so
     # retries are many; 5 batches at once keep the embeddings provider's rate limit and Firestore calm
     "knowledge-reembed": {"max-attempts": 100, "min-backoff": "10s", "max-backoff": "120s",
@@ -119,9 +121,15 @@ FUNCTIONS = [
     # billing (Stripe)
     Fn("billing", "functions/billing.py", env={"APP_URL": "${_APP_URL}"},
        secrets={"STRIPE_SECRET_KEY": "stripe-secret-key"}),
-    # a downgrade stops the bots beyond the plan's limit: both queue deploy jobs (env DEPLOY)
-    Fn("stripeWebhook", "functions/stripe_webhook.py", env=DEPLOY,
-       secrets={"STRIPE_SECRET_KEY": "stripe-secret-key", "STRIPE_WEBHOOK_SECRET": "stripe-webhook-secret"}),
+    # the webhook records and queues each event (no Stripe call: only its signing secret); the worker applies it
+    Fn("stripeWebhook", "functions/stripe_webhook.py",
+       env={"STRIPE_EVENTS_QUEUE": "stripe-events", "TASKS_LOCATION": "${_REGION}", "TASKS_INVOKER_SA": TASKS + SA,
+            "STRIPE_EVENT_WORKER_URL": f"{URL}/stripeEventWorker"},
+       secrets={"STRIPE_WEBHOOK_SECRET": "stripe-webhook-secret"}),
+    # the worker applies them; a downgrade stops the bots beyond the plan's limit: it queues deploy jobs (DEPLOY)
+    Fn("stripeEventWorker", "functions/stripe_event_worker.py", private=True, invokers=(TASKS,), max_instances=10,
+       env={**DEPLOY, "STRIPE_EVENT_WORKER_URL": f"{URL}/stripeEventWorker"},
+       secrets={"STRIPE_SECRET_KEY": "stripe-secret-key"}),
     Fn("billingReconcile", "functions/billing_reconcile.py", timeout=540, concurrency=1, max_instances=2,
        env={**DEPLOY, "BILLING_SCHEDULER_SA": SCHEDULER + SA, "BILLING_RECONCILE_URL": f"{URL}/billingReconcile"},
        secrets={"STRIPE_SECRET_KEY": "stripe-secret-key"}),

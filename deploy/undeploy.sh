@@ -28,7 +28,7 @@ done
 for fn in $(python3 -c 'from deploy.manifest import FUNCTIONS; print(" ".join(f.name for f in FUNCTIONS))'); do
   g functions delete "$fn" --region="$REGION" --project="$PROJECT_ID"
 done
-for q in deploy-jobs cost-pulls knowledge-reembed; do g tasks queues delete "$q" --location="$REGION" --project="$PROJECT_ID"; done
+for q in deploy-jobs cost-pulls knowledge-reembed stripe-events; do g tasks queues delete "$q" --location="$REGION" --project="$PROJECT_ID"; done
 g pubsub topics delete provisioning-events --project="$PROJECT_ID"
 for p in $(tr ',' ' ' <<<"$DEPLOY_PROJECTS"); do
   while read -r name zone; do

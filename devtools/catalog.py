@@ -16,6 +16,7 @@ FUNCTIONS: list[tuple[str, str, str]] = [
     # billing
     ("billing", "functions/billing.py", "http"),
     ("stripeWebhook", "functions/stripe_webhook.py", "http"),
+    ("stripeEventWorker", "functions/stripe_event_worker.py", "http"),  # Cloud Tasks: the webhook's events
     ("billingReconcile", "functions/billing_reconcile.py", "http"),  # + Cloud Scheduler job (cloudbuild.yaml)
     ("knowledge", "functions/knowledge.py", "http"),
     ("knowledgeReembedWorker", "functions/knowledge_reembed_worker.py", "http"),  # Cloud Tasks (re-embedding)

@@ -35,6 +35,8 @@ def main() -> int:
         httpx.put(f"{providers}/_control/state", json={"synthetic": True})  # every key/project answers data
         stack.env["COSTS_WORKER_URL"] = f"http://127.0.0.1:{port}/costPullWorker"
         stack.stripe()  # localstripe + the front for Prices/Checkout/Portal
+        stack.tasks(["stripe-events"])  # the webhook's recorded events, applied by stripeEventWorker
+        stack.env["STRIPE_EVENT_WORKER_URL"] = f"http://127.0.0.1:{port}/stripeEventWorker"
         stack.storage()  # media: Cloud Storage stand-in + local signing key
         stack.embeddings()  # knowledge: OpenAI-format embeddings (served by the provider stand-in)
         stack.apply_env()

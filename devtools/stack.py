@@ -149,12 +149,15 @@ class Stack:
         return host
 
     def tasks(self, queues: list[str], max_retries: int = 5, *, oidc_key: Path | None = None,
-              url_map: dict[str, str] | None = None) -> str:
+              url_map: dict[str, str] | None = None, max_concurrent: int = 10, min_backoff: float = 0.0,
+              max_backoff: float = 0.0) -> str:
         """The Cloud Tasks stand-in, one per Stack; `queues` are short names in PROJECT_ID/us-central1,
         created at start or, once it runs, through its API (max_retries, oidc_key and url_map are
         fixed by the first call). oidc_key: a key file (devtools/standins/google_tokens.py) to sign
         the tasks' OIDC tokens with, as Cloud Tasks does; url_map: {URL prefix: replacement} for
-        where tasks are dispatched (the tokens' audience stays the task's URL)."""
+        where tasks are dispatched (the tokens' audience stays the task's URL); max_concurrent: each
+        queue's deliveries in flight at once (maxConcurrentDispatches); min/max_backoff: seconds
+        between a failed task's retries, doubling (minBackoff/maxBackoff)."""
         paths = [f"projects/{PROJECT_ID}/locations/us-central1/queues/{q}" for q in queues]
         if "tasks" in self.urls:
             from google.api_core import exceptions as gexc
@@ -171,6 +174,8 @@ class Stack:
             return self.urls["tasks"]
         port = free_port()
         options = ["--oidc-key", str(oidc_key)] if oidc_key else []
+        options += ["--max-concurrent", str(max_concurrent), "--min-backoff", str(min_backoff),
+                    "--max-backoff", str(max_backoff)]
         for prefix, replacement in (url_map or {}).items():
             options += ["--url-map", f"{prefix}={replacement}"]
         svc = self.spawn("tasks", [sys.executable, "-m", "devtools.standins.tasks_emulator", *options,

@@ -5,11 +5,10 @@ import functions_framework
 from shared import startup
 from shared.api.stripe_webhook import api
 from shared.billing import config as billing_config
-from shared.deploy import settings as deploy_settings
 from shared.http import json_errors
 
 json_errors(functions_framework)
-startup.validate(billing_config.webhook, deploy_settings.get)  # production settings (deploy: plan limits queue stop jobs)
+startup.validate(billing_config.webhook)  # production settings, at cold start
 
 
 @functions_framework.http

@@ -22,13 +22,24 @@ PRICES = {  # price id -> (plan slug, amount in cents, interval)
 GOOD_CARD, FAILING_CARD = "4242424242424242", "4000000000000341"  # the second attaches, then every charge fails
 
 
+EVENTS_QUEUE = "stripe-events"
+
+
 @pytest.fixture(scope="session")
-def stripe_stack(stack):
-    """localstripe and the Stripe front on free ports; the app's billing config points at them."""
+def stripe_stack(stack, live_url):
+    """localstripe and the Stripe front on free ports; the app's billing config points at them. The
+    webhook's events go through the Cloud Tasks stand-in to stripeEventWorker on the served app."""
     s = Stack(stack.logdir)
     try:
         s.stripe()
         s.apply_env()
+        stack.tasks([EVENTS_QUEUE], max_retries=3)
+        stack.apply_env()
+        os.environ.update({"STRIPE_EVENTS_QUEUE": EVENTS_QUEUE,
+                           "STRIPE_EVENT_WORKER_URL": f"{live_url}/stripeEventWorker"})
+        from shared import tasks
+
+        tasks.client.cache_clear()
         reset_billing()
         yield s
     finally:
@@ -165,6 +176,26 @@ def ledger() -> dict[str, dict]:
     from shared.billing.sync import LEDGER
 
     return {s.id: s.to_dict() for s in db.client().collection(LEDGER).stream()}
+
+
+def settled(event_id: str, timeout: float = 20) -> dict:
+    """The ledger entry of a recorded event once stripeEventWorker has applied it (fails if it does not)."""
+    from shared import db
+    from shared.billing.sync import LEDGER, RECEIVED
+
+    def done():
+        snap = db.client().collection(LEDGER).document(event_id).get()
+        return snap.to_dict() if snap.exists and snap.get("outcome") != RECEIVED else None
+    entry = wait_for(done, timeout, 0.05)
+    assert entry, f"event {event_id} not applied within {timeout} s: {ledger().get(event_id)}"
+    return entry
+
+
+def deliver_settled(base: str, event: dict, http: httpx.Client | None = None) -> dict:
+    """Deliver an event, check it is acknowledged (200) and return its ledger entry once applied."""
+    r = deliver(base, event, http)
+    assert r.status_code == 200 and r.json()["received"] is True, r.text
+    return settled(event["id"])
 
 
 def wait_for(predicate, timeout: float = 20, every: float = 0.2):

@@ -81,7 +81,7 @@ def live_url(stack):
 # The services each function needs besides Firestore and Auth: the session fixture starting them
 # and setting their configuration, as the deployed function has it.
 SERVICES = {
-    **dict.fromkeys(("billing", "stripeWebhook", "billingReconcile"), "stripe_stack"),
+    **dict.fromkeys(("billing", "stripeWebhook", "stripeEventWorker", "billingReconcile"), "stripe_stack"),
     **dict.fromkeys(("costs", "pullCosts", "pullOpenrouterActivity", "costPullWorker"), "costs_env"),
     **dict.fromkeys(("knowledge", "media", "knowledgeReembedWorker"), "kb_stack"),
     **dict.fromkeys(("deployments", "deployWorker", "pluginConfigs", "skillConfigs", "apiKeys", "backups"),

@@ -55,6 +55,7 @@ MATRIX = [
     ("POST", "/billing/checkout", {"plan": "starter"}, (401, 200, 200, 200, 403)),
     ("POST", "/billing/portal", None, (401, 409, 409, 409, 403)),  # no Stripe customer yet
     ("POST", "/stripeWebhook", {"id": "evt_1"}, (400, 400, 400, 400, 403)),  # unsigned
+    ("POST", "/stripeEventWorker", {"eventId": "evt_1"}, (403, 403, 403, 403, 403)),  # only Cloud Tasks
     ("POST", "/billingReconcile", None, admin_only(200)),
     # costs ("owner" = the user whose costs are asked for)
     ("GET", "/costs/snapshots?userId={owner}", None, (401, 403, 200, 200, 403)),

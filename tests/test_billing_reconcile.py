@@ -53,6 +53,24 @@ def test_admin_reconcile_repairs_drift_and_reports_it(api, callers, plans, sc):
     assert again["changed"] == [] and again["checked"] == 1
 
 
+def test_reconcile_applies_webhook_events_the_queue_gave_up_on(api, callers, plans, sc):
+    from shared.billing import sync
+
+    cus = new_customer(sc, "u_lost")
+    sc.v1.subscriptions.create({"customer": cus, "items": [{"plan": "price_starter_month"}]})
+    event = {"id": "evt_lost", "type": "customer.subscription.created", "created": int(time.time()),
+             "data": {"object": {"object": "subscription", "customer": cus}}}
+    assert sync.record(event) == {"duplicate": False, "queue": True}  # recorded; its task never ran
+    fresh = {"id": "evt_fresh", "type": "invoice.paid", "data": {"object": {"customer": cus}}}
+    sync.record(fresh)  # recorded just now: its task may still come, reconcile leaves it alone
+    sync.ledger_ref("evt_lost").update({"receivedAt": clock.now_ms() - sync.STALE_MS - 1})
+    report = api("POST", "/billingReconcile", callers["admin"]).json
+    assert report["staleEventsApplied"] == 1 and report["errors"] == []
+    assert sync.ledger_ref("evt_lost").get().get("outcome") == "applied"
+    assert sync.ledger_ref("evt_fresh").get().get("outcome") == sync.RECEIVED
+    assert doc_fields("u_lost") == expected_fields(sc, cus)
+
+
 def test_reconcile_reports_a_failing_customer_and_goes_on(api, callers, plans, sc):
     drifted_customer(sc, "u_ok")
     now = clock.now_ms()

@@ -1,6 +1,7 @@
-"""stripeWebhook against localstripe and the real stripe library, served on a real HTTP port:
-signature checks, exactly-once under redelivery, order independence, unknown customers,
-failed effects left unrecorded, and 50 concurrent mixed deliveries for one customer."""
+"""stripeWebhook against localstripe and the real stripe library, served on a real HTTP port, its
+events applied by stripeEventWorker through the Cloud Tasks stand-in: signature checks, exactly-once
+under redelivery, order independence, unknown customers, failed effects retried by the queue (no new
+delivery from Stripe), a failed enqueue answered 503, and 50 concurrent mixed deliveries for one customer."""
 from __future__ import annotations
 
 import json
@@ -10,10 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+import stripe
 from billing_support import (
     FAILING_CARD,
     card_customer,
     deliver,
+    deliver_settled,
     doc_fields,
     events_of,
     expected_fields,
@@ -22,12 +25,14 @@ from billing_support import (
     make_event,
     new_customer,
     reset_billing,
+    settled,
     sign,
     wait_for,
 )
 
-from shared import entitlements, repos
-from shared.billing.sync import HANDLED
+from shared import entitlements, repos, tasks
+from shared.billing import stripe_api
+from shared.billing.sync import HANDLED, RECEIVED
 from shared.errors import ApiError
 
 
@@ -57,6 +62,7 @@ def test_localstripe_delivers_signed_webhooks_and_firestore_follows(served, sc, 
         localstripe_webhook(None)
     mine = lambda: [e for e in ledger().values() if e["customer"] == cus]  # noqa: E731
     assert wait_for(lambda: any(e["type"] == "customer.subscription.deleted" for e in mine()))
+    assert wait_for(lambda: all(e["outcome"] != RECEIVED for e in mine()))
     types = [e["type"] for e in mine()]
     assert {"customer.subscription.created", "invoice.payment_succeeded", "customer.subscription.deleted"} <= set(types)
     assert all(e["outcome"] in ("applied", "unchanged") for e in mine())
@@ -73,7 +79,7 @@ def test_past_due_keeps_bots_but_refuses_new_deployments(served, sc, plans):
     unpaid = [i.to_dict() for i in sc.v1.invoices.list({"customer": cus}).auto_paging_iter() if i.status == "open"]
     assert len(unpaid) == 1
     invoice = unpaid[0]
-    assert deliver(served, make_event("invoice.payment_failed", invoice)).status_code == 200
+    assert deliver_settled(served, make_event("invoice.payment_failed", invoice))["outcome"] == "applied"
     assert doc_fields("u_due") == expected_fields(sc, cus)
     assert doc_fields("u_due")["status"] == "past_due" and doc_fields("u_due")["plan"] == "starter"
     with pytest.raises(ApiError) as err:
@@ -107,7 +113,8 @@ def test_duplicate_delivery_is_applied_once(served, sc, plans):
     subscribe(sc, cus)
     event = [e for e in events_of(sc, cus) if e["type"] == "customer.subscription.created"][0]
     first = deliver(served, event)
-    assert first.status_code == 200 and first.json()["outcome"] == "applied"
+    assert first.status_code == 200 and first.json()["duplicate"] is False
+    assert settled(event["id"])["outcome"] == "applied"
     updated_at = repos.subscriptions.require("u_dup").updatedAt
     for _ in range(3):
         again = deliver(served, event)
@@ -125,8 +132,8 @@ def test_reversed_order_updated_before_created_and_deleted_before_updated(served
     updated = make_event("customer.subscription.updated", sub_now(sc, sub["id"]))
 
     # updated arrives before created: the state is Stripe's (pro), and created does not put starter back
-    assert deliver(served, updated).json()["outcome"] == "applied"
-    assert deliver(served, created).json()["outcome"] == "unchanged"
+    assert deliver_settled(served, updated)["outcome"] == "applied"
+    assert deliver_settled(served, created)["outcome"] == "unchanged"
     assert doc_fields("u_rev") == expected_fields(sc, cus)
     assert doc_fields("u_rev")["plan"] == "pro" and doc_fields("u_rev")["status"] == "active"
 
@@ -134,8 +141,8 @@ def test_reversed_order_updated_before_created_and_deleted_before_updated(served
     sc.v1.subscriptions.cancel(sub["id"])
     deleted = [e for e in events_of(sc, cus) if e["type"] == "customer.subscription.deleted"][0]
     late_update = make_event("customer.subscription.updated", {**sub, "status": "active"}, created=updated["created"])
-    assert deliver(served, deleted).json()["outcome"] == "applied"
-    assert deliver(served, late_update).json()["outcome"] == "unchanged"
+    assert deliver_settled(served, deleted)["outcome"] == "applied"
+    assert deliver_settled(served, late_update)["outcome"] == "unchanged"
     assert doc_fields("u_rev") == expected_fields(sc, cus)
     assert doc_fields("u_rev")["status"] == "canceled"
     assert set(ledger()) == {created["id"], updated["id"], deleted["id"], late_update["id"]}
@@ -150,13 +157,15 @@ def test_replayed_old_event_does_not_overwrite_newer_state(served, sc, plans):
     second = subscribe(sc, cus, "price_pro_month")
     for e in events_of(sc, cus):
         assert deliver(served, e).status_code == 200
+        if e["type"] in HANDLED:
+            settled(e["id"])
     assert doc_fields("u_old")["stripeSubscriptionId"] == second["id"] and doc_fields("u_old")["plan"] == "pro"
 
     # the same old events again (replay) and an old one never seen before: nothing moves back
     replay = [deliver(served, e).json() for e in old_events]
     assert all(r.get("duplicate") or r.get("ignored") for r in replay)
     unseen_old = make_event("customer.subscription.deleted", {**first, "status": "canceled"}, created=first["created"])
-    assert deliver(served, unseen_old).json()["outcome"] == "unchanged"
+    assert deliver_settled(served, unseen_old)["outcome"] == "unchanged"
     assert doc_fields("u_old") == expected_fields(sc, cus)
     assert doc_fields("u_old")["status"] == "active"
 
@@ -166,31 +175,50 @@ def test_unknown_customer_is_recorded_and_answered_2xx(served, sc, plans):
     card_customer(sc, cus)
     subscribe(sc, cus)
     event = [e for e in events_of(sc, cus) if e["type"] == "customer.subscription.created"][0]
-    r = deliver(served, event)
-    assert r.status_code == 200 and r.json()["outcome"] == "unknown_customer"
-    assert ledger()[event["id"]]["outcome"] == "unknown_customer"
+    assert deliver_settled(served, event)["outcome"] == "unknown_customer"
     assert repos.subscriptions.first(stripeCustomerId=cus) is None
     assert deliver(served, event).json()["duplicate"] is True
 
 
-def test_failed_effect_leaves_event_unrecorded_so_the_retry_is_processed(served, sc, plans, monkeypatch):
+def test_failed_effect_is_retried_by_the_queue_without_a_new_delivery(served, sc, plans, monkeypatch):
     cus = new_customer(sc, "u_fail")
     subscribe(sc, cus)
     event = [e for e in events_of(sc, cus) if e["type"] == "customer.subscription.created"][0]
-    monkeypatch.setenv("STRIPE_API_BASE", "http://127.0.0.1:9")  # Stripe unreachable during the effect
-    monkeypatch.setenv("STRIPE_NETWORK_RETRIES", "0")
-    reset_billing()
-    try:
-        r = deliver(served, event)
-        # transient (shared/faults.py): 503 with Retry-After, and Stripe delivers it again
-        assert r.status_code == 503 and r.json()["error"]["code"] == "unavailable" and r.headers["Retry-After"]
-        assert ledger() == {} and doc_fields("u_fail")["status"] == "pending"
-    finally:
-        monkeypatch.undo()
-        reset_billing()
-    retry = deliver(served, event)
-    assert retry.status_code == 200 and retry.json()["outcome"] == "applied"
+    real, calls = stripe_api.customer_subscriptions, []
+
+    def flaky(customer_id):  # Stripe unreachable for the worker's first two deliveries
+        calls.append(customer_id)
+        if len(calls) <= 2:
+            raise stripe.APIConnectionError("Stripe could not be reached")
+        return real(customer_id)
+    monkeypatch.setattr(stripe_api, "customer_subscriptions", flaky)
+    started = time.monotonic()
+    r = deliver(served, event)
+    acked = time.monotonic() - started
+    assert r.status_code == 200 and r.json() == {"received": True, "eventId": event["id"], "duplicate": False}
+    assert acked < 5 and ledger()[event["id"]]["outcome"] in (RECEIVED, "applied")  # answered before the effect
+    assert settled(event["id"])["outcome"] == "applied"  # the queue's third delivery, one from Stripe
+    assert len(calls) == 3
     assert doc_fields("u_fail") == expected_fields(sc, cus) and list(ledger()) == [event["id"]]
+
+
+def test_event_recorded_but_not_queued_is_503_and_the_redelivery_queues_it(served, sc, plans, monkeypatch):
+    cus = new_customer(sc, "u_q")
+    subscribe(sc, cus)
+    event = [e for e in events_of(sc, cus) if e["type"] == "customer.subscription.created"][0]
+    real = tasks.enqueue
+
+    def down(*args, **kwargs):
+        raise RuntimeError("Cloud Tasks unavailable")
+    monkeypatch.setattr(tasks, "enqueue", down)
+    r = deliver(served, event)
+    assert r.status_code == 503 and r.json()["error"]["code"] == "queue_unavailable" and r.headers["Retry-After"]
+    assert ledger()[event["id"]]["outcome"] == RECEIVED and doc_fields("u_q")["status"] == "pending"
+    monkeypatch.setattr(tasks, "enqueue", real)
+    again = deliver(served, event)  # Stripe's retry: recorded but never applied, so queued again
+    assert again.status_code == 200 and again.json()["duplicate"] is True
+    assert settled(event["id"])["outcome"] == "applied"
+    assert doc_fields("u_q") == expected_fields(sc, cus)
 
 
 def test_50_concurrent_mixed_deliveries_for_one_customer(served, sc, plans):
@@ -217,14 +245,17 @@ def test_50_concurrent_mixed_deliveries_for_one_customer(served, sc, plans):
     with httpx.Client(limits=httpx.Limits(max_connections=50)) as http, ThreadPoolExecutor(50) as pool:
         results = list(pool.map(lambda e: deliver(served, e, http), deliveries))
     assert [r.status_code for r in results] == [200] * 50, [r.text for r in results if r.status_code != 200]
+    handled = {e["id"] for e in events if e["type"] in HANDLED}
+    for event_id in handled:
+        settled(event_id)
 
     assert doc_fields("u_many") == expected_fields(sc, cus)
     assert doc_fields("u_many")["stripeSubscriptionId"] == second["id"]
     book = ledger()
-    handled = {e["id"] for e in events if e["type"] in HANDLED}
     assert set(book) == handled  # each handled event exactly once (keyed by event id)
-    applied = sum(1 for r in results if r.json().get("outcome") in ("applied", "unchanged"))
-    assert applied == len(handled)  # every other delivery was answered as a duplicate
+    assert all(e["outcome"] in ("applied", "unchanged") for e in book.values())
+    first = sum(1 for r in results if r.json().get("duplicate") is False)
+    assert first == len(handled)  # every other delivery was answered as a duplicate
 
 
 def test_unhandled_types_are_acknowledged_and_oversized_bodies_refused(served, sc, plans):

@@ -106,7 +106,7 @@ def test_static_segments_beat_variables_whatever_the_declaration_order():
 
 
 def test_machine_callers_are_a_declared_access_kind():
-    """deployWorker, costPullWorker (Cloud Tasks) and the scheduled functions declare who calls them; the
+    """deployWorker, costPullWorker, stripeEventWorker (Cloud Tasks) and the scheduled functions declare who calls them; the
     router checks it through shared/google_identity.py before the body is read, and no handler does."""
     import pytest
 
@@ -115,7 +115,7 @@ def test_machine_callers_are_a_declared_access_kind():
 
     kinds = {api.name: {r.access for r in api.routes} for api in function_apis()}
     assert {n for n, k in kinds.items() if "cloud_tasks" in k} == {"deployWorker", "costPullWorker",
-                                                                   "knowledgeReembedWorker"}
+                                                                   "knowledgeReembedWorker", "stripeEventWorker"}
     assert {n for n, k in kinds.items() if "scheduler" in k} == {"pullCosts", "pullOpenrouterActivity",
                                                                  "billingReconcile", "backups"}
     for api in function_apis():

@@ -14,7 +14,7 @@ HEAVY = ("google.cloud.compute_v1", "stripe", "google.cloud.storage", "google.cl
          "google.cloud.pubsub_v1", "google.cloud.secretmanager", "numpy", "firebase_admin", "schemathesis")
 # the heavy modules a function may load when imported
 ALLOWED: dict[str, set[str]] = {
-    "billing": {"stripe"}, "stripeWebhook": {"stripe"}, "billingReconcile": {"stripe"},
+    "billing": {"stripe"}, "stripeWebhook": {"stripe"}, "stripeEventWorker": {"stripe"}, "billingReconcile": {"stripe"},
     "knowledge": {"numpy"},  # vector math on every ingest and search; the OpenAI client stays lazy
     "knowledgeReembedWorker": {"numpy"},
     "media": {"google.cloud.storage"},

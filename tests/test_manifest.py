@@ -159,12 +159,15 @@ def invokers(state: dict, name: str) -> set[str]:
 def test_private_functions_admit_exactly_the_callers_their_code_expects(deployed):
     state, fns = deployed["state"], functions(deployed["state"])
     private = {n for n, f in fns.items() if not f["public"]}
-    assert private == {"deployWorker", "costPullWorker", "knowledgeReembedWorker", "provisioningEvents"}
-    for name in ("deployWorker", "costPullWorker", "knowledgeReembedWorker"):
+    assert private == {"deployWorker", "costPullWorker", "knowledgeReembedWorker", "stripeEventWorker",
+                       "provisioningEvents"}
+    for name in ("deployWorker", "costPullWorker", "knowledgeReembedWorker", "stripeEventWorker"):
         assert invokers(state, name) == {fns[name]["env"]["TASKS_INVOKER_SA"]}, name
     assert invokers(state, "provisioningEvents") == {fns["provisioningEvents"]["trigger"]["serviceAccount"]}
     assert fns["deployWorker"]["env"]["DEPLOY_WORKER_URL"] == fns["deployWorker"]["url"]
     assert fns["costPullWorker"]["env"]["COSTS_WORKER_URL"] == fns["costPullWorker"]["url"]
+    assert fns["stripeWebhook"]["env"]["STRIPE_EVENT_WORKER_URL"] == fns["stripeEventWorker"]["url"] \
+        == fns["stripeEventWorker"]["env"]["STRIPE_EVENT_WORKER_URL"]
     for name in ("knowledge", "knowledgeReembedWorker"):  # the admin's start and the worker enqueue its tasks
         assert fns[name]["env"]["KNOWLEDGE_REEMBED_WORKER_URL"] == fns["knowledgeReembedWorker"]["url"]
     for name in private:  # invoker bindings only on private functions; public ones check tokens themselves
@@ -208,8 +211,9 @@ def test_cost_pull_worker_knows_how_many_deliveries_its_queue_makes(deployed):
 
 def test_billing_secrets_and_the_media_bucket(deployed):
     fns, state = functions(deployed["state"]), deployed["state"]
-    assert set(fns["stripeWebhook"]["secrets"]) == {"STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"}
+    assert set(fns["stripeWebhook"]["secrets"]) == {"STRIPE_WEBHOOK_SECRET"}  # it calls no Stripe API
     assert set(fns["billing"]["secrets"]) == set(fns["billingReconcile"]["secrets"]) == {"STRIPE_SECRET_KEY"}
+    assert set(fns["stripeEventWorker"]["secrets"]) == {"STRIPE_SECRET_KEY"}
     bucket = state["resources"][f"bucket:{PROJECT}-media"]
     assert bucket["uniform"] and bucket["pap"] and bucket["lifecycle"]["rule"]
     assert bucket["cors"][0]["origin"] == ["https://app.example.com"] and "PUT" in bucket["cors"][0]["method"]

@@ -40,6 +40,8 @@ VALUES = {
     "STRIPE_WEBHOOK_SECRET": ("whsec_secret", "sk_live_key"),
     "BILLING_SCHEDULER_SA": ("scheduler" + SA, "scheduler"),
     "BILLING_RECONCILE_URL": (f"{URL}/billingReconcile", "http://x/billingReconcile"),
+    "STRIPE_EVENTS_QUEUE": ("stripe-events", None),
+    "STRIPE_EVENT_WORKER_URL": (f"{URL}/stripeEventWorker", "http://127.0.0.1/stripeEventWorker"),
     "OPENAI_API_KEY": ("sk-proj-key", None),
     "MEDIA_BUCKET": (f"{PROJECT}-media", None),
     "BACKUP_SCHEDULER_SA": ("scheduler" + SA, "scheduler"),
@@ -57,8 +59,10 @@ NEEDS = {
     "costPullWorker": ("TASKS_INVOKER_SA", "COSTS_WORKER_URL", "OPENROUTER_MANAGEMENT_KEY", "OPENAI_ADMIN_KEY",
                        *DEPLOY[:1], *DEPLOY[2:]),
     "billing": ("STRIPE_SECRET_KEY", "APP_URL"),
-    # a downgrade stops the bots beyond the plan's limit: deploy jobs (shared/plan_limits.py)
-    "stripeWebhook": ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", *DEPLOY),
+    # a downgrade stops the bots beyond the plan's limit (the worker applies events): deploy jobs (shared/plan_limits.py)
+    "stripeWebhook": ("STRIPE_WEBHOOK_SECRET", "STRIPE_EVENTS_QUEUE", "TASKS_LOCATION", "STRIPE_EVENT_WORKER_URL",
+                      "TASKS_INVOKER_SA"),
+    "stripeEventWorker": ("STRIPE_SECRET_KEY", "TASKS_INVOKER_SA", "STRIPE_EVENT_WORKER_URL", *DEPLOY),
     "billingReconcile": ("STRIPE_SECRET_KEY", "BILLING_SCHEDULER_SA", "BILLING_RECONCILE_URL", *DEPLOY),
     "knowledge": ("OPENAI_API_KEY", "KNOWLEDGE_REEMBED_WORKER_URL", "TASKS_INVOKER_SA"),
     "knowledgeReembedWorker": ("OPENAI_API_KEY", "KNOWLEDGE_REEMBED_WORKER_URL", "TASKS_INVOKER_SA"),

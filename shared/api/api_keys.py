@@ -3,14 +3,14 @@ Firestore keeps `maskedValue` (first4****last4). The raw value is never returned
 from __future__ import annotations
 
 from google.api_core import exceptions as gexc
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import Field, SecretStr
 
 from shared import db, logs, repos
 from shared.api.inputs import Strict
 from shared.deploy import access, catalog, configs, secrets
 from shared.deploy.redact import mask
 from shared.errors import ApiError, not_found
-from shared.http import Api, Request, list_of
+from shared.http import Api, Reply, Request, list_of
 from shared.models import ApiKey
 
 api = Api("apiKeys", "API keys of a deployment's bot (values in Secret Manager)")
@@ -25,7 +25,7 @@ class KeyWrite(Strict):
     value: SecretStr = Field(max_length=512)  # SecretStr: never printed by reprs or validation errors
 
 
-class KeyNames(BaseModel):
+class KeyNames(Reply):
     keyNames: list[str]
 
 

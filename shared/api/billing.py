@@ -3,12 +3,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel
 
 from shared import entitlements
 from shared.api.inputs import Strict
 from shared.billing import account
-from shared.http import Api, Request
+from shared.http import Api, Reply, Request
 from shared.models import Plan, Subscription
 
 api = Api("billing", "Subscription, checkout, billing portal and free trial")
@@ -19,23 +18,23 @@ class CheckoutBody(Strict):
     interval: Literal["month", "year"] = "month"
 
 
-class SubscriptionView(BaseModel):
+class SubscriptionView(Reply):
     subscription: Subscription | None
     canDeploy: bool
 
 
-class CheckoutView(BaseModel):
+class CheckoutView(Reply):
     url: str
     sessionId: str
     customerId: str
     priceId: str
 
 
-class PortalView(BaseModel):
+class PortalView(Reply):
     url: str
 
 
-class TrialView(BaseModel):
+class TrialView(Reply):
     subscription: Subscription
 
 

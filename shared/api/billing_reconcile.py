@@ -8,22 +8,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
 
 from shared import logs
 from shared.billing import config as billing_config
 from shared.billing import sync
 from shared.errors import ApiError
-from shared.http import Api, Request
+from shared.http import Api, Reply, Request
 
 api = Api("billingReconcile", "Billing reconciliation with Stripe (admin or Cloud Scheduler)")
 log = logs.get("billing.reconcile")
 
 
-class ReconcileReport(BaseModel):
+class ReconcileReport(Reply):
     checked: int
     changed: list[dict[str, Any]]
     errors: list[dict[str, Any]]
+    staleEventsApplied: int  # webhook events the queue gave up on, applied by this run
     startedAt: int
     finishedAt: int
 

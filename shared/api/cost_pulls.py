@@ -11,14 +11,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import ConfigDict, Field, StringConstraints
 
 from shared import clock
 from shared.api.inputs import Strict
 from shared.costs import runs, settings, trigger, worker
 from shared.costs.ledger import runs as runs_repo
 from shared.errors import ApiError
-from shared.http import Api, Request
+from shared.http import Api, Reply, Request
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^/\s]+$")]
 
@@ -49,7 +49,7 @@ class BatchBody(Strict):
     users: list[UserItem] = Field(max_length=1000)
 
 
-class RunReport(BaseModel):
+class RunReport(Reply):
     """A run and the sum of its finished batches (see shared.costs.runs.report)."""
     model_config = ConfigDict(extra="allow")
     runId: str
@@ -62,7 +62,7 @@ class RunReport(BaseModel):
     failures: list[dict]
 
 
-class BatchResult(BaseModel):
+class BatchResult(Reply):
     model_config = ConfigDict(extra="allow")
     ok: int
     failed: int

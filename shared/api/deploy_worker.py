@@ -10,13 +10,13 @@ nothing to do) and 503 when the queue should deliver it again.
 """
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from shared import logs
 from shared.api.inputs import Strict
 from shared.deploy import settings, worker
 from shared.errors import ApiError
-from shared.http import Api, Request
+from shared.http import Api, Reply, Request
 
 api = Api("deployWorker", "Runs deploy jobs (Cloud Tasks target only)")
 
@@ -25,7 +25,7 @@ class TaskBody(Strict):
     jobId: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
 
 
-class TaskDone(BaseModel):
+class TaskDone(Reply):
     jobId: str
     outcome: str = Field(description="completed, failed, or why there was nothing to do")
 

@@ -6,7 +6,6 @@ import secrets as pysecrets
 from typing import Annotated, Literal
 
 from pydantic import (
-    BaseModel,
     Field,
     StringConstraints,
     ValidationError,
@@ -17,7 +16,7 @@ from shared import clock, db, plan_limits, repos
 from shared.api.inputs import PageQuery, Strict
 from shared.deploy import access, jobs, live, projects, settings
 from shared.errors import ApiError, not_found
-from shared.http import Api, Request, page_of, precondition, validation_error
+from shared.http import Api, Reply, Request, page_of, precondition, validation_error
 from shared.models import DeployJob, Deployment, DeploymentStatus
 
 api = Api("deployments", "Bot deployments: VMs on Compute Engine, driven by deploy jobs")
@@ -71,21 +70,21 @@ class LogsQuery(Strict):
     since: int | None = Field(None, ge=0, le=2**53, description="the `next` of the previous answer")
 
 
-class Created(BaseModel):
+class Created(Reply):
     deployment: Deployment
     job: DeployJob
 
 
-class Queued(BaseModel):
+class Queued(Reply):
     job: DeployJob
 
 
-class Correction(BaseModel):
+class Correction(Reply):
     from_: DeploymentStatus = Field(alias="from")
     to: DeploymentStatus
 
 
-class VmStatus(BaseModel):
+class VmStatus(Reply):
     """shared.deploy.live.status: the VM's fields are null when it does not exist (NOT_FOUND)."""
     vmStatus: str
     internalIp: str | None = None
@@ -97,7 +96,7 @@ class VmStatus(BaseModel):
     corrected: Correction | None = None
 
 
-class SerialLog(BaseModel):
+class SerialLog(Reply):
     contents: str
     start: int
     next: int

@@ -3,7 +3,9 @@
 Read on first use by the billing functions only, so no other function needs these variables.
 Under production rules (APP_ENV production or deploy-check) each function's section requires its
 own: `checkout()` (billing: STRIPE_SECRET_KEY, APP_URL), `webhook()` (stripeWebhook:
-STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET), `reconcile()` (billingReconcile: STRIPE_SECRET_KEY,
+STRIPE_WEBHOOK_SECRET and where its events are queued: STRIPE_EVENTS_QUEUE, TASKS_LOCATION,
+STRIPE_EVENT_WORKER_URL, TASKS_INVOKER_SA), `event_worker()` (stripeEventWorker: STRIPE_SECRET_KEY,
+TASKS_INVOKER_SA, STRIPE_EVENT_WORKER_URL), `reconcile()` (billingReconcile: STRIPE_SECRET_KEY,
 BILLING_SCHEDULER_SA, BILLING_RECONCILE_URL). STRIPE_API_BASE (a local stand-in) is accepted only
 with APP_ENV local or deploy-check.
 """
@@ -29,6 +31,9 @@ class BillingConfig:
     network_retries: int
     scheduler_sa: str | None  # BILLING_SCHEDULER_SA: the Cloud Scheduler job's service account
     reconcile_audience: str | None  # BILLING_RECONCILE_URL: audience of the scheduler's OIDC token
+    events_queue: str  # STRIPE_EVENTS_QUEUE: the Cloud Tasks queue of recorded webhook events
+    event_worker_url: str | None  # STRIPE_EVENT_WORKER_URL: stripeEventWorker's URL (its tasks' OIDC audience)
+    invoker_sa: str | None  # TASKS_INVOKER_SA: the account Cloud Tasks signs the worker's token for
 
     def require_secret_key(self) -> str:
         if not self.secret_key:
@@ -57,6 +62,9 @@ def load() -> BillingConfig:
         network_retries=env_int("STRIPE_NETWORK_RETRIES", 2, lo=0, hi=5),
         scheduler_sa=env("BILLING_SCHEDULER_SA"),
         reconcile_audience=env("BILLING_RECONCILE_URL"),
+        events_queue=env("STRIPE_EVENTS_QUEUE", "stripe-events"),
+        event_worker_url=env("STRIPE_EVENT_WORKER_URL"),
+        invoker_sa=env("TASKS_INVOKER_SA"),
     )
 
 
@@ -75,8 +83,18 @@ def checkout() -> BillingConfig:
 
 
 def webhook() -> BillingConfig:
-    """stripeWebhook: Stripe, and the secret its deliveries are signed with."""
-    config.require({"STRIPE_SECRET_KEY": STRIPE_SECRET, "STRIPE_WEBHOOK_SECRET": config.prefixed("whsec_")})
+    """stripeWebhook: the secret Stripe's deliveries are signed with, and the queue its events go to
+    (it calls no Stripe API: the worker does)."""
+    config.require({"STRIPE_WEBHOOK_SECRET": config.prefixed("whsec_"), "STRIPE_EVENTS_QUEUE": config.non_empty,
+                    "TASKS_LOCATION": config.region, "STRIPE_EVENT_WORKER_URL": config.https_url,
+                    "TASKS_INVOKER_SA": config.service_account})
+    return get()
+
+
+def event_worker() -> BillingConfig:
+    """stripeEventWorker: Stripe, and who may call it (Cloud Tasks' account, the token audience)."""
+    config.require({"STRIPE_SECRET_KEY": STRIPE_SECRET, "TASKS_INVOKER_SA": config.service_account,
+                    "STRIPE_EVENT_WORKER_URL": config.https_url})
     return get()
 
 

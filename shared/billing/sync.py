@@ -1,17 +1,20 @@
 """Applying Stripe's state to Firestore: webhook events exactly once, and reconciliation.
 
-Exactly once: an event's ledger entry (`stripeEvents/{eventId}`) is created in the
-same Firestore transaction that writes its effect. If the effect fails, the event
-stays unrecorded and Stripe's retry is processed; once recorded, a redelivery (even
-a concurrent one: the ledger create then fails) changes nothing.
+Two steps (Stripe asks for a 2xx before any complex logic): the webhook `record`s a verified event,
+one write creating its ledger entry `stripeEvents/{eventId}` (outcome "received"), queues a Cloud
+Task for it and answers; `stripeEventWorker` then `process`es it. Exactly once: the effect and the
+entry's outcome are written in one Firestore transaction, on the condition that the entry is still
+"received" (an update-time precondition). If the effect fails, the entry stays "received" and Cloud
+Tasks delivers the task again (backoff, the queue's max attempts); a redelivery from Stripe finds the
+entry and only queues the task again (named after the event: Cloud Tasks keeps one). Entries still
+"received" after the queue gave up are processed by the reconciliation job.
 
-Order: the effect never uses the event's snapshot. It reads our document, then
-re-reads the customer's subscriptions from Stripe, and writes only if the document
-is still unchanged since that read (an update-time precondition, checked at
-commit). So a write is always computed from a Stripe read made after every earlier
-write committed: older events, late retries and concurrent deliveries cannot put
-back an older state. A lost race just reads again. The precondition is checked
-without holding locks, so 50 deliveries for one customer do not queue on a lock.
+Order: the effect never uses the event's snapshot. It reads our document, then re-reads the
+customer's subscriptions from Stripe, and writes only if the document is still unchanged since that
+read (an update-time precondition, checked at commit). So a write is always computed from a Stripe
+read made after every earlier write committed: older events, late retries and concurrent deliveries
+cannot put back an older state. A lost race just reads again. The precondition is checked without
+holding locks, so 50 deliveries for one customer do not queue on a lock.
 """
 from __future__ import annotations
 
@@ -24,7 +27,9 @@ from shared import clock, db, faults, logs, repos
 from shared.billing import state, stripe_api
 
 log = logs.get("billing.sync")
-LEDGER = "stripeEvents"  # internal collection: one document per processed Stripe event
+LEDGER = "stripeEvents"  # internal collection: one document per recorded Stripe event
+RECEIVED = "received"  # a ledger entry's outcome until the worker has applied the event
+STALE_MS = 30 * 60_000  # a "received" entry older than this was dropped by the queue: reconcile processes it
 LEDGER_DAYS = 90  # Stripe retries for 3 days; a TTL policy on expireAt (firestore.indexes.json) drops older entries
 MAX_ROUNDS = 25  # reads-and-retries when other deliveries keep changing the same document
 HANDLED = frozenset({
@@ -54,13 +59,16 @@ def stripe_changes(snap: firestore.DocumentSnapshot, plans: list) -> dict:
 
 
 def commit(snap: firestore.DocumentSnapshot | None, fields: dict, ledger: tuple | None = None) -> None:
-    """One transaction: the ledger entry (if any) and the update of `snap`'s document, the latter
-    only if the document is unchanged since `snap` was read (else FailedPrecondition)."""
+    """One transaction: the update of `snap`'s document and of the ledger entry (`ledger`: its snapshot
+    and fields), each only if unchanged since its snapshot was read (else FailedPrecondition)."""
+    def unchanged(s: firestore.DocumentSnapshot):
+        return db.client().write_option(last_update_time=s.update_time)
+
     def writes(tx):
         if ledger is not None:
-            tx.create(*ledger)
+            tx.update(ledger[0].reference, ledger[1], option=unchanged(ledger[0]))
         if snap is not None and fields:
-            tx.update(snap.reference, fields, option=db.client().write_option(last_update_time=snap.update_time))
+            tx.update(snap.reference, fields, option=unchanged(snap))
     firestore.transactional(writes)(db.client().transaction())
 
 
@@ -84,36 +92,56 @@ def doc_of_customer(customer: str | None) -> firestore.DocumentSnapshot | None:
     return None
 
 
-def process_event(event: dict) -> dict:
-    """Apply one verified event exactly once. Raises (-> 5xx, Stripe retries) if the effect fails."""
+def record(event: dict) -> dict:
+    """The webhook's step: create the event's ledger entry (one write). {"ignored"} for a type we do
+    not handle, {"duplicate"} if the entry exists; "queue" tells whether the worker must (still) get it."""
     if event.get("type") not in HANDLED:
-        return {"ignored": True}
+        return {"ignored": True, "queue": False}
     ref = ledger_ref(event["id"])
-    customer = customer_of(event)
+    try:
+        ref.create({"type": event["type"], "created": int(event.get("created") or 0) * 1000,
+                    "customer": customer_of(event), "outcome": RECEIVED, "receivedAt": clock.now_ms(),
+                    "expireAt": datetime.now(timezone.utc) + timedelta(days=LEDGER_DAYS)})
+    except gexc.AlreadyExists:  # a redelivery: queue it again only if it was never applied
+        snap = ref.get()
+        return {"duplicate": True, "queue": snap.exists and snap.get("outcome") == RECEIVED}
+    return {"duplicate": False, "queue": True}
+
+
+def process(event_id: str) -> dict:
+    """The worker's step: apply a recorded event exactly once. Raises (-> 5xx, Cloud Tasks retries)
+    if the effect fails; the entry then stays "received"."""
+    ref = ledger_ref(event_id)
     plans = None
     for _ in range(MAX_ROUNDS):
-        if ref.get().exists:
-            return {"duplicate": True}
+        entry = ref.get()
+        if not entry.exists:
+            return {"outcome": "not_recorded"}  # never recorded, or expired: nothing to apply
+        customer = entry.get("customer")
+        if entry.get("outcome") != RECEIVED:
+            return {"duplicate": True, "outcome": entry.get("outcome"), "customer": customer}
         snap = doc_of_customer(customer)
         changes: dict = {}
         if snap is not None:
             plans = plans if plans is not None else state.load_plans()
             changes = stripe_changes(snap, plans)
         outcome = "unknown_customer" if snap is None else ("applied" if changes else "unchanged")
-        entry = {"type": event["type"], "created": int(event.get("created") or 0) * 1000, "customer": customer,
-                 "subscriptionDocId": snap.id if snap else None, "outcome": outcome, "changed": sorted(changes),
-                 "processedAt": clock.now_ms(),
-                 "expireAt": datetime.now(timezone.utc) + timedelta(days=LEDGER_DAYS)}
+        result = {"subscriptionDocId": snap.id if snap else None, "outcome": outcome, "changed": sorted(changes),
+                  "processedAt": clock.now_ms()}
         try:
-            commit(snap, _new_values(changes) if changes else {}, (ref, entry))
-        except gexc.AlreadyExists:  # a concurrent delivery of the same event committed first
-            return {"duplicate": True}
-        except gexc.FailedPrecondition:  # another delivery changed the document since we read it
+            commit(snap, _new_values(changes) if changes else {}, (entry, result))
+        except gexc.FailedPrecondition:  # the document changed, or another delivery applied the event
             continue
         if outcome == "unknown_customer":
-            log.warning("stripe event for unknown customer", extra={"eventId": event["id"], "customer": customer})
-        return {"outcome": outcome, "changed": sorted(changes)}
-    raise Contention(f"event {event['id']}: document kept changing")
+            log.warning("stripe event for unknown customer", extra={"eventId": event_id, "customer": customer})
+        return {"outcome": outcome, "changed": sorted(changes), "customer": customer}
+    raise Contention(f"event {event_id}: document kept changing")
+
+
+def stale_events(now: int) -> list[str]:
+    """Ids of entries still "received" long after they were queued (the queue gave up on them)."""
+    q = db.client().collection(LEDGER).where(filter=firestore.FieldFilter("outcome", "==", RECEIVED))
+    return [s.id for s in q.select(["receivedAt"]).stream() if (s.get("receivedAt") or 0) <= now - STALE_MS]
 
 
 def _reconcile_one(doc_id: str, plans: list) -> dict | None:
@@ -172,9 +200,21 @@ def reconcile() -> dict:
     """Re-read every non-canceled subscription from Stripe and repair drift; local trials that
     ran out without a Stripe subscription are closed. Returns what changed."""
     started = clock.now_ms()
+    errors = []
+    events = 0
+    for event_id in stale_events(started):  # recorded, but the queue gave up on them
+        try:
+            process(event_id)
+            events += 1
+        except faults.BudgetExhausted:
+            raise
+        except Exception as exc:
+            transient = faults.is_transient(exc)
+            log.warning("stale stripe event %s failed: %s", event_id, faults.describe(exc), extra={"eventId": event_id})
+            errors.append({"eventId": event_id, "error": f"{type(exc).__name__}: {exc}"[:300], "transient": transient})
     plans = state.load_plans()
     ids = open_subscription_ids()
-    changed, errors = [], []
+    changed = []
     pending = list(ids)
     for last_round in (False, True):  # a transient failure gets one more try at the end of the run
         again = []
@@ -202,7 +242,7 @@ def reconcile() -> dict:
         pending = again
         if not pending:
             break
-    report = {"checked": len(ids), "changed": changed, "errors": errors,
+    report = {"checked": len(ids), "changed": changed, "errors": errors, "staleEventsApplied": events,
               "startedAt": started, "finishedAt": clock.now_ms()}
     log.info("billing reconciliation: %d checked, %d changed, %d errors", len(ids), len(changed), len(errors),
              extra={"report": report})

@@ -1,12 +1,15 @@
-"""Stripe webhook requests: signature check on the raw body, then exactly-once processing."""
+"""Stripe webhook requests: signature check on the raw body, the event recorded and queued for
+stripeEventWorker (shared/billing/sync.py applies it there, exactly once), then the 2xx Stripe waits for."""
 from __future__ import annotations
 
 import stripe
 
-from shared import jsonbody
+from shared import jsonbody, logs, tasks
 from shared.billing import config as billing_config
 from shared.billing import sync
 from shared.errors import ApiError
+
+log = logs.get("billing.webhook")
 
 MAX_EVENT_BYTES = 512 * 1024
 
@@ -42,15 +45,40 @@ def receive(request) -> dict:
     if len(payload) > MAX_EVENT_BYTES:
         raise ApiError(413, "payload_too_large", f"event larger than {MAX_EVENT_BYTES} bytes")
     event = verify(payload, signature)
-    outcome = sync.process_event(event)
-    if event.get("type") in sync.HANDLED:
-        _enforce_plan(sync.customer_of(event))  # also on a redelivery: a stop that had to wait is retried
+    outcome = sync.record(event)
+    if outcome.pop("queue"):
+        queue(event["id"])
     return {"received": True, "eventId": event["id"], **outcome}
+
+
+def queue(event_id: str) -> None:
+    """A task for the worker, named after the event (Cloud Tasks keeps one task per name). If it cannot
+    be created, 503: Stripe delivers the event again, finds it recorded but not applied, queues again."""
+    cfg = billing_config.get()
+    if not cfg.event_worker_url:
+        raise billing_config.ConfigError("STRIPE_EVENT_WORKER_URL is not set: recorded events have no worker")
+    try:
+        tasks.enqueue(cfg.events_queue, cfg.event_worker_url, {"eventId": event_id},
+                      name=tasks.task_id("stripeEvent", event_id))
+    except Exception as exc:
+        log.error("could not queue stripe event", extra={"eventId": event_id, "error": repr(exc)})
+        raise ApiError(503, "queue_unavailable", "the event was recorded but could not be queued; deliver it again",
+                       headers={"Retry-After": "60"}) from None
+
+
+def process(event_id: str) -> dict:
+    """stripeEventWorker's handler: apply the recorded event (see shared/billing/sync.py), then enforce
+    the customer's plan, also on a repeated delivery (a stop that had to wait is retried)."""
+    result = sync.process(event_id)
+    customer = result.pop("customer", None)
+    if result.get("outcome") != "not_recorded":
+        _enforce_plan(customer)
+    return {"eventId": event_id, **result}
 
 
 def _enforce_plan(customer: str | None) -> None:
     """A plan change (downgrade) stops the bots beyond the new plan's limit (shared/plan_limits.py).
-    A bot whose job is busy is stopped on the next delivery: 503 makes Stripe deliver again."""
+    A bot whose job is busy is stopped on the next delivery: 503 makes the queue deliver the task again."""
     from shared import plan_limits
 
     snap = sync.doc_of_customer(customer)

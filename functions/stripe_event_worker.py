@@ -1,0 +1,18 @@
+"""Cloud Function `stripeEventWorker` (HTTP, Cloud Tasks target: one recorded Stripe event).
+Logic: shared/api/stripe_webhook.py and shared/billing/sync.py."""
+import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
+import functions_framework
+
+from shared import startup
+from shared.api.stripe_webhook import worker_api
+from shared.billing import config as billing_config
+from shared.deploy import settings as deploy_settings
+from shared.http import json_errors
+
+json_errors(functions_framework)
+startup.validate(billing_config.event_worker, deploy_settings.get)  # production settings (deploy: plan limits queue stop jobs)
+
+
+@functions_framework.http
+def stripeEventWorker(request):
+    return worker_api(request)
