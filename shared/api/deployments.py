@@ -226,7 +226,7 @@ class DashboardAccessBody(Strict):
         = Field(None, description="the Google account you run gcloud as (default: your sign-in e-mail)")
 
 
-class DashboardAccess(BaseModel):
+class DashboardAccess(Reply):
     """shared.deploy.dashboard.open_access: run `command`, then open `url` (after `readyAt`)."""
     project: str
     zone: str
