@@ -28,7 +28,7 @@ test: install
 	$(PY) -m pytest
 
 # every benchmark in bench/ (each starts the local services it needs and prints its figures)
-BENCHES := cold_start cost_per_request load billing_webhook deploy_jobs pull_costs knowledge conventions
+BENCHES := cold_start cost_per_request load billing_webhook deploy_jobs pull_costs knowledge conventions health_check
 bench: install
 	for b in $(BENCHES); do echo "== bench.$$b"; $(PY) -m bench.$$b || exit 1; done
 

@@ -31,10 +31,12 @@ SUBSTITUTIONS = {
     "_ADMIN_EMAILS": "",  # comma list: verified e-mails that are admins (the first admins); `|`-free
     "_SOURCE_HASH": "",  # set by `make deploy`: unchanged functions are not redeployed
     "_BOT_PLUGIN_SHA256": "",  # set by `make deploy`: sha256 of `npm pack` of bot/ (deploy/run.py)
+    "_AUDIT_RETENTION_DAYS": "365",  # audit log entries expire after this (TTL policy on auditLog.expireAt)
 }
 
 CORE = {"GOOGLE_CLOUD_PROJECT": "${PROJECT_ID}", "APP_ENV": "production", "CORS_ORIGINS": "${_CORS_ORIGINS}",
-        "ADMIN_EMAILS": "${_ADMIN_EMAILS}"}
+        "ADMIN_EMAILS": "${_ADMIN_EMAILS}",
+        "AUDIT_RETENTION_DAYS": "${_AUDIT_RETENTION_DAYS}"}  # every router writes the audit log (shared/audit.py)
 DEPLOY = {
     "DEPLOY_WORKER_URL": f"{URL}/deployWorker",
     "DEPLOY_QUEUE": "deploy-jobs",
@@ -52,6 +54,10 @@ DEPLOY = {
 QUEUES = {
     "deploy-jobs": {"max-attempts": 20, "min-backoff": "5s", "max-backoff": "120s", "max-concurrent-dispatches": 20},
     "cost-pulls": {"max-attempts": 5, "min-backoff": "10s", "max-backoff": "300s", "max-concurrent-dispatches": 100},
+    # one task per attempt (the worker schedules the next itself, for 24 h); the queue's own retries only
+    # cover a worker that did not answer (Firestore down)
+    "webhook-deliveries": {"max-attempts": 10, "min-backoff": "10s", "max-backoff": "300s",
+                           "max-concurrent-dispatches": 50},
     # Stripe's recorded webhook events: retried for ~1 h (then billingReconcile applies what is left)
     "stripe-events": {"max-attempts": 20, "min-backoff": "1s", "max-backoff": "300s", "max-concurrent-dispatches": 50},
     # re-embedding: every task is resumable and waits (503) while a run settles or a batch is leased, so
@@ -71,6 +77,9 @@ BOT_PLUGIN = {
     "BOT_PLUGIN_URL": "gs://${_ARTIFACTS_BUCKET}/bot-plugin/${_BOT_PLUGIN_SHA256}.tgz",
     "BOT_PLUGIN_SHA256": "${_BOT_PLUGIN_SHA256}",
 }
+# functions that notify (shared/notifications): where their webhook deliveries are queued after commit
+NOTIFY = {"WEBHOOKS_QUEUE": "webhook-deliveries", "WEBHOOKS_WORKER_URL": f"{URL}/webhookWorker",
+          "TASKS_LOCATION": "${_REGION}", "TASKS_INVOKER_SA": TASKS + SA}
 COST_PULLS = {
     "COSTS_QUEUE": "cost-pulls",
     "TASKS_LOCATION": "${_REGION}",
@@ -126,12 +135,14 @@ FUNCTIONS = [
        env={"STRIPE_EVENTS_QUEUE": "stripe-events", "TASKS_LOCATION": "${_REGION}", "TASKS_INVOKER_SA": TASKS + SA,
             "STRIPE_EVENT_WORKER_URL": f"{URL}/stripeEventWorker"},
        secrets={"STRIPE_WEBHOOK_SECRET": "stripe-webhook-secret"}),
-    # the worker applies them; a downgrade stops the bots beyond the plan's limit: it queues deploy jobs (DEPLOY)
+    # the worker applies them; a downgrade stops the bots beyond the plan's limit: it queues deploy jobs (DEPLOY);
+    # it tells the customer (payment failed, canceled, trial ending: NOTIFY)
     Fn("stripeEventWorker", "functions/stripe_event_worker.py", private=True, invokers=(TASKS,), max_instances=10,
-       env={**DEPLOY, "STRIPE_EVENT_WORKER_URL": f"{URL}/stripeEventWorker"},
+       env={**DEPLOY, **NOTIFY, "STRIPE_EVENT_WORKER_URL": f"{URL}/stripeEventWorker"},
        secrets={"STRIPE_SECRET_KEY": "stripe-secret-key"}),
     Fn("billingReconcile", "functions/billing_reconcile.py", timeout=540, concurrency=1, max_instances=2,
-       env={**DEPLOY, "BILLING_SCHEDULER_SA": SCHEDULER + SA, "BILLING_RECONCILE_URL": f"{URL}/billingReconcile"},
+       env={**DEPLOY, **NOTIFY, "BILLING_SCHEDULER_SA": SCHEDULER + SA,
+            "BILLING_RECONCILE_URL": f"{URL}/billingReconcile"},
        secrets={"STRIPE_SECRET_KEY": "stripe-secret-key"}),
     # knowledge (numpy vectors: more memory, fewer requests at once) and media
     Fn("knowledge", "functions/knowledge.py", memory="1Gi", concurrency=8, env=REEMBED,
@@ -146,16 +157,24 @@ FUNCTIONS = [
             "FUNCTIONS_URL": URL}),
     # deployments: the API, the private Cloud Tasks worker, the VMs' progress reports (Pub/Sub)
     Fn("deployments", "functions/deployments.py", env=DEPLOY),
-    Fn("deployWorker", "functions/deploy_worker.py", env={**DEPLOY, **BOT_PLUGIN}, private=True, invokers=(TASKS,),
-       timeout=540, concurrency=10, max_instances=10, needs=("bot-plugin",)),
-    Fn("provisioningEvents", "functions/provisioning_events.py", env=DEPLOY, private=True, invokers=(EVENTS,),
-       topic="provisioning-events", max_instances=10),
+    Fn("deployWorker", "functions/deploy_worker.py", env={**DEPLOY, **BOT_PLUGIN, **NOTIFY}, private=True,
+       invokers=(TASKS,), timeout=540, concurrency=10, max_instances=10, needs=("bot-plugin",)),
+    # the VMs' progress and heartbeats (one per bot per HEALTH_HEARTBEAT_S: most cost no Firestore operation)
+    Fn("provisioningEvents", "functions/provisioning_events.py", env={**DEPLOY, **NOTIFY}, private=True,
+       invokers=(EVENTS,), topic="provisioning-events", max_instances=20),
     Fn("pluginConfigs", "functions/plugin_configs.py", env=DEPLOY),
     Fn("skillConfigs", "functions/skill_configs.py", env=DEPLOY),
     Fn("apiKeys", "functions/api_keys.py", env=DEPLOY),
     # backups: the owner's snapshots and restores; POST / is the scheduled cleanup (snapshot deletes wait)
     Fn("backups", "functions/backups.py", timeout=300, max_instances=10,
        env={**DEPLOY, "BACKUP_SCHEDULER_SA": SCHEDULER + SA, "BACKUP_CLEANUP_URL": f"{URL}/backups"}),
+    # bot health (scheduled every minute: overdue bots only), notifications and webhooks, the audit log
+    Fn("healthCheck", "functions/health_check.py", timeout=240, concurrency=1, max_instances=1,
+       env={**DEPLOY, **NOTIFY, "HEALTH_SCHEDULER_SA": SCHEDULER + SA, "HEALTH_CHECK_URL": f"{URL}/healthCheck"}),
+    Fn("notifications", "functions/notifications.py", env=NOTIFY),
+    Fn("webhookWorker", "functions/webhook_worker.py", env=NOTIFY, private=True, invokers=(TASKS,),
+       timeout=60, concurrency=20, max_instances=20),
+    Fn("auditLog", "functions/audit_log.py"),
 ]
 
 # Cloud Scheduler jobs: (job, target function, cron, attempt deadline). The attempt deadline
@@ -164,6 +183,7 @@ SCHEDULES = [
     ("pullCosts-every-6h", "pullCosts", "0 */6 * * *", "300s"),
     ("pullOpenrouterActivity-every-6h", "pullOpenrouterActivity", "0 */6 * * *", "300s"),
     ("billing-reconcile", "billingReconcile", "17 */6 * * *", "600s"),
+    ("health-check", "healthCheck", "* * * * *", "270s"),
     ("backups-cleanup", "backups", "41 * * * *", "360s"),
 ]
 

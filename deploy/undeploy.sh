@@ -22,13 +22,13 @@ g() {  # run; "already gone" is fine, any other failure is reported and makes th
   echo "$out" >&2; FAILED=1
 }
 
-for job in pullCosts-every-6h pullOpenrouterActivity-every-6h billing-reconcile backups-cleanup; do
+for job in $(python3 -c 'from deploy.manifest import SCHEDULES; print(" ".join(j for j, *_ in SCHEDULES))'); do
   g scheduler jobs delete "$job" --location="$REGION" --project="$PROJECT_ID"
 done
 for fn in $(python3 -c 'from deploy.manifest import FUNCTIONS; print(" ".join(f.name for f in FUNCTIONS))'); do
   g functions delete "$fn" --region="$REGION" --project="$PROJECT_ID"
 done
-for q in deploy-jobs cost-pulls knowledge-reembed stripe-events; do g tasks queues delete "$q" --location="$REGION" --project="$PROJECT_ID"; done
+for q in $(python3 -c 'from deploy.manifest import QUEUES; print(" ".join(QUEUES))'); do g tasks queues delete "$q" --location="$REGION" --project="$PROJECT_ID"; done
 g pubsub topics delete provisioning-events --project="$PROJECT_ID"
 for p in $(tr ',' ' ' <<<"$DEPLOY_PROJECTS"); do
   while read -r name zone; do

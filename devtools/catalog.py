@@ -29,4 +29,9 @@ FUNCTIONS: list[tuple[str, str, str]] = [
     ("skillConfigs", "functions/skill_configs.py", "http"),
     ("apiKeys", "functions/api_keys.py", "http"),
     ("backups", "functions/backups.py", "http"),  # + Cloud Scheduler job for its cleanup (cloudbuild.yaml)
+    # bot health, notifications and outgoing webhooks, the audit log
+    ("healthCheck", "functions/health_check.py", "http"),  # + Cloud Scheduler job, every minute
+    ("notifications", "functions/notifications.py", "http"),
+    ("webhookWorker", "functions/webhook_worker.py", "http"),
+    ("auditLog", "functions/audit_log.py", "http"),
 ]

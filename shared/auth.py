@@ -9,7 +9,7 @@ Google service accounts (Cloud Tasks, Cloud Scheduler) are identified by shared/
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import flask
@@ -36,6 +36,7 @@ class Identity:
 @dataclass
 class Caller:
     user: User
+    acted_for: set[str] = field(default_factory=set)  # other users whose resources this request reached (audit)
 
     @property
     def id(self) -> str:
@@ -46,7 +47,12 @@ class Caller:
         return self.user.role == "admin"
 
     def can_access(self, owner_id: str) -> bool:
-        return self.is_admin or owner_id == self.user.id
+        if owner_id == self.user.id:
+            return True
+        if self.is_admin:
+            self.acted_for.add(owner_id)  # an admin on another user's resource: the audit log names them
+            return True
+        return False
 
 
 def _unauthorized(message: str) -> ApiError:

@@ -244,13 +244,20 @@ class Api:
         rid = rid if _REQUEST_ID.match(rid) else uuid.uuid4().hex
         tokens = (logs.request_id.set(rid), logs.trace.set(self._trace(request)))
         started = time.perf_counter()
-        seen: dict[str, Any] = {}  # what _dispatch learnt (the route), for the access line
+        seen: dict[str, Any] = {}  # what _dispatch learnt: the route (access line), params, caller (audit log)
         try:
             with faults.budget():  # every outside call of this request ends inside the function's deadline
-                resp = self._dispatch(request, seen)
-        except ApiError as exc:
-            resp = json_response(exc.body(), exc.status, exc.headers)
-        except Exception as exc:
+                try:
+                    resp = self._dispatch(request, seen)
+                except ApiError as exc:
+                    resp = json_response(exc.body(), exc.status, exc.headers)
+                except Exception as exc:
+                    resp = self._failure(exc)
+                if seen.get("caller") is not None:  # a signed-in caller: one audit write (shared/audit.py)
+                    from shared import audit
+
+                    audit.record(self.name, seen["route"], request, seen.get("params", {}), seen["caller"], resp, rid)
+        except Exception as exc:  # the budget could not open (configuration): still a JSON answer
             resp = self._failure(exc)
         for k, v in seen.get("headers", {}).items():  # rate-limit headers, also on errors
             resp.headers.setdefault(k, v)
@@ -313,6 +320,7 @@ class Api:
         route, params = chosen[0]
         seen["route"] = route
         caller = self._authenticate(request, route)
+        seen.update(params=params, caller=caller)
         seen["headers"] = ratelimit.check(caller, route.rate)  # before the body is even read
         key = idempotency.key_of(request) if route.idempotent else None
         query = self._parse_query(request, route)

@@ -102,6 +102,11 @@ declare("webhooks", ("userId",))
 declare("webhookDeliveries", ("userId",), (("createdAt", DESC),))
 declare("webhookDeliveries", ("webhookId",), (("createdAt", DESC),))
 declare("webhookDeliveries", ("status",), (("sweepAt", ASC),))
+# bot health (shared/health): the check reads only deployments whose deadline passed
+declare("deploymentHealth", (), (("healthDeadline", ASC),))
+# audit log (shared/audit.py): a user's own, an admin's by one filter, newest first (with a time range)
+for _eq in ((), ("actingAs",), ("actorId",), ("function",), ("outcome",)):
+    declare("auditLog", _eq, (("at", DESC),))
 
 # backups (shared/backups): the owner's bots with backups, newest first; the cleanup's expired records
 declare("botBackups", ("userId",), (("createdAt", DESC),))

@@ -115,9 +115,10 @@ def test_machine_callers_are_a_declared_access_kind():
 
     kinds = {api.name: {r.access for r in api.routes} for api in function_apis()}
     assert {n for n, k in kinds.items() if "cloud_tasks" in k} == {"deployWorker", "costPullWorker",
-                                                                   "knowledgeReembedWorker", "stripeEventWorker"}
+                                                                   "knowledgeReembedWorker", "stripeEventWorker",
+                                                                   "webhookWorker"}
     assert {n for n, k in kinds.items() if "scheduler" in k} == {"pullCosts", "pullOpenrouterActivity",
-                                                                 "billingReconcile", "backups"}
+                                                                 "billingReconcile", "backups", "healthCheck"}
     for api in function_apis():
         for r in api.routes:
             assert "google_identity" not in r.handler.__code__.co_names, f"{api.name}: the handler checks its caller"

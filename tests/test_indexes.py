@@ -94,5 +94,5 @@ def test_undeclared_query_is_refused():
 def test_every_collection_with_expiring_entries_has_a_ttl_policy():
     ttl = {o["collectionGroup"] for o in INDEX_FILE["fieldOverrides"] if o.get("ttl") and o["fieldPath"] == "expireAt"}
     assert ttl == {"stripeEvents", "provisioningEventLog", "idempotencyKeys", "rateLimits", "notifications",
-                   "webhookDeliveries"}
+                   "webhookDeliveries", "auditLog"}
     # botBackups.expireAt is no TTL on purpose: the cleanup deletes the snapshots first, then the record

@@ -160,12 +160,15 @@ def test_private_functions_admit_exactly_the_callers_their_code_expects(deployed
     state, fns = deployed["state"], functions(deployed["state"])
     private = {n for n, f in fns.items() if not f["public"]}
     assert private == {"deployWorker", "costPullWorker", "knowledgeReembedWorker", "stripeEventWorker",
-                       "provisioningEvents"}
-    for name in ("deployWorker", "costPullWorker", "knowledgeReembedWorker", "stripeEventWorker"):
+                       "provisioningEvents", "webhookWorker"}
+    for name in ("deployWorker", "costPullWorker", "knowledgeReembedWorker", "stripeEventWorker", "webhookWorker"):
         assert invokers(state, name) == {fns[name]["env"]["TASKS_INVOKER_SA"]}, name
     assert invokers(state, "provisioningEvents") == {fns["provisioningEvents"]["trigger"]["serviceAccount"]}
     assert fns["deployWorker"]["env"]["DEPLOY_WORKER_URL"] == fns["deployWorker"]["url"]
     assert fns["costPullWorker"]["env"]["COSTS_WORKER_URL"] == fns["costPullWorker"]["url"]
+    for name, fn in fns.items():  # whoever notifies queues its deliveries for the worker that is deployed
+        if "WEBHOOKS_WORKER_URL" in fn["env"]:
+            assert fn["env"]["WEBHOOKS_WORKER_URL"] == fns["webhookWorker"]["url"], name
     assert fns["stripeWebhook"]["env"]["STRIPE_EVENT_WORKER_URL"] == fns["stripeEventWorker"]["url"] \
         == fns["stripeEventWorker"]["env"]["STRIPE_EVENT_WORKER_URL"]
     for name in ("knowledge", "knowledgeReembedWorker"):  # the admin's start and the worker enqueue its tasks
@@ -184,14 +187,15 @@ def test_scheduler_jobs_call_public_functions_with_the_identity_and_audience_the
         sa, aud = job["oidc-service-account-email"], job["oidc-token-audience"]
         assert (target["env"].get("COSTS_SCHEDULER_SA"), target["env"].get("COSTS_SCHEDULER_AUDIENCE")) == (sa, aud) \
             or (target["env"].get("BILLING_SCHEDULER_SA"), target["env"].get("BILLING_RECONCILE_URL")) == (sa, aud) \
-            or (target["env"].get("BACKUP_SCHEDULER_SA"), target["env"].get("BACKUP_CLEANUP_URL")) == (sa, aud)
+            or (target["env"].get("BACKUP_SCHEDULER_SA"), target["env"].get("BACKUP_CLEANUP_URL")) == (sa, aud) \
+            or (target["env"].get("HEALTH_SCHEDULER_SA"), target["env"].get("HEALTH_CHECK_URL")) == (sa, aud)
         # the scheduler waits longer than the function may run, so it never retries a live run
         assert int(job["attempt-deadline"].rstrip("s")) > int(target["sizing"]["timeout"].rstrip("s"))
 
 
 def test_sizing_fits_the_callers_deadlines_and_the_platform(deployed):
     fns = functions(deployed["state"])
-    for name in ("deployWorker", "costPullWorker", "knowledgeReembedWorker"):
+    for name in ("deployWorker", "costPullWorker", "knowledgeReembedWorker", "webhookWorker"):
         assert int(fns[name]["sizing"]["timeout"].rstrip("s")) < TASKS_DISPATCH_DEADLINE_S, name
     env = fns["deployWorker"]["env"]  # two Compute operations and their calls end inside the timeout
     assert 2 * (int(env["DEPLOY_OPERATION_TIMEOUT_S"]) + 2 * 30) <= int(fns["deployWorker"]["sizing"]["timeout"][:-1])

@@ -44,6 +44,9 @@ VALUES = {
     "STRIPE_EVENT_WORKER_URL": (f"{URL}/stripeEventWorker", "http://127.0.0.1/stripeEventWorker"),
     "OPENAI_API_KEY": ("sk-proj-key", None),
     "MEDIA_BUCKET": (f"{PROJECT}-media", None),
+    "WEBHOOKS_WORKER_URL": (f"{URL}/webhookWorker", "http://127.0.0.1/webhookWorker"),
+    "HEALTH_SCHEDULER_SA": ("scheduler" + SA, "scheduler@example.com"),
+    "HEALTH_CHECK_URL": (f"{URL}/healthCheck", "healthCheck"),
     "BACKUP_SCHEDULER_SA": ("scheduler" + SA, "scheduler"),
     "BACKUP_CLEANUP_URL": (f"{URL}/backups", "http://x/backups"),
     "KNOWLEDGE_REEMBED_WORKER_URL": (f"{URL}/knowledgeReembedWorker", "http://x/knowledgeReembedWorker"),
@@ -70,6 +73,8 @@ NEEDS = {
     "deployments": DEPLOY, "deployWorker": (*DEPLOY, "FUNCTIONS_URL", "BOT_PLUGIN_URL", "BOT_PLUGIN_SHA256"),
     "provisioningEvents": DEPLOY,
     "pluginConfigs": DEPLOY, "skillConfigs": DEPLOY, "apiKeys": DEPLOY,
+    "healthCheck": (*DEPLOY, "HEALTH_SCHEDULER_SA", "HEALTH_CHECK_URL", "WEBHOOKS_WORKER_URL"),
+    "notifications": (), "webhookWorker": ("WEBHOOKS_WORKER_URL", "TASKS_INVOKER_SA"), "auditLog": (),
     "backups": (*DEPLOY, "BACKUP_SCHEDULER_SA", "BACKUP_CLEANUP_URL"),
 }
 

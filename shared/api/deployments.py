@@ -221,6 +221,50 @@ def vm_logs(req: Request):
     return live.serial_output(access.owned(req.params["id"], req.caller), req.query.since)
 
 
+class BotUptime(Reply):
+    last24h: float | None = Field(description="share of the last 24 h the bot answered (null: not watched yet)")
+    last30d: float | None
+
+
+class BotHealth(Reply):
+    """shared/health/monitor.py: the bot's own health, beside the VM's `status`."""
+    deploymentId: str
+    state: Literal["unknown", "ok", "degraded", "recovering", "gave_up", "paused"]
+    lastHeartbeatAt: int | None
+    healthDeadline: int | None = Field(description="when the bot counts as down unless a heartbeat comes")
+    gateway: str | None
+    detail: str | None
+    reason: str | None = Field(description="why it is degraded, or why automatic recovery gave up")
+    downSince: int | None
+    autoRecovery: bool
+    restartsLastHour: int
+    maxRestartsPerHour: int
+    lastRestartJobId: str | None
+    monitoredSince: int | None
+    uptime: BotUptime
+
+
+class BotHealthUpdate(Strict):
+    autoRecovery: bool
+
+
+@api.route("GET", "/{id}/health", response=BotHealth)
+def bot_health(req: Request):
+    """The bot's health: state, last heartbeat, uptime (24 h / 30 days), automatic recovery."""
+    from shared.health import monitor
+
+    return monitor.view(access.owned(req.params["id"], req.caller).id)
+
+
+@api.route("PATCH", "/{id}/health", body=BotHealthUpdate, response=BotHealth)
+def set_bot_health(req: Request):
+    """Turn automatic recovery on or off for this bot (on again: the crash-loop count starts over)."""
+    from shared.health import monitor
+
+    dep = access.owned(req.params["id"], req.caller)
+    return monitor.view(dep.id, monitor.set_auto_recovery(dep.id, dep.userId, req.body.autoRecovery))
+
+
 class DashboardAccessBody(Strict):
     googleAccount: Annotated[str, StringConstraints(pattern=r"^[^@\s]{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,24}$")] | None \
         = Field(None, description="the Google account you run gcloud as (default: your sign-in e-mail)")

@@ -24,7 +24,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from shared import clock, db, faults, logs, repos
-from shared.billing import state, stripe_api
+from shared.billing import notices, state, stripe_api
 
 log = logs.get("billing.sync")
 LEDGER = "stripeEvents"  # internal collection: one document per recorded Stripe event
@@ -58,18 +58,30 @@ def stripe_changes(snap: firestore.DocumentSnapshot, plans: list) -> dict:
     return {k: (getattr(doc, k), v) for k, v in new.items() if getattr(doc, k) != v}
 
 
-def commit(snap: firestore.DocumentSnapshot | None, fields: dict, ledger: tuple | None = None) -> None:
+def commit(snap: firestore.DocumentSnapshot | None, fields: dict, ledger: tuple | None = None,
+           notes: list[dict] = ()) -> None:
     """One transaction: the update of `snap`'s document and of the ledger entry (`ledger`: its snapshot
-    and fields), each only if unchanged since its snapshot was read (else FailedPrecondition)."""
+    and fields), each only if unchanged since its snapshot was read (else FailedPrecondition), and the
+    customer's notifications (shared/billing/notices.py), whose webhook deliveries are queued once it
+    committed."""
+    from shared import notifications
+
+    queued: list[str] = []
+
     def unchanged(s: firestore.DocumentSnapshot):
         return db.client().write_option(last_update_time=s.update_time)
 
     def writes(tx):
+        queued.clear()
+        for n in notes:  # notifications read in the transaction: before its writes
+            queued.extend(notifications.write(tx, n["user_id"], n["kind"], n["title"], n["body"], n["data"],
+                                              n["dedupe_key"]))
         if ledger is not None:
             tx.update(ledger[0].reference, ledger[1], option=unchanged(ledger[0]))
         if snap is not None and fields:
             tx.update(snap.reference, fields, option=unchanged(snap))
     firestore.transactional(writes)(db.client().transaction())
+    notifications.dispatch(queued)
 
 
 def _new_values(changes: dict) -> dict:
@@ -128,8 +140,9 @@ def process(event_id: str) -> dict:
         outcome = "unknown_customer" if snap is None else ("applied" if changes else "unchanged")
         result = {"subscriptionDocId": snap.id if snap else None, "outcome": outcome, "changed": sorted(changes),
                   "processedAt": clock.now_ms()}
+        notes = notices.after_change(repos.subscriptions.load(snap), changes, entry.get("type")) if snap else []
         try:
-            commit(snap, _new_values(changes) if changes else {}, (entry, result))
+            commit(snap, _new_values(changes) if changes else {}, (entry, result), notes)
         except gexc.FailedPrecondition:  # the document changed, or another delivery applied the event
             continue
         if outcome == "unknown_customer":
@@ -157,9 +170,14 @@ def _reconcile_one(doc_id: str, plans: list) -> dict | None:
                 and doc.trialEnd and doc.trialEnd <= now:
             changes, reason = {"status": ("trialing", "canceled")}, "trial ended"  # a local trial ran out
         if not changes:
+            if doc.status == "trialing" and doc.trialEnd and 0 < doc.trialEnd - now <= notices.TRIAL_NOTICE_MS:
+                from shared.notifications import notify
+
+                n = notices.trial_ending(doc, doc.trialEnd)  # also local trials; Stripe's trial_will_end uses the same key
+                notify(n.pop("user_id"), n.pop("kind"), **n)
             return None
         try:
-            commit(snap, _new_values(changes))
+            commit(snap, _new_values(changes), notes=notices.after_change(doc, changes))
         except gexc.FailedPrecondition:
             continue
         return {"subscriptionId": doc.id, "userId": doc.userId, "stripeCustomerId": doc.stripeCustomerId,

@@ -48,8 +48,9 @@ BOOTING_ACTIONS = ("deploy", "start", "reset", "update")
 class Event(BaseModel):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
     deploymentId: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")
-    stage: Literal["booting", "installing", "configuring", "ready", "failed"]
+    stage: Literal["booting", "installing", "configuring", "ready", "failed", "heartbeat"]
     message: str = Field("", max_length=500)
+    gateway: Literal["ok", "down"] = "ok"  # heartbeats: whether the bot's gateway answers (shared/health)
     time: int = Field(ge=0)  # epoch ms on the VM; also the report's sequence number
 
 
@@ -131,6 +132,10 @@ def _apply(tx, message_id: str, ev: Event) -> str:
         return "replay"  # not newer than a report already accepted: changes nothing
     dep = repos.deployments.get(ev.deploymentId, tx)
     job = repos.deploy_jobs.first(tx=tx, deploymentId=ev.deploymentId) if dep else None  # newest: ids sort so
+    boots = job is None or job.action in BOOTING_ACTIONS
+    new_status = {"ready": "running", "failed": "error"}.get(ev.stage) if dep and boots else None
+    if new_status and job is not None and job.action in ("deploy", "update"):
+        _notify_deploy(tx, dep, job, ev)  # reads in the transaction: before its writes
     now = clock.now_ms()
     tx.create(ledger, {"deploymentId": ev.deploymentId, "stage": ev.stage, "receivedAt": now,
                        "expireAt": datetime.now(timezone.utc) + KEEP})
@@ -140,12 +145,33 @@ def _apply(tx, message_id: str, ev: Event) -> str:
     if job is not None:
         text = f"vm: {ev.stage}" + (f": {ev.message}" if ev.message else "")
         repos.deploy_jobs.update(job.id, {"log": joblog.append(job.log, text)}, tx)
-    boots = job is None or job.action in BOOTING_ACTIONS
-    new_status = {"ready": "running", "failed": "error"}.get(ev.stage) if boots else None
     if new_status and new_status != dep.status:
         repos.deployments.update(dep.id, {"status": new_status}, tx)
         return f"deployment {new_status}"
     return "logged"
+
+
+def _notify_deploy(tx, dep, job, ev: Event) -> None:
+    """The owner hears when the bot of a deploy (or update) is up, or failed to come up; once per job."""
+    from shared.notifications import notify
+
+    ok = ev.stage == "ready"
+    what = "deployed" if job.action == "deploy" else "updated"
+    notify(dep.userId, "deploy.completed" if ok else "deploy.failed",
+           title=f"{dep.botName} is {what}" if ok else f"{dep.botName} failed to start",
+           body="The bot is up and running." if ok else f"The VM reported: {ev.message or 'failed'}",
+           data={"deploymentId": dep.id, "jobId": job.id, "action": job.action},
+           dedupe_key=f"{job.id}/{ev.stage}", transaction=tx)
+
+
+def _watch(deployment_id: str) -> None:
+    """Expect heartbeats from a bot that just came up (best effort: its first heartbeat does it too)."""
+    from shared.health import monitor
+
+    try:
+        monitor.arm(deployment_id)
+    except Exception as exc:
+        log.warning("health watch not armed", extra={"deploymentId": deployment_id, "error": repr(exc)[:300]})
 
 
 def handle(data: dict) -> str:
@@ -162,6 +188,10 @@ def handle(data: dict) -> str:
         return "rejected"
     except (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.InternalServerError):
         raise  # Secret Manager hiccup: let Pub/Sub redeliver
+    if ev.stage == "heartbeat":  # no ledger: its own sequence makes it idempotent, and most are not written
+        from shared.health import monitor
+
+        return monitor.heartbeat(ev.deploymentId, ev.time, ev.gateway, ev.message)
     try:
         outcome = _apply(message_id, ev)
     except Exception as exc:
@@ -170,6 +200,8 @@ def handle(data: dict) -> str:
         # anything else would fail the same way on every redelivery
         log.exception("provisioning event not applied", extra={"deploymentId": ev.deploymentId})
         return "error"
+    if outcome == "deployment running":
+        _watch(ev.deploymentId)
     level = log.warning if outcome in ("unknown deployment", "replay") else log.info
     level("provisioning event", extra={"deploymentId": ev.deploymentId, "stage": ev.stage, "outcome": outcome})
     return outcome

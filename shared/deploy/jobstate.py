@@ -81,6 +81,8 @@ def finish(tx, job_id: str, status: str, texts: list[str], dep_status: str | Non
     if remove and dep is not None:
         for repo in (repos.plugin_configs, repos.skill_configs, repos.api_keys):
             children += [(repo, c.id) for c in repo.all({"deploymentId": dep.id}, cap=200, tx=tx)]
+    if status == "failed" and job.status == "running" and dep is not None and job.action in ("deploy", "update"):
+        _notify_failed(tx, dep, job, texts)  # reads in the transaction: before its writes
     now = clock.now_ms()
     if job.status != "running":  # given up on meanwhile (stale): keep that verdict, record what happened
         repos.deploy_jobs.update(job_id, {"log": joblog.append(job.log, *texts, f"(worker ended: {status})")}, tx)
@@ -102,3 +104,13 @@ def finish(tx, job_id: str, status: str, texts: list[str], dep_status: str | Non
         return  # the VM already reported ready (or failed) over Pub/Sub while the job was finishing
     elif dep_status and dep_status != dep.status:
         repos.deployments.update(dep.id, {"status": dep_status}, tx)
+
+
+def _notify_failed(tx, dep, job: DeployJob, texts: list[str]) -> None:
+    """The owner hears of a failed deploy or update (once per job: the VM's own failure report uses the same key)."""
+    from shared.notifications import notify
+
+    notify(dep.userId, "deploy.failed", title=f"{dep.botName}: {job.action} failed",
+           body=(texts[-1] if texts else "the job failed")[:500],
+           data={"deploymentId": dep.id, "jobId": job.id, "action": job.action},
+           dedupe_key=f"{job.id}/failed", transaction=tx)

@@ -163,8 +163,49 @@ AccuracySec=1s
 [Install]
 WantedBy=timers.target
 UNIT
+# heartbeats (shared/health): every $HEARTBEAT_S the gateway's health, signed like the reports above, with
+# its own strictly increasing sequence; the key stays in a root-only file (no Secret Manager call per beat)
+install -m 0600 /dev/null /etc/openclaw/report-key && printf '%s' "$REPORT_KEY" > /etc/openclaw/report-key
+HEARTBEAT_S=$(md openclaw-heartbeat-interval || echo 60)
+cat > /usr/local/sbin/openclaw-heartbeat <<SH
+#!/bin/bash
+TOPIC='$TOPIC' DEPLOYMENT='$DEPLOYMENT'
+SH
+cat >> /usr/local/sbin/openclaw-heartbeat <<'SH'
+KEY=$(cat /etc/openclaw/report-key) STATE=/run/openclaw-heartbeat.seq
+gateway=down detail=$(systemctl show -p ActiveState --value openclaw.service)
+if [ "$detail" = active ]; then
+  if out=$(timeout 20 runuser -u openclaw -- openclaw health --json --timeout 10000 2>&1); then gateway=ok detail=""
+  else detail="openclaw health: $(printf '%s' "$out" | tail -c 200 | tr -d '"\\\n')"; fi
+fi
+t=$(date +%s%3N); last=$(cat "$STATE" 2>/dev/null || echo 0); [ "$t" -gt "$last" ] || t=$((last + 1))
+echo "$t" > "$STATE"
+msg=$(printf '{"deploymentId":"%s","stage":"heartbeat","gateway":"%s","message":"%s","time":%s}' \
+      "$DEPLOYMENT" "$gateway" "$detail" "$t")
+sig=$(printf '%s' "$msg" | openssl dgst -sha256 -mac HMAC -macopt "hexkey:$KEY" -r | cut -d' ' -f1)
+gcloud pubsub topics publish "$TOPIC" --message="$msg" --attribute="signature=$sig" >/dev/null 2>&1 || true
+SH
+chmod 0700 /usr/local/sbin/openclaw-heartbeat
+cat > /etc/systemd/system/openclaw-heartbeat.service <<'UNIT'
+[Unit]
+Description=Report the OpenClaw gateway's health to the hosting service
+[Service]
+Type=oneshot
+ExecStart=/usr/local/sbin/openclaw-heartbeat
+UNIT
+cat > /etc/systemd/system/openclaw-heartbeat.timer <<UNIT
+[Unit]
+Description=OpenClaw heartbeat every ${HEARTBEAT_S}s
+[Timer]
+OnBootSec=${HEARTBEAT_S}s
+OnUnitActiveSec=${HEARTBEAT_S}s
+AccuracySec=1s
+[Install]
+WantedBy=timers.target
+UNIT
 systemctl daemon-reload
 systemctl enable --now openclaw-token.timer openclaw-gateway-token.timer
+systemctl enable --now openclaw-heartbeat.timer
 systemctl enable openclaw.service
 systemctl restart openclaw.service
 sleep 5
@@ -226,8 +267,15 @@ def metadata_items(dep: Deployment) -> list[dict]:
         {"key": "openclaw-deployment-id", "value": dep.id},
         {"key": "openclaw-secrets-project", "value": settings.get().secrets_project},
         {"key": "openclaw-report-key", "value": secrets.secret_id(dep.id, REPORT_KEY)},
+        {"key": "openclaw-heartbeat-interval", "value": str(_heartbeat_s())},
         *plugin_items(),
     ]
+
+
+def _heartbeat_s() -> int:
+    from shared.health import settings as health_settings
+
+    return health_settings.get().heartbeat_s
 
 
 def plugin_items() -> list[dict]:

@@ -237,6 +237,7 @@ class Run:
             for key_name in [k.keyName for k in keys] + [startup.BOT_TOKEN_KEY, events.REPORT_KEY]:
                 secrets.delete(self.dep.id, key_name)
             db.client().collection(events.REPORTERS).document(self.dep.id).delete()  # its report sequence
+            db.client().collection("deploymentHealth").document(self.dep.id).delete()  # its heartbeats (shared/health)
             ident = identity.get(self.dep.id)
             if ident is not None:
                 identity.revoke_publisher(ident.email)

@@ -4,7 +4,8 @@
 notification entry and one `webhookDeliveries` document per enabled webhook of theirs that wants
 `kind`, in one transaction (the caller's, when given: then everything commits or nothing does). With a
 dedupe key the entry's id is derived from (user, kind, key), so calling again, even concurrently or
-after a retried transaction, changes nothing and delivers nothing twice. The deliveries are handed to
+after a retried transaction, changes nothing and delivers nothing twice. In a caller's transaction it
+reads too, so it must come before that transaction's writes. The deliveries are handed to
 Cloud Tasks (webhookWorker) after the commit; if that cannot happen (the queue is down, or the
 transaction was not run by shared.db.transactional) the health check's sweep enqueues them.
 """
@@ -102,8 +103,9 @@ def notify(user_id: str, kind: str, *, title: str, body: str, data: dict[str, An
            dedupe_key: str | None = None, transaction=None) -> None:
     """Tell user `user_id` about `kind` (one of KINDS): a notification entry and a signed delivery to
     each of their webhooks that wants it. Idempotent with `dedupe_key`. With `transaction`, it reads
-    (the dedupe entry, the user's webhooks) and writes in it, and the deliveries are queued after it
-    commits."""
+    (the dedupe entry, the user's webhooks) and writes in it, so call it BEFORE the transaction's own
+    writes (Firestore refuses a read after a write: ReadAfterWriteError); the deliveries are queued
+    after it commits."""
     if transaction is not None:
         ids = write(transaction, user_id, kind, title, body, data, dedupe_key)
         if ids and not db.after_commit(transaction, lambda: dispatch(ids)):

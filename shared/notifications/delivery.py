@@ -21,6 +21,7 @@ from shared.notifications.store import Attempt, deliveries, webhooks
 log = logs.get("notifications.delivery")
 USER_AGENT = "OpenClaw-Webhooks/1.0"
 SWEEP_BATCH = 500
+READ_MAX_BYTES = 256 * 1024  # a receiver's answer read at most (its start is kept in the log)
 
 
 def enqueue(delivery_id: str, attempt: int, delay_s: float) -> None:
@@ -82,7 +83,7 @@ def send(url: str, body: bytes, secret: str, headers: dict[str, str]) -> tuple[A
               signing.HEADER: signing.header([secret], body), **headers}
     at = clock.now_ms()
     try:
-        resp = outbound.request("POST", url, body=body, headers=signed, max_bytes=s.max_response_bytes,
+        resp = outbound.request("POST", url, body=body, headers=signed, max_bytes=READ_MAX_BYTES,
                                 timeout_s=s.timeout_s, allow_http=True)
     except outbound.UnsafeUrl as exc:
         return Attempt(at=at, error=f"refused: {exc.reason}"), "refused"
