@@ -28,6 +28,7 @@ apis() {
     iamcredentials.googleapis.com storage.googleapis.com logging.googleapis.com cloudresourcemanager.googleapis.com
   for p in $(deploy_projects); do
     [ "$p" = "$PROJECT_ID" ] || g services enable --project="$p" compute.googleapis.com
+    g services enable --project="$p" iap.googleapis.com  # owners reach their bot's dashboard through IAP
   done
 }
 
@@ -63,6 +64,8 @@ identities() {
     project_binding "$p" "serviceAccount:$RUNTIME" roles/compute.storageAdmin
     project_binding "$p" "serviceAccount:$RUNTIME" roles/iam.serviceAccountAdmin
     project_binding "$p" "serviceAccount:$RUNTIME" roles/iam.serviceAccountUser
+    # dashboard access: a short-lived, conditional IAP tunnel grant on one instance for its owner
+    project_binding "$p" "serviceAccount:$RUNTIME" roles/iap.admin
     # a bot's account is made in another deploy project when its own is full (100 accounts):
     # the Compute agents of the other deploy projects may then attach this project's accounts
     for q in $(deploy_projects); do
@@ -142,6 +145,11 @@ vm_network() {
     exists compute routers nats describe oc-nat --router=oc-nat-router --region="$REGION" --project="$p" ||
       g compute routers nats create oc-nat --router=oc-nat-router --region="$REGION" --project="$p" \
         --auto-allocate-nat-external-ips --nat-all-subnet-ip-ranges
+    # the only ingress to a bot: IAP TCP forwarding to its OpenClaw gateway (shared/deploy/gateway.py)
+    exists compute firewall-rules describe oc-allow-iap-gateway --project="$p" ||
+      g compute firewall-rules create oc-allow-iap-gateway --project="$p" --network=default --direction=INGRESS \
+        --action=ALLOW --rules=tcp:18789 --source-ranges=35.235.240.0/20 --target-tags=openclaw-bot \
+        --description="IAP TCP forwarding to the OpenClaw gateway of the bots (no other ingress)"
   done
 }
 

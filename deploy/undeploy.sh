@@ -36,6 +36,7 @@ for p in $(tr ',' ' ' <<<"$DEPLOY_PROJECTS"); do
   done < <(gcloud compute instances list --project="$p" --filter="labels.openclaw-deployment:*" \
              --format='value(name,zone.basename())' 2>/dev/null)
   g compute routers delete oc-nat-router --region="$REGION" --project="$p"  # its NAT goes with it
+  g compute firewall-rules delete oc-allow-iap-gateway --project="$p"
   # the bots' snapshot schedules (their disks went with the VMs); the snapshots are customers' backups
   while read -r name region; do
     [ -n "$name" ] && g compute resource-policies delete "$name" --region="$region" --project="$p"

@@ -257,6 +257,8 @@ class Stack:
             cmd += ["--pubsub-host", self.env["PUBSUB_EMULATOR_HOST"]]
         if "SECRET_MANAGER_API_ENDPOINT" in self.env:  # the guest reads its secrets as its own identity
             cmd += ["--secrets-host", self.env["SECRET_MANAGER_API_ENDPOINT"].removeprefix("http://")]
+        if "IAM_API_ENDPOINT" in self.env:  # customer projects: what their owners granted (iam.py /_projects)
+            cmd += ["--iam-host", self.env["IAM_API_ENDPOINT"].removeprefix("http://")]
         svc = self.spawn("compute", cmd, cwd=ROOT)
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/_calls", 30, "Compute stand-in", svc.proc)

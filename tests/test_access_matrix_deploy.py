@@ -42,6 +42,8 @@ MATRIX = [
     ("GET", "/deployments/{dep}/jobs/{job}", None, owned(200)),
     ("GET", "/deployments/{dep}/status", None, owned(200)),
     ("GET", "/deployments/{dep}/logs", None, owned(200)),
+    # the bot's own dashboard: its owner only (an admin gets 403: an admin surface of someone's bot)
+    ("POST", "/deployments/{dep}/dashboard-access", {}, (401, 404, 200, 403, 403)),
     # only Cloud Tasks (its headers; outside local mode also its OIDC token)
     ("POST", "/deployWorker", {"jobId": "{job}"}, (403, 403, 403, 403, 403)),
     ("GET", "/pluginConfigs/catalog", None, public(200)),

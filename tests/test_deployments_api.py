@@ -143,8 +143,9 @@ def test_only_allowed_projects_and_regions_are_deployed_to(api, callers, denv, m
     monkeypatch.setenv("DEPLOY_ALLOWED_REGIONS", "us-central1")
     settings.reset()
     try:
+        # a project of nobody's who granted us anything: the customer-project check says what is missing
         r = api("POST", "/deployments", callers["owner"], json={**NEW, "gcpProject": "someone-elses"})
-        assert r.status_code == 422 and r.json["error"]["code"] == "project_not_allowed"
+        assert r.status_code == 409 and r.json["error"]["code"] == "grant_missing"
         r = api("POST", "/deployments", callers["owner"], json={**NEW, "zone": "europe-west1-b"})
         assert r.status_code == 422 and r.json["error"]["code"] == "zone_not_allowed"
         assert repos.deployments.all({"userId": callers["owner"].user_id}, (("createdAt", "DESCENDING"),)) == []

@@ -151,7 +151,7 @@ class Plane:
             "storage buckets": f"bucket:{name.removeprefix('gs://')}", "pubsub topics": f"topic:{p}/{name}",
             "storage objects": f"object:{name.removeprefix('gs://')}",
             "firestore databases": f"firestore:{p}/{f.get('database', '(default)')}",
-            "compute routers": f"router:{p}/{where}/{name}", "compute routers nats": f"nat:{p}/{where}/{f.get('router')}/{name}",
+            "compute routers": f"router:{p}/{where}/{name}", "compute firewall-rules": f"firewall:{p}/{name}", "compute routers nats": f"nat:{p}/{where}/{f.get('router')}/{name}",
             "tasks queues": f"queue:{p}/{where}/{name}", "functions": f"function:{p}/{where}/{name}",
             "scheduler jobs": f"job:{p}/{where}/{name}",
         }[group]
@@ -244,6 +244,12 @@ class Plane:
         if group == "compute routers nats":
             self.need(f"router:{self.project}/{self.flag('region')}/{self.flag('router')}", f"router {f['router']}")
             return {k: v for k, v in f.items() if k not in ("project", "region", "router")}
+        if group == "compute firewall-rules":
+            if not re.fullmatch(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?", self.pos[0]):
+                raise Fail(f"ERROR: (gcloud.compute.firewall-rules.create) invalid name {self.pos[0]}")
+            for name in ("rules", "source-ranges", "target-tags"):
+                self.flag(name)
+            return {k: v for k, v in f.items() if k not in ("project", "format")}
         if group == "tasks queues":
             self.flag("location")
             return {k: v for k, v in f.items() if k not in ("project", "location", "format")}

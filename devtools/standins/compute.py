@@ -16,8 +16,13 @@ The metadata server: `GET /_metadata/{project}/{zone}/{name}/token` answers what
 attached to the instance (minted with `--token-key`, see access_tokens.py); tests use it to act
 as a given VM.
 
+Firewall rules (`global/firewalls` insert/get, global operations get/wait) are kept for the IAP
+rule the deploy job makes in a customer's project. With `--iam-host`, a project the IAM stand-in
+knows as a customer's (devtools/standins/iam.py `/_projects`) answers 403, as Compute does, to every
+call whose permission the customer has not granted (or has withdrawn) to the runtime.
+
 Usage: python -m devtools.standins.compute PORT [--op-latency S] [--pubsub-host HOST:PORT]
-                                                [--secrets-host HOST:PORT] [--token-key KEY]
+                                                [--secrets-host HOST:PORT] [--token-key KEY] [--iam-host HOST:PORT]
 """
 from __future__ import annotations
 
@@ -41,6 +46,18 @@ from devtools.standins.restserver import HttpError, RestServer
 BASE = "https://www.googleapis.com/compute/v1"
 ZONE = r"/compute/v1/projects/(?P<project>[^/]+)/zones/(?P<zone>[^/]+)"
 INSTANCE = ZONE + r"/instances/(?P<name>[^/]+)"
+GLOBAL = r"/compute/v1/projects/(?P<project>[^/]+)/global"
+PERMISSION = {  # operation -> the IAM permission Compute checks for it
+    "instances.insert": "compute.instances.create", "instances.get": "compute.instances.get",
+    "instances.start": "compute.instances.start", "instances.stop": "compute.instances.stop",
+    "instances.reset": "compute.instances.reset", "instances.delete": "compute.instances.delete",
+    "instances.setMetadata": "compute.instances.setMetadata",
+    "instances.setServiceAccount": "compute.instances.setServiceAccount", "instances.setTags": "compute.instances.setTags",
+    "instances.getSerialPortOutput": "compute.instances.getSerialPortOutput",
+    "zoneOperations.get": "compute.zoneOperations.get", "zoneOperations.wait": "compute.zoneOperations.get",
+    "firewalls.insert": "compute.firewalls.create", "firewalls.get": "compute.firewalls.get",
+    "globalOperations.get": "compute.globalOperations.get", "globalOperations.wait": "compute.globalOperations.get",
+}
 WAIT_MAX_S = 10.0  # Compute's wait returns after at most ~2 minutes; shorter here
 _ids = itertools.count(1000)
 
@@ -55,8 +72,10 @@ def fingerprint(items: list) -> str:
 
 class Compute(DisksMixin, RestServer):
     def __init__(self, op_latency: float, pubsub_host: str | None, secrets_host: str | None = None,
-                 token_key: str = ""):
+                 token_key: str = "", iam_host: str | None = None):
         super().__init__()
+        self.iam_host = iam_host
+        self.firewalls: dict[tuple, dict] = {}
         self.op_latency = op_latency
         self.pubsub_host = pubsub_host
         self.secrets_host = secrets_host
@@ -72,6 +91,25 @@ class Compute(DisksMixin, RestServer):
         self._init_disks()
         self._routes()
         self._disk_routes()
+
+    def dispatch(self, request: Request) -> Response:
+        """Compute checks the caller's permission in the project before anything else."""
+        import re
+
+        from devtools.standins.restserver import error_response
+
+        m = re.match(r"^/compute/v1/projects/([^/]+)/", request.path)
+        if m and self.iam_host:
+            op = next((op for method, regex, op, _ in self.routes
+                       if method == request.method and regex.match(request.path)), None)
+            need = PERMISSION.get(op or "")
+            if need:
+                with urllib.request.urlopen(f"http://{self.iam_host}/_projects/{m.group(1)}", timeout=5) as resp:
+                    grant = json.loads(resp.read())
+                if grant is not None and need not in grant["permissions"]:
+                    return error_response(403, f"Required '{need}' permission for '{request.path[12:]}'",
+                                          "forbidden")
+        return super().dispatch(request)
 
     # operations
     def _new_op(self, project, zone, name, kind, effect, request_id, fault, scope: str | None = None,
@@ -226,6 +264,7 @@ class Compute(DisksMixin, RestServer):
                         "networkInterfaces": [{**n, "networkIP": f"10.128.0.{len(self.instances) % 250 + 2}"}
                                               for n in body.get("networkInterfaces", [])],
                         "disks": disks, "serviceAccounts": body.get("serviceAccounts", []),
+                        "tags": {**body.get("tags", {}), "fingerprint": fingerprint(body.get("tags", {}).get("items", []))},
                         "metadata": {"kind": "compute#metadata", "items": items, "fingerprint": fingerprint(items)},
                         "selfLink": f"{BASE}/projects/{project}/zones/{zone}/instances/{name}", "_serial": "",
                     }
@@ -322,6 +361,23 @@ class Compute(DisksMixin, RestServer):
                 return self.public(self._new_op(project, zone, name, "setServiceAccount", apply,
                                                 request.args.get("requestId"), fault))
 
+        @self.route("POST", INSTANCE + "/setTags", "instances.setTags")
+        def set_tags(request, fault, project, zone, name):
+            body = request.get_json(silent=True) or {}
+            with self.lock:
+                self._advance()
+                replay = self._replay(request)
+                if replay:
+                    return replay
+                inst = self._instance(project, zone, name)
+                if body.get("fingerprint") != inst["tags"]["fingerprint"]:
+                    raise HttpError(412, "Supplied fingerprint does not match current tags fingerprint.",
+                                    "conditionNotMet")
+                items = body.get("items", [])
+                inst["tags"] = {"items": items, "fingerprint": fingerprint(items)}  # the next writer needs this one
+                return self.public(self._new_op(project, zone, name, "setTags", lambda: None,
+                                                request.args.get("requestId"), fault))
+
         @self.route("GET", INSTANCE + "/serialPort", "instances.getSerialPortOutput")
         def serial(request, fault, project, zone, name):
             with self.lock:
@@ -358,6 +414,45 @@ class Compute(DisksMixin, RestServer):
             self._timed(*op["_instance"], started)
             return self.public(op)
 
+        @self.route("POST", GLOBAL + "/firewalls", "firewalls.insert")
+        def firewall_insert(request, fault, project):
+            body = request.get_json(silent=True) or {}
+            with self.lock:
+                replay = self._replay(request)
+                if replay:
+                    return replay
+                name = body.get("name", "")
+                if not name or not body.get("allowed"):
+                    raise HttpError(400, "Invalid value for field 'resource': name and allowed are required", "invalid")
+                if (project, name) in self.firewalls:
+                    raise HttpError(409, f"The resource 'projects/{project}/global/firewalls/{name}' already exists",
+                                    "alreadyExists")
+                self.firewalls[(project, name)] = {
+                    "kind": "compute#firewall", "id": str(next(_ids)), "creationTimestamp": rfc3339(),
+                    "network": body.get("network", f"{BASE}/projects/{project}/global/networks/default"),
+                    "direction": body.get("direction", "INGRESS"), "priority": body.get("priority", 1000),
+                    **{k: v for k, v in body.items() if k not in ("kind", "id")},
+                    "selfLink": f"{BASE}/projects/{project}/global/firewalls/{name}"}
+                op_name = f"operation-{int(time.time() * 1000)}-{next(_ids)}"
+                op = {"kind": "compute#operation", "id": str(next(_ids)), "name": op_name, "operationType": "insert",
+                      "targetLink": f"{BASE}/projects/{project}/global/firewalls/{name}", "status": "DONE",
+                      "progress": 100, "insertTime": rfc3339(), "endTime": rfc3339(),
+                      "selfLink": f"{BASE}/projects/{project}/global/operations/{op_name}",
+                      "_doneAt": time.time(), "_instance": (project, "global", name)}
+                self.ops[(project, "global", op_name)] = op  # done at once; the global operation routes find it
+                if request.args.get("requestId"):
+                    self.request_ids[request.args["requestId"]] = (project, "global", op_name)
+                return self.public(op)
+
+        @self.route("GET", GLOBAL + r"/firewalls/(?P<name>[^/]+)", "firewalls.get")
+        def firewall_get(request, fault, project, name):
+            with self.lock:
+                rule = self.firewalls.get((project, name))
+            if rule is None:
+                raise HttpError(404, f"The resource 'projects/{project}/global/firewalls/{name}' was not found",
+                                "notFound")
+            return rule
+
         op_path = r"/operations/(?P<operation>[^/]+)"
         for scope, pattern in (("zone", ZONE), ("region", r"/compute/v1/projects/(?P<project>[^/]+)/regions/"
                                                           r"(?P<region>[^/]+)"),
@@ -385,6 +480,7 @@ class Compute(DisksMixin, RestServer):
                 state = {"inserts": self.inserts,
                          "instances": {"/".join(k): v["status"] for k, v in self.instances.items()},
                          "busySeconds": self.busy_seconds(), "maxActiveOps": self.max_active_ops,
+                         "firewalls": {"/".join(k): v for k, v in self.firewalls.items()},
                          "disks": {"/".join(k): v.get("resourcePolicies", []) for k, v in self.disks.items()},
                          "snapshots": sorted(n for (_, n) in self.snapshots),
                          "policies": sorted("/".join(k) for k in self.policies)}
@@ -404,8 +500,9 @@ def main() -> None:
     parser.add_argument("--pubsub-host")
     parser.add_argument("--secrets-host")
     parser.add_argument("--token-key", default="")
+    parser.add_argument("--iam-host")
     args = parser.parse_args()
-    Compute(args.op_latency, args.pubsub_host, args.secrets_host, args.token_key).serve(args.port)
+    Compute(args.op_latency, args.pubsub_host, args.secrets_host, args.token_key, args.iam_host).serve(args.port)
 
 
 if __name__ == "__main__":

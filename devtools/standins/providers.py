@@ -3,10 +3,14 @@ formats, with scripted faults for tests and a fixed latency for the benchmark.
 
 Usage: python -m devtools.standins.providers PORT OPENROUTER_KEY OPENAI_KEY
   OpenRouter: /openrouter/api/v1/{credits, keys/{hash} (GET; PATCH name/disabled/limit/limit_reset/
-              include_byok_in_limit, as the key-management API), activity?date=&api_key_hash=}
-  OpenAI:     /openai/v1/organization/costs?start_time=&end_time=&bucket_width=1d&project_ids=&limit=&page=
+              include_byok_in_limit, as the key-management API), keys?offset=, activity?date=&api_key_hash=}
+              (management key), /openrouter/api/v1/key (a bot's own key: its usage and limit)
+  OpenAI:     /openai/v1/organization/costs?start_time=&end_time=&bucket_width=1d&project_ids=&limit=&page=,
+              /openai/v1/organization/projects?limit=&after=, .../projects/{id}/api_keys?limit=&after= (admin key)
 Control: PUT /_control/state (merge), POST /_control/reset, GET /_control/stats.
-State: delayMs; credits; keys {hash: {limit, usage, usage_monthly?, disabled?, limit_reset?}}; activity {hash: {date: [items]}};
+State: delayMs; credits; keys {hash: {limit, usage, usage_monthly?, disabled?, limit_reset?}}; botKeys {raw key:
+hash} (the keys bots hold; labelled as OpenRouter labels them, start...end); activity {hash: {date: [items]}};
+openaiKeys {project: [raw keys]};
 openai {project: {date: usd}}; maxPage (cost buckets per page); faults {target: [fault, ...]} where target is a key hash,
 "hash@date" or a project, and a fault is "429" | "500" | "timeout" | "malformed" | "badshape"
 (consumed one per request; a trailing "!" makes it permanent); synthetic (bool): unknown keys
@@ -34,7 +38,8 @@ DAY = 86_400
 
 def fresh_state() -> dict:
     return {"delayMs": 0, "hangMs": 5000, "credits": {"total_credits": 100.0, "total_usage": 25.0},
-            "keys": {}, "activity": {}, "openai": {}, "faults": {}, "synthetic": False}
+            "keys": {}, "botKeys": {}, "activity": {}, "openai": {}, "openaiKeys": {}, "faults": {},
+            "synthetic": False}
 
 
 STATE = fresh_state()
@@ -58,7 +63,7 @@ def _fault(*targets: str) -> str | None:
     return None
 
 
-async def _serve(request: Request, provider: str, targets: tuple[str, ...], answer) -> Response:
+async def _serve(request: Request, provider: str, targets: tuple[str, ...], answer, authorized=None) -> Response:
     started = time.perf_counter()
     STATS["requests"] += 1
     STATS["inflight"] += 1
@@ -67,7 +72,8 @@ async def _serve(request: Request, provider: str, targets: tuple[str, ...], answ
     try:
         if STATE["delayMs"]:
             await asyncio.sleep(STATE["delayMs"] / 1000)
-        if request.headers.get("authorization") != f"Bearer {KEYS[provider]}":
+        given = request.headers.get("authorization", "")
+        if not (authorized(given) if authorized else given == f"Bearer {KEYS[provider]}"):
             return _error(provider, 401, "invalid or missing API key")
         fault = _fault(*targets)
         if fault == "timeout":
@@ -117,9 +123,14 @@ async def credits(request: Request) -> Response:
     return await _serve(request, "openrouter", ("credits",), lambda: _json({"data": STATE["credits"]}))
 
 
+def _label(h: str) -> str:
+    raw = next((r for r, kh in STATE["botKeys"].items() if kh == h), None)
+    return f"{raw[:12]}...{raw[-3:]}" if raw else f"sk-or-v1-{h[:3]}...{h[-3:]}"
+
+
 def key_body(h: str, k: dict) -> dict:
     limit = k.get("limit")
-    return {"hash": h, "name": k.get("name", f"bot-{h[:8]}"), "label": f"sk-or-v1-{h[:3]}...{h[-3:]}",
+    return {"hash": h, "name": k.get("name", f"bot-{h[:8]}"), "label": _label(h),
             "disabled": k.get("disabled", False), "limit": limit,
             "limit_remaining": None if limit is None else round(max(limit - k["usage"], 0), 6),
             "limit_reset": k.get("limit_reset"), "include_byok_in_limit": k.get("include_byok_in_limit", False),
@@ -159,6 +170,65 @@ async def key(request: Request) -> Response:
         return JSONResponse({"data": key_body(h, k)})
 
     return await _serve(request, "openrouter", (h,), answer)
+
+
+async def keys_list(request: Request) -> Response:
+    """GET /api/v1/keys (management key): the account's keys, 100 a page from `offset`."""
+    offset = int(request.query_params.get("offset", "0") or 0)
+
+    async def answer():
+        rows = [key_body(h, k) for h, k in sorted(STATE["keys"].items())]
+        return JSONResponse({"data": rows[offset:offset + 100]})
+
+    return await _serve(request, "openrouter", ("keys",), answer)
+
+
+async def current_key(request: Request) -> Response:
+    """GET /api/v1/key with a bot's own key: that key's usage and limit (no hash in the answer)."""
+    raw = request.headers.get("authorization", "").removeprefix("Bearer ")
+    h = STATE["botKeys"].get(raw)
+
+    async def answer():
+        data = key_body(h, STATE["keys"].get(h, {"limit": None, "usage": 0.0}))
+        data["label"] = f"{raw[:12]}...{raw[-3:]}"
+        return JSONResponse({"data": {k: v for k, v in data.items() if k not in ("hash", "name", "disabled")}
+                             | {"is_free_tier": False, "is_management_key": False, "is_provisioning_key": False}})
+
+    return await _serve(request, "openrouter", (f"key:{raw}",), answer, authorized=lambda _: h is not None)
+
+
+def _page(items: list[dict], request: Request) -> dict:
+    limit = int(request.query_params.get("limit", "20") or 20)
+    after = request.query_params.get("after")
+    start = next((i + 1 for i, it in enumerate(items) if it["id"] == after), 0) if after else 0
+    page = items[start:start + limit]
+    return {"object": "list", "data": page, "first_id": page[0]["id"] if page else None,
+            "last_id": page[-1]["id"] if page else None, "has_more": start + limit < len(items)}
+
+
+async def openai_projects(request: Request) -> Response:
+    async def answer():
+        items = [{"id": pid, "object": "organization.project", "name": pid, "created_at": 1711471533,
+                  "archived_at": None, "status": "active"} for pid in sorted(STATE["openaiKeys"])]
+        return JSONResponse(_page(items, request))
+
+    return await _serve(request, "openai", ("projects",), answer)
+
+
+async def openai_project_keys(request: Request) -> Response:
+    pid = request.path_params["project"]
+
+    async def answer():
+        if pid not in STATE["openaiKeys"]:
+            return _error("openai", 404, f"No project found with id '{pid}'.")
+        items = [{"object": "organization.project.api_key", "redacted_value": f"{raw[:6]}...{raw[-3:]}",
+                  "name": f"key {n}", "created_at": 1711471533, "last_used_at": None, "id": f"key_{_h(raw):08x}",
+                  "owner": {"type": "service_account", "service_account": {"id": "svc_acct_1", "name": "bot",
+                                                                           "created_at": 1711471533, "role": "member"}}}
+                 for n, raw in enumerate(STATE["openaiKeys"][pid])]
+        return JSONResponse(_page(items, request))
+
+    return await _serve(request, "openai", (f"keys:{pid}",), answer)
 
 
 async def activity(request: Request) -> Response:
@@ -246,6 +316,10 @@ async def embeddings(request: Request) -> Response:
 app = Starlette(routes=[
     Route("/openrouter/api/v1/credits", credits),
     Route("/openrouter/api/v1/keys/{hash}", key, methods=["GET", "PATCH"]),
+    Route("/openrouter/api/v1/keys", keys_list),
+    Route("/openrouter/api/v1/key", current_key),
+    Route("/openai/v1/organization/projects", openai_projects),
+    Route("/openai/v1/organization/projects/{project}/api_keys", openai_project_keys),
     Route("/openrouter/api/v1/activity", activity),
     Route("/openai/v1/organization/costs", openai_costs),
     Route("/openai/v1/embeddings", embeddings, methods=["POST"]),

@@ -33,6 +33,7 @@ class DeploymentItem(Strict):
     status: Literal["provisioning", "running", "stopped", "error"]
     createdAt: int = Field(ge=0)
     zone: str = Field("", max_length=64)
+    gcpProject: str = Field("", max_length=30)  # which project pays for the VM (shared/costs/pricing.py)
 
 
 class UserItem(Strict):

@@ -268,8 +268,11 @@ def get_account(req: Request):
 
 @api.route("PUT", "/accounts/{userId}", access="admin", body=AccountBody, response=CostAccount)
 def put_account(req: Request):
-    """Admin: set the user's OpenRouter key hash and OpenAI project (see docs/COSTS.md)."""
+    """Admin: set the user's OpenRouter key hash and OpenAI project (overrides what the pulls derive from
+    the deployments' keys; see docs/COSTS.md)."""
     uid = req.params["userId"]
     repos.users.require(uid)
-    acct = CostAccount(_id=uid, **req.body.model_dump(), updatedAt=clock.now_ms())
+    known = accounts.get(uid)  # what the pulls derived stays (the admin's fields override it)
+    acct = CostAccount(_id=uid, **req.body.model_dump(), updatedAt=clock.now_ms(),
+                       auto=known.auto if known else None, autoUpdatedAt=known.autoUpdatedAt if known else None)
     return accounts.set(acct)

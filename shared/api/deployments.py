@@ -14,7 +14,7 @@ from pydantic import (
 
 from shared import clock, db, plan_limits, repos
 from shared.api.inputs import PageQuery, Strict
-from shared.deploy import access, jobs, live, settings
+from shared.deploy import access, jobs, live, projects, settings
 from shared.errors import ApiError, not_found
 from shared.http import Api, Reply, Request, page_of, precondition, validation_error
 from shared.models import DeployJob, Deployment, DeploymentStatus
@@ -120,13 +120,14 @@ def list_mine(req: Request):
 @api.route("POST", "/", body=DeploymentCreate, status=201, response=Created, idempotent=True,
            rate="deploy")
 def create(req: Request):
-    """Create a deployment and its first deploy job."""
+    """Create a deployment and its first deploy job. A gcpProject outside the operator's projects is the
+    customer's own: 409 `grant_missing` / `project_not_verified` say what they must grant or label first."""
     b = req.body
     access.require_deploy(req.caller.id, req.caller)
-    allowed, regions = settings.get().allowed_projects, settings.get().allowed_regions
-    if allowed and b.gcpProject not in allowed:
-        raise ApiError(422, "project_not_allowed", f"gcpProject must be one of: {', '.join(allowed)}")
-    if regions and b.zone.rsplit("-", 1)[0] not in regions:
+    regions = settings.get().allowed_regions
+    if projects.is_customer(b.gcpProject):  # the customer's own project: their grant, their network
+        projects.require(b.gcpProject, req.caller.id)
+    elif regions and b.zone.rsplit("-", 1)[0] not in regions:
         raise ApiError(422, "zone_not_allowed", f"zone must be in one of the regions: {', '.join(regions)}")
     dep_id = pysecrets.token_hex(10)
     dep = Deployment(_id=dep_id, userId=req.caller.id, vmName=vm_name(b.botName, dep_id), status="provisioning",
@@ -175,6 +176,8 @@ def action(req: Request):
     guard = None
     if req.body.action in SPENDING:
         access.require_deploy(dep.userId, req.caller)
+        if projects.is_customer(dep.gcpProject):  # tell the owner now what is missing, not in a failed job
+            projects.require(dep.gcpProject, dep.userId)
         if not req.caller.is_admin and dep.status == "stopped":  # starting a bot again: the plan must allow it
             plan_limits.ensure_lock(dep.userId)
             guard = plan_limits.action_guard(req.body.action)
@@ -260,3 +263,32 @@ def set_bot_health(req: Request):
 
     dep = access.owned(req.params["id"], req.caller)
     return monitor.view(dep.id, monitor.set_auto_recovery(dep.id, dep.userId, req.body.autoRecovery))
+
+
+class DashboardAccessBody(Strict):
+    googleAccount: Annotated[str, StringConstraints(pattern=r"^[^@\s]{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,24}$")] | None \
+        = Field(None, description="the Google account you run gcloud as (default: your sign-in e-mail)")
+
+
+class DashboardAccess(Reply):
+    """shared.deploy.dashboard.open_access: run `command`, then open `url` (after `readyAt`)."""
+    project: str
+    zone: str
+    instance: str
+    port: int
+    localPort: int
+    member: str
+    expiresAt: int
+    readyAt: int
+    command: str
+    url: str
+    gatewayToken: str
+
+
+@api.route("POST", "/{id}/dashboard-access", body=DashboardAccessBody, response=DashboardAccess)
+def dashboard_access(req: Request):
+    """Owner only: a short-lived IAP tunnel grant on the bot's VM and a gateway token for its dashboard."""
+    from shared.deploy import dashboard
+
+    dep = access.owned(req.params["id"], req.caller)
+    return dashboard.open_access(dep, req.caller, req.body.googleAccount)

@@ -18,7 +18,9 @@ class CostAccount(Doc):
     collection = "costAccounts"
     openrouterKeyHash: str | None = None  # SHA-256 hash of the user's bot key (OpenRouter keys API)
     openaiProjectId: str | None = None  # the user's OpenAI project (proj_...)
-    updatedAt: int
+    updatedAt: int = 0  # of the admin's mapping (0: none, only what was derived)
+    auto: dict | None = None  # derived from the deployments' keys (shared/costs/autolink.py): key fingerprint ->
+    autoUpdatedAt: int | None = None  # {"hash"} (OpenRouter) or {"project"} (OpenAI), None when nothing fitted
 
 
 class CostRun(Doc):

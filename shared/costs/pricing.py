@@ -44,6 +44,15 @@ class Shape:
             raise ValueError(f"no price for disk type {self.disk_type!r}: add it to DISK_USD_PER_GB_MONTH")
 
 
+def billed_to_operator(deployments: list[dict], operator_projects: tuple[str, ...]) -> list[dict]:
+    """A VM's GCP spend follows the project it runs in: the operator's projects are billed to the
+    operator (and estimated here, for the user); a VM in the customer's own project is billed to the
+    customer by Google directly, so it is not part of gcpEstimate. No list (local): all are the operator's."""
+    if not operator_projects:
+        return deployments
+    return [d for d in deployments if d.get("gcpProject", operator_projects[0]) in operator_projects]
+
+
 def estimate(deployments: list[dict], shape: Shape, period_start_ms: int, period_end_ms: int) -> float:
     """USD for the period. Each deployment counts from max(createdAt, period start); the
     deployment document holds only its current status, so that status is taken for the

@@ -62,11 +62,11 @@ def claim(kind: Kind, schedule_ms: int, trigger: str, requested_by: str | None) 
 def users_with_deployments() -> dict[str, list[dict]]:
     """Every user with a deployment, with what the GCP estimate needs of each deployment."""
     out: dict[str, list[dict]] = defaultdict(list)
-    q = repos.deployments.query({}).select(["userId", "status", "createdAt", "zone"])
+    q = repos.deployments.query({}).select(["userId", "status", "createdAt", "zone", "gcpProject"])
     for snap in q.stream():
         d = snap.to_dict()
         out[d["userId"]].append({"id": snap.id, "status": d["status"], "createdAt": d["createdAt"],
-                                 "zone": d.get("zone", "")})
+                                 "zone": d.get("zone", ""), "gcpProject": d.get("gcpProject", "")})
     return out
 
 

@@ -38,6 +38,7 @@ class CostsConfig:
     disk_gb: int
     disk_type: str
     max_rows: int  # read cap of one cost query
+    operator_projects: tuple[str, ...]  # DEPLOY_ALLOWED_PROJECTS: VMs elsewhere are the customer's to pay
 
 
 @lru_cache(maxsize=1)
@@ -64,6 +65,7 @@ def get() -> CostsConfig:
         disk_gb=env_int("COSTS_DISK_GB", 20, lo=1, hi=65_536),
         disk_type=env("COSTS_DISK_TYPE", "pd-balanced"),
         max_rows=env_int("COSTS_MAX_ROWS", 20_000, lo=100, hi=1_000_000),
+        operator_projects=tuple(p.strip() for p in (env("DEPLOY_ALLOWED_PROJECTS", "") or "").split(",") if p.strip()),
     )
 
 

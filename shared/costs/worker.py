@@ -17,7 +17,7 @@ from decimal import Decimal
 from google.api_core import exceptions as gexc
 
 from shared import clock, logs
-from shared.costs import pricing, settings
+from shared.costs import autolink, pricing, settings
 from shared.costs.ledger import CostAccount, CostRunBatch, accounts, batches
 from shared.costs.providers import Provider, ProviderError
 from shared.db import client
@@ -70,55 +70,72 @@ def exact_sum(values) -> float:
     return float(sum((Decimal(repr(v)) for v in values), Decimal(0)))
 
 
-async def _costs_for(p: Provider, user: dict, acct: CostAccount | None, run_id: str, schedule_ms: int,
+async def _costs_for(p: Provider, user: dict, scope, run_id: str, schedule_ms: int,
                      shape: pricing.Shape, pool_balance) -> Outcome:
+    """`scope`: the user's autolink.Scope (admin mapping or derived), or the ProviderError deriving it."""
     uid = user["userId"]
     out = Outcome(uid)
     try:
+        if isinstance(scope, ProviderError):
+            raise scope
         balance = spend = None
-        if acct and acct.openrouterKeyHash:
-            key = await p.openrouter_key(acct.openrouterKeyHash)
+        if scope.openrouter_keys:  # derived: each key told its own limit; one without draws on its account
+            parts = [k.limit_remaining or 0.0 for k, _ in scope.openrouter_keys if k.limit is not None]
+            if any(k.limit is None and h for k, h in scope.openrouter_keys):  # ... the operator's: the pool
+                parts.append(await pool_balance())
+            balance = round(sum(parts), 6) if parts else None  # another account's pool is not ours to read
+            out.openrouter_month = sum((k.usage_monthly or 0.0) for k, _ in scope.openrouter_keys)
+        elif scope.openrouter_hashes:
+            key = await p.openrouter_key(scope.openrouter_hashes[0])
             out.openrouter_month = key.usage_monthly or 0.0
             # A key with a credit limit has its own balance; without one it draws on the account's pool.
             balance = key.limit_remaining if key.limit is not None else await pool_balance()
-        if acct and acct.openaiProjectId:
-            spend = await p.openai_spend(acct.openaiProjectId, month_start_ms(schedule_ms), schedule_ms)
+        if scope.openai_projects:
+            spends = await asyncio.gather(*(p.openai_spend(pid, month_start_ms(schedule_ms), schedule_ms)
+                                            for pid in scope.openai_projects))
+            spend = round(sum(spends), 6)
     except ProviderError as exc:
         out.error, out.transient = str(exc), exc.transient
         return out
-    gcp = pricing.estimate(user["deployments"], shape, month_start_ms(schedule_ms), schedule_ms)
+    billed = pricing.billed_to_operator(user["deployments"], settings.get().operator_projects)
+    gcp = pricing.estimate(billed, shape, month_start_ms(schedule_ms), schedule_ms)
     out.docs.append(CostSnapshot(_id=snapshot_id(run_id, uid), userId=uid, openrouterBalance=balance,
                                  openaiSpend=spend, gcpEstimate=gcp, fetchedAt=schedule_ms))
     return out
 
 
-async def _activity_for(p: Provider, user: dict, acct: CostAccount | None, schedule_ms: int) -> Outcome:
+async def _activity_for(p: Provider, user: dict, scope, schedule_ms: int) -> Outcome:
     uid = user["userId"]
     out = Outcome(uid)
-    if not acct or not acct.openrouterKeyHash:
+    if isinstance(scope, ProviderError):
+        out.error, out.transient = str(scope), scope.transient
+        return out
+    if not scope.openrouter_hashes:
         out.skipped = True
         return out
     try:
-        days = await asyncio.gather(*(p.openrouter_activity(acct.openrouterKeyHash, d) for d in activity_dates(schedule_ms)))
+        days = await asyncio.gather(*(p.openrouter_activity(h, d) for h in scope.openrouter_hashes
+                                      for d in activity_dates(schedule_ms)))
     except ProviderError as exc:
         out.error, out.transient = str(exc), exc.transient
         return out
-    for items in days:
-        by_model: dict[tuple[str, str], list] = {}
-        for it in items:  # the API groups by endpoint: one model may come from several providers
+    by_model: dict[tuple[str, str], list] = {}
+    for items in days:  # the API groups by endpoint: one model may come from several providers (and keys)
+        for it in items:
             by_model.setdefault((it.date, it.model), []).append(it)
-        for (date, model), group in by_model.items():
-            out.docs.append(OpenrouterActivity(
-                _id=activity_id(uid, date, model), userId=uid, date=date, model=model,
-                requests=sum(i.requests for i in group), promptTokens=sum(i.prompt_tokens for i in group),
-                completionTokens=sum(i.completion_tokens for i in group),
-                totalCostUsd=exact_sum(i.usage for i in group)))
+    for (date, model), group in by_model.items():
+        out.docs.append(OpenrouterActivity(
+            _id=activity_id(uid, date, model), userId=uid, date=date, model=model,
+            requests=sum(i.requests for i in group), promptTokens=sum(i.prompt_tokens for i in group),
+            completionTokens=sum(i.completion_tokens for i in group),
+            totalCostUsd=exact_sum(i.usage for i in group)))
     return out
 
 
 async def _pull(kind: str, users: list[dict], accts: dict, run_id: str, schedule_ms: int) -> tuple[list[Outcome], int]:
     cfg = settings.get()
     async with Provider(cfg) as p:
+        found = await autolink.scopes(p, users, accts)  # the admin's mapping, else the deployments' own keys
         if kind == "costs":
             shape = pricing.Shape(cfg.machine_type, cfg.disk_gb, cfg.disk_type)
             pool: asyncio.Task | None = None
@@ -129,10 +146,11 @@ async def _pull(kind: str, users: list[dict], accts: dict, run_id: str, schedule
                     pool = asyncio.ensure_future(p.openrouter_credits())
                 return await asyncio.shield(pool)
 
-            jobs = [_costs_for(p, u, accts.get(u["userId"]), run_id, schedule_ms, shape, pool_balance) for u in users]
+            jobs = [_costs_for(p, u, found[u["userId"]], run_id, schedule_ms, shape, pool_balance) for u in users]
         else:
-            jobs = [_activity_for(p, u, accts.get(u["userId"]), schedule_ms) for u in users]
+            jobs = [_activity_for(p, u, found[u["userId"]], schedule_ms) for u in users]
         outcomes = await asyncio.gather(*jobs)
+        await asyncio.to_thread(autolink.remember, found, clock.now_ms())
         return outcomes, p.calls
 
 

@@ -63,19 +63,24 @@ def _session():
 
 
 def _call(what: str, method: str, path: str, body: dict | None = None):
+    return request(what, "IAM", (settings.get().iam_endpoint or IAM_API).rstrip("/"), method, f"v1/{path}", body)
+
+
+def request(what: str, service: str, base: str, method: str, path: str, body: dict | None = None) -> dict:
+    """One REST call to a Google API (IAM, Resource Manager, IAP) with the runtime's credentials;
+    errors become ComputeError (5xx and 408 transient)."""
     import requests
 
-    base = (settings.get().iam_endpoint or IAM_API).rstrip("/")
     try:
-        resp = _session().request(method, f"{base}/v1/{path}", json=body, timeout=settings.get().call_timeout_s)
+        resp = _session().request(method, f"{base}/{path}", json=body, timeout=settings.get().call_timeout_s)
     except requests.RequestException as exc:
-        raise ComputeError(f"{what}: IAM unreachable ({type(exc).__name__})", True) from None
+        raise ComputeError(f"{what}: {service} unreachable ({type(exc).__name__})", True) from None
     if resp.status_code >= 400:
         try:
             message = resp.json()["error"]["message"]
         except (ValueError, KeyError, TypeError):
             message = resp.text[:200]
-        raise ComputeError(f"{what}: IAM said {resp.status_code} {message}",
+        raise ComputeError(f"{what}: {service} said {resp.status_code} {message}",
                            resp.status_code >= 500 or resp.status_code == 408, resp.status_code)
     return resp.json() if resp.content else {}
 
@@ -91,8 +96,12 @@ def get(deployment_id: str) -> BotIdentity | None:
 def ensure(dep: Deployment) -> tuple[BotIdentity, bool]:
     """The deployment's service account, created if needed; (identity, created now)."""
     known = identities.get(dep.id)
-    projects = [known.project] if known else \
-        [dep.gcpProject] + [p for p in settings.get().allowed_projects if p != dep.gcpProject]
+    from shared.deploy import projects as customer_projects
+
+    # a customer's own project keeps its bot's account: the operator's projects are not its spill-over
+    own = customer_projects.is_customer(dep.gcpProject)
+    spill = [] if own else [p for p in settings.get().allowed_projects if p != dep.gcpProject]
+    projects = [known.project] if known else [dep.gcpProject] + spill
     full = []
     for project in projects:
         body = {"accountId": account_id(dep.id),
@@ -113,6 +122,9 @@ def ensure(dep: Deployment) -> tuple[BotIdentity, bool]:
                             createdAt=known.createdAt if known else clock.now_ms())
         identities.set(ident)
         return ident, created
+    if own:
+        raise ComputeError(f"your project {dep.gcpProject} has no room for another service account (its quota is "
+                           "full): delete unused accounts there or ask Google for a higher quota", False, 429)
     raise ComputeError(f"no project has room for another service account (full: {', '.join(full)}); "
                        "add a project to DEPLOY_ALLOWED_PROJECTS or raise the service-account quota", False, 429)
 

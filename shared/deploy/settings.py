@@ -37,6 +37,8 @@ class DeploySettings:
     status_ttl_s: int
     logs_max_chars: int
     functions_url: str  # where the bot reaches the knowledge and media functions
+    deployer_account: str  # the functions' runtime account: what a customer grants in their own project
+    dashboard_ttl_s: int  # how long one dashboard access (IAP grant, gateway token) lasts
     bot_plugin_url: str | None  # gs://<bucket>/<object>: the bot plugin (npm pack of bot/) the VMs install
     bot_plugin_sha256: str | None  # its checksum: the VM refuses anything else
 
@@ -79,6 +81,9 @@ def get() -> DeploySettings:
         logs_max_chars=config.env_int("DEPLOY_SERIAL_MAX_CHARS", 64_000, lo=1000, hi=1_000_000),
         functions_url=(config.env("FUNCTIONS_URL", f"https://us-central1-{project}.cloudfunctions.net")
                        or "").rstrip("/"),
+        # the runtime account deploy/steps.sh makes (oc-functions in this project); customers grant it roles
+        deployer_account=config.env("DEPLOYER_ACCOUNT", f"oc-functions@{project}.iam.gserviceaccount.com"),
+        dashboard_ttl_s=config.env_int("DASHBOARD_ACCESS_TTL_S", 3600, lo=60, hi=12 * 3600),
         bot_plugin_url=config.env("BOT_PLUGIN_URL"),
         bot_plugin_sha256=config.env("BOT_PLUGIN_SHA256"),
     )

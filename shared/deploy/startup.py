@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from shared import repos
-from shared.deploy import catalog, secrets, settings
+from shared.deploy import catalog, gateway, secrets, settings
 from shared.models import DeployJob, Deployment
 
 STARTUP_SCRIPT = r"""#!/bin/bash
@@ -89,6 +89,7 @@ Description=OpenClaw bot
 After=network-online.target
 [Service]
 User=openclaw
+EnvironmentFile=-/etc/openclaw/gateway.env
 ExecStart=/usr/bin/env openclaw gateway --config /etc/openclaw/config.json --secrets-dir /etc/openclaw/secrets
 Restart=always
 RestartSec=5
@@ -123,6 +124,42 @@ Description=Re-read the OpenClaw bot credential every 2 minutes
 [Timer]
 OnBootSec=2min
 OnUnitActiveSec=2min
+[Install]
+WantedBy=timers.target
+UNIT
+# the dashboard's gateway token (shared/deploy/gateway.py): {"token","expiresAt"} in Secret Manager, set
+# by the owner's dashboard-access request; used only until it expires, then replaced by a random one
+cat > /usr/local/sbin/openclaw-gateway-token <<'SH'
+#!/bin/bash
+set -uo pipefail
+CFG=/etc/openclaw/config.json ENV=/etc/openclaw/gateway.env
+raw=$(gcloud secrets versions access latest --secret="$(jq -r '.gateway.tokenSecret' $CFG)" \
+      --project="$(jq -r .secretsProject $CFG)" 2>/dev/null || true)
+tok=$(jq -r --argjson now "$(date +%s%3N)" 'select(.expiresAt > $now) | .token // empty' <<<"$raw" 2>/dev/null || true)
+[ -n "$tok" ] || tok=$(grep -s '^OPENCLAW_GATEWAY_TOKEN=locked-' $ENV | cut -d= -f2-)
+[ -n "$tok" ] || tok="locked-$(openssl rand -hex 32)"  # expired or never issued: nobody knows it
+if [ "OPENCLAW_GATEWAY_TOKEN=$tok" != "$(cat $ENV 2>/dev/null)" ]; then
+  install -m 0600 -o openclaw -g openclaw /dev/null $ENV.new
+  printf 'OPENCLAW_GATEWAY_TOKEN=%s' "$tok" > $ENV.new && mv -f $ENV.new $ENV
+  systemctl try-restart openclaw.service  # the gateway reads its token at start
+fi
+SH
+chmod 0755 /usr/local/sbin/openclaw-gateway-token
+/usr/local/sbin/openclaw-gateway-token || true
+cat > /etc/systemd/system/openclaw-gateway-token.service <<'UNIT'
+[Unit]
+Description=Apply the OpenClaw dashboard's gateway token (or lock it when expired)
+[Service]
+Type=oneshot
+ExecStart=/usr/local/sbin/openclaw-gateway-token
+UNIT
+cat > /etc/systemd/system/openclaw-gateway-token.timer <<'UNIT'
+[Unit]
+Description=Check the OpenClaw gateway token every 30 seconds
+[Timer]
+OnBootSec=30s
+OnUnitActiveSec=30s
+AccuracySec=1s
 [Install]
 WantedBy=timers.target
 UNIT
@@ -167,7 +204,7 @@ AccuracySec=1s
 WantedBy=timers.target
 UNIT
 systemctl daemon-reload
-systemctl enable --now openclaw-token.timer
+systemctl enable --now openclaw-token.timer openclaw-gateway-token.timer
 systemctl enable --now openclaw-heartbeat.timer
 systemctl enable openclaw.service
 systemctl restart openclaw.service
@@ -211,6 +248,9 @@ def bot_config(dep: Deployment) -> dict:
         # knowledge, media and the cost summary: the bot plugin calls them with
         # `Authorization: Bot <secrets/openclaw-bot-token>`
         "backend": backend_urls(settings.get().functions_url),
+        # the dashboard: on the VM's own interface, for IAP tunnels only (firewall), token-authenticated
+        "gateway": {"port": gateway.GATEWAY_PORT, "bind": "lan", "auth": {"mode": "token"},
+                    "tokenSecret": secrets.secret_id(dep.id, gateway.GATEWAY_TOKEN_KEY)},
     }
 
 
@@ -264,6 +304,7 @@ def instance(dep: Deployment, job: DeployJob, account: str):
         network_interfaces=[compute_v1.NetworkInterface(network="global/networks/default")],
         metadata=compute_v1.Metadata(items=[compute_v1.Items(**i) for i in metadata_items(dep)]),
         labels={"openclaw-deployment": dep.id.lower()[:63], "openclaw-job": job.id.lower()[:63]},
+        tags=compute_v1.Tags(items=[gateway.NETWORK_TAG]),  # the IAP firewall rule's target
         service_accounts=sa,
         shielded_instance_config=compute_v1.ShieldedInstanceConfig(enable_secure_boot=True, enable_vtpm=True),
     )

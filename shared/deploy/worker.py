@@ -17,7 +17,7 @@ from google.api_core import exceptions as gexc
 
 from shared import bot_credentials, db, faults, logs, repos
 from shared.backups import service as backups
-from shared.deploy import compute, events, identity, jobstate, secrets, settings, startup
+from shared.deploy import compute, customer, events, identity, jobstate, secrets, settings, startup
 from shared.deploy.compute import ComputeError
 from shared.errors import ApiError
 from shared.models import DeployJob, Deployment
@@ -284,8 +284,14 @@ def run(job_id: str) -> tuple[int, str]:
         return 200, "failed"
     r = Run(job, dep, claim.attempt)
     try:
+        customer.before(r)  # customer project: grant re-tested, IAP rule; update: the VM's IAP tag
         result = getattr(r, job.action)()
+    except customer.GrantWithdrawn as exc:
+        return _withdrawn(r, exc.grant)
     except ComputeError as exc:
+        grant = _confirm_withdrawn(r, exc)
+        if grant is not None:
+            return _withdrawn(r, grant)
         if exc.transient and claim.attempt < s.max_attempts:
             jobstate.release(job.id, f"attempt {claim.attempt} failed: {exc}; will retry")
             log.warning("deploy job will retry", extra={"jobId": job.id, "error": str(exc)})
@@ -315,3 +321,29 @@ def run(job_id: str) -> tuple[int, str]:
                     result.remove)
     log.info("deploy job completed", extra={"jobId": job.id, "action": job.action})
     return 200, "completed"
+
+
+def _confirm_withdrawn(r: Run, exc: ComputeError):
+    try:
+        return customer.confirm(r.dep, exc)
+    except ComputeError:
+        return None  # the re-test itself failed: the original error decides
+
+
+def _withdrawn(r: Run, grant) -> tuple[int, str]:
+    """The customer took the grant back: stop cleanly (shared/deploy/customer.py)."""
+    try:
+        status, notes, dep_status, remove = customer.stop(r, grant)
+    except Exception as exc:
+        if faults.is_transient(exc) and r.attempt < settings.get().max_attempts:
+            jobstate.release(r.job.id, f"attempt {r.attempt}: grant withdrawn, cleanup interrupted "
+                                       f"({faults.describe(exc)}); will retry")
+            return 503, "retry"
+        log.exception("cleanup after a withdrawn grant failed", extra={"jobId": r.job.id})
+        jobstate.finish(r.job.id, "failed", [f"stopped: {grant.describe()}",
+                                             f"cleanup failed ({faults.describe(exc)}): {customer.leftovers(r.dep)}"],
+                        "error", False)
+        return 200, "failed"
+    jobstate.finish(r.job.id, status, notes, dep_status, remove)
+    log.warning("deploy job stopped: grant withdrawn", extra={"jobId": r.job.id, "project": grant.project})
+    return 200, status
