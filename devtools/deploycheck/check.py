@@ -771,6 +771,42 @@ def step_reembed_done(j: Journey) -> str:
             f"re-embedded; search now on {report['active']['model']}")
 
 
+def step_watch(j: Journey) -> str:
+    """The scheduled health check and backup cleanup, what the owner reads of them (notifications, audit
+    log, backups), and one webhook-delivery task through the front to webhookWorker: a delivery that does
+    not exist, so no request leaves (the deploy check reaches nothing outside this machine)."""
+    for job in ("health-check", "backups-cleanup"):
+        r = j.d.fire(job)
+        if r.status_code != 200:
+            raise CheckFailed(f"step 'watch': scheduler job {job} answered {r.status_code}: {r.text[:600]}")
+    notices = j.call("watch", "GET", "/notifications", j.user["token"])["items"]
+    audit = j.call("watch", "GET", "/auditLog/me", j.user["token"])["items"]
+    backups = j.call("watch", "GET", "/backups", j.user["token"])["items"]
+    if not audit:
+        raise CheckFailed("step 'watch': the audit log holds none of the user's calls")
+    from google.cloud import tasks_v2
+
+    from shared.tasks import emulator_client
+
+    env = j.d.functions["webhookWorker"].record["env"]
+    parent = f"projects/{j.d.project}/locations/{j.d.region}/queues/{env['WEBHOOKS_QUEUE']}"
+    request = tasks_v2.HttpRequest(http_method=tasks_v2.HttpMethod.POST, url=env["WEBHOOKS_WORKER_URL"],
+                                   headers={"Content-Type": "application/json"},
+                                   body=json.dumps({"deliveryId": "deploy-check-none", "attempt": 1}).encode(),
+                                   oidc_token=tasks_v2.OidcToken(service_account_email=env["TASKS_INVOKER_SA"],
+                                                                 audience=env["WEBHOOKS_WORKER_URL"]))
+    emulator_client(j.d.stack.env["CLOUD_TASKS_EMULATOR_HOST"]).create_task(
+        parent=parent, task=tasks_v2.Task(http_request=request))
+    deadline = time.monotonic() + 60
+    while not any(c.function == "webhookWorker" and 200 <= c.status < 300 for c in j.d.front.calls):
+        if time.monotonic() > deadline:
+            raise CheckFailed("step 'watch': the webhook-deliveries task never reached webhookWorker"
+                              + j.d.diagnose("webhookWorker"))
+        time.sleep(0.5)
+    return (f"health-check and backups-cleanup ran; {len(notices)} notification(s), {len(audit)} audit "
+            f"entries, {len(backups)} backup record(s); webhook-deliveries -> webhookWorker")
+
+
 def step_private(j: Journey) -> str:
     """Google's front keeps everyone but their invokers out of the private functions."""
     private = [fn for fn in j.d.functions.values() if fn.private]
@@ -797,6 +833,7 @@ JOURNEY: list[tuple[str, Callable[[Journey], str]]] = [
     ("billing reconcile", step_reconcile),
     ("site content", step_site),
     ("re-embedding finished", step_reembed_done),
+    ("watch", step_watch),
     ("private functions", step_private),
 ]
 
