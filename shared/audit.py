@@ -46,10 +46,10 @@ class AuditEntry(Doc):
     status: int
     outcome: str  # success | failure
     code: str | None = None  # the error code of a failure
-    expireAt: datetime | None = None
+    expireAt: datetime | None = None  # when Firestore's TTL removes the entry (sent: readers see the retention)
 
     def to_api(self) -> dict[str, Any]:
-        return self.model_dump(by_alias=True, mode="json", exclude={"expireAt"})
+        return self.model_dump(by_alias=True, mode="json")
 
 
 entries = Repo(AuditEntry)

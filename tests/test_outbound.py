@@ -140,6 +140,8 @@ def test_loopback_and_http_only_through_the_local_setting(dns, loopback):
 
 
 def test_the_loopback_setting_refuses_to_start_under_production_rules(monkeypatch):
+    for name in ("FIREBASE_AUTH_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST"):  # set once the stack ran
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("OUTBOUND_ALLOW_LOOPBACK", "on")
     monkeypatch.setenv("APP_ENV", "production")
     assert "OUTBOUND_ALLOW_LOOPBACK" in startup.check(outbound.settings)

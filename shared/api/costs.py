@@ -192,6 +192,7 @@ def get_summary(req: Request):
     month = q.month or current
     user = scope(req, q.userId)
     out = reports.summary(user, month)
+    out.update(projectedUsd=None, budget=None)  # always sent (null: a past month, or all users)
     if q.format == "text":
         return text_response(reports.summary_text(out, so_far=out["month"] == current))
     if month == current:

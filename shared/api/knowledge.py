@@ -254,10 +254,10 @@ def reembed_status(req: Request):
     """Admin: the version in use, the target of a running run, and the latest run's progress."""
     from shared.knowledge.space import installation
 
-    return reembed.report(installation()[2])
+    return {**reembed.report(installation()[2]), "started": None}
 
 
 @api.route("GET", "/reembed/{runId}", access="admin", response=ReembedReport)
 def reembed_run(req: Request):
     """Admin: one run's progress."""
-    return reembed.require_run(req.params["runId"])
+    return {**reembed.require_run(req.params["runId"]), "started": None}

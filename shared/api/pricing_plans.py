@@ -101,7 +101,8 @@ def _plan(tx, req: Request) -> PricingPlan:
 def update_plan(tx, req: Request):
     """Admin: change a plan."""
     plan = _plan(tx, req)
-    fields = req.body.model_dump(exclude_none=True)
+    # top-level None = unchanged; a null inside `limits` is "no limit" and must be stored
+    fields = {k: v for k, v in req.body.model_dump().items() if v is not None}
     if fields:
         repos.pricing_plans.update(plan.id, fields, tx)
     return plan.model_copy(update=fields)

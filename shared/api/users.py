@@ -52,7 +52,7 @@ class UserView(User):
 
 
 def _related(user: User, include: set[str]) -> dict:
-    out = user.to_api()
+    out = {**user.to_api(), "deployments": None, "moreDeployments": None, "subscription": None}  # always sent
     if "deployments" in include:
         q = repos.deployments.query({"userId": user.id}, (("createdAt", "DESCENDING"),))
         deps = [repos.deployments.load(s) for s in q.limit(INCLUDE_DEPLOYMENTS + 1).stream()]
@@ -67,7 +67,7 @@ def _related(user: User, include: set[str]) -> dict:
 def with_related(users: list[User], include: str | None) -> list[dict]:
     wanted = set((include or "").split(",")) - {""}
     if not wanted:
-        return [u.to_api() for u in users]
+        return [{**u.to_api(), "deployments": None, "moreDeployments": None, "subscription": None} for u in users]
     with ThreadPoolExecutor(max_workers=8) as pool:  # each in a copy of this context: the request's budget
         return list(pool.map(lambda u: contextvars.copy_context().run(_related, u, wanted), users))
 
