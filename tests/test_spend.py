@@ -55,7 +55,8 @@ def notes(user_id: str) -> list[tuple[str, int | None]]:
     from shared.notifications.store import notifications
 
     items = notifications.all({"userId": user_id}, (("createdAt", "DESCENDING"),))
-    return sorted((n.kind, n.data.get("threshold")) for n in items)
+    # only the spend notices (the user also hears of their bots' deploy jobs)
+    return sorted((n.kind, n.data.get("threshold")) for n in items if not n.kind.startswith("deploy."))
 
 
 def jobs_of(dep_id: str) -> list:
