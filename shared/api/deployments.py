@@ -149,7 +149,7 @@ def get(req: Request):
 @api.route("PATCH", "/{id}", body=DeploymentUpdate, response=Deployment, etag=True)
 def update(req: Request):
     """Change the bot's settings (applied by the next deploy)."""
-    changes = req.body.model_dump(exclude_none=True)
+    changes = req.body.changes()
     if not changes:
         raise ApiError(422, "invalid_body", "send at least one of botName, brandEmoji, primaryModel, fallbackModels")
     return _update(req, req.params["id"], changes)

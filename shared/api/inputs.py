@@ -45,6 +45,11 @@ def clean(value: Any) -> Any:
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, defer_build=True, allow_inf_nan=False)
 
+    def changes(self) -> dict[str, Any]:
+        """A PATCH body's fields to write: a top-level null means "unchanged"; a null inside a nested
+        value (e.g. a plan's `limits`) is a value and is kept."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
     @field_validator("*", mode="after")
     @classmethod
     def _no_control_characters(cls, value: Any) -> Any:

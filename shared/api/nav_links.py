@@ -95,7 +95,7 @@ def _link(tx, req: Request) -> NavLink:
 def update_link(tx, req: Request):
     """Admin: change a link."""
     link = _link(tx, req)
-    fields = req.body.model_dump(exclude_none=True)
+    fields = req.body.changes()
     if fields:
         repos.nav_links.update(link.id, fields, tx)
     return link.model_copy(update=fields)

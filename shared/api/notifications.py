@@ -132,7 +132,7 @@ def get_webhook(req: Request):
 def update_webhook(req: Request):
     """Change the URL, the events, the description, or turn it off and on."""
     w = endpoints.owned(req.params["id"], req.caller)
-    changes = req.body.model_dump(exclude_none=True)
+    changes = req.body.changes()
     if not changes:
         raise ApiError(422, "invalid_body", "send at least one of url, events, description, enabled")
     return endpoints.update(w, changes)

@@ -101,8 +101,7 @@ def _plan(tx, req: Request) -> PricingPlan:
 def update_plan(tx, req: Request):
     """Admin: change a plan."""
     plan = _plan(tx, req)
-    # top-level None = unchanged; a null inside `limits` is "no limit" and must be stored
-    fields = {k: v for k, v in req.body.model_dump().items() if v is not None}
+    fields = req.body.changes()  # a null inside `limits` is "no limit" and is stored
     if fields:
         repos.pricing_plans.update(plan.id, fields, tx)
     return plan.model_copy(update=fields)

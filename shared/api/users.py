@@ -91,7 +91,7 @@ def _update(tx, req: Request, user_id: str, fields: dict) -> User:
 @api.route("PATCH", "/me", body=ProfileUpdate, response=User, etag=True)
 def update_me(req: Request):
     """Change the caller's name or picture."""
-    return _update(req, req.caller.id, req.body.model_dump(exclude_none=True))
+    return _update(req, req.caller.id, req.body.changes())
 
 
 @api.route("GET", "/", access="admin", query=UserListQuery, response=page_of(UserView))
@@ -114,7 +114,7 @@ def get_user(req: Request):
 def update_user(req: Request):
     """Admin: change a user's role or status (never your own demotion or suspension)."""
     target = req.params["userId"]
-    fields = req.body.model_dump(exclude_none=True)
+    fields = req.body.changes()
     if target == req.caller.id and (fields.get("role", "admin") != "admin" or fields.get("status", "active") != "active"):
         raise ApiError(409, "self_lockout", "an admin cannot demote or suspend itself")
     if fields.get("role") == "user" and accounts.is_protected_admin(repos.users.require(target)):
