@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import functools
 import json
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Generic, TypeVar
@@ -229,6 +230,9 @@ class Repo(Generic[T]):
         (tx.delete(ref) if tx is not None else ref.delete())
 
 
+READ_ABORT_ATTEMPTS = 3
+
+
 def transactional(fn):
     """Run fn(tx, ...) in a Firestore transaction, retried on contention; when the retries run
     out, the caller gets a 409 to try again (nothing was written). Work registered with
@@ -239,13 +243,19 @@ def transactional(fn):
 
     @functools.wraps(fn)  # a route handler keeps its name and summary
     def run(*args, **kwargs):
-        tx = client().transaction()
-        try:
-            result = firestore.transactional(attempt)(tx, *args, **kwargs)
-        except ValueError as exc:
-            if isinstance(exc.__cause__, gexc.Aborted):
-                raise ApiError(409, "contention", "too many concurrent changes to the same data; try again") from exc
-            raise
+        for n in range(READ_ABORT_ATTEMPTS):
+            tx = client().transaction()
+            try:
+                result = firestore.transactional(attempt)(tx, *args, **kwargs)
+                break
+            except ValueError as exc:  # the library's own retries of an aborted commit ran out
+                if isinstance(exc.__cause__, gexc.Aborted):
+                    raise ApiError(409, "contention", "too many concurrent changes to the same data; try again") from exc
+                raise
+            except gexc.Aborted as exc:  # a read aborted (lock timeout): the library retries only commits
+                if n + 1 == READ_ABORT_ATTEMPTS:
+                    raise ApiError(409, "contention", "too many concurrent changes to the same data; try again") from exc
+                time.sleep(0.1 * 2 ** n)
         for hook in tx._after_commit:
             hook()
         return result

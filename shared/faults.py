@@ -174,8 +174,8 @@ def is_transient(exc: BaseException | None) -> bool:
     while exc is not None and seen < 5:
         if isinstance(exc, BudgetExhausted):
             return True
-        if isinstance(exc, ApiError):  # already decided: only "unavailable" answers are transient
-            return exc.status in (502, 503, 504)
+        if isinstance(exc, ApiError):  # already decided: "unavailable", or a transaction that lost to others
+            return exc.status in (502, 503, 504) or exc.code == "contention"
         for check in (_google, _transport, _stripe):
             verdict = check(exc)
             if verdict is not None:

@@ -83,9 +83,11 @@ def test_classification_is_one_rule():
                  httpx.ReadTimeout("t"), httpx.ConnectError("c"), gexc.ServiceUnavailable("x"),
                  gexc.DeadlineExceeded("x"), gexc.TooManyRequests("x"), gexc.RetryError("gave up", None),
                  stripe.APIConnectionError("down"), stripe.RateLimitError("slow"), TimeoutError(),
-                 ConnectionResetError(), faults.BudgetExhausted("Firestore"), ApiError(503, "x", "y")]
+                 ConnectionResetError(), faults.BudgetExhausted("Firestore"), ApiError(503, "x", "y"),
+                 ApiError(409, "contention", "a transaction lost to concurrent writers")]
     permanent = [gexc.NotFound("x"), gexc.PermissionDenied("x"), gexc.InvalidArgument("x"),
-                 stripe.InvalidRequestError("bad", "param"), ValueError("x"), KeyError("x"), ApiError(404, "x", "y")]
+                 stripe.InvalidRequestError("bad", "param"), ValueError("x"), KeyError("x"), ApiError(404, "x", "y"),
+                 ApiError(409, "plan_limit", "y")]
     for exc in transient:
         assert faults.is_transient(exc), exc
     for exc in permanent:

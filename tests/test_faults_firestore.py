@@ -111,3 +111,33 @@ def test_a_deadline_longer_than_the_pause_waits_it_out(api, callers, stack, shor
         for pid in pids:
             os.kill(pid, signal.SIGCONT)
     assert r.status_code == 200 and 0.7 < took < DEADLINE_S, (r.status_code, took)
+
+
+def test_a_read_aborted_inside_a_transaction_runs_the_transaction_again(stack):
+    """Firestore may abort a transaction's read (the emulator's "Transaction lock timeout"); the
+    library retries only aborted commits, so db.transactional starts the whole attempt over, and an
+    abort that keeps coming ends as 409 contention with nothing written."""
+    from google.api_core import exceptions as gexc
+
+    from shared import db
+    from shared.errors import ApiError
+
+    ref = db.client().collection("faultProbe").document("aborted-read")
+    ref.set({"n": 0})
+    tries = []
+
+    @db.transactional
+    def bump(tx, aborts: int):
+        tries.append(1)
+        n = ref.get(transaction=tx).get("n")
+        tx.update(ref, {"n": n + 1})
+        if len(tries) <= aborts:
+            raise gexc.Aborted("Transaction lock timeout.")
+        return n + 1
+
+    assert bump(1) == 1 and len(tries) == 2 and ref.get().get("n") == 1
+    tries.clear()
+    with pytest.raises(ApiError) as err:
+        bump(db.READ_ABORT_ATTEMPTS)
+    assert err.value.status == 409 and err.value.code == "contention"
+    assert len(tries) == db.READ_ABORT_ATTEMPTS and ref.get().get("n") == 1

@@ -314,13 +314,18 @@ def run(job_id: str) -> tuple[int, str]:
             return 200, "failed"
         # a bug must still end the job, not leave it running
         log.exception("deploy job crashed", extra={"jobId": job.id})
-        jobstate.finish(job.id, "failed", [f"failed: internal error ({type(exc).__name__})"],
+        jobstate.finish(job.id, "failed", [f"failed: internal error ({_crash_reason(exc)})"],
                         r.failure_status(), False)
         return 200, "failed"
     jobstate.finish(job.id, "completed", [*result.notes, f"{job.action} completed"], result.status,
                     result.remove)
     log.info("deploy job completed", extra={"jobId": job.id, "action": job.action})
     return 200, "completed"
+
+
+def _crash_reason(exc: Exception) -> str:
+    """What the owner reads in the job log: our own errors are written for them; others only by type."""
+    return f"{exc.code}: {exc.message}" if isinstance(exc, ApiError) else type(exc).__name__
 
 
 def _confirm_withdrawn(r: Run, exc: ComputeError):
