@@ -5,12 +5,12 @@ import functions_framework
 
 from shared import startup
 from shared.api.stripe_webhook import worker_api
-from shared.billing import config as billing_config
+from shared.billing import settings as billing_settings
 from shared.deploy import settings as deploy_settings
 from shared.http import json_errors
 
 json_errors(functions_framework)
-startup.validate(billing_config.event_worker, deploy_settings.get)  # production settings (deploy: plan limits queue stop jobs)
+startup.validate(billing_settings.event_worker, deploy_settings.get)  # production settings (deploy: plan limits queue stop jobs)
 
 
 @functions_framework.http

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared import clock, config, entitlements, repos
-from shared.billing import config as billing_config
+from shared.billing import settings as billing_settings
 from shared.billing import state
 from shared.config import ConfigError
 from shared.errors import ApiError
@@ -50,6 +50,11 @@ def test_current_subscription_prefers_the_newest_live_one():
     assert state.current([]) is None
 
 
+def read_billing():
+    billing_settings.reset()
+    return billing_settings.get()
+
+
 def test_stand_in_urls_are_refused_outside_local(monkeypatch):
     for name in ("FIRESTORE_EMULATOR_HOST", "FIREBASE_AUTH_EMULATOR_HOST"):
         monkeypatch.delenv(name, raising=False)
@@ -59,17 +64,17 @@ def test_stand_in_urls_are_refused_outside_local(monkeypatch):
     config.reset()
     try:
         with pytest.raises(ConfigError, match="only with APP_ENV=local"):
-            billing_config.load()
+            read_billing()
         monkeypatch.delenv("STRIPE_API_BASE")
-        cfg = billing_config.load()
+        cfg = read_billing()
         assert cfg.api_base is None and cfg.trial_days == 14 and cfg.webhook_tolerance_s == 300
         monkeypatch.setenv("BILLING_TRIAL_DAYS", "0")
         with pytest.raises(ConfigError, match="BILLING_TRIAL_DAYS"):
-            billing_config.load()
+            read_billing()
     finally:
         monkeypatch.undo()
         config.reset()
-        billing_config.reset()
+        billing_settings.reset()
 
 
 @pytest.mark.parametrize("status,trial_days,allowed,code", [

@@ -21,7 +21,7 @@ from tenacity import (
 )
 
 from shared import faults
-from shared.costs.settings import CostsConfig
+from shared.costs.settings import Settings as CostsSettings
 
 
 class ProviderError(Exception):
@@ -119,7 +119,7 @@ class Provider:
     POOL = 4  # connections per httpx client: httpcore scans its whole pool on every request, so one
     # large pool is slow (measured, 1000 calls at 50 ms: one pool of 100, 16 s; 25 pools of 4, 2.5 s)
 
-    def __init__(self, cfg: CostsConfig):
+    def __init__(self, cfg: CostsSettings):
         self.cfg = cfg
         self.slots = asyncio.Semaphore(cfg.concurrency)
         size = min(self.POOL, cfg.concurrency)
