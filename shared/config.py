@@ -181,6 +181,12 @@ def reset() -> None:
     get.cache_clear()
 
 
+def emulator_host(service: str) -> str | None:
+    """<SERVICE>_EMULATOR_HOST, which Google's client libraries follow by themselves: set, the service
+    is an emulator (and has no IAM to configure)."""
+    return env(f"{service}_EMULATOR_HOST")
+
+
 def refuse_local_endpoint(name: str) -> None:
     """For variables that point the app at a local stand-in: refused unless emulators are allowed."""
     if env(name) and not get().emulators_allowed:

@@ -151,7 +151,7 @@ def _topic_policy(account: str, add: bool) -> None:
     The Pub/Sub emulator has no IAM; there publishing is open and only the reports' signatures count."""
     from google.api_core import exceptions as gexc
 
-    if config.env("PUBSUB_EMULATOR_HOST"):
+    if config.emulator_host("PUBSUB"):
         return
     client = _publisher()
     topic, member = settings.get().events_topic, f"serviceAccount:{account}"
@@ -200,7 +200,7 @@ def _plugin_bucket_policy(account: str, add: bool) -> None:
     from google.api_core import exceptions as gexc
 
     url = settings.get().bot_plugin_url
-    if not url or config.env("STORAGE_EMULATOR_HOST"):
+    if not url or config.emulator_host("STORAGE"):
         return
     bucket = _storage().bucket(url.removeprefix("gs://").split("/", 1)[0])
     member, timeout = f"serviceAccount:{account}", settings.get().call_timeout_s
