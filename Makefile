@@ -24,8 +24,13 @@ devtools/node_modules/.installed: devtools/package.json devtools/package-lock.js
 dev: install
 	PORT=$(PORT) $(PY) -m devtools.dev
 
-test: install
+test: install lint
 	$(PY) -m pytest
+
+# ruff (style, import order, likely bugs) over the repo, mypy over shared/ and functions/: pyproject.toml
+lint: $(VENV)/.installed
+	$(PY) -m ruff check .
+	$(PY) -m mypy
 
 # the unit tier alone: pure logic, no emulator (tests/unit/conftest.py refuses to start one), ~10 s.
 # schemathesis' and hypothesis' pytest plugins cost ~2 s of import and no unit test uses them.

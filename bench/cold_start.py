@@ -89,13 +89,15 @@ def main() -> None:
                 results.setdefault(name, []).append(probe(name, src, token))
         base = statistics.median(r["import"] + r["first"] for r in results["bare"])
         print(f"median of {args.runs} fresh processes each; ratio = (import + first request) / bare function's")
-        print(f"{'function':<24}{'import s':>9}{'first req s':>12}{'total s':>9}{'ratio':>7}  status  heavy modules loaded")
+        print(f"{'function':<24}{'import s':>9}{'first req s':>12}{'total s':>9}{'ratio':>7}"
+              "  status  heavy modules loaded")
         for name, runs in results.items():
             imp = statistics.median(r["import"] for r in runs)
             first = statistics.median(r["first"] for r in runs)
             total = statistics.median(r["import"] + r["first"] for r in runs)
             heavy = ",".join(runs[-1]["heavy"]) or "-"
-            print(f"{name:<24}{imp:>9.3f}{first:>12.3f}{total:>9.3f}{total / base:>7.1f}  {runs[-1]['status']:>6}  {heavy}")
+            print(f"{name:<24}{imp:>9.3f}{first:>12.3f}{total:>9.3f}{total / base:>7.1f}"
+                  f"  {runs[-1]['status']:>6}  {heavy}")
         missing = [n for n, _, t in FUNCTIONS if n not in FIRST_REQUEST]
         if missing:
             print(f"functions without a first-request scenario: {missing}")

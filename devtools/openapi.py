@@ -3,8 +3,8 @@ same pydantic models the code validates with. `make dev` serves it at /openapi.j
 from __future__ import annotations
 
 import ast
-import json
 import importlib
+import json
 from functools import lru_cache
 from typing import Any
 

@@ -9,7 +9,8 @@ from shared.deploy import settings as deploy_settings
 from shared.http import json_errors
 
 json_errors(functions_framework)
-startup.validate(billing_settings.reconcile, deploy_settings.get)  # production settings (deploy: plan limits queue stop jobs)
+# production settings, at cold start (deploy's: plan limits queue stop jobs)
+startup.validate(billing_settings.reconcile, deploy_settings.get)
 
 
 @functions_framework.http

@@ -32,11 +32,20 @@ import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable
+from typing import Callable, Literal, overload
 
 
 class ConfigError(RuntimeError):
     pass
+
+
+# With a default, or required, a variable is a str; otherwise it may be None (unset or blank).
+@overload
+def env(name: str, default: str, *, required: bool = False) -> str: ...
+@overload
+def env(name: str, default: None = None, *, required: Literal[True]) -> str: ...
+@overload
+def env(name: str, default: None = None, *, required: bool = False) -> str | None: ...
 
 
 def env(name: str, default: str | None = None, *, required: bool = False) -> str | None:
@@ -233,6 +242,14 @@ def prefixed(*prefixes: str) -> Rule:
     def rule(value: str) -> str | None:
         return None if value.startswith(prefixes) else f"must start with {' or '.join(prefixes)}"
     return rule
+
+
+@overload
+def setting(name: str, rule: Rule, default: str, *, required_locally: bool = False) -> str: ...
+@overload
+def setting(name: str, rule: Rule, default: None = None, *, required_locally: Literal[True]) -> str: ...
+@overload
+def setting(name: str, rule: Rule, default: None = None, *, required_locally: bool = False) -> str | None: ...
 
 
 def setting(name: str, rule: Rule, default: str | None = None, *, required_locally: bool = False) -> str | None:

@@ -60,8 +60,8 @@ def test_unhandled_errors_become_500_json(api, callers, monkeypatch):
 
 
 def test_machine_callers_are_a_declared_access_kind():
-    """deployWorker, costPullWorker, stripeEventWorker (Cloud Tasks) and the scheduled functions declare who calls them; the
-    router checks it through shared/google_identity.py before the body is read, and no handler does."""
+    """deployWorker, costPullWorker, stripeEventWorker (Cloud Tasks) and the scheduled functions declare who calls
+    them; the router checks it through shared/google_identity.py before the body is read, and no handler does."""
     import pytest
 
     from devtools.openapi import function_apis
