@@ -33,8 +33,6 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from google.cloud import firestore
-
 from shared import clock, db, repos
 from shared.auth import Caller
 from shared.db import Repo, valid_id

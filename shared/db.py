@@ -250,11 +250,13 @@ def transactional(fn):
                 break
             except ValueError as exc:  # the library's own retries of an aborted commit ran out
                 if isinstance(exc.__cause__, gexc.Aborted):
-                    raise ApiError(409, "contention", "too many concurrent changes to the same data; try again") from exc
+                    raise ApiError(409, "contention",
+                                   "too many concurrent changes to the same data; try again") from exc
                 raise
             except gexc.Aborted as exc:  # a read aborted (lock timeout): the library retries only commits
                 if n + 1 == READ_ABORT_ATTEMPTS:
-                    raise ApiError(409, "contention", "too many concurrent changes to the same data; try again") from exc
+                    raise ApiError(409, "contention",
+                                   "too many concurrent changes to the same data; try again") from exc
                 time.sleep(0.1 * 2 ** n)
         for hook in tx._after_commit:
             hook()

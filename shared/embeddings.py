@@ -8,9 +8,10 @@ OPENAI_BASE_URL. Errors become ApiErrors: 429 when rate limited, 502 otherwise.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 

@@ -20,9 +20,10 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Any, Callable, Literal
+from functools import cache
+from typing import Any, Literal
 
 import flask
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
@@ -136,14 +137,14 @@ class Reply(BaseModel):
     model_config = _DEFERRED
 
 
-@lru_cache(maxsize=None)
+@cache
 def page_of(model: type[BaseModel]) -> type[BaseModel]:
     """Response model of a paginated list of `model`."""
     return create_model(f"{model.__name__}Page", __config__=_DEFERRED, items=(list[model], ...),
                         nextCursor=(str | None, ...))
 
 
-@lru_cache(maxsize=None)
+@cache
 def list_of(model: type[BaseModel]) -> type[BaseModel]:
     """Response model of a complete (small) list of `model`."""
     return create_model(f"{model.__name__}List", __config__=_DEFERRED, items=(list[model], ...))

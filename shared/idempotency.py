@@ -19,8 +19,9 @@ import hashlib
 import json
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from typing import Any
 
 import flask
 

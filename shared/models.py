@@ -24,7 +24,8 @@ NavSection = Literal["header", "footer", "sidebar"]
 class Doc(BaseModel):
     """A stored document. Subclasses set `collection`."""
 
-    model_config = ConfigDict(populate_by_name=True, extra="ignore", defer_build=True)  # built on first use: faster cold start
+    # built on first use: faster cold start
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", defer_build=True)
     collection: ClassVar[str]
     etag_ignores: ClassVar[tuple[str, ...]] = ()  # fields that change without an edit (shared/http.py etag_of)
 
@@ -185,7 +186,8 @@ class PricingPlan(Doc):
     features: list[str] = []
     sortOrder: int = 0
     active: bool = True
-    limits: PlanLimits = Field(default_factory=PlanLimits)  # absent on a stored plan: no limits (as before limits existed)
+    # absent on a stored plan: no limits (as before limits existed)
+    limits: PlanLimits = Field(default_factory=PlanLimits)
 
 
 class CmsPage(Doc):

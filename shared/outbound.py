@@ -296,7 +296,7 @@ def _once(target: Target, method: str, body: bytes | None, headers: dict[str, st
         raise
     except ssl.SSLCertVerificationError as exc:
         raise FetchFailed(f"TLS certificate of {target.host} not accepted: {exc.verify_message}") from exc
-    except (TimeoutError, socket.timeout) as exc:
+    except TimeoutError as exc:
         raise FetchFailed(f"{target.host} did not answer in time") from exc
     except (OSError, http.client.HTTPException) as exc:
         raise FetchFailed(f"request to {target.host} failed: {type(exc).__name__}: {exc}") from exc

@@ -23,7 +23,7 @@ Admins are not limited (as they are not by the subscription).
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from google.api_core import exceptions as gexc
 

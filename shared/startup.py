@@ -12,7 +12,7 @@ Only environment variables are read: no network calls and no heavy client librar
 from __future__ import annotations
 
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from shared import config
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-
 from shared import entitlements
 from shared.api.inputs import Strict
 from shared.billing import account

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-
 from shared import logs
 from shared.billing import settings as billing_settings
 from shared.billing import sync

@@ -25,7 +25,8 @@ api = Api("costs", "Cost snapshots, OpenRouter activity and monthly summaries",
 
 UserRef = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^/\s]+$")]
 Day = Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}$"), Field(json_schema_extra={"format": "date"})]
-Month = Annotated[str, StringConstraints(pattern=r"^(19[7-9][0-9]|2[0-9]{3})-(0[1-9]|1[0-2])$")]  # 1970-01 .. 2999-12: its neighbours are real dates
+# 1970-01 .. 2999-12: its neighbours are real dates
+Month = Annotated[str, StringConstraints(pattern=r"^(19[7-9][0-9]|2[0-9]{3})-(0[1-9]|1[0-2])$")]
 MAX_DAYS = 366
 EPOCH_MS_MAX = 2**53  # beyond any real time; keeps values inside Firestore's integer range
 

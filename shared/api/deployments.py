@@ -265,9 +265,12 @@ def set_bot_health(req: Request):
     return monitor.view(dep.id, monitor.set_auto_recovery(dep.id, dep.userId, req.body.autoRecovery))
 
 
+GoogleAccount = Annotated[str, StringConstraints(pattern=r"^[^@\s]{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,24}$")]
+
+
 class DashboardAccessBody(Strict):
-    googleAccount: Annotated[str, StringConstraints(pattern=r"^[^@\s]{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,24}$")] | None \
-        = Field(None, description="the Google account you run gcloud as (default: your sign-in e-mail)")
+    googleAccount: GoogleAccount | None = Field(
+        None, description="the Google account you run gcloud as (default: your sign-in e-mail)")
 
 
 class DashboardAccess(Reply):

@@ -19,13 +19,13 @@ from pydantic import (
 from shared import bot_credentials, repos
 from shared.api.inputs import PageQuery, Strict
 from shared.embeddings import DIMENSIONS
-
-MAX_DIMENSIONS = 4096
 from shared.errors import ApiError, not_found
 from shared.http import Api, Request, list_of, page_of
 from shared.knowledge import reembed, service, settings, store
 
-api = Api("knowledge", "Knowledge base with vector search", schemes={bot_credentials.SCHEME: bot_credentials.authenticate})
+MAX_DIMENSIONS = 4096
+api = Api("knowledge", "Knowledge base with vector search",
+          schemes={bot_credentials.SCHEME: bot_credentials.authenticate})
 
 SourceName = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 

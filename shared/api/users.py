@@ -115,7 +115,8 @@ def update_user(req: Request):
     """Admin: change a user's role or status (never your own demotion or suspension)."""
     target = req.params["userId"]
     fields = req.body.changes()
-    if target == req.caller.id and (fields.get("role", "admin") != "admin" or fields.get("status", "active") != "active"):
+    if target == req.caller.id and (fields.get("role", "admin") != "admin"
+                                    or fields.get("status", "active") != "active"):
         raise ApiError(409, "self_lockout", "an admin cannot demote or suspend itself")
     if fields.get("role") == "user" and accounts.is_protected_admin(repos.users.require(target)):
         raise ApiError(409, "configured_admin", "this admin is named in ADMIN_EMAILS: remove it there first")

@@ -173,7 +173,8 @@ def _reconcile_one(doc_id: str, plans: list) -> dict | None:
             if doc.status == "trialing" and doc.trialEnd and 0 < doc.trialEnd - now <= notices.TRIAL_NOTICE_MS:
                 from shared.notifications import notify
 
-                n = notices.trial_ending(doc, doc.trialEnd)  # also local trials; Stripe's trial_will_end uses the same key
+                # also local trials; Stripe's trial_will_end uses the same key
+                n = notices.trial_ending(doc, doc.trialEnd)
                 notify(n.pop("user_id"), n.pop("kind"), **n)
             return None
         try:

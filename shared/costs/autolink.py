@@ -103,7 +103,8 @@ def _read_keys(users: list[dict]) -> dict[str, dict[str, list[str]]]:
     from shared.deploy import secrets
 
     db = client()
-    wanted = [(u["userId"], d["id"], name) for u in users for d in u["deployments"] for name in (OPENROUTER_KEY, OPENAI_KEY)]
+    wanted = [(u["userId"], d["id"], name)
+              for u in users for d in u["deployments"] for name in (OPENROUTER_KEY, OPENAI_KEY)]
     refs = [db.collection("apiKeyRegistry").document(f"{dep}_{name}") for _, dep, name in wanted]
     present = {s.id for s in db.get_all(refs) if s.exists} if refs else set()
     out: dict[str, dict[str, list[str]]] = {}

@@ -129,7 +129,7 @@ class Provider:
                       for _ in range(-(-cfg.concurrency // size))]
         self.calls = 0
 
-    async def __aenter__(self) -> "Provider":
+    async def __aenter__(self) -> Provider:
         return self
 
     async def __aexit__(self, *exc) -> None:

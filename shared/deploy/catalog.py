@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
+
 from pydantic import ValidationError
 
 from shared.deploy import plugin_schemas as ps

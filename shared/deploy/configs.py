@@ -15,7 +15,8 @@ disable its plugin) cannot both pass: both read and write the same documents and
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 from shared import db, repos
 from shared.deploy import catalog
@@ -25,7 +26,7 @@ from shared.models import PluginConfig, SkillConfig
 KEEP: Any = object()  # a field the request did not name
 # (tx, existing config or None) -> writes to add to the transaction, or None; reads only, may refuse
 # (shared/plan_limits.config_guard: enabling one more than the plan allows)
-Guard = Callable[[Any, Any], Optional[Callable[[Any], None]]]
+Guard = Callable[[Any, Any], Callable[[Any], None] | None]
 
 
 def needed_keys(plugin_id: str, config: dict) -> list[str]:

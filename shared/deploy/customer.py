@@ -1,8 +1,9 @@
 """Deploy jobs in a customer's own project (shared/deploy/projects.py): checked again before every
 job, and a clean stop when the customer withdrew the grant.
 
-`before(run)`: an `update` tags a VM older than the dashboard (any project). In a customer project the grant is re-tested (testIamPermissions) at the start of every job; a job that will
-create or restart the VM also makes sure the IAP firewall rule exists there (shared/deploy/gateway.py).
+`before(run)`: an `update` tags a VM older than the dashboard (any project). In a customer project the grant
+is re-tested (testIamPermissions) at the start of every job; a job that will create or restart the VM also
+makes sure the IAP firewall rule exists there (shared/deploy/gateway.py).
 A missing permission raises GrantWithdrawn; so does a 403 from Compute or IAM in the middle of a job
 once a re-test confirms it (`confirm`).
 

@@ -24,7 +24,7 @@ from shared import clock, config
 from shared.db import Repo
 from shared.deploy import settings
 from shared.deploy.compute import ComputeError
-from shared.models import Doc, Deployment
+from shared.models import Deployment, Doc
 
 IAM_API = "https://iam.googleapis.com"
 

@@ -9,7 +9,7 @@ task); if that fails the job is failed at once rather than left pending.
 from __future__ import annotations
 
 import secrets as pysecrets
-from typing import Callable
+from collections.abc import Callable
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore

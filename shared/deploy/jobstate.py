@@ -36,7 +36,8 @@ def decide(job_id: str, status: str, lock: dict, now: int, max_attempts: int) ->
     if status not in ACTIVE:
         return Decision(skip=f"job already {status}")
     if lock.get("jobId") != job_id:
-        return Decision(skip="not the active job", fail="this job is no longer the deployment's active job; nothing done")
+        return Decision(skip="not the active job",
+                        fail="this job is no longer the deployment's active job; nothing done")
     if status == "running" and lock.get("leaseUntil", 0) > now:
         return Decision(skip="another delivery is running this job", busy=True)
     attempt = lock.get("attempt", 0) + 1

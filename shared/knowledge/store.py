@@ -3,7 +3,7 @@ nearest-neighbour search pre-filtered on userId (served by the composite
 vector index), and deletes in batches."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from google.api_core import exceptions as gexc

@@ -17,7 +17,6 @@ from google.cloud import storage
 from shared import config, faults
 from shared.media import settings
 
-
 CALL_TIMEOUT_S = 20.0  # one metadata call; the budget cuts it shorter near the deadline
 
 

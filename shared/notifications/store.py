@@ -84,7 +84,8 @@ class Delivery(Doc):
     expireAt: datetime | None = None
 
     def to_api(self) -> dict[str, Any]:
-        return self.model_dump(by_alias=True, mode="json", exclude={"expireAt", "sweepAt", "claimedAttempt", "claimUntil"})
+        return self.model_dump(by_alias=True, mode="json",
+                               exclude={"expireAt", "sweepAt", "claimedAttempt", "claimUntil"})
 
 
 notifications = Repo(Notification)
