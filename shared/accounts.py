@@ -41,7 +41,7 @@ def _by_verified_email(email: str) -> User | None:
     found: dict[str, User] = {}
     for variant in {email, email.strip().lower()}:
         for snap in users_repo.query({"email": variant}).limit(CANDIDATES).stream():
-            user = users_repo.load(snap)
+            user = users_repo.of(snap)
             if user.emailVerified:
                 found[user.id] = user
     return min(found.values(), key=lambda u: (u.createdAt, u.id), default=None)

@@ -172,7 +172,7 @@ def issue(deployment_id: str, user_id: str, *, expect: str | None = None, wait_s
     try:
         _commit(deployment_id, lease, {
             "userId": user_id, "tokenHash": _hash(token), "createdAt": now, "revokedAt": None,
-            "previousHash": old.tokenHash if active_old else None,
+            "previousHash": old.tokenHash if old is not None and active_old else None,
             "previousValidUntil": now + OVERLAP_MS if active_old else None},
             release=False)  # still ours until Secret Manager has it
         _secrets().put(deployment_id, TOKEN_KEY, token)
@@ -218,14 +218,15 @@ def ensure(deployment_id: str, user_id: str) -> bool:
         if _held(cred, now):
             raise Busy()
         active = cred is not None and cred.revokedAt is None and bool(cred.tokenHash)
-        if active:
+        if cred is not None and active:
             try:
-                if hmac.compare_digest(_hash(_secrets().access(deployment_id, TOKEN_KEY)), cred.tokenHash):
+                if hmac.compare_digest(_hash(_secrets().access(deployment_id, TOKEN_KEY)), cred.tokenHash or ""):
                     return False  # the VM reads the active credential: keep it
             except gexc.NotFound:
                 pass
         try:  # none, revoked, or one the VM cannot read (its secret is gone): issue, unless it changed
-            issue(deployment_id, user_id, expect=cred.tokenHash if active else "", wait_s=0)
+            issue(deployment_id, user_id, expect=(cred.tokenHash or "") if cred is not None and active else "",
+                  wait_s=0)
             return True
         except Changed:
             continue  # someone issued or revoked meanwhile: look again
@@ -249,8 +250,8 @@ def verify(token: str) -> BotCredential:
     if cred is None:
         raise _unauthorized("unknown bot credential")
     digest = _hash(token)
-    current = bool(cred.tokenHash) and hmac.compare_digest(cred.tokenHash, digest)
-    previous = bool(cred.previousHash) and hmac.compare_digest(cred.previousHash, digest) \
+    current = bool(cred.tokenHash) and hmac.compare_digest(cred.tokenHash or "", digest)
+    previous = bool(cred.previousHash) and hmac.compare_digest(cred.previousHash or "", digest) \
         and (cred.previousValidUntil or 0) > clock.now_ms()
     if not (current or previous):
         raise _unauthorized("unknown bot credential")

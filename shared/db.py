@@ -138,8 +138,11 @@ class Repo(Generic[T]):
         return self.col.document(doc_id)
 
     def load(self, snap) -> T | None:
-        if not snap.exists:
-            return None
+        """The document of a snapshot, None if it does not exist."""
+        return self.of(snap) if snap.exists else None
+
+    def of(self, snap) -> T:
+        """The document of a snapshot that exists (a query's results)."""
         return self.model.model_validate({**snap.to_dict(), "_id": snap.id})
 
     def get(self, doc_id: str, tx: firestore.Transaction | None = None) -> T | None:
@@ -157,7 +160,7 @@ class Repo(Generic[T]):
     def query(self, equals: dict[str, Any], order: tuple = (), ranges: tuple = ()) -> firestore.Query:
         """`ranges`: (field, op, value) filters, only on the first order field (the same index serves them)."""
         spec = queries.find(self.name, equals.keys(), order)
-        q: firestore.Query = self.col
+        q: Any = self.col  # a CollectionReference, then Queries
         for field in spec.equals:
             q = q.where(filter=firestore.FieldFilter(field, "==", equals[field]))
         for field, op, value in ranges:
@@ -170,13 +173,13 @@ class Repo(Generic[T]):
 
     def first(self, tx: firestore.Transaction | None = None, **equals) -> T | None:
         for snap in self.query(equals).limit(1).stream(transaction=tx):
-            return self.load(snap)
+            return self.of(snap)
         return None
 
     def all(self, equals: dict[str, Any], order: tuple = (), cap: int = 1000,
             tx: firestore.Transaction | None = None) -> list[T]:
         """A bounded full read, for small collections (plans, nav links)."""
-        return [self.load(s) for s in self.query(equals, order).limit(cap).stream(transaction=tx)]
+        return [self.of(s) for s in self.query(equals, order).limit(cap).stream(transaction=tx)]
 
     def page(self, equals: dict[str, Any], order: tuple, limit: int | None, cursor: str | None,
              ranges: tuple = (), fields: list[str] | None = None) -> Page[T]:
@@ -194,7 +197,7 @@ class Repo(Generic[T]):
             start["__name__"] = self.ref(values[-1])
             q = q.start_after(start)
         snaps = list(q.limit(limit + 1).stream())
-        items = [self.load(s) for s in snaps[:limit]]
+        items = [self.of(s) for s in snaps[:limit]]
         next_cursor = None
         if len(snaps) > limit:
             last = snaps[limit - 1]

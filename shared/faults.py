@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import time
+from typing import overload
 
 from shared.errors import ApiError
 
@@ -67,6 +68,12 @@ def remaining() -> float | None:
     """Seconds left in the current budget; None outside any (scripts, tests calling code directly)."""
     ends = _deadline.get()
     return None if ends is None else ends - time.monotonic()
+
+
+@overload
+def timeout(cap: float, what: str = ...) -> float: ...
+@overload
+def timeout(cap: None, what: str = ...) -> float | None: ...
 
 
 def timeout(cap: float | None, what: str = "outside call") -> float | None:

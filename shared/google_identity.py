@@ -88,8 +88,8 @@ def _verify_signature(token: str, audience: str, what: str) -> dict:
     from google.oauth2 import id_token
 
     try:
-        return id_token.verify_token(token, greq.Request(), audience=audience, certs_url=certs_url(),
-                                     clock_skew_in_seconds=LEEWAY_S)
+        return dict(id_token.verify_token(token, greq.Request(), audience=audience, certs_url=certs_url(),
+                                          clock_skew_in_seconds=LEEWAY_S))
     except gauth_exc.TransportError:
         raise ApiError(503, "unavailable", "Google's signing keys could not be fetched") from None
     except (ValueError, gauth_exc.GoogleAuthError, jwt.InvalidTokenError, jwt.PyJWKError) as exc:
@@ -159,4 +159,5 @@ def scheduler_or_admin(request: flask.Request, *, account: str | None,
     from shared import auth  # keeps firebase-admin and the repositories out of start-up
 
     admin = auth.authenticate(request, "admin", allow_suspended=False)
+    assert admin is not None  # access "admin": a caller, or it raised
     return "admin", admin.id

@@ -140,14 +140,15 @@ class Reply(BaseModel):
 @cache
 def page_of(model: type[BaseModel]) -> type[BaseModel]:
     """Response model of a paginated list of `model`."""
-    return create_model(f"{model.__name__}Page", __config__=_DEFERRED, items=(list[model], ...),
+    return create_model(f"{model.__name__}Page", __config__=_DEFERRED, items=(list[model], ...),  # type: ignore[valid-type]
                         nextCursor=(str | None, ...))
 
 
 @cache
 def list_of(model: type[BaseModel]) -> type[BaseModel]:
     """Response model of a complete (small) list of `model`."""
-    return create_model(f"{model.__name__}List", __config__=_DEFERRED, items=(list[model], ...))
+    return create_model(f"{model.__name__}List", __config__=_DEFERRED,
+                        items=(list[model], ...))  # type: ignore[valid-type]  # a model made at run time
 
 
 def validation_error(exc: ValidationError, where: str) -> ApiError:
@@ -376,10 +377,11 @@ class Api:
         Scheduler: ("scheduler", None) or ("admin", user id)."""
         from shared import google_identity
 
+        machine = route.machine or dict  # declared with the route (Api.route checks it)
         try:
             if route.access == "cloud_tasks":
-                return google_identity.cloud_task(request, what=self.name, **route.machine())
-            return google_identity.scheduler_or_admin(request, **route.machine())
+                return google_identity.cloud_task(request, what=self.name, **machine())
+            return google_identity.scheduler_or_admin(request, **machine())
         except ApiError as exc:
             log.warning("%s caller refused", self.name, extra={"code": exc.code, "reason": exc.message})
             raise

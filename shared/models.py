@@ -171,9 +171,9 @@ class PlanLimits(BaseModel):
     """What a plan allows; null = no limit. Bots count every deployment the owner has, and running
     ones those not stopped (see shared/plan_limits.py)."""
     model_config = ConfigDict(defer_build=True)
-    maxDeployments: int | None = Field(None, ge=0, le=1000)
-    maxPluginsPerDeployment: int | None = Field(None, ge=0, le=1000)
-    maxSkillsPerDeployment: int | None = Field(None, ge=0, le=1000)
+    maxDeployments: int | None = Field(default=None, ge=0, le=1000)
+    maxPluginsPerDeployment: int | None = Field(default=None, ge=0, le=1000)
+    maxSkillsPerDeployment: int | None = Field(default=None, ge=0, le=1000)
 
 
 class PricingPlan(Doc):
@@ -187,7 +187,7 @@ class PricingPlan(Doc):
     sortOrder: int = 0
     active: bool = True
     # absent on a stored plan: no limits (as before limits existed)
-    limits: PlanLimits = Field(default_factory=PlanLimits)
+    limits: PlanLimits = Field(default_factory=lambda: PlanLimits())
 
 
 class CmsPage(Doc):

@@ -34,6 +34,7 @@ import ssl
 import time
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import cast
 from urllib.parse import urljoin, urlsplit
 
 from shared import config, faults
@@ -106,7 +107,7 @@ class Response:
 def resolve(host: str, port: int) -> list[str]:
     """The addresses of `host` (the one resolver; tests stub it)."""
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
-    return [info[4][0] for info in infos]
+    return [str(info[4][0]) for info in infos]
 
 
 def _embedded_v4(ip: IP) -> ipaddress.IPv4Address | None:
@@ -207,7 +208,7 @@ class _Deadline:
         left = self.deadline - time.monotonic()
         if left <= 0:
             raise TimeoutError("outbound request timed out")
-        self.settimeout(left)
+        self.settimeout(left)  # type: ignore[attr-defined]  # mixed into socket classes
 
     def recv_into(self, *args, **kwargs):
         self._arm()
@@ -242,7 +243,7 @@ def _connect(target: Target, address: str, deadline: float) -> socket.socket:
             return sock
         ctx = ssl_context()
         ctx.sslsocket_class = _SSLSocket
-        tls = ctx.wrap_socket(sock, server_hostname=target.host)  # SNI and certificate check: the name
+        tls = cast(_SSLSocket, ctx.wrap_socket(sock, server_hostname=target.host))  # SNI, certificate: the name
         tls.deadline = deadline
         return tls
     except BaseException:
@@ -277,7 +278,7 @@ def _once(target: Target, method: str, body: bytes | None, headers: dict[str, st
     try:
         conn.request(method, target.path, body=body, headers=headers)
         resp = conn.getresponse()
-        got = {}
+        got: dict[str, str] = {}
         for name, value in resp.getheaders():
             key = name.lower()
             got[key] = f"{got[key]}, {value}" if key in got else value

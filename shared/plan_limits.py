@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from google.api_core import exceptions as gexc
+from google.cloud import firestore
 
 from shared import clock, db, logs, repos
 from shared.billing import settings as billing_settings
@@ -37,10 +38,10 @@ LOCKS = "planLocks"
 STARTING = ("deploy", "start", "reset", "update")  # actions that run a stopped bot again
 COUNT_CAP = 200  # deployments read per check: far above any plan's limit
 NEWEST = (("createdAt", "DESCENDING"),)
-Writes = Callable[[object], None]
+Writes = Callable[[firestore.Transaction], None]  # writes applied in the transaction
 
 
-def _lock_ref(user_id: str):
+def _lock_ref(user_id: str) -> firestore.DocumentReference:
     return db.client().collection(LOCKS).document(user_id)
 
 

@@ -20,7 +20,7 @@ from shared import config
 def check(*sections: Callable[[], object]) -> str | None:
     """What is wrong with the core configuration and `sections` (None if nothing). Caches are
     reset first, so the current environment is what is read."""
-    getters = (config.get, *sections)
+    getters: tuple[Callable[[], object], ...] = (config.get, *sections)
     for getter in getters:
         _forget(getter)
     try:

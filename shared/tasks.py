@@ -48,7 +48,7 @@ def task_id(*parts: str) -> str:
     return hashlib.sha256("/".join(parts).encode()).hexdigest()[:32]
 
 
-def enqueue(queue: str, url: str, payload: dict, name: str | None = None, delay_s: float = 0) -> str | None:
+def enqueue(queue: str, url: str | None, payload: dict, name: str | None = None, delay_s: float = 0) -> str | None:
     """Create the task (dispatched `delay_s` from now); returns its name, or None when a task of that
     name already exists."""
     from google.cloud import tasks_v2

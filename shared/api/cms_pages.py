@@ -67,6 +67,7 @@ def _replace_if_match(tx, req: Request) -> CmsPage:
     """A PUT with If-Match: read, compare and write in one transaction (the page must exist)."""
     page = repos.cms_pages.first(tx, slug=req.params["slug"])
     precondition(req, page)
+    assert page is not None  # with If-Match, a missing page failed the precondition
     fields = {**req.body.model_dump(), "updatedAt": clock.now_ms()}
     repos.cms_pages.update(page.id, fields, tx)
     return page.model_copy(update=fields)

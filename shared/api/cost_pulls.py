@@ -16,6 +16,7 @@ from pydantic import ConfigDict, Field, StringConstraints
 from shared import clock
 from shared.api.inputs import Strict
 from shared.costs import runs, settings, trigger, worker
+from shared.costs.ledger import Kind
 from shared.costs.ledger import runs as runs_repo
 from shared.errors import ApiError
 from shared.http import Api, Reply, Request
@@ -80,7 +81,7 @@ def _tasks() -> dict:
     return {"queue": cfg.queue, "account": cfg.invoker_sa, "audience": cfg.worker_url}
 
 
-def pull_api(name: str, kind: str, what: str) -> Api:
+def pull_api(name: str, kind: Kind, what: str) -> Api:
     api = Api(name, what)
 
     @api.route("POST", "/", access="scheduler", machine=_scheduler, body=PullBody, status=(202, 200),

@@ -217,7 +217,7 @@ def _budget_view(user_id: str, summary_total: float | None, now: int) -> dict | 
 def get_budget(req: Request):
     """My monthly budgets (account and per bot), this month's spend against them and the projection."""
     user = scope(req, req.query.userId)
-    v = _budget_view(user, None, clock.now_ms())
+    v = _budget_view(user, None, clock.now_ms()) if user is not None else None  # all users: no one budget
     if v is None:
         raise ApiError(404, "not_found", "no budget set")
     return v

@@ -176,7 +176,9 @@ def issue_credential(req: Request):
     dep = _deployment_for(req)
     with _credential_store():
         token = bot_credentials.issue(dep.id, dep.userId)
-    return {**bot_credentials.status(dep.id).to_api(), "token": token}
+    status = bot_credentials.status(dep.id)
+    assert status is not None  # just issued
+    return {**status.to_api(), "token": token}
 
 
 @contextmanager

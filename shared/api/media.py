@@ -6,7 +6,7 @@ item a stable public URL. Accepts `Authorization: Bot <token>`."""
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, cast
 
 import flask
 from google.api_core import exceptions as gexc
@@ -133,7 +133,7 @@ def register(req: Request):
 
 def _record(req: Request, media_id: str, storage_id: str, type_: str, mime: str, prompt: str,
             drive_url: str | None) -> Media:
-    media = Media(_id=media_id, userId=req.caller.id, type=type_, prompt=prompt, storageId=storage_id,
+    media = Media(_id=media_id, userId=req.caller.id, type=cast(MediaType, type_), prompt=prompt, storageId=storage_id,
                   driveUrl=drive_url if settings.get().drive_backup else None, mimeType=mime,
                   createdAt=clock.now_ms())
     try:

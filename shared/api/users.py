@@ -55,7 +55,7 @@ def _related(user: User, include: set[str]) -> dict:
     out = {**user.to_api(), "deployments": None, "moreDeployments": None, "subscription": None}  # always sent
     if "deployments" in include:
         q = repos.deployments.query({"userId": user.id}, (("createdAt", "DESCENDING"),))
-        deps = [repos.deployments.load(s) for s in q.limit(INCLUDE_DEPLOYMENTS + 1).stream()]
+        deps = [repos.deployments.of(s) for s in q.limit(INCLUDE_DEPLOYMENTS + 1).stream()]
         out["deployments"] = [d.to_api() for d in deps[:INCLUDE_DEPLOYMENTS]]
         out["moreDeployments"] = len(deps) > INCLUDE_DEPLOYMENTS
     if "subscription" in include:

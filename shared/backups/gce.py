@@ -89,7 +89,7 @@ def get_snapshot(project: str, name: str):
 
 def list_snapshots(project: str, source_disks: list[str], cap: int) -> list:
     """Snapshots whose source is one of `source_disks` (disk URLs), oldest first, at most `cap`."""
-    out = []
+    out: list = []
     for i in range(0, len(source_disks), 10):  # keeps each filter short
         expr = " OR ".join(f'(sourceDisk = "{d}")' for d in source_disks[i:i + 10])
         token = ""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from datetime import datetime, timezone
+from typing import Any
 
 from shared import clock, entitlements, logs, repos
 from shared.backups import gce
@@ -170,9 +171,11 @@ def before_delete(dep: Deployment, job_id: str, last_attempt: bool) -> list[str]
     sched = backup_settings.get().schedule(plan)
     now = clock.now_ms()
     expire = now + sched.keep_days * DAY_MS
-    name, error = final_name(dep.id, job_id), None
+    final = final_name(dep.id, job_id)
+    name: str | None = final
+    error: str | None = None
     try:
-        if gce.get_snapshot(dep.gcpProject, name) is not None:
+        if gce.get_snapshot(dep.gcpProject, final) is not None:
             pass  # taken by an earlier attempt of this job
         elif gce.get_disk(dep.gcpProject, dep.zone, dep.vmName) is None:
             name, error = None, "the bot's disk was already gone"
@@ -232,10 +235,10 @@ def snapshots_of(rec: BotBackup) -> list[dict]:
 def cleanup(limit: int = 200) -> dict:
     """Deleted bots past their retention: delete what is left of their snapshots, then the record."""
     now = clock.now_ms()
-    report = {"checked": 0, "deletedSnapshots": 0, "removedRecords": 0, "errors": []}
+    report: dict[str, Any] = {"checked": 0, "deletedSnapshots": 0, "removedRecords": 0, "errors": []}
     q = backups.query({}, (("expireAt", "ASCENDING"),), (("expireAt", "<=", now),)).limit(limit)
     for snap in q.stream():
-        rec = backups.load(snap)
+        rec = backups.of(snap)
         report["checked"] += 1
         if repos.deployments.get(rec.id) is not None:  # its delete job failed after all: the bot lives on
             backups.update(rec.id, {"deletedAt": None, "expireAt": None})

@@ -64,7 +64,7 @@ def fields_of(sub: dict, plans: list, fallback_plan: str | None) -> dict:
     period_end = sub.get("current_period_end") or _item(sub).get("current_period_end")
     return {
         "stripeSubscriptionId": sub["id"],
-        "status": STATUS.get(sub.get("status"), "pending"),
+        "status": STATUS.get(sub.get("status") or "", "pending"),
         "plan": plan_slug(sub, plans, fallback_plan),
         "trialEnd": _ms(sub.get("trial_end")),
         "currentPeriodEnd": _ms(period_end),

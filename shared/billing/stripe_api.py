@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from contextlib import contextmanager
 from functools import lru_cache
+from typing import Any
 
 import stripe
 
@@ -23,7 +24,7 @@ logging.getLogger("stripe").setLevel(logging.WARNING)  # the library logs every 
 @lru_cache(maxsize=1)
 def client() -> stripe.StripeClient:
     cfg = billing_settings.get()
-    kwargs = {"base_addresses": {"api": cfg.api_base}} if cfg.api_base else {}
+    kwargs: dict[str, Any] = {"base_addresses": {"api": cfg.api_base}} if cfg.api_base else {}
     # Each try is bounded so that all of them (the library retries connection errors, 409, 429 and 5xx
     # with backoff and jitter, reusing the idempotency key) end inside the function's budget.
     budget = config.get().function_timeout_s - faults.reserve_s(config.get().function_timeout_s)
@@ -75,7 +76,7 @@ def price_for_interval(price_id: str, interval: str) -> str | None:
 
 def create_customer(user_id: str, email: str, name: str) -> str:
     # One idempotency key per user: a retried or concurrent create returns the same customer.
-    params = {"metadata": {"userId": user_id}}
+    params: Any = {"metadata": {"userId": user_id}}  # stripe's CustomerCreateParams
     if email:
         params["email"] = email
     if name:
@@ -87,7 +88,7 @@ def delete_customer(customer_id: str) -> None:
     client().v1.customers.delete(customer_id)
 
 
-def checkout_session(params: dict) -> dict:
+def checkout_session(params: Any) -> dict:  # stripe's SessionCreateParams
     return client().v1.checkout.sessions.create(params).to_dict()
 
 

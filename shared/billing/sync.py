@@ -18,7 +18,9 @@ holding locks, so 50 deliveries for one customer do not queue on a lock.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
+from typing import cast
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
@@ -50,8 +52,8 @@ def ledger_ref(event_id: str) -> firestore.DocumentReference:
 
 def stripe_changes(snap: firestore.DocumentSnapshot, plans: list) -> dict:
     """{field: (ours, Stripe's)} for one document, Stripe read *after* the document was."""
-    doc = repos.subscriptions.load(snap)
-    sub = state.current(stripe_api.customer_subscriptions(doc.stripeCustomerId))
+    doc = repos.subscriptions.of(snap)
+    sub = state.current(stripe_api.customer_subscriptions(cast(str, doc.stripeCustomerId)))  # found by it
     if sub is None:
         return {}  # nothing in Stripe yet (e.g. checkout not completed): keep ours
     new = state.fields_of(sub, plans, doc.plan)
@@ -59,7 +61,7 @@ def stripe_changes(snap: firestore.DocumentSnapshot, plans: list) -> dict:
 
 
 def commit(snap: firestore.DocumentSnapshot | None, fields: dict, ledger: tuple | None = None,
-           notes: list[dict] = ()) -> None:
+           notes: Sequence[dict] = ()) -> None:
     """One transaction: the update of `snap`'s document and of the ledger entry (`ledger`: its snapshot
     and fields), each only if unchanged since its snapshot was read (else FailedPrecondition), and the
     customer's notifications (shared/billing/notices.py), whose webhook deliveries are queued once it
@@ -140,7 +142,7 @@ def process(event_id: str) -> dict:
         outcome = "unknown_customer" if snap is None else ("applied" if changes else "unchanged")
         result = {"subscriptionDocId": snap.id if snap else None, "outcome": outcome, "changed": sorted(changes),
                   "processedAt": clock.now_ms()}
-        notes = notices.after_change(repos.subscriptions.load(snap), changes, entry.get("type")) if snap else []
+        notes = notices.after_change(repos.subscriptions.of(snap), changes, entry.get("type")) if snap else []
         try:
             commit(snap, _new_values(changes) if changes else {}, (entry, result), notes)
         except gexc.FailedPrecondition:  # the document changed, or another delivery applied the event
@@ -175,7 +177,8 @@ def _reconcile_one(doc_id: str, plans: list) -> dict | None:
 
                 # also local trials; Stripe's trial_will_end uses the same key
                 n = notices.trial_ending(doc, doc.trialEnd)
-                notify(n.pop("user_id"), n.pop("kind"), **n)
+                if n is not None:
+                    notify(n.pop("user_id"), n.pop("kind"), **n)
             return None
         try:
             commit(snap, _new_values(changes), notes=notices.after_change(doc, changes))
@@ -236,7 +239,7 @@ def reconcile() -> dict:
     changed = []
     pending = list(ids)
     for last_round in (False, True):  # a transient failure gets one more try at the end of the run
-        again = []
+        again: list = []
         for i, doc_id in enumerate(pending):
             try:
                 change = _reconcile_one(doc_id, plans)

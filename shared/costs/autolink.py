@@ -129,7 +129,8 @@ class Resolver:
         self._oa_keys: asyncio.Task | None = None
 
     async def _openrouter_listing(self) -> list[ListedKey]:
-        out, offset = [], 0
+        out: list[ListedKey] = []
+        offset = 0
         for _ in range(100):
             page = await self.p.get(f"{self.p.cfg.openrouter_base}/keys", self.p._or_key(), {"offset": offset},
                                     KeysPage)

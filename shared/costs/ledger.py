@@ -12,6 +12,7 @@ from shared.db import Repo
 from shared.models import Doc
 
 Kind = Literal["costs", "activity"]
+Trigger = Literal["scheduler", "admin"]
 
 
 class CostAccount(Doc):
@@ -27,7 +28,7 @@ class CostRun(Doc):
     collection = "costRuns"
     kind: Kind
     scheduleTime: int  # ms; the run's identity with kind
-    trigger: Literal["scheduler", "admin"]
+    trigger: Trigger
     requestedBy: str | None = None
     status: Literal["claimed", "dispatched"]
     claimedUntil: int  # a claim not dispatched by then may be taken over

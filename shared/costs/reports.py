@@ -73,7 +73,7 @@ def _sum(query, field: str) -> float:
     agg = aggregation.AggregationQuery(query)
     agg.sum(field, alias="s")
     result = agg.get()
-    return float(result[0][0].value or 0)
+    return float(result[0][0].value or 0)  # type: ignore[index]  # a list of lists of results
 
 
 def _month_user(user_id: str, month: str) -> dict:
@@ -98,7 +98,7 @@ def _month_all(month: str) -> dict:
     out = {"openrouter": round(_sum(act_q, "totalCostUsd"), 6), "openai": 0.0, "gcp": 0.0, "asOf": None}
     q = runs_repo.query({"kind": "costs"}, (("scheduleTime", DESC),), (("scheduleTime", "<", end),))
     for snap in q.limit(10).stream():
-        run = runs_repo.load(snap)
+        run = runs_repo.of(snap)
         if run.scheduleTime < start:
             break
         if run.status == "dispatched":

@@ -13,13 +13,14 @@ import contextvars
 import hashlib
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from typing import cast
 
 from google.api_core import exceptions as gexc
 
 from shared import clock, logs, repos, tasks
 from shared.config import ConfigError
 from shared.costs import settings
-from shared.costs.ledger import CostRun, Kind, batches, runs
+from shared.costs.ledger import CostRun, Kind, Trigger, batches, runs
 from shared.db import transactional
 from shared.errors import ApiError
 
@@ -36,7 +37,8 @@ def claim(kind: Kind, schedule_ms: int, trigger: str, requested_by: str | None) 
     lease = settings.get().claim_lease_ms
 
     def fresh(now: int, created: int) -> CostRun:
-        return CostRun(_id=rid, kind=kind, scheduleTime=schedule_ms, trigger=trigger, requestedBy=requested_by,
+        return CostRun(_id=rid, kind=kind, scheduleTime=schedule_ms, trigger=cast(Trigger, trigger),
+                       requestedBy=requested_by,
                        status="claimed", claimedUntil=now + lease, createdAt=created)
 
     # The first delivery: create() is the atomic check. (A transaction reading an absent document
@@ -64,7 +66,7 @@ def users_with_deployments() -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = defaultdict(list)
     q = repos.deployments.query({}).select(["userId", "status", "createdAt", "zone", "gcpProject"])
     for snap in q.stream():
-        d = snap.to_dict()
+        d = snap.to_dict() or {}
         out[d["userId"]].append({"id": snap.id, "status": d["status"], "createdAt": d["createdAt"],
                                  "zone": d.get("zone", ""), "gcpProject": d.get("gcpProject", "")})
     return out

@@ -13,12 +13,13 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from typing import cast
 
 from google.api_core import exceptions as gexc
 
 from shared import clock, logs
 from shared.costs import autolink, pricing, settings
-from shared.costs.ledger import CostAccount, CostRunBatch, accounts, batches
+from shared.costs.ledger import CostAccount, CostRunBatch, Kind, accounts, batches
 from shared.costs.providers import Provider, ProviderError
 from shared.db import client
 from shared.models import CostSnapshot, OpenrouterActivity
@@ -227,7 +228,7 @@ def run_batch(run_id: str, kind: str, index: int, schedule_ms: int, users: list[
                                                      "transient": len(retry), "first": retry[0].error})
         raise RetryBatch(f"{len(retry)} of {len(users)} users failed transiently (first: {retry[0].error})")
     result = CostRunBatch(
-        _id=bid, runId=run_id, kind=kind, batch=index, users=len(users),
+        _id=bid, runId=run_id, kind=cast(Kind, kind), batch=index, users=len(users),
         ok=sum(1 for o in outcomes if not o.error and not o.skipped), failed=len(failed),
         skipped=sum(1 for o in outcomes if o.skipped),
         failures=[{"userId": o.user_id, "error": o.error} for o in failed[:MAX_FAILURES_KEPT]],

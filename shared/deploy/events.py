@@ -88,7 +88,7 @@ def _report_key(deployment_id: str, fresh: bool = False) -> bytes | None:
         hit = _keys.get(deployment_id)
     age = _time.monotonic() - hit[1] if hit else None
     ttl = KEY_CACHE_S if hit and hit[0] is not None else REFETCH_S  # absence is remembered briefly only
-    if hit and age < ttl and not (fresh and age >= REFETCH_S):
+    if hit and age is not None and age < ttl and not (fresh and age >= REFETCH_S):
         return hit[0]
     try:
         key = bytes.fromhex(secrets.access(deployment_id, REPORT_KEY).strip())

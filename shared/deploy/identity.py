@@ -161,7 +161,7 @@ def _topic_policy(account: str, add: bool) -> None:
         present = binding is not None and member in binding.members
         if present == add:
             return
-        if add and binding is None:
+        if binding is None:  # and add: absent and not wanted returned above
             policy.bindings.add(role=PUBLISHER, members=[member])
         elif add:
             binding.members.append(member)
@@ -210,7 +210,7 @@ def _plugin_bucket_policy(account: str, add: bool) -> None:
         present = binding is not None and member in binding["members"]
         if present == add:
             return
-        if add and binding is None:
+        if binding is None:  # and add: absent and not wanted returned above
             policy.bindings.append({"role": READER, "members": {member}})
         elif add:
             binding["members"].add(member)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets as pysecrets
 from collections.abc import Callable
+from typing import cast
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
@@ -17,7 +18,7 @@ from google.cloud import firestore
 from shared import clock, db, logs, repos, tasks
 from shared.deploy import joblog, settings
 from shared.errors import ApiError
-from shared.models import DeployJob, Deployment
+from shared.models import DeployJob, Deployment, JobAction
 
 log = logs.get("deploy.jobs")
 LOCKS = "deploymentLocks"
@@ -66,7 +67,8 @@ def _open_job(tx, dep: Deployment, action: str, requested_by: str, is_new: bool)
         repos.deploy_jobs.update(current.id, {"status": "failed", "completedAt": now,
                                               "log": joblog.append(current.log, reason)}, tx)
     by = "" if requested_by == dep.userId else f" (by {requested_by})"
-    job = DeployJob(_id=new_job_id(now), userId=dep.userId, deploymentId=dep.id, action=action, status="pending",
+    job = DeployJob(_id=new_job_id(now), userId=dep.userId, deploymentId=dep.id, action=cast(JobAction, action),
+                    status="pending",
                     log=joblog.line(f"{action} requested{by}; queued"))
     repos.deploy_jobs.create(job, tx)
     fields = {"jobId": job.id, "action": action, "requestedAt": now, "attempt": 0, "leaseUntil": 0}
@@ -115,7 +117,7 @@ def fail_unqueued(tx, job_id: str, reason: str) -> None:
     now = clock.now_ms()
     repos.deploy_jobs.update(job_id, {"status": "failed", "completedAt": now,
                                       "log": joblog.append(job.log, reason)}, tx)
-    if snap.exists and snap.get("jobId") == job_id:
+    if snap is not None and snap.exists and snap.get("jobId") == job_id:
         tx.update(snap.reference, FREE)
     if dep is not None and job.action == "deploy" and dep.status == "provisioning":
         repos.deployments.update(dep.id, {"status": "error"}, tx)

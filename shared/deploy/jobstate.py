@@ -5,6 +5,7 @@ deployment status or removal)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from shared import clock, db, repos
 from shared.deploy import joblog, settings
@@ -53,7 +54,7 @@ def claim(tx, job_id: str) -> Claim:
     if job is None:
         return Claim(None, skip="unknown job")
     snap = lock_ref(job.deploymentId).get(transaction=tx)
-    lock = snap.to_dict() if snap.exists else {}
+    lock = (snap.to_dict() or {}) if snap.exists else {}
     now, s = clock.now_ms(), settings.get()
     d = decide(job.id, job.status, lock, now, s.max_attempts)
     if d.fail:
@@ -65,7 +66,7 @@ def claim(tx, job_id: str) -> Claim:
         return Claim(job, skip=d.skip, busy=d.busy)
     attempt = d.attempt
     note = "worker started" if attempt == 1 else f"attempt {attempt}: taking the job over"
-    fields = {"status": "running", "log": joblog.append(job.log, note)}
+    fields: dict[str, Any] = {"status": "running", "log": joblog.append(job.log, note)}
     if job.startedAt is None:
         fields["startedAt"] = now
     repos.deploy_jobs.update(job.id, fields, tx)

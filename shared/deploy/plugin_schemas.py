@@ -51,7 +51,8 @@ class _Generator(PluginSettings):
     driveFolderId: DriveFolderId | None = Field(None, description="also back results up to this Google Drive folder")
 
     def needed_keys(self) -> tuple[str, ...]:
-        return (PROVIDER_KEYS[self.provider],) + (DRIVE_KEYS if self.driveFolderId else ())
+        provider = self.provider  # type: ignore[attr-defined]  # each generator declares its providers
+        return (PROVIDER_KEYS[provider],) + (DRIVE_KEYS if self.driveFolderId else ())
 
 
 class ImageGen(_Generator):

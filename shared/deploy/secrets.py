@@ -116,4 +116,4 @@ def _timeout() -> float:
     delete) share it: google-api-core turns it into a deadline across the tries."""
     from shared import config, faults
 
-    return faults.timeout(config.env_int("DEPLOY_CALL_TIMEOUT_S", 30, hi=120), "Secret Manager")
+    return faults.timeout(float(config.env_int("DEPLOY_CALL_TIMEOUT_S", 30, hi=120)), "Secret Manager")

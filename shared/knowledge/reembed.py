@@ -163,6 +163,7 @@ def user_batch(run_id: str, user_id: str, round_: int, cursor: str | None) -> di
     if clock.now_ms() < run["settleUntil"]:
         raise Retry("the run is settling: ingests begun before it are still finishing")
     target = Space.load(run["to"])
+    assert target is not None  # a run is started with the space it moves to
     pref = _progress_ref(run_id, user_id)
     if not pref.get().exists:
         try:

@@ -26,7 +26,7 @@ def _stored_duplicates(user_id: str, vecs: np.ndarray, similarity: float, field:
     hits = store.nearest(user_id, centroid, min(max(2 * len(vecs), lo), hi), field=field, with_vectors=True)
     if not hits:
         return np.zeros(len(vecs), dtype=bool)
-    stored = vectors.normalise(np.stack([v for _, _, v in hits]))
+    stored = vectors.normalise(np.stack([v for _, _, v in hits if v is not None]))
     return (vecs @ stored.T).max(axis=1) >= similarity
 
 
@@ -72,6 +72,6 @@ def search(user_id: str, query: str | None, vector: list[float] | None, limit: i
     hits = store.nearest(user_id, q, min(limit * MMR_POOL, FIND_NEAREST_MAX), field=current.slot, with_vectors=True)
     if not hits:
         return []
-    cand = vectors.normalise(np.stack([v for _, _, v in hits]))
+    cand = vectors.normalise(np.stack([v for _, _, v in hits if v is not None]))
     order = vectors.mmr(q, cand, limit, mmr_lambda)
     return [{**hits[i][0].to_api(), "score": hits[i][1]} for i in order]

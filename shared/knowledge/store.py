@@ -104,7 +104,7 @@ def nearest(user_id: str, vector: np.ndarray, limit: int, *, field: str = "embed
     vq = q.find_nearest(field, Vector([float(x) for x in vector]), distance_measure=DistanceMeasure.COSINE,
                         limit=limit, distance_result_field=DISTANCE, distance_threshold=max_distance)
     out = []
-    for snap in vq.stream():
+    for snap in vq.stream():  # type: ignore[call-arg]  # the library's annotation misses its own self
         data = dict(snap._data)  # to_dict() deep-copies each of the 1536 floats, a third of an ingest's CPU
         distance = data.pop(DISTANCE)
         emb = data.pop(field, None)

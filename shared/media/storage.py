@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from google.api_core import exceptions as gexc
-from google.cloud import storage
+from google.cloud import storage  # type: ignore[attr-defined]  # no type information
 
 from shared import config, faults
 from shared.media import settings
@@ -38,7 +38,8 @@ def _signing() -> dict:
 
     creds, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
     creds.refresh(google.auth.transport.requests.Request())
-    return {"service_account_email": creds.service_account_email, "access_token": creds.token}
+    email = creds.service_account_email  # type: ignore[attr-defined]  # Compute's and service accounts' have it
+    return {"service_account_email": email, "access_token": creds.token}
 
 
 @lru_cache(maxsize=1)

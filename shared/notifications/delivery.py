@@ -126,7 +126,7 @@ def sweep(now: int | None = None, limit: int = SWEEP_BATCH) -> int:
     s, queued = settings.get(), 0
     q = deliveries.query({"status": "pending"}, (("sweepAt", "ASCENDING"),), (("sweepAt", "<=", now),))
     for snap in q.limit(limit).stream():
-        d = deliveries.load(snap)
+        d = deliveries.of(snap)
         try:
             enqueue(d.id, len(d.attempts) + 1, max(0.0, ((d.nextAttemptAt or now) - now) / 1000))
         except Exception as exc:

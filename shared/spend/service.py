@@ -134,7 +134,7 @@ def evaluate(user_id: str, deployments: list[dict], openrouter: float, openai: f
 
 @db.transactional
 def _record_spend(tx, user_id: str, month: str, spent: float, breakdown: dict, now_ms: int) -> SpendBudget:
-    b = budgets.get(user_id, tx)
+    b = budgets.require(user_id, tx)
     fields = {"spentUsd": round(spent, 6), "breakdown": breakdown, "evaluatedAt": now_ms}
     if b.month != month:  # a new month: alerts and actions start over; what was stopped or capped is lifted
         fields.update(month=month, notified={}, acted=[], actions=0)
@@ -163,7 +163,7 @@ def _notify_thresholds(b: SpendBudget, scope: str, spent: float, budget: float, 
 
 @db.transactional
 def _mark(tx, user_id: str, field: str, scope: str, values: list) -> None:
-    b = budgets.get(user_id, tx)
+    b = budgets.require(user_id, tx)
     if field == "notified":
         got = dict(b.notified)
         got[scope] = sorted(set(got.get(scope, [])) | set(values))
@@ -215,7 +215,7 @@ def _act(b: SpendBudget, scope: str, month: str, deployments: list[dict]) -> lis
 
 @db.transactional
 def _add_stopped(tx, user_id: str, ids: list[str]) -> None:
-    b = budgets.get(user_id, tx)
+    b = budgets.require(user_id, tx)
     budgets.update(user_id, {"stopped": sorted(set(b.stopped) | set(ids))}, tx)
 
 
@@ -225,7 +225,7 @@ def cap_key(user_id: str) -> str:
     if not key_hash:
         return "no OpenRouter key linked: nothing to cap"
     key = _openrouter(lambda p: p.openrouter_key(key_hash))
-    b = budgets.get(user_id)
+    b = budgets.require(user_id)
     if b.capped is None:  # remember the owner's own limit first, so a failed PATCH is re-applied, not lost
         _set_capped(user_id, {"keyHash": key_hash, "previousLimit": key.limit})
     if key.limit is None or key.limit > key.usage:
@@ -235,7 +235,7 @@ def cap_key(user_id: str) -> str:
 
 @db.transactional
 def _set_capped(tx, user_id: str, capped: dict | None) -> None:
-    b = budgets.get(user_id, tx)
+    b = budgets.require(user_id, tx)
     if capped is None or b.capped is None:
         budgets.update(user_id, {"capped": capped}, tx)
 
@@ -281,7 +281,7 @@ def lift(user_id: str, now_ms: int | None = None) -> list[str]:
 @db.transactional
 def _after_lift(tx, user_id: str, stopped: list[str], still_over: list[str]) -> None:
     """What stays stopped, and which actions stay done (a scope back under its budget is re-armed)."""
-    b = budgets.get(user_id, tx)
+    b = budgets.require(user_id, tx)
     budgets.update(user_id, {"stopped": sorted(set(stopped)),
                              "acted": [s for s in b.acted if s in still_over]}, tx)
 
@@ -298,7 +298,7 @@ def set_budget(user_id: str, monthly_usd: float | None, action: str, deployments
         budgets.set(b.model_copy(update={"monthlyUsd": monthly_usd, "action": action, "deployments": deployments,
                                          "updatedAt": clock.now_ms()}), tx)
     write()
-    b = budgets.get(user_id)
+    b = budgets.require(user_id)
     if b.stopped or b.capped:
         lift(user_id)
-    return budgets.get(user_id)
+    return budgets.require(user_id)
