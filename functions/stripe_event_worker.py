@@ -4,7 +4,7 @@ import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
 import functions_framework
 
 from shared import startup
-from shared.api.stripe_webhook import worker_api
+from shared.api.stripe_event_worker import api
 from shared.billing import settings as billing_settings
 from shared.deploy import settings as deploy_settings
 from shared.http import json_errors
@@ -16,4 +16,4 @@ startup.validate(billing_settings.event_worker, deploy_settings.get)
 
 @functions_framework.http
 def stripeEventWorker(request):
-    return worker_api(request)
+    return api(request)
