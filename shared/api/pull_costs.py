@@ -16,6 +16,7 @@ from pydantic import ConfigDict
 from shared import clock
 from shared.api.inputs import Strict
 from shared.costs import runs, settings, trigger
+from shared.costs.ledger import Kind
 from shared.costs.ledger import runs as runs_repo
 from shared.errors import ApiError
 from shared.http import Api, Reply, Request
@@ -44,7 +45,7 @@ def _scheduler() -> dict:
     return {"account": cfg.scheduler_sa, "audience": cfg.scheduler_audience}
 
 
-def pull_api(name: str, kind: str, what: str) -> Api:
+def pull_api(name: str, kind: Kind, what: str) -> Api:
     api = Api(name, what)
 
     @api.route("POST", "/", access="scheduler", machine=_scheduler, body=PullBody, status=(202, 200),
