@@ -120,6 +120,7 @@ class Route:
     rate: str = "default"  # rate class (shared/ratelimit.py, config.RATE_LIMITS)
     etag: bool = False  # GET answers ETag; writes take If-Match (checked by the handler with precondition())
     text: bool = False  # may also answer text/plain (e.g. `?format=text`), documented beside the JSON model
+    reads: bool = False  # a POST that only reads (a query too big for a URL): not audited as a change
     regex: re.Pattern = field(init=False)
     specificity: tuple[int, ...] = field(init=False)  # per segment 0 static, 1 variable: smaller wins
 
@@ -266,11 +267,11 @@ class Api:
               query: type[BaseModel] | None = None, status: int | tuple[int, ...] = 200,
               allow_suspended: bool = False, response: type[BaseModel] | None = None,
               machine: Callable[[], dict] | None = None, idempotent: bool = False, rate: str = "default",
-              etag: bool = False, text: bool = False):
+              etag: bool = False, text: bool = False, reads: bool = False):
         """Declare a route. A handler returning (value, status) must use one of `status`. Machine
         access ("cloud_tasks", "scheduler") needs `machine`: () -> the queue/account/audience to check.
         `idempotent`, `rate`, `etag`: see the module docstring. `text`: the handler may also return a
-        text/plain flask.Response (see `text_response`)."""
+        text/plain flask.Response (see `text_response`). `reads`: a POST that changes nothing."""
         statuses = (status,) if isinstance(status, int) else tuple(status)
         if (access in MACHINE_ACCESS) != (machine is not None):
             raise ValueError(f"{path}: access {access!r} and machine= go together")
@@ -283,7 +284,7 @@ class Api:
             summary = (fn.__doc__ or fn.__name__).strip().splitlines()[0]
             self.routes.append(Route(method.upper(), path, fn, access, body, query, statuses,
                                      allow_suspended, summary, response, machine, idempotent, rate, etag,
-                                     text))
+                                     text, reads))
             return fn
         return register
 

@@ -69,7 +69,7 @@ def _replace_if_match(tx, req: Request) -> CmsPage:
     precondition(req, page)
     fields = {**req.body.model_dump(), "updatedAt": clock.now_ms()}
     repos.cms_pages.update(page.id, fields, tx)
-    return page.model_copy(update=fields)
+    return page.updated(fields)
 
 
 @api.route("PUT", "/{slug}", access="admin", body=PageWrite, status=(200, 201), response=CmsPage, etag=True)

@@ -165,7 +165,7 @@ def _update(tx, req: Request, dep_id: str, changes: dict) -> Deployment:
     except ValidationError as exc:
         raise validation_error(exc, "body") from None
     repos.deployments.update(dep.id, changes, tx)
-    return dep.model_copy(update=merged.model_dump())
+    return dep.updated(merged.model_dump())
 
 
 @api.route("POST", "/{id}/actions", body=ActionBody, status=202, response=Queued, idempotent=True,

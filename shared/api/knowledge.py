@@ -113,7 +113,7 @@ def ingest(req: Request):
     return service.ingest(req.caller.id, req.body.text, req.body.source)
 
 
-@api.route("POST", "/search", body=SearchBody, response=list_of(SearchHit), rate="embeddings")
+@api.route("POST", "/search", body=SearchBody, response=list_of(SearchHit), rate="embeddings", reads=True)
 def search(req: Request):
     """The caller's chunks nearest to a query text or vector, best first, with scores."""
     b = req.body

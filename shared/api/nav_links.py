@@ -98,7 +98,7 @@ def update_link(tx, req: Request):
     fields = req.body.changes()
     if fields:
         repos.nav_links.update(link.id, fields, tx)
-    return link.model_copy(update=fields)
+    return link.updated(fields)
 
 
 @api.route("DELETE", "/{linkId}", access="admin", status=204, etag=True)

@@ -104,7 +104,7 @@ def update_plan(tx, req: Request):
     fields = req.body.changes()  # a null inside `limits` is "no limit" and is stored
     if fields:
         repos.pricing_plans.update(plan.id, fields, tx)
-    return plan.model_copy(update=fields)
+    return plan.updated(fields)
 
 
 @api.route("DELETE", "/{slug}", access="admin", status=204, etag=True)

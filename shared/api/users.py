@@ -85,7 +85,7 @@ def _update(tx, req: Request, user_id: str, fields: dict) -> User:
     precondition(req, user)
     if fields:
         repos.users.update(user_id, fields, tx)
-    return user.model_copy(update=fields)
+    return user.updated(fields)
 
 
 @api.route("PATCH", "/me", body=ProfileUpdate, response=User, etag=True)

@@ -54,7 +54,7 @@ def update(w: Webhook, changes: dict) -> Webhook:
         changes["events"] = sorted(set(changes["events"]))
     changes["updatedAt"] = clock.now_ms()
     webhooks.update(w.id, changes)
-    return w.model_copy(update=changes)
+    return w.updated(changes)
 
 
 def rotate(w: Webhook) -> Webhook:
