@@ -161,7 +161,7 @@ def precondition(req: Request, current: Any) -> None:
         return
     if current is None or ("*" not in tags and etag_of(current) not in tags):
         raise errors.PreconditionFailed("precondition_failed",
-                       "the resource changed since you read it (If-Match does not match its ETag); read it again")
+                                        "the resource changed since you read it (If-Match does not match its ETag); read it again")
 
 
 def _entity_tags(header: str) -> tuple[str, ...]:
