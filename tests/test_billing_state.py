@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared import clock, entitlements, repos
-from shared.errors import ApiError
+from shared.errors import Forbidden
 from shared.models import Subscription
 
 
@@ -24,6 +24,6 @@ def test_deploy_access_follows_billing(stack, status, trial_days, allowed, code)
     if allowed:
         entitlements.require_deploy_access("u_e")
     else:
-        with pytest.raises(ApiError) as err:
+        with pytest.raises(Forbidden) as err:
             entitlements.require_deploy_access("u_e")
-        assert err.value.status == 403 and err.value.code == code
+        assert err.value.code == code

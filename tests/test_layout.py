@@ -30,3 +30,35 @@ def test_one_shared_api_module_per_http_function():
     for f in FUNCTIONS:
         if f.trigger == "http":
             assert importlib.import_module(f.module).api.name == f.name, f.module
+
+
+def _imports_http(tree: ast.AST) -> bool:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import) and any(a.name == "shared.http" or a.name.startswith("shared.http.")
+                                                for a in node.names):
+            return True
+        if isinstance(node, ast.ImportFrom) and (node.module == "shared.http" or (
+                node.module == "shared" and any(a.name == "http" for a in node.names))):
+            return True
+    return False
+
+
+def test_only_the_edge_imports_shared_http():
+    """The domain raises shared/errors.py's kinds; the router (shared/http.py) and the routes (shared/api/)
+    are the only HTTP-aware code, so no other module of shared/ imports shared.http."""
+    domain = [p for p in (ROOT / "shared").rglob("*.py")
+              if p.relative_to(ROOT).as_posix() != "shared/http.py" and "api" not in p.relative_to(ROOT).parts[1:2]]
+    assert len(domain) > 50  # the walk found the domain
+    offenders = [p.relative_to(ROOT).as_posix() for p in domain if _imports_http(ast.parse(p.read_text()))]
+    assert offenders == [], f"domain modules importing shared.http: {offenders}"
+
+
+def test_every_domain_error_kind_has_one_status_at_the_edge():
+    from shared import errors, http
+
+    kinds = [k for k in vars(errors).values()
+             if isinstance(k, type) and issubclass(k, errors.DomainError) and k is not errors.DomainError]
+    assert len(kinds) >= 10
+    for kind in kinds:
+        assert http.status_of(kind("code", "message")) != 500, f"{kind.__name__} has no status in http.STATUS"
+    assert http.status_of(errors.Contention("contention", "m")) == http.status_of(errors.Conflict("c", "m")) == 409

@@ -10,7 +10,7 @@ from pydantic import ConfigDict, Field, StringConstraints
 
 from shared.api.inputs import Strict
 from shared.costs import settings, worker
-from shared.errors import ApiError
+from shared.errors import Unavailable
 from shared.http import Api, Reply, Request
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^/\s]+$")]
@@ -69,4 +69,4 @@ def run_batch(req: Request):
         return worker.run_batch(b.runId, b.kind, b.batch, b.scheduleTime, users,
                                 final=retries + 1 >= cfg.batch_attempts)
     except worker.RetryBatch as exc:
-        raise ApiError(503, "retry_later", str(exc), headers={"Retry-After": "30"}) from None
+        raise Unavailable("retry_later", str(exc), retry_after=30) from None

@@ -18,7 +18,7 @@ from shared.api.inputs import Strict
 from shared.costs import runs, settings, trigger
 from shared.costs.ledger import Kind
 from shared.costs.ledger import runs as runs_repo
-from shared.errors import ApiError
+from shared.errors import Invalid, NotFound
 from shared.http import Api, Reply, Request
 
 
@@ -59,7 +59,7 @@ def pull_api(name: str, kind: Kind, what: str) -> Api:
         else:
             at = req.body.scheduleTime
             if at is not None and at.tzinfo is None:
-                raise ApiError(422, "invalid_body", "scheduleTime needs a time zone (e.g. ...Z)")
+                raise Invalid("invalid_body", "scheduleTime needs a time zone (e.g. ...Z)")
             schedule_ms = int(at.timestamp() * 1000) if at else clock.now_ms()
         report, started = runs.start(kind, schedule_ms, who, admin_id)
         return {**report, "started": started}, (202 if started else 200)
@@ -69,7 +69,7 @@ def pull_api(name: str, kind: Kind, what: str) -> Api:
         """Admin: a run's progress and its ok / failed / skipped counts."""
         run = runs_repo.require(req.params["runId"])
         if run.kind != kind:
-            raise ApiError(404, "not_found", f"no {kind} run {req.params['runId']!r}")
+            raise NotFound("not_found", f"no {kind} run {req.params['runId']!r}")
         return runs.report(run)
 
     return api
