@@ -161,8 +161,8 @@ def precondition(req: Request, current: Any) -> None:
     if tags is None:
         return
     if current is None or ("*" not in tags and etag_of(current) not in tags):
-        raise errors.PreconditionFailed("precondition_failed",
-                                        "the resource changed since you read it (If-Match does not match its ETag); read it again")
+        raise errors.PreconditionFailed("precondition_failed", "the resource changed since you read it "
+                                        "(If-Match does not match its ETag); read it again")
 
 
 def _entity_tags(header: str) -> tuple[str, ...]:

@@ -76,8 +76,7 @@ def test_classification_is_one_rule():
     import stripe
     from google.api_core import exceptions as gexc
 
-    from shared import faults
-    from shared import errors
+    from shared import errors, faults
 
     transient = [requests.exceptions.ReadTimeout("read timed out"), requests.exceptions.ConnectionError("refused"),
                  httpx.ReadTimeout("t"), httpx.ConnectError("c"), gexc.ServiceUnavailable("x"),
