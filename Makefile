@@ -24,7 +24,7 @@ devtools/node_modules/.installed: devtools/package.json devtools/package-lock.js
 dev: install
 	PORT=$(PORT) $(PY) -m devtools.dev
 
-test: install
+test: install lint
 	$(PY) -m pytest
 
 # ruff (style, import order, likely bugs) over the repo, mypy over shared/ and functions/: pyproject.toml
