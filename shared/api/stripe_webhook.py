@@ -9,6 +9,7 @@ from pydantic import ConfigDict, StringConstraints
 from shared.api.inputs import Strict
 from shared.billing import config as billing_config
 from shared.billing import webhook
+from shared.errors import ApiError
 from shared.http import Api, Reply, Request
 
 api = Api("stripeWebhook", "Stripe webhook endpoint")
@@ -31,10 +32,15 @@ class EventResult(Reply):
     outcome: str | None = None
 
 
-@api.route("POST", "/", access="public", response=WebhookAck)
+@api.route("POST", "/", access="custom", response=WebhookAck)
 def receive(req: Request):
     """Verify the Stripe-Signature of the raw body, record the event and queue it; 2xx at once."""
-    return webhook.receive(req.raw)
+    try:
+        return webhook.receive(req.raw)
+    except ApiError as exc:  # the signature is this caller's credential (the document's stripeSignature): 401
+        if exc.code in ("missing_signature", "invalid_signature"):
+            raise ApiError(401, exc.code, exc.message) from None
+        raise
 
 
 def _tasks() -> dict:
