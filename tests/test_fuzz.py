@@ -102,7 +102,8 @@ def findings(url: str, token: str) -> list[str]:
                                              POSITIVE_DATA_ACCEPTANCE_EXPECTED_STATUSES)
 
     config = SchemathesisConfig.from_dict({
-        "generation": {"max-examples": RUN_EXAMPLES}, "seed": 19, "base-url": url, "workers": 2,
+        "generation": {"max-examples": RUN_EXAMPLES}, "seed": 19, "base-url": url, "workers": 1,
+        # one worker: hypothesis reads lambdas' source with ast, which CPython 3.11 cannot do in two threads at once
         "request-timeout": 60,  # a key's Secret Manager stand-in takes seconds on a loaded machine
         "auth": {"openapi": {"bearer": {"bearer": token}}},
         "checks": {"positive_data_acceptance": {"expected-statuses": [*POSITIVE_DATA_ACCEPTANCE_EXPECTED_STATUSES, 412]},
@@ -113,9 +114,6 @@ def findings(url: str, token: str) -> list[str]:
     project.checks.update(included_check_names=["all"])
     openapi.document.cache_clear()  # built again with the running services' settings (media size limits)
     schema = schemathesis.openapi.from_dict(openapi.document(), config=config)
-    import os
-    if os.environ.get("ST_ONLY"):  # TEMP iteration
-        schema = schema.include(path_regex=os.environ["ST_ONLY"])
 
     def before_call(ctx, case, **kwargs):
         """A valid Idempotency-Key is made unique per request: the generator repeats its values, and the
