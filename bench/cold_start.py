@@ -14,7 +14,7 @@ import subprocess
 import sys
 
 from bench.common import ROOT, local_stack, token_for
-from devtools.catalog import FUNCTIONS
+from functions import FUNCTIONS
 
 # the first request each function serves: (method, path inside the function, needs a user token, headers, body)
 CE = {"ce-id": "cold-1", "ce-source": "//pubsub.googleapis.com/projects/demo-openclaw/topics/provisioning-events",
@@ -82,7 +82,7 @@ def main() -> None:
 
         repos.cms_pages.set(CmsPage(_id="about", slug="about", title="t", body="b", published=True,
                                     createdAt=clock.now_ms(), updatedAt=clock.now_ms()))
-        targets = [("bare", "bench/bare_function.py", "http")] + [f for f in FUNCTIONS if f[0] in FIRST_REQUEST]
+        targets = [("bare", "bench/bare_function.py", "http")] + [(f.name, f.source, f.trigger) for f in FUNCTIONS if f.name in FIRST_REQUEST]
         results = {}
         for _ in range(args.runs):  # interleaved, so machine load hits every function alike
             for name, src, _ in targets:
@@ -96,7 +96,7 @@ def main() -> None:
             total = statistics.median(r["import"] + r["first"] for r in runs)
             heavy = ",".join(runs[-1]["heavy"]) or "-"
             print(f"{name:<24}{imp:>9.3f}{first:>12.3f}{total:>9.3f}{total / base:>7.1f}  {runs[-1]['status']:>6}  {heavy}")
-        missing = [n for n, _, t in FUNCTIONS if n not in FIRST_REQUEST]
+        missing = [f.name for f in FUNCTIONS if f.name not in FIRST_REQUEST]
         if missing:
             print(f"functions without a first-request scenario: {missing}")
 

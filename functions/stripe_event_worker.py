@@ -4,7 +4,7 @@ import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
 import functions_framework
 
 from shared import startup
-from shared.api.stripe_webhook import worker_api
+from shared.api.stripe_event_worker import api
 from shared.billing import config as billing_config
 from shared.deploy import settings as deploy_settings
 from shared.http import json_errors
@@ -15,4 +15,4 @@ startup.validate(billing_config.event_worker, deploy_settings.get)  # production
 
 @functions_framework.http
 def stripeEventWorker(request):
-    return worker_api(request)
+    return api(request)

@@ -8,7 +8,7 @@ from shared import clock, config, entitlements, repos
 from shared.billing import config as billing_config
 from shared.billing import state
 from shared.config import ConfigError
-from shared.errors import ApiError
+from shared.errors import Forbidden
 from shared.models import PricingPlan, Subscription
 
 PLANS = [PricingPlan(_id=s, slug=s, name=s, priceMonthly=1, priceYearly=10, stripePriceId=f"price_{s}_m")
@@ -87,6 +87,6 @@ def test_deploy_access_follows_billing(stack, status, trial_days, allowed, code)
     if allowed:
         entitlements.require_deploy_access("u_e")
     else:
-        with pytest.raises(ApiError) as err:
+        with pytest.raises(Forbidden) as err:
             entitlements.require_deploy_access("u_e")
-        assert err.value.status == 403 and err.value.code == code
+        assert err.value.code == code

@@ -124,3 +124,37 @@ def test_machine_callers_are_a_declared_access_kind():
             assert "google_identity" not in r.handler.__code__.co_names, f"{api.name}: the handler checks its caller"
     with pytest.raises(ValueError):
         Api("t").route("POST", "/", access="cloud_tasks")(lambda req: None)
+
+
+def test_domain_errors_become_json_errors_with_the_status_of_their_kind(monkeypatch):
+    """The domain raises kinds (shared/errors.py); the router alone gives each its status and headers."""
+    import flask
+
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "demo-openclaw")  # no emulator needed: no caller, no audit
+    config.reset()
+
+    from shared import errors
+    from shared.http import Api
+
+    cases = [(errors.NotFound("not_found", "deployment 'x' not found"), 404, {}),
+             (errors.Contention("contention", "try again"), 409, {}),
+             (errors.Conflict("job_active", "a job runs", {"job": {"id": "j"}}), 409, {}),
+             (errors.Invalid("invalid_cron", "bad"), 422, {}),
+             (errors.Malformed("invalid_cursor", "bad"), 400, {}),
+             (errors.Unavailable("retry_later", "later", retry_after=30), 503, {"Retry-After": "30"}),
+             (errors.Unauthenticated("unauthenticated", "who?", challenge="Bot"), 401, {"WWW-Authenticate": "Bot"}),
+             (errors.UpstreamFailed("payment_provider_error", "Stripe refused"), 502, {})]
+    for exc, status, headers in cases:
+        app = Api("t")
+
+        def fail(req, exc=exc):
+            raise exc
+
+        app.route("GET", "/", access="custom")(fail)
+        with flask.Flask(__name__).test_request_context("/"):
+            resp = app(flask.request)
+        body = {"code": exc.code, "message": exc.message, **({"details": exc.details} if exc.details else {})}
+        assert (resp.status_code, json.loads(resp.get_data())) == (status, {"error": body}), exc
+        assert {k: resp.headers.get(k) for k in headers} == headers, exc
+    monkeypatch.undo()
+    config.reset()

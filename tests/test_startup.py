@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from devtools.catalog import FUNCTIONS
+from functions import FUNCTIONS
 from devtools.stack import ROOT
 
 PROJECT = "my-proj"
@@ -121,7 +121,7 @@ def cases(name: str) -> list:
     return out
 
 
-@pytest.mark.parametrize("name,src", [(n, s) for n, s, _ in FUNCTIONS])
+@pytest.mark.parametrize("name,src", [(f.name, f.source) for f in FUNCTIONS])
 def test_function_starts_only_with_its_production_settings(name, src):
     # a clean environment: none of the variables the test session or the shell may have set
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR", "SYSTEMROOT")}
@@ -142,7 +142,7 @@ def test_function_starts_only_with_its_production_settings(name, src):
 
 
 def test_every_function_is_listed():
-    assert set(NEEDS) == {n for n, _, _ in FUNCTIONS}
+    assert set(NEEDS) == {f.name for f in FUNCTIONS}
 
 
 def test_a_refused_start_exits_the_process():

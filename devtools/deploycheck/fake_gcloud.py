@@ -187,8 +187,8 @@ class Plane:
             for key in [k for k in self.r if k.startswith(f"object:{bucket}/")]:
                 del self.r[key]
                 self.record(key)
-        elif c == "compute instances list":
-            pass  # the bots' VMs live in the Compute stand-in
+        elif c in ("compute instances list", "compute resource-policies list", "compute snapshots list"):
+            pass  # the bots' VMs, snapshot schedules and snapshots live in the Compute stand-in
         elif c == "iam service-accounts list":  # emails (the callers ask for --format='value(email)')
             print("\n".join(k.removeprefix("sa:") for k in self.r
                              if k.startswith("sa:") and k.endswith(f"@{p}.iam.gserviceaccount.com")))
@@ -205,6 +205,9 @@ class Plane:
         elif verb == "add-iam-policy-binding" or c == "functions add-invoker-policy-binding":
             self.need(self.key(group), f"{group} {pos[0]}")
             self.binding(self.key(group))
+        elif c in ("compute resource-policies delete", "compute snapshots delete"):
+            raise Fail(f"ERROR: (gcloud.{c.replace(' ', '.')}) NOT_FOUND: {pos[0]} (bots' resources live in the "
+                       "Compute stand-in)", 1)
         elif verb == "delete":
             key = self.key(group)
             if group == "compute routers":  # its NATs go with it

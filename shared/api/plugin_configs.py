@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, 
 from shared import plan_limits, repos
 from shared.api.inputs import Strict
 from shared.deploy import access, catalog, configs
-from shared.errors import ApiError
-from shared.http import Api, Request, list_of, precondition, validation_error
+from shared.errors import Conflict, Invalid, validation_error
+from shared.http import Api, Request, list_of, precondition
 from shared.models import PluginConfig
 
 api = Api("pluginConfigs", "Plugins of a deployment's bot")
@@ -127,11 +127,11 @@ def _write(req: Request, config: Any, merge: bool):
     try:
         item, created = configs.write_plugin(dep.id, plugin_id, enabled, configs.KEEP if config is None else config,
                                              merge, dep.userId, guard, lambda old: precondition(req, old))
-    except ApiError as exc:
+    except Invalid as exc:
         if exc.code != "invalid_config":
             raise
-        raise ApiError(409, "incomplete_config", f"with the stored settings: {exc.message}; send the whole "
-                       "config (PUT)", exc.details) from None
+        raise Conflict("incomplete_config", f"with the stored settings: {exc.message}; send the whole config (PUT)",
+                       exc.details) from None
     return item, (201 if created else 200)
 
 

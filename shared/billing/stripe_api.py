@@ -13,7 +13,7 @@ import stripe
 
 from shared import config, faults
 from shared.billing import config as billing_config
-from shared.errors import ApiError
+from shared.errors import Unavailable, UpstreamFailed
 
 CALL_TIMEOUT_S = 15.0  # stripe's own default is 80 s
 
@@ -42,13 +42,13 @@ def user_facing():
     try:
         yield
     except stripe.InvalidRequestError as exc:
-        raise ApiError(502, "payment_provider_error", f"Stripe refused the request: {exc.user_message}") from None
+        raise UpstreamFailed("payment_provider_error", f"Stripe refused the request: {exc.user_message}") from None
     except stripe.StripeError as exc:
         if faults.is_transient(exc):  # down, timed out or rate limiting after the library's retries
-            raise ApiError(503, "payment_provider_unavailable",
-                           f"Stripe could not be reached: {type(exc).__name__}; try again",
-                           headers={"Retry-After": str(faults.RETRY_AFTER_S)}) from None
-        raise ApiError(502, "payment_provider_error", f"Stripe refused the request: {type(exc).__name__}") from None
+            raise Unavailable("payment_provider_unavailable",
+                              f"Stripe could not be reached: {type(exc).__name__}; try again",
+                              retry_after=faults.RETRY_AFTER_S) from None
+        raise UpstreamFailed("payment_provider_error", f"Stripe refused the request: {type(exc).__name__}") from None
 
 
 def customer_subscriptions(customer_id: str) -> list[dict]:

@@ -10,7 +10,7 @@ from google.cloud.firestore_v1 import aggregation
 from shared import repos
 from shared.costs import settings
 from shared.costs.ledger import runs as runs_repo
-from shared.errors import ApiError
+from shared.errors import Invalid
 
 ASC, DESC = "ASCENDING", "DESCENDING"
 METRICS = ("requests", "promptTokens", "completionTokens", "totalCostUsd")
@@ -24,7 +24,7 @@ def _capped(query, what: str) -> list[dict]:
     cap = settings.get().max_rows
     rows = [s.to_dict() for s in query.limit(cap + 1).stream()]
     if len(rows) > cap:
-        raise ApiError(422, "range_too_large", f"more than {cap} {what} in this range: narrow it")
+        raise Invalid("range_too_large", f"more than {cap} {what} in this range: narrow it")
     return rows
 
 
