@@ -15,7 +15,7 @@ from pydantic import ConfigDict, Field, StringConstraints
 
 from shared import clock
 from shared.api.inputs import Strict
-from shared.costs import runs, settings, trigger, worker
+from shared.costs import runs, settings, trigger
 from shared.costs.ledger import runs as runs_repo
 from shared.errors import ApiError
 from shared.http import Api, Reply, Request
@@ -120,6 +120,8 @@ worker_api = Api("costPullWorker", "One batch of users of a cost pull (Cloud Tas
 def run_batch(req: Request):
     """Pull one batch (Cloud Tasks only: the queue's headers and the task's OIDC token, whose
     signature Google's front has checked: the function is deployed private)."""
+    from shared.costs import worker  # the provider clients: not loaded by the functions that only read runs
+
     cfg = settings.get()
     b = req.body
     users = [u.model_dump() for u in b.users]
