@@ -21,7 +21,7 @@ import sys
 from importlib import metadata
 
 from bench.common import ROOT, local_stack, token_for
-from devtools.catalog import FUNCTIONS
+from functions import FUNCTIONS
 
 # the first request each function serves: (method, path inside the function, needs a user token, headers, body)
 CE = {"ce-id": "cold-1", "ce-source": "//pubsub.googleapis.com/projects/demo-openclaw/topics/provisioning-events",
@@ -127,7 +127,7 @@ def main() -> None:
 
         repos.cms_pages.set(CmsPage(_id="about", slug="about", title="t", body="b", published=True,
                                     createdAt=clock.now_ms(), updatedAt=clock.now_ms()))
-        targets = [f for f in FUNCTIONS if f[0] in FIRST_REQUEST]
+        targets = [(f.name, f.source, f.trigger) for f in FUNCTIONS if f.name in FIRST_REQUEST]
         results, ratios, hidden = {}, {}, not_deployed()
         for _ in range(args.runs):  # each function right after a bare run: the pair sees the same machine load
             for name, src, _ in targets:
@@ -153,7 +153,7 @@ def main() -> None:
             heavy = ",".join(runs[-1]["heavy"]) or "-"
             print(f"{name:<24}{imp:>9.3f}{first:>12.3f}{total:>9.3f}{cpu:>7.3f}{wall_ratio:>7.2f}{cpu_ratio:>10.2f}"
                   f"  {runs[-1]['status']:>6}  {heavy}")
-        missing = [n for n, _, t in FUNCTIONS if n not in FIRST_REQUEST]
+        missing = [f.name for f in FUNCTIONS if f.name not in FIRST_REQUEST]
         if missing:
             print(f"functions without a first-request scenario: {missing}")
 

@@ -49,7 +49,7 @@ def drive(index: int, owner: str, refused: list[int]) -> list:
     from shared import clock
     from shared.api.deployments import vm_name
     from shared.deploy import jobs
-    from shared.errors import ApiError
+    from shared.errors import Conflict
     from shared.models import Deployment
 
     dep_id = f"bench{index:015d}"
@@ -61,9 +61,8 @@ def drive(index: int, owner: str, refused: list[int]) -> list:
         job = jobs.request_action(dep_id, action, owner)
         try:
             jobs.request_action(dep_id, action, owner)  # the second click while the first is active
-        except ApiError as exc:
-            if exc.status == 409:
-                refused.append(1)
+        except Conflict:
+            refused.append(1)
         done.append(wait_done(job.id))
     return done
 

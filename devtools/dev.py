@@ -44,8 +44,8 @@ def main() -> int:
         os.environ.setdefault("APP_ENV", "local")
         os.environ.setdefault("CORS_ORIGINS", "http://localhost:3000,http://127.0.0.1:3000")
         from devtools import seed
-        from devtools.catalog import FUNCTIONS
         from devtools.server import build_app
+        from functions import FUNCTIONS
 
         seed.seed(stack.env["FIREBASE_AUTH_EMULATOR_HOST"])
         from devtools import seed_billing
@@ -56,8 +56,8 @@ def main() -> int:
         for key, value in stack.env.items():
             print(f"  {key}={value}")
         print(f"  emulator logs: {stack.logdir}")
-        for name, src, trigger in FUNCTIONS:
-            print(f"function {name:<24} {trigger:<6} http://127.0.0.1:{port}/{name}   ({src})")
+        for f in FUNCTIONS:
+            print(f"function {f.name:<24} {f.trigger:<6} http://127.0.0.1:{port}/{f.name}   ({f.source})")
         print(deploy_dev.usage(port, stack.env["FIREBASE_AUTH_EMULATOR_HOST"], seed.ADMIN_EMAIL, seed.ADMIN_PASSWORD))
         print(f"API document: http://127.0.0.1:{port}/openapi.json   browse it (Swagger UI, served locally): "
               f"http://127.0.0.1:{port}/docs")

@@ -2,17 +2,16 @@
 same pydantic models the code validates with. `make dev` serves it at /openapi.json."""
 from __future__ import annotations
 
-import ast
-import json
 import importlib
+import json
 from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema
 
-from devtools.catalog import FUNCTIONS
 from devtools.stack import ROOT
+from functions import FUNCTIONS
 from shared import idempotency
 from shared.http import Api
 
@@ -26,16 +25,8 @@ ERROR_SCHEMA = {
 
 
 def function_apis() -> list[Api]:
-    """The Api of every HTTP function, in catalog order: the Api named like the function in the
-    shared.api module(s) its module imports from (read from its source, so the function module
-    itself is not executed again)."""
-    apis = []
-    for name, src, _ in FUNCTIONS:
-        for node in ast.walk(ast.parse((ROOT / src).read_text())):
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("shared.api."):
-                module = importlib.import_module(node.module)
-                apis += [obj for obj in vars(module).values() if isinstance(obj, Api) and obj.name == name]
-    return apis
+    """The Api of every HTTP function, in the function table's order: its shared.api module's `api`."""
+    return [importlib.import_module(f.module).api for f in FUNCTIONS if f.trigger == "http"]
 
 
 class _Contract(GenerateJsonSchema):

@@ -12,8 +12,8 @@ from werkzeug.serving import WSGIRequestHandler
 from werkzeug.wrappers import Response
 
 from devtools import openapi
-from devtools.catalog import FUNCTIONS
 from devtools.stack import ROOT
+from functions import FUNCTIONS
 
 
 def index_app(environ, start_response):
@@ -28,7 +28,7 @@ def index_app(environ, start_response):
         resp = Response((openapi.SWAGGER_UI / name).read_bytes(), mimetype=openapi.SWAGGER_FILES[name])
         resp.headers["Cache-Control"] = "public, max-age=3600"
     elif path in ("", "/"):
-        body = {"functions": {name: f"/{name}" for name, _, _ in FUNCTIONS},
+        body = {"functions": {f.name: f"/{f.name}" for f in FUNCTIONS},
                 "openapi": "/openapi.json", "docs": "/docs"}
         resp = Response(json.dumps(body), mimetype="application/json")
     else:
@@ -74,8 +74,8 @@ class JsonErrorHandler(WSGIRequestHandler):
 
 
 def build_app():
-    mounts = {f"/{name}": functions_framework.create_app(target=name, source=str(ROOT / src))
-              for name, src, _ in FUNCTIONS}
+    mounts = {f"/{f.name}": functions_framework.create_app(target=f.name, source=str(ROOT / f.source))
+              for f in FUNCTIONS}
     return Dispatcher(index_app, mounts)
 
 

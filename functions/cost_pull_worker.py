@@ -3,7 +3,7 @@ import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
 import functions_framework
 
 from shared import startup
-from shared.api.cost_pulls import worker_api
+from shared.api.cost_pull_worker import api
 from shared.costs import settings
 from shared.deploy import settings as deploy_settings
 from shared.http import json_errors
@@ -14,4 +14,4 @@ startup.validate(settings.worker, deploy_settings.get)  # production settings, a
 
 @functions_framework.http
 def costPullWorker(request):
-    return worker_api(request)
+    return api(request)

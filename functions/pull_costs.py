@@ -3,7 +3,7 @@ import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
 import functions_framework
 
 from shared import startup
-from shared.api.cost_pulls import costs_api
+from shared.api.pull_costs import api
 from shared.costs import settings
 from shared.http import json_errors
 
@@ -13,4 +13,4 @@ startup.validate(settings.scheduled)  # production settings, at cold start
 
 @functions_framework.http
 def pullCosts(request):
-    return costs_api(request)
+    return api(request)

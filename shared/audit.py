@@ -1,4 +1,5 @@
 """The audit log: every state-changing call, and every admin call on another user's resources.
+(A POST that only reads, like a knowledge search, is declared `reads=True` on its route: not a change.)
 
 Recorded once, by the router (shared/http.py `Api.__call__`), never by handlers: one `auditLog`
 document per audited request, written after the handler (so failures are recorded too, which a write
@@ -96,7 +97,8 @@ def record(api_name: str, route, request, params: dict, caller: Any, resp, reque
         if named and named != actor and named != "all":
             others.add(named)
         others.discard(actor)
-        if request.method not in MUTATING and not (role == "admin" and others):
+        changes = request.method in MUTATING and not route.reads
+        if not changes and not (role == "admin" and others):
             return
         now = clock.now_ms()
         entry = AuditEntry(

@@ -16,7 +16,7 @@ import flask
 from google.api_core import exceptions as gexc
 
 from shared import clock, config, logs
-from shared.errors import ApiError
+from shared.errors import Forbidden, Unauthenticated, Unavailable
 from shared.models import User
 from shared.repos import users as users_repo
 
@@ -55,8 +55,8 @@ class Caller:
         return False
 
 
-def _unauthorized(message: str) -> ApiError:
-    return ApiError(401, "unauthenticated", message, headers={"WWW-Authenticate": "Bearer"})
+def _unauthorized(message: str) -> Unauthenticated:
+    return Unauthenticated("unauthenticated", message, challenge="Bearer")
 
 
 def _header_alg(token: str) -> str | None:
@@ -74,8 +74,8 @@ def _verify_firebase(token: str) -> Identity:
     try:
         claims = firebase_tokens.verify(token, config.get().project)
     except firebase_tokens.KeysUnavailable:  # Google's keys out of reach: not the caller's fault
-        raise ApiError(503, "unavailable", "the token signing keys could not be fetched; try again",
-                       headers={"Retry-After": "5"}) from None
+        raise Unavailable("unavailable", "the token signing keys could not be fetched; try again",
+                          retry_after=5) from None
     except firebase_tokens.InvalidToken as exc:
         raise _unauthorized(f"invalid token: {exc}") from None
     return Identity(claims["sub"], claims.get("email", ""), claims.get("name", ""), claims.get("picture", ""),
@@ -98,8 +98,8 @@ def _verify_clerk(token: str) -> Identity:
         claims = jwt.decode(token, key, algorithms=["RS256"], issuer=cfg.clerk_issuer,
                             options={"require": ["exp", "iat", "sub", "iss"]}, leeway=5)
     except jwt.PyJWKClientConnectionError:  # Clerk's key set out of reach (5 s timeout): try again
-        raise ApiError(503, "unavailable", "the token signing keys could not be fetched; try again",
-                       headers={"Retry-After": "5"}) from None
+        raise Unavailable("unavailable", "the token signing keys could not be fetched; try again",
+                          retry_after=5) from None
     except jwt.PyJWKClientError as exc:
         raise _unauthorized(f"signing key not found: {exc}") from None
     except jwt.InvalidTokenError as exc:
@@ -166,7 +166,7 @@ def authenticate(request: flask.Request, access: str, allow_suspended: bool) -> 
         raise _unauthorized("Authorization must be 'Bearer <token>'")
     caller = Caller(load_user(verify(token.strip())))
     if caller.user.status == "suspended" and not allow_suspended:
-        raise ApiError(403, "suspended", "this account is suspended")
+        raise Forbidden("suspended", "this account is suspended")
     if access == "admin" and not caller.is_admin:
-        raise ApiError(403, "forbidden", "admins only")
+        raise Forbidden("forbidden", "admins only")
     return caller

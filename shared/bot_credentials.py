@@ -38,7 +38,7 @@ from google.cloud import firestore
 from shared import clock, db, repos
 from shared.auth import Caller
 from shared.db import Repo, valid_id
-from shared.errors import ApiError
+from shared.errors import Conflict, DomainError, Forbidden, Unauthenticated
 from shared.models import Doc
 
 PREFIX = "ocb"
@@ -142,9 +142,8 @@ def _lease(deployment_id: str, user_id: str, expect: str | None, wait_s: float) 
                 return lease, _take(deployment_id, user_id, lease, expect)
             except Busy:
                 pass
-            except ApiError as exc:  # contention: lost the race for the lease
-                if exc.status != 409:
-                    raise
+            except Conflict:  # contention: lost the race for the lease
+                pass
         if time.monotonic() >= deadline:
             raise Busy()
         time.sleep(0.05 + random.random() * 0.1)
@@ -155,8 +154,8 @@ def _finish(deployment_id: str, lease: str, fields: dict) -> None:
     for attempt in range(5):
         try:
             return _commit(deployment_id, lease, fields)
-        except ApiError as exc:
-            if exc.status != 409 or attempt == 4:
+        except Conflict:  # contention
+            if attempt == 4:
                 raise
             time.sleep(0.05 * (attempt + 1))
 
@@ -181,7 +180,7 @@ def issue(deployment_id: str, user_id: str, *, expect: str | None = None, wait_s
     except Exception:
         try:  # undo: the old token stays the credential (the VM still reads it)
             _finish(deployment_id, lease, before or {"tokenHash": "", "revokedAt": now})
-        except (Changed, ApiError):
+        except (Changed, DomainError):
             pass  # the lease runs out by itself; the next writer finds the state as it is
         raise
     _finish(deployment_id, lease, {})
@@ -238,8 +237,8 @@ def status(deployment_id: str) -> BotCredential | None:
     return credentials.get(deployment_id)
 
 
-def _unauthorized(message: str) -> ApiError:
-    return ApiError(401, "unauthenticated", message, headers={"WWW-Authenticate": SCHEME})
+def _unauthorized(message: str) -> Unauthenticated:
+    return Unauthenticated("unauthenticated", message, challenge=SCHEME)
 
 
 def verify(token: str) -> BotCredential:
@@ -268,12 +267,12 @@ def authenticate(token: str, route) -> BotCaller:
     """`Api(schemes={"Bot": authenticate})`: the deployment owner as a non-admin caller."""
     cred = verify(token)
     if route.access == "admin":
-        raise ApiError(403, "forbidden", "admins only")
+        raise Forbidden("forbidden", "admins only")
     user = repos.users.get(cred.userId)
     if user is None:
         raise _unauthorized("the credential's owner no longer exists")
     if user.status == "suspended" and not route.allow_suspended:
-        raise ApiError(403, "suspended", "this account is suspended")
+        raise Forbidden("suspended", "this account is suspended")
     return BotCaller(user=user, deployment_id=cred.deploymentId)
 
 
@@ -282,7 +281,7 @@ def only_on(*paths: str):
     def check(token: str, route) -> BotCaller:
         caller = authenticate(token, route)
         if route.path not in paths:
-            raise ApiError(403, "forbidden", "bot credentials may not call this")
+            raise Forbidden("forbidden", "bot credentials may not call this")
         return caller
     return check
 
@@ -290,4 +289,4 @@ def only_on(*paths: str):
 def require_human(caller: Caller) -> None:
     """For routes a bot must not call (e.g. minting credentials)."""
     if isinstance(caller, BotCaller):
-        raise ApiError(403, "forbidden", "bot credentials may not call this")
+        raise Forbidden("forbidden", "bot credentials may not call this")

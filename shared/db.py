@@ -13,7 +13,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from shared import config, faults, jsonbody, queries
-from shared.errors import ApiError
+from shared.errors import Contention, Malformed, NotFound
 from shared.models import Doc
 
 T = TypeVar("T", bound=Doc)
@@ -98,9 +98,9 @@ def decode_cursor(cursor: str, n: int) -> list[Any]:
     try:
         values = jsonbody.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)), max_depth=1)
     except (ValueError, TypeError):
-        raise ApiError(400, "invalid_cursor", "cursor is not one this API issued") from None
+        raise Malformed("invalid_cursor", "cursor is not one this API issued") from None
     if not isinstance(values, list) or len(values) != n or not isinstance(values[-1], str):
-        raise ApiError(400, "invalid_cursor", "cursor is not one this API issued")
+        raise Malformed("invalid_cursor", "cursor is not one this API issued")
     return values
 
 
@@ -117,7 +117,7 @@ def page_limit(limit: int | None) -> int:
     if limit is None:
         return PAGE_DEFAULT
     if not 1 <= limit <= PAGE_MAX:
-        raise ApiError(400, "invalid_limit", f"limit must be between 1 and {PAGE_MAX}")
+        raise Malformed("invalid_limit", f"limit must be between 1 and {PAGE_MAX}")
     return limit
 
 
@@ -134,7 +134,7 @@ class Repo(Generic[T]):
 
     def ref(self, doc_id: str) -> firestore.DocumentReference:
         if not valid_id(doc_id):  # ids come from URLs: one Firestore would refuse names nothing
-            raise ApiError(404, "not_found", f"{self.name} {doc_id[:100]!r} not found")
+            raise NotFound("not_found", f"{self.name} {doc_id[:100]!r} not found")
         return self.col.document(doc_id)
 
     def load(self, snap) -> T | None:
@@ -148,7 +148,7 @@ class Repo(Generic[T]):
     def require(self, doc_id: str, tx: firestore.Transaction | None = None) -> T:
         item = self.get(doc_id, tx)
         if item is None:
-            raise ApiError(404, "not_found", f"{self.name} {doc_id!r} not found")
+            raise NotFound("not_found", f"{self.name} {doc_id!r} not found")
         return item
 
     def new_id(self) -> str:
@@ -223,7 +223,7 @@ class Repo(Generic[T]):
         try:
             ref.update(fields)
         except gexc.NotFound:
-            raise ApiError(404, "not_found", f"{self.name} {doc_id!r} not found") from None
+            raise NotFound("not_found", f"{self.name} {doc_id!r} not found") from None
 
     def delete(self, doc_id: str, tx: firestore.Transaction | None = None) -> None:
         ref = self.ref(doc_id)
@@ -250,11 +250,11 @@ def transactional(fn):
                 break
             except ValueError as exc:  # the library's own retries of an aborted commit ran out
                 if isinstance(exc.__cause__, gexc.Aborted):
-                    raise ApiError(409, "contention", "too many concurrent changes to the same data; try again") from exc
+                    raise Contention("contention", "too many concurrent changes to the same data; try again") from exc
                 raise
             except gexc.Aborted as exc:  # a read aborted (lock timeout): the library retries only commits
                 if n + 1 == READ_ABORT_ATTEMPTS:
-                    raise ApiError(409, "contention", "too many concurrent changes to the same data; try again") from exc
+                    raise Contention("contention", "too many concurrent changes to the same data; try again") from exc
                 time.sleep(0.1 * 2 ** n)
         for hook in tx._after_commit:
             hook()

@@ -4,7 +4,7 @@
 client (imported only when something is embedded: it costs ~1 s of cold start),
 batches inputs (the API takes up to 2048 per request) and asks for exactly
 `dimensions` floats. An OpenAI-compatible provider is configured with
-OPENAI_BASE_URL. Errors become ApiErrors: 429 when rate limited, 502 otherwise.
+OPENAI_BASE_URL. Errors become domain errors (shared/errors.py): RateLimited, Unavailable, else UpstreamFailed.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from shared import config, faults
-from shared.errors import ApiError
+from shared.errors import RateLimited, Unavailable, UpstreamFailed
 
 DIMENSIONS = 1536  # SCHEMA.md: knowledge.embedding is a 1536-dimension vector
 
@@ -73,17 +73,17 @@ class OpenAIEmbedder:
                 resp = self._client.embeddings.create(model=self.model, input=batch, dimensions=self.dimensions,
                                                       timeout=max(faults.MIN_CALL_S, left / 3))
             except self._openai.RateLimitError:
-                raise ApiError(429, "embeddings_rate_limited", "the embeddings provider is rate limiting; retry later",
-                               headers={"Retry-After": "10"}) from None
+                raise RateLimited("embeddings_rate_limited", "the embeddings provider is rate limiting; retry later",
+                                  retry_after=10) from None
             except (self._openai.APITimeoutError, self._openai.APIConnectionError,
                     self._openai.InternalServerError) as exc:
-                raise ApiError(503, "embeddings_unavailable", f"embeddings provider unavailable: {type(exc).__name__}",
-                               headers={"Retry-After": str(faults.RETRY_AFTER_S)}) from None
+                raise Unavailable("embeddings_unavailable", f"embeddings provider unavailable: {type(exc).__name__}",
+                                  retry_after=faults.RETRY_AFTER_S) from None
             except self._openai.OpenAIError as exc:
-                raise ApiError(502, "embeddings_failed", f"embeddings provider error: {type(exc).__name__}") from None
+                raise UpstreamFailed("embeddings_failed", f"embeddings provider error: {type(exc).__name__}") from None
             rows = sorted(resp.data, key=lambda d: d.index)
             if len(rows) != len(batch) or any(len(r.embedding) != self.dimensions for r in rows):
-                raise ApiError(502, "embeddings_failed", "embeddings provider returned the wrong shape")
+                raise UpstreamFailed("embeddings_failed", "embeddings provider returned the wrong shape")
             out[start:start + len(batch)] = np.asarray([r.embedding for r in rows], dtype=np.float32)
         return out
 

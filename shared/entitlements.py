@@ -7,7 +7,7 @@ deployments; `pending` and `canceled` refuse them too.
 from __future__ import annotations
 
 from shared import clock, repos
-from shared.errors import ApiError
+from shared.errors import Forbidden
 from shared.models import Subscription
 
 DEPLOY_STATUSES = ("trialing", "active")  # past_due keeps running bots but gets no new deployments
@@ -34,6 +34,6 @@ def require_deploy_access(user_id: str) -> None:
     if allows_deploy(sub):
         return
     if sub is not None and sub.status == "past_due":
-        raise ApiError(403, "payment_past_due",
-                       "the last payment failed: running bots keep running, new deployments wait for payment")
-    raise ApiError(403, "subscription_required", "deploying needs an active subscription or a running trial")
+        raise Forbidden("payment_past_due",
+                        "the last payment failed: running bots keep running, new deployments wait for payment")
+    raise Forbidden("subscription_required", "deploying needs an active subscription or a running trial")

@@ -4,12 +4,13 @@
 HTTP layer, deploy jobs, cost pulls, webhooks, reconciliation): a timeout or connection error of
 any client library (requests, httpx, urllib3, grpc, the standard library), Google's 408/429/5xx
 (and DEADLINE_EXCEEDED, ABORTED, RESOURCE_EXHAUSTED), Stripe's connection, rate-limit and 5xx
-errors, and a spent budget are transient: the same call may work later, so a queue delivery is
-answered 503 (delivered again while attempts remain) and a user gets 503 with Retry-After.
+errors, our own Unavailable, UpstreamFailed and Contention (shared/errors.py), and a spent budget
+are transient: the same call may work later, so a queue delivery is answered 503
+(delivered again while attempts remain) and a user gets 503 with Retry-After.
 Everything else (4xx, bad data, bugs) is permanent.
 
 **Budget.** Each function has a deadline (its `--timeout`, given to the code as FUNCTION_TIMEOUT_S by
-deploy/manifest.py). `shared.http.Api` opens a budget for each request that ends RESERVE_S before
+the function table, functions/__init__.py). `shared.http.Api` opens a budget for each request that ends RESERVE_S before
 that deadline, so the request always answers (503 at worst) inside it. Every outside call takes its
 timeout from `timeout(cap)`: its own cap, never more than what is left. Firestore calls are clipped
 by a gRPC interceptor (shared/db.py), so the library's own retries (backoff with jitter) stop when
@@ -21,7 +22,7 @@ import contextlib
 import contextvars
 import time
 
-from shared.errors import ApiError
+from shared.errors import Contention, DomainError, Unavailable, UpstreamFailed
 
 RESERVE_MAX_S = 5.0  # kept back from the function's deadline to answer (and log) in time
 MIN_CALL_S = 0.05  # less than this left: do not start a call
@@ -174,8 +175,8 @@ def is_transient(exc: BaseException | None) -> bool:
     while exc is not None and seen < 5:
         if isinstance(exc, BudgetExhausted):
             return True
-        if isinstance(exc, ApiError):  # already decided: "unavailable", or a transaction that lost to others
-            return exc.status in (502, 503, 504) or exc.code == "contention"
+        if isinstance(exc, DomainError):  # already decided: a dependency down, or a transaction that lost to others
+            return isinstance(exc, (Unavailable, UpstreamFailed, Contention))
         for check in (_google, _transport, _stripe):
             verdict = check(exc)
             if verdict is not None:

@@ -28,7 +28,7 @@ import time
 import flask
 
 from shared import config
-from shared.errors import ApiError
+from shared.errors import Forbidden, Unauthenticated, Unavailable
 
 GOOGLE_ISSUERS = ("https://accounts.google.com", "accounts.google.com")
 GOOGLE_CERTS = "https://www.googleapis.com/oauth2/v3/certs"
@@ -42,8 +42,8 @@ def certs_url() -> str:
     return config.env("GOOGLE_CERTS_URL") or GOOGLE_CERTS
 
 
-def _unauthenticated(message: str) -> ApiError:
-    return ApiError(401, "unauthenticated", message, headers={"WWW-Authenticate": "Bearer"})
+def _unauthenticated(message: str) -> Unauthenticated:
+    return Unauthenticated("unauthenticated", message, challenge="Bearer")
 
 
 def bearer(request: flask.Request) -> str | None:
@@ -91,7 +91,7 @@ def _verify_signature(token: str, audience: str, what: str) -> dict:
         return id_token.verify_token(token, greq.Request(), audience=audience, certs_url=certs_url(),
                                      clock_skew_in_seconds=LEEWAY_S)
     except gauth_exc.TransportError:
-        raise ApiError(503, "unavailable", "Google's signing keys could not be fetched") from None
+        raise Unavailable("unavailable", "Google's signing keys could not be fetched") from None
     except (ValueError, gauth_exc.GoogleAuthError, jwt.InvalidTokenError, jwt.PyJWKError) as exc:
         raise _unauthenticated(f"invalid OIDC token for the {what}: {type(exc).__name__}") from None
 
@@ -111,13 +111,13 @@ def _check_claims(claims: dict, *, account: str, audience: str, what: str) -> No
     if iat > now + LEEWAY_S:
         raise _unauthenticated(f"OIDC token for the {what} is issued in the future")
     if claims.get("email") != account or claims.get("email_verified") is not True:
-        raise ApiError(403, "forbidden", f"the token is not the {what}'s service account")
+        raise Forbidden("forbidden", f"the token is not the {what}'s service account")
 
 
 def verify(token: str, *, account: str | None, audience: str | None, private: bool, what: str) -> dict:
     """The claims of a Google-issued OIDC token for `account`, meant for `audience` (see above)."""
     if not account or not audience:
-        raise ApiError(403, "forbidden", f"{what} calls are not configured (service account and audience)")
+        raise Forbidden("forbidden", f"{what} calls are not configured (service account and audience)")
     claims = _decode_unverified(token, what)  # a malformed token is refused before any key fetch
     if not (private and _signature_removed(token)):  # else Google's front has verified the signature
         claims = _verify_signature(token, audience, what)
@@ -140,7 +140,7 @@ def cloud_task(request: flask.Request, *, queue: str, account: str | None, audie
     its OIDC token. Returns the claims; None for the local shortcut (APP_ENV=local, no token)."""
     if (request.headers.get("X-CloudTasks-QueueName", "").rsplit("/", 1)[-1] != queue
             or not request.headers.get("X-CloudTasks-TaskName")):
-        raise ApiError(403, "not_cloud_tasks", f"only the {queue} queue may call the {what}")
+        raise Forbidden("not_cloud_tasks", f"only the {queue} queue may call the {what}")
     if "Authorization" not in request.headers and config.get().local:
         return None
     return caller(request, account=account, audience=audience, private=True, what=what)

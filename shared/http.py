@@ -9,6 +9,9 @@ Routes also declare, each with one word, what a web client expects of them:
   the handler checks with `precondition()` inside its transaction (412 when stale; the router makes sure it
   was checked).
 
+Errors: the domain raises the kinds of shared/errors.py (NotFound, Conflict, ...); this module alone
+maps them to HTTP statuses (STATUS, the one table) and answers `{"error": {code, message, details?}}`.
+
 A function module builds one `Api`, declares routes on it, and exposes it as
 its Cloud Function entry point. Routes keep their models so the OpenAPI
 document can be generated from the same models the code validates with.
@@ -27,8 +30,8 @@ from typing import Any, Callable, Literal
 import flask
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
-from shared import config, faults, idempotency, jsonbody, logs, ratelimit
-from shared.errors import ApiError
+from shared import config, errors, faults, idempotency, jsonbody, logs, ratelimit
+from shared.errors import DomainError, validation_error
 
 log = logs.get("http")
 
@@ -45,6 +48,59 @@ _ETAG = re.compile(r'^(?:W/)?"([^"]*)"$')
 ALLOW_HEADERS = ("Authorization", "Content-Type", "X-Request-Id", "Idempotency-Key", "If-Match", "If-None-Match")
 EXPOSE_HEADERS = ("X-Request-Id", "ETag", "Retry-After", idempotency.REPLAYED, "Location", "X-RateLimit-Limit",
                   "X-RateLimit-Remaining", "X-RateLimit-Reset", "X-RateLimit-Resource")
+
+
+class MethodNotAllowed(DomainError):
+    """The edge's own: the path exists, not with this method. `allow`: the methods it has."""
+
+    def __init__(self, code: str, message: str, *, allow: str):
+        super().__init__(code, message)
+        self.allow = allow
+
+
+class UnsupportedMediaType(DomainError):
+    """The edge's own: a body that is not JSON."""
+
+
+# The one mapping of errors to HTTP statuses: a kind's status, else its nearest base's (Contention: 409).
+STATUS: dict[type[DomainError], int] = {
+    errors.Malformed: 400, errors.Unauthenticated: 401, errors.Forbidden: 403, errors.NotFound: 404,
+    MethodNotAllowed: 405, errors.Conflict: 409, errors.PreconditionFailed: 412, errors.TooLarge: 413,
+    UnsupportedMediaType: 415, errors.Invalid: 422, errors.RateLimited: 429, errors.UpstreamFailed: 502,
+    errors.Unavailable: 503,
+}
+
+
+def status_of(exc: DomainError) -> int:
+    return next((STATUS[k] for k in type(exc).__mro__ if k in STATUS), 500)
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    err: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        err["details"] = details
+    return {"error": err}
+
+
+def _quota_headers(quota: ratelimit.Quota | None) -> dict[str, str]:
+    if quota is None:
+        return {}
+    return {"X-RateLimit-Limit": str(quota.limit), "X-RateLimit-Remaining": str(quota.remaining),
+            "X-RateLimit-Reset": str(quota.reset), "X-RateLimit-Resource": quota.rate}
+
+
+def error_response(exc: DomainError) -> flask.Response:
+    """The JSON answer of a domain error: its status from STATUS, and the headers its kind implies."""
+    headers: dict[str, str] = {}
+    if isinstance(exc, errors.RateLimited):
+        headers.update(_quota_headers(exc.quota))
+    if exc.retry_after is not None:
+        headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, errors.Unauthenticated):
+        headers["WWW-Authenticate"] = exc.challenge
+    if isinstance(exc, MethodNotAllowed):
+        headers["Allow"] = exc.allow
+    return json_response(error_body(exc.code, exc.message, exc.details), status_of(exc), headers)
 
 
 @dataclass
@@ -64,6 +120,7 @@ class Route:
     rate: str = "default"  # rate class (shared/ratelimit.py, config.RATE_LIMITS)
     etag: bool = False  # GET answers ETag; writes take If-Match (checked by the handler with precondition())
     text: bool = False  # may also answer text/plain (e.g. `?format=text`), documented beside the JSON model
+    reads: bool = False  # a POST that only reads (a query too big for a URL): not audited as a change
     regex: re.Pattern = field(init=False)
     specificity: tuple[int, ...] = field(init=False)  # per segment 0 static, 1 variable: smaller wins
 
@@ -103,8 +160,8 @@ def precondition(req: Request, current: Any) -> None:
     if tags is None:
         return
     if current is None or ("*" not in tags and etag_of(current) not in tags):
-        raise ApiError(412, "precondition_failed",
-                       "the resource changed since you read it (If-Match does not match its ETag); read it again")
+        raise errors.PreconditionFailed("precondition_failed",
+                                        "the resource changed since you read it (If-Match does not match its ETag); read it again")
 
 
 def _entity_tags(header: str) -> tuple[str, ...]:
@@ -114,7 +171,7 @@ def _entity_tags(header: str) -> tuple[str, ...]:
     for part in header.split(","):
         m = _ETAG.match(part.strip())
         if not m:
-            raise ApiError(400, "invalid_if_match", 'If-Match must be "*" or a list of entity tags ("...")')
+            raise errors.Malformed("invalid_if_match", 'If-Match must be "*" or a list of entity tags ("...")')
         tags.append(f'"{m.group(1)}"')  # weak comparison for If-None-Match, strong tags anyway
     return tuple(tags)
 
@@ -123,7 +180,7 @@ def _entity_tags_or_none(header: str | None) -> tuple[str, ...]:
     """If-None-Match: a malformed one is ignored (the full answer is always right)."""
     try:
         return _entity_tags(header) if header else ()
-    except ApiError:
+    except errors.Malformed:
         return ()
 
 
@@ -149,20 +206,13 @@ def list_of(model: type[BaseModel]) -> type[BaseModel]:
     return create_model(f"{model.__name__}List", __config__=_DEFERRED, items=(list[model], ...))
 
 
-def validation_error(exc: ValidationError, where: str) -> ApiError:
-    details = [{"loc": [where, *map(str, e["loc"])], "msg": e["msg"], "type": e["type"]}
-               for e in exc.errors(include_url=False, include_context=False, include_input=False)]
-    first = details[0]
-    return ApiError(422, "invalid_" + where, f"{'.'.join(first['loc'])}: {first['msg']}", details)
-
-
-def unavailable(exc: BaseException) -> ApiError:
+def unavailable(exc: BaseException) -> errors.Unavailable:
     """The 503 of a request whose dependency did not answer in time (or is down)."""
     if isinstance(exc, faults.BudgetExhausted):
         message = f"{exc.what} did not answer within this request's time budget; try again"
     else:
         message = "a service this request depends on is unavailable or timed out; try again"
-    return ApiError(503, "unavailable", message, headers={"Retry-After": str(faults.RETRY_AFTER_S)})
+    return errors.Unavailable("unavailable", message, retry_after=faults.RETRY_AFTER_S)
 
 
 def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> flask.Response:
@@ -196,7 +246,7 @@ def json_errors(functions_framework) -> None:
 
     def handle(exc: HTTPException):
         code = (exc.name or "error").lower().replace(" ", "_")
-        return json_response(ApiError(exc.code or 500, code, exc.description or code).body(), exc.code or 500)
+        return json_response(error_body(code, exc.description or code), exc.code or 500)
 
     register = getattr(functions_framework, "errorhandler", None)  # set while create_app loads the module
     if register is not None:
@@ -217,11 +267,11 @@ class Api:
               query: type[BaseModel] | None = None, status: int | tuple[int, ...] = 200,
               allow_suspended: bool = False, response: type[BaseModel] | None = None,
               machine: Callable[[], dict] | None = None, idempotent: bool = False, rate: str = "default",
-              etag: bool = False, text: bool = False):
+              etag: bool = False, text: bool = False, reads: bool = False):
         """Declare a route. A handler returning (value, status) must use one of `status`. Machine
         access ("cloud_tasks", "scheduler") needs `machine`: () -> the queue/account/audience to check.
         `idempotent`, `rate`, `etag`: see the module docstring. `text`: the handler may also return a
-        text/plain flask.Response (see `text_response`)."""
+        text/plain flask.Response (see `text_response`). `reads`: a POST that changes nothing."""
         statuses = (status,) if isinstance(status, int) else tuple(status)
         if (access in MACHINE_ACCESS) != (machine is not None):
             raise ValueError(f"{path}: access {access!r} and machine= go together")
@@ -234,7 +284,7 @@ class Api:
             summary = (fn.__doc__ or fn.__name__).strip().splitlines()[0]
             self.routes.append(Route(method.upper(), path, fn, access, body, query, statuses,
                                      allow_suspended, summary, response, machine, idempotent, rate, etag,
-                                     text))
+                                     text, reads))
             return fn
         return register
 
@@ -249,8 +299,8 @@ class Api:
             with faults.budget():  # every outside call of this request ends inside the function's deadline
                 try:
                     resp = self._dispatch(request, seen)
-                except ApiError as exc:
-                    resp = json_response(exc.body(), exc.status, exc.headers)
+                except DomainError as exc:
+                    resp = error_response(exc)
                 except Exception as exc:
                     resp = self._failure(exc)
                 if seen.get("caller") is not None:  # a signed-in caller: one audit write (shared/audit.py)
@@ -259,7 +309,7 @@ class Api:
                     audit.record(self.name, seen["route"], request, seen.get("params", {}), seen["caller"], resp, rid)
         except Exception as exc:  # the budget could not open (configuration): still a JSON answer
             resp = self._failure(exc)
-        for k, v in seen.get("headers", {}).items():  # rate-limit headers, also on errors
+        for k, v in _quota_headers(seen.get("quota")).items():  # rate-limit headers, also on errors
             resp.headers.setdefault(k, v)
         resp.headers["X-Request-Id"] = rid
         self._cors(request, resp)
@@ -285,9 +335,9 @@ class Api:
     def _failure(exc: Exception) -> flask.Response:
         if faults.is_transient(exc):  # a dependency timed out or is down: try again later
             log.warning("dependency unavailable: %s", faults.describe(exc))
-            return json_response(unavailable(exc).body(), 503, {"Retry-After": str(faults.RETRY_AFTER_S)})
+            return error_response(unavailable(exc))
         log.exception("unhandled error")
-        return json_response(ApiError(500, "internal", "internal error").body(), 500)
+        return json_response(error_body("internal", "internal error"), 500)
 
     @staticmethod
     def _trace(request: flask.Request) -> str | None:
@@ -312,16 +362,16 @@ class Api:
         if request.method == "OPTIONS":
             return self._preflight(request, methods)
         if not matches:
-            raise ApiError(404, "not_found", f"no route {request.path}")
+            raise errors.NotFound("not_found", f"no route {request.path}")
         chosen = [(r, p) for r, p in matches if r.method == request.method]
         if not chosen:
             allow = ", ".join(sorted(methods | {"OPTIONS"}))
-            raise ApiError(405, "method_not_allowed", f"{request.method} not allowed here", headers={"Allow": allow})
+            raise MethodNotAllowed("method_not_allowed", f"{request.method} not allowed here", allow=allow)
         route, params = chosen[0]
         seen["route"] = route
         caller = self._authenticate(request, route)
         seen.update(params=params, caller=caller)
-        seen["headers"] = ratelimit.check(caller, route.rate)  # before the body is even read
+        seen["quota"] = ratelimit.check(caller, route.rate)  # before the body is even read
         key = idempotency.key_of(request) if route.idempotent else None
         query = self._parse_query(request, route)
         body = self._parse_body(request, route)
@@ -337,8 +387,8 @@ class Api:
         """Run the handler and make its answer (errors too: an idempotent request stores them)."""
         try:
             result = route.handler(req)
-        except ApiError as exc:
-            return json_response(exc.body(), exc.status, exc.headers)
+        except DomainError as exc:
+            return error_response(exc)
         if req.if_match is not None and not req.if_match_checked:
             raise RuntimeError(f"{route.path}: If-Match sent but the handler never checked it")
         if isinstance(result, flask.Response):
@@ -379,7 +429,7 @@ class Api:
             if route.access == "cloud_tasks":
                 return google_identity.cloud_task(request, what=self.name, **route.machine())
             return google_identity.scheduler_or_admin(request, **route.machine())
-        except ApiError as exc:
+        except DomainError as exc:
             log.warning("%s caller refused", self.name, extra={"code": exc.code, "reason": exc.message})
             raise
 
@@ -399,18 +449,18 @@ class Api:
             return None
         limit = config.get().max_body_bytes
         if (request.content_length or 0) > limit:
-            raise ApiError(413, "payload_too_large", f"body larger than {limit} bytes")
+            raise errors.TooLarge("payload_too_large", f"body larger than {limit} bytes")
         raw = request.get_data(cache=True)
         if len(raw) > limit:
-            raise ApiError(413, "payload_too_large", f"body larger than {limit} bytes")
+            raise errors.TooLarge("payload_too_large", f"body larger than {limit} bytes")
         if request.mimetype != "application/json":
-            raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+            raise UnsupportedMediaType("unsupported_media_type", "send the body as application/json")
         try:
             data = jsonbody.loads(raw or b"null")
         except ValueError as exc:
-            raise ApiError(400, "invalid_json", f"body is not acceptable JSON: {exc}") from None
+            raise errors.Malformed("invalid_json", f"body is not acceptable JSON: {exc}") from None
         if not isinstance(data, dict):
-            raise ApiError(400, "invalid_json", "body must be a JSON object")
+            raise errors.Malformed("invalid_json", "body must be a JSON object")
         try:
             return route.body.model_validate(data)
         except ValidationError as exc:
@@ -425,9 +475,9 @@ class Api:
 
     def _preflight(self, request: flask.Request, methods: set[str]) -> flask.Response:
         if not methods:
-            raise ApiError(404, "not_found", f"no route {request.path}")
+            raise errors.NotFound("not_found", f"no route {request.path}")
         if request.headers.get("Origin") and not self._allowed_origin(request):
-            raise ApiError(403, "origin_not_allowed", "this origin may not call the API")
+            raise errors.Forbidden("origin_not_allowed", "this origin may not call the API")
         resp = flask.Response(status=204)
         resp.headers["Access-Control-Allow-Methods"] = ", ".join(sorted(methods | {"OPTIONS"}))
         resp.headers["Access-Control-Allow-Headers"] = ", ".join(ALLOW_HEADERS)

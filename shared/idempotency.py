@@ -25,7 +25,7 @@ from typing import Any, Callable
 import flask
 
 from shared import clock, config
-from shared.errors import ApiError
+from shared.errors import Conflict, Invalid, Malformed
 
 COLLECTION = "idempotencyKeys"  # internal
 KEEP = timedelta(hours=24)
@@ -42,7 +42,7 @@ def key_of(request: flask.Request) -> str | None:
     if key is None:
         return None
     if not (0 < len(key) <= 255 and all(0x21 <= ord(ch) <= 0x7e for ch in key)):
-        raise ApiError(400, "invalid_idempotency_key", f"{HEADER} must be 1 to 255 printable ASCII characters")
+        raise Malformed("invalid_idempotency_key", f"{HEADER} must be 1 to 255 printable ASCII characters")
     return key
 
 
@@ -115,14 +115,14 @@ def _acquire(ref, lease: str, fp: str) -> flask.Response | None:
                 return None
             continue
         if d.get("fingerprint") != fp:
-            raise ApiError(422, "idempotency_key_reused",
-                           f"this {HEADER} was used with another request; use a new key for a new request")
+            raise Invalid("idempotency_key_reused",
+                          f"this {HEADER} was used with another request; use a new key for a new request")
         if d.get("state") == "done":
             return _replay(d)
         if time.monotonic() >= deadline:
-            raise ApiError(409, "idempotency_in_progress",
+            raise Conflict("idempotency_in_progress",
                            f"a request with this {HEADER} is still being processed; retry shortly",
-                           headers={"Retry-After": "1"})
+                           retry_after=1)
         time.sleep(pause)
         pause = min(pause * 2, 0.4)
 

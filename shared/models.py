@@ -36,6 +36,11 @@ class Doc(BaseModel):
     def to_api(self) -> dict[str, Any]:
         return self.model_dump(by_alias=True, mode="json")
 
+    def updated(self, fields: dict[str, Any]):
+        """This document with `fields` written over it, validated again (a nested model given as a
+        dict, e.g. a plan's `limits`, becomes that model, as when the document is read back)."""
+        return type(self).model_validate({**self.model_dump(by_alias=True), **fields})
+
 
 class User(Doc):
     collection = "users"

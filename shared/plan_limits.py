@@ -27,8 +27,9 @@ from typing import Callable
 
 from google.api_core import exceptions as gexc
 
-from shared import clock, config, db, logs, repos
-from shared.errors import ApiError
+from shared import clock, db, logs, repos
+from shared.billing import settings as billing_settings
+from shared.errors import Conflict
 from shared.models import Deployment, PlanLimits
 
 log = logs.get("plan_limits")
@@ -58,17 +59,16 @@ def plan_of(user_id: str, tx=None) -> tuple[str | None, PlanLimits]:
     sub = repos.subscriptions.first(tx, userId=user_id)
     if sub is None:
         return None, PlanLimits()
-    slug = sub.plan or (config.env_choice("BILLING_TRIAL_PLAN", "starter", ("starter", "pro"))
-                        if sub.status == "trialing" else None)
+    slug = sub.plan or (billing_settings.get().trial_plan if sub.status == "trialing" else None)
     if slug is None:
         return None, PlanLimits()
     plan = repos.pricing_plans.first(tx, slug=slug)
     return slug, (plan.limits if plan else PlanLimits())
 
 
-def _refuse(slug: str | None, what: str, limit: int, current: int) -> ApiError:
-    return ApiError(409, "plan_limit", f"the {slug or 'current'} plan allows {limit} {what}; "
-                                       f"you have {current}. Upgrade the plan, or stop or delete one first",
+def _refuse(slug: str | None, what: str, limit: int, current: int) -> Conflict:
+    return Conflict("plan_limit", f"the {slug or 'current'} plan allows {limit} {what}; "
+                                  f"you have {current}. Upgrade the plan, or stop or delete one first",
                     {"plan": slug, "limit": limit, "current": current})
 
 
@@ -165,7 +165,7 @@ def enforce(user_id: str) -> dict:
         try:
             jobs.request_action(dep.id, "stop", "plan limit")
             report["stopping"].append(dep.id)
-        except ApiError as exc:
+        except Conflict as exc:
             active = ((exc.details or {}).get("job") or {}) if exc.code == "job_active" else None
             if active is None:
                 raise

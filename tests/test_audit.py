@@ -34,6 +34,7 @@ def test_changes_are_recorded_with_actor_subject_outcome_and_request_id(api, cal
     assert r.status_code == 200 and m.writes in (2, 3)  # the change, its audit entry (and a rate-limit counter)
     assert api("PATCH", f"/deployments/{dep}", owner, json={"botName": ""}).status_code == 422
     assert api("GET", f"/deployments/{dep}", owner).status_code == 200  # an owner's read: not recorded
+    api("POST", "/knowledge/search", owner, json={"vector": [0.0] * 3})  # a POST that only reads: neither
     assert api("PATCH", f"/deployments/{dep}", admin, json={"botName": "By admin"}).status_code == 200
     assert api("GET", f"/deployments/{dep}", admin).status_code == 200  # an admin reading another's: recorded
     assert api("PATCH", f"/deployments/{dep}", other, json={"botName": "x"}).status_code == 404

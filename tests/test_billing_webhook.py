@@ -24,7 +24,6 @@ from billing_support import (
     localstripe_webhook,
     make_event,
     new_customer,
-    reset_billing,
     settled,
     sign,
     wait_for,
@@ -33,7 +32,7 @@ from billing_support import (
 from shared import entitlements, repos, tasks
 from shared.billing import stripe_api
 from shared.billing.sync import HANDLED, RECEIVED
-from shared.errors import ApiError
+from shared.errors import Forbidden
 
 
 def subscribe(sc, customer: str, price: str = "price_starter_month") -> dict:
@@ -82,7 +81,7 @@ def test_past_due_keeps_bots_but_refuses_new_deployments(served, sc, plans):
     assert deliver_settled(served, make_event("invoice.payment_failed", invoice))["outcome"] == "applied"
     assert doc_fields("u_due") == expected_fields(sc, cus)
     assert doc_fields("u_due")["status"] == "past_due" and doc_fields("u_due")["plan"] == "starter"
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(Forbidden) as err:
         entitlements.require_deploy_access("u_due")
     assert err.value.code == "payment_past_due"
 

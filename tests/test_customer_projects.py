@@ -145,7 +145,7 @@ def test_withdrawn_grant_stops_jobs_cleanly_and_cuts_the_bot_off(api, callers, c
         "compute.instances.reset", "compute.instances.setMetadata"]
 
     job = queue_raw(dep["_id"], owner.user_id, "update")  # queued before the customer withdrew it
-    assert worker.run(job.id) == (200, "failed")
+    assert worker.run(job.id) == (False, "failed")
     done = repos.deploy_jobs.get(job.id)
     assert done.status == "failed"
     assert "lacks compute.instances.reset, compute.instances.setMetadata" in done.log
@@ -163,7 +163,7 @@ def test_withdrawn_grant_stops_jobs_cleanly_and_cuts_the_bot_off(api, callers, c
     register(cenv, labels={"openclaw-owner": "x"})
     cenv.compute.fault("instances.stop", "error", status=403, message="Required 'compute.instances.stop'")
     job = queue_raw(dep["_id"], owner.user_id, "stop")
-    assert worker.run(job.id) == (200, "failed")
+    assert worker.run(job.id) == (False, "failed")
     assert "stopped:" not in repos.deploy_jobs.get(job.id).log
 
     # delete with the grant gone: our side is removed, the job says what stays in their project

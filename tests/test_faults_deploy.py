@@ -77,17 +77,17 @@ def test_classification_is_one_rule():
     from google.api_core import exceptions as gexc
 
     from shared import faults
-    from shared.errors import ApiError
+    from shared import errors
 
     transient = [requests.exceptions.ReadTimeout("read timed out"), requests.exceptions.ConnectionError("refused"),
                  httpx.ReadTimeout("t"), httpx.ConnectError("c"), gexc.ServiceUnavailable("x"),
                  gexc.DeadlineExceeded("x"), gexc.TooManyRequests("x"), gexc.RetryError("gave up", None),
                  stripe.APIConnectionError("down"), stripe.RateLimitError("slow"), TimeoutError(),
-                 ConnectionResetError(), faults.BudgetExhausted("Firestore"), ApiError(503, "x", "y"),
-                 ApiError(409, "contention", "a transaction lost to concurrent writers")]
+                 ConnectionResetError(), faults.BudgetExhausted("Firestore"), errors.Unavailable("x", "y"),
+                 errors.UpstreamFailed("x", "y"), errors.Contention("contention", "a transaction lost to others")]
     permanent = [gexc.NotFound("x"), gexc.PermissionDenied("x"), gexc.InvalidArgument("x"),
-                 stripe.InvalidRequestError("bad", "param"), ValueError("x"), KeyError("x"), ApiError(404, "x", "y"),
-                 ApiError(409, "plan_limit", "y")]
+                 stripe.InvalidRequestError("bad", "param"), ValueError("x"), KeyError("x"), errors.NotFound("x", "y"),
+                 errors.Conflict("plan_limit", "y"), errors.Invalid("x", "y"), errors.RateLimited("x", "y")]
     for exc in transient:
         assert faults.is_transient(exc), exc
     for exc in permanent:

@@ -16,7 +16,8 @@ from werkzeug.test import EnvironBuilder
 from devtools.server import json_app, serving
 from devtools.standins.google_tokens import GoogleKey, strip_signature
 from shared import config, google_identity
-from shared.errors import ApiError
+from shared.errors import DomainError
+from shared.http import status_of
 
 SA = "tasks-invoker@demo-openclaw.iam.gserviceaccount.com"
 AUD = "https://us-central1-demo-openclaw.cloudfunctions.net/deployWorker"
@@ -49,8 +50,8 @@ def env(key, monkeypatch):
 def status(fn, *args, **kw) -> int:
     try:
         fn(*args, **kw)
-    except ApiError as exc:
-        return exc.status
+    except DomainError as exc:
+        return status_of(exc)  # the status the edge answers it with
     return 200
 
 

@@ -1,9 +1,7 @@
 """HTTP conventions shared by every endpoint."""
 import json
-import logging
 
 from shared import config
-from shared.logs import JsonFormatter
 
 
 def test_unknown_route_and_method(api, callers):
@@ -50,21 +48,6 @@ def test_errors_are_json_with_code_and_message(api, callers):
     assert err["message"].startswith("body.") and err["details"][0]["loc"][0] == "body"
 
 
-def test_log_lines_are_cloud_logging_json_with_request_id():
-    from shared import logs
-
-    token = logs.request_id.set("rid-123456")
-    try:
-        record = logging.LogRecord("x", logging.WARNING, __file__, 1, "hello %s", ("you",), None)
-        record.userId = "u1"
-        line = json.loads(JsonFormatter().format(record))
-    finally:
-        logs.request_id.reset(token)
-    assert line["severity"] == "WARNING" and line["message"] == "hello you"
-    assert line["requestId"] == "rid-123456" and line["userId"] == "u1"
-    assert line["logging.googleapis.com/labels"] == {"requestId": "rid-123456"}
-
-
 def test_unhandled_errors_become_500_json(api, callers, monkeypatch):
     from shared import repos
 
@@ -76,38 +59,9 @@ def test_unhandled_errors_become_500_json(api, callers, monkeypatch):
     assert r.status_code == 500 and r.json == {"error": {"code": "internal", "message": "internal error"}}
 
 
-def test_static_segments_beat_variables_whatever_the_declaration_order():
-    import flask
-
-    from shared.http import Api
-
-    for order in ("variable first", "static first"):
-        app = Api("t")
-
-        def me(req):
-            return {"route": "me"}
-
-        def one(req):
-            return {"route": "one", "id": req.params["id"]}
-
-        def rename(req):
-            return {"route": "rename"}
-
-        routes = [("GET", "/users/{id}", one), ("GET", "/users/me", me), ("POST", "/users/{id}", rename)]
-        for method, path, fn in (routes if order == "variable first" else routes[::-1]):
-            app.route(method, path, access="custom")(fn)
-        with flask.Flask(__name__).test_request_context("/users/me"):
-            assert json.loads(app(flask.request).get_data()) == {"route": "me"}, order
-        with flask.Flask(__name__).test_request_context("/users/u1"):
-            assert json.loads(app(flask.request).get_data()) == {"route": "one", "id": "u1"}, order
-        with flask.Flask(__name__).test_request_context("/users/me", method="DELETE"):
-            resp = app(flask.request)
-            assert resp.status_code == 405 and resp.headers["Allow"] == "GET, OPTIONS, POST", order
-
-
 def test_machine_callers_are_a_declared_access_kind():
-    """deployWorker, costPullWorker, stripeEventWorker (Cloud Tasks) and the scheduled functions declare who calls them; the
-    router checks it through shared/google_identity.py before the body is read, and no handler does."""
+    """deployWorker, costPullWorker, stripeEventWorker (Cloud Tasks) and the scheduled functions declare who calls
+    them; the router checks it through shared/google_identity.py before the body is read, and no handler does."""
     import pytest
 
     from devtools.openapi import function_apis
@@ -124,3 +78,37 @@ def test_machine_callers_are_a_declared_access_kind():
             assert "google_identity" not in r.handler.__code__.co_names, f"{api.name}: the handler checks its caller"
     with pytest.raises(ValueError):
         Api("t").route("POST", "/", access="cloud_tasks")(lambda req: None)
+
+
+def test_domain_errors_become_json_errors_with_the_status_of_their_kind(monkeypatch):
+    """The domain raises kinds (shared/errors.py); the router alone gives each its status and headers."""
+    import flask
+
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "demo-openclaw")  # no emulator needed: no caller, no audit
+    config.reset()
+
+    from shared import errors
+    from shared.http import Api
+
+    cases = [(errors.NotFound("not_found", "deployment 'x' not found"), 404, {}),
+             (errors.Contention("contention", "try again"), 409, {}),
+             (errors.Conflict("job_active", "a job runs", {"job": {"id": "j"}}), 409, {}),
+             (errors.Invalid("invalid_cron", "bad"), 422, {}),
+             (errors.Malformed("invalid_cursor", "bad"), 400, {}),
+             (errors.Unavailable("retry_later", "later", retry_after=30), 503, {"Retry-After": "30"}),
+             (errors.Unauthenticated("unauthenticated", "who?", challenge="Bot"), 401, {"WWW-Authenticate": "Bot"}),
+             (errors.UpstreamFailed("payment_provider_error", "Stripe refused"), 502, {})]
+    for exc, status, headers in cases:
+        app = Api("t")
+
+        def fail(req, exc=exc):
+            raise exc
+
+        app.route("GET", "/", access="custom")(fail)
+        with flask.Flask(__name__).test_request_context("/"):
+            resp = app(flask.request)
+        body = {"code": exc.code, "message": exc.message, **({"details": exc.details} if exc.details else {})}
+        assert (resp.status_code, json.loads(resp.get_data())) == (status, {"error": body}), exc
+        assert {k: resp.headers.get(k) for k in headers} == headers, exc
+    monkeypatch.undo()
+    config.reset()

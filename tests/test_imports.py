@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from devtools.catalog import FUNCTIONS
 from devtools.stack import ROOT
+from functions import FUNCTIONS
 
 HEAVY = ("google.cloud.compute_v1", "stripe", "google.cloud.storage", "google.cloud.tasks_v2",
          "google.cloud.pubsub_v1", "google.cloud.secretmanager", "numpy", "firebase_admin", "schemathesis")
@@ -27,7 +27,7 @@ print(json.dumps(sorted(m for m in sys.argv[3].split(",") if m in sys.modules)))
 """
 
 
-@pytest.mark.parametrize("name,src", [(n, s) for n, s, _ in FUNCTIONS])
+@pytest.mark.parametrize("name,src", [(f.name, f.source) for f in FUNCTIONS])
 def test_function_imports_only_its_own_needs(name, src):
     env = {**os.environ, "GOOGLE_CLOUD_PROJECT": "demo-openclaw", "APP_ENV": "local"}
     out = subprocess.run([sys.executable, "-c", PROBE, name, str(ROOT / src), ",".join(HEAVY)],

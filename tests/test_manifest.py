@@ -18,7 +18,6 @@ import pytest
 import yaml
 
 from deploy import manifest, run
-from devtools.catalog import FUNCTIONS as CATALOG
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / "devtools" / "deploycheck" / "bin"
@@ -71,10 +70,12 @@ def test_cloudbuild_yaml_is_what_the_manifest_writes():
         "cloudbuild.yaml is stale: run `.venv/bin/python -m deploy.manifest > cloudbuild.yaml`"
 
 
-def test_manifest_deploys_every_catalogued_function_from_its_own_module():
-    assert {(f.name, f.source) for f in manifest.FUNCTIONS} == {(n, s) for n, s, _ in CATALOG}
+def test_manifest_deploys_every_function_of_the_table_from_its_own_module(doc):
+    steps = {s["id"]: s["args"] for s in doc["steps"]}
     for f in manifest.FUNCTIONS:
-        assert bool(f.topic) == (dict((n, t) for n, _, t in CATALOG)[f.name] == "pubsub"), f.name
+        args = steps[f"fn-{f.name}"]
+        assert f"--entry-point={f.name}" in args and f"--set-build-env-vars=GOOGLE_FUNCTION_SOURCE={f.source}" in args
+        assert ("--trigger-http" in args) == (f.trigger == "http"), f.name
 
 
 def test_first_run_deploys_what_needs_no_secret_and_says_which_secrets_to_fill(deployed):
@@ -86,10 +87,10 @@ def test_first_run_deploys_what_needs_no_secret_and_says_which_secrets_to_fill(d
 
 
 def test_after_the_secrets_every_function_is_deployed_and_a_rerun_changes_nothing(deployed):
-    assert set(functions(deployed["state"])) == {n for n, _, _ in CATALOG}
+    assert set(functions(deployed["state"])) == {f.name for f in manifest.FUNCTIONS}
     assert "every secret has a version" in deployed["second"]
     assert len(deployed["state"]["changes"]) == deployed["changes_before_third"], "the third run changed something"
-    assert deployed["third"].count(": unchanged") == len(CATALOG)
+    assert deployed["third"].count(": unchanged") == len(manifest.FUNCTIONS)
 
 
 def test_every_function_names_its_project_and_runs_with_production_rules(deployed):
@@ -153,7 +154,8 @@ def test_every_resource_a_function_refers_to_is_created_by_a_step_it_waits_for(d
 
 def invokers(state: dict, name: str) -> set[str]:
     prefix = f"binding:function:{PROJECT}/{REGION}/{name}|serviceAccount:"
-    return {k[len(prefix):].split("|")[0] for k in state["resources"] if k.startswith(prefix) and "|roles/run.invoker|" in k}
+    return {k[len(prefix):].split("|")[0] for k in state["resources"]
+            if k.startswith(prefix) and "|roles/run.invoker|" in k}
 
 
 def test_private_functions_admit_exactly_the_callers_their_code_expects(deployed):
@@ -293,15 +295,16 @@ def test_every_function_starts_with_exactly_what_the_manifest_gives_it(deployed)
     results = json.loads(out.stdout.strip().splitlines()[-1])
     refused = {name: err.strip() for name, (code, err) in results.items() if code != 0}
     assert not refused, f"functions refusing to start with the manifest's settings: {refused}"
-    assert set(results) == {n for n, _, _ in CATALOG}
+    assert set(results) == {f.name for f in manifest.FUNCTIONS}
 
 
 def test_undeploy_removes_everything_it_created_but_the_data(deployed, tmp_path):
     state = tmp_path / "state.json"
     state.write_text(json.dumps(deployed["state"]))
     # only what an operator's shell has: the test session's own MEDIA_BUCKET etc. must not leak in
-    env = {"HOME": os.environ.get("HOME", "/tmp"), "FAKE_GCLOUD_STATE": str(state), "PATH": f"{BIN}:{os.environ['PATH']}",
-           "DEPLOYCHECK_PYTHON": sys.executable, "PROJECT_ID": PROJECT, "REGION": REGION}
+    env = {"HOME": os.environ.get("HOME", "/tmp"), "FAKE_GCLOUD_STATE": str(state),
+           "PATH": f"{BIN}:{os.environ['PATH']}", "DEPLOYCHECK_PYTHON": sys.executable, "PROJECT_ID": PROJECT,
+           "REGION": REGION}
     refused = subprocess.run(["bash", "deploy/undeploy.sh"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert refused.returncode == 2 and "CONFIRM" in refused.stderr
     for attempt in ("first", "again"):  # a second run finds everything gone and still succeeds

@@ -2,7 +2,7 @@
 import pytest
 
 from devtools import openapi
-from devtools.catalog import FUNCTIONS
+from functions import FUNCTIONS
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,7 @@ def test_document_is_openapi_3_1_and_loads_in_schemathesis(doc):
 
 def test_every_served_route_is_documented_and_vice_versa(doc):
     apis = openapi.function_apis()
-    assert [a.name for a in apis] == [name for name, _, trigger in FUNCTIONS if trigger == "http"]
+    assert [a.name for a in apis] == [f.name for f in FUNCTIONS if f.trigger == "http"]
     served = {(r.method.lower(), openapi.openapi_path(a, r)) for a in apis for r in a.routes}
     documented = {(m, p) for p, ops in doc["paths"].items() for m in ops}
     assert served == documented

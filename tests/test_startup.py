@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
-from devtools.catalog import FUNCTIONS
 from devtools.stack import ROOT
+from functions import FUNCTIONS
 
 PROJECT = "my-proj"
 URL = f"https://us-central1-{PROJECT}.cloudfunctions.net"
@@ -62,7 +62,8 @@ NEEDS = {
     "costPullWorker": ("TASKS_INVOKER_SA", "COSTS_WORKER_URL", "OPENROUTER_MANAGEMENT_KEY", "OPENAI_ADMIN_KEY",
                        *DEPLOY[:1], *DEPLOY[2:]),
     "billing": ("STRIPE_SECRET_KEY", "APP_URL"),
-    # a downgrade stops the bots beyond the plan's limit (the worker applies events): deploy jobs (shared/plan_limits.py)
+    # a downgrade stops the bots beyond the plan's limit (the worker applies events): deploy jobs
+    # (shared/plan_limits.py)
     "stripeWebhook": ("STRIPE_WEBHOOK_SECRET", "STRIPE_EVENTS_QUEUE", "TASKS_LOCATION", "STRIPE_EVENT_WORKER_URL",
                       "TASKS_INVOKER_SA"),
     "stripeEventWorker": ("STRIPE_SECRET_KEY", "TASKS_INVOKER_SA", "STRIPE_EVENT_WORKER_URL", *DEPLOY),
@@ -121,7 +122,7 @@ def cases(name: str) -> list:
     return out
 
 
-@pytest.mark.parametrize("name,src", [(n, s) for n, s, _ in FUNCTIONS])
+@pytest.mark.parametrize("name,src", [(f.name, f.source) for f in FUNCTIONS])
 def test_function_starts_only_with_its_production_settings(name, src):
     # a clean environment: none of the variables the test session or the shell may have set
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR", "SYSTEMROOT")}
@@ -142,7 +143,7 @@ def test_function_starts_only_with_its_production_settings(name, src):
 
 
 def test_every_function_is_listed():
-    assert set(NEEDS) == {n for n, _, _ in FUNCTIONS}
+    assert set(NEEDS) == {f.name for f in FUNCTIONS}
 
 
 def test_a_refused_start_exits_the_process():

@@ -20,6 +20,7 @@ storage buckets describe | storage buckets create | storage buckets update | sto
 storage buckets add-iam-policy-binding | storage rm | storage cp | storage objects describe
 compute routers describe | compute routers create | compute routers delete | compute routers nats describe
 compute routers nats create | compute instances list | compute instances delete
+compute resource-policies list | compute resource-policies delete | compute snapshots list | compute snapshots delete
 compute firewall-rules describe | compute firewall-rules create | compute firewall-rules delete
 tasks queues describe | tasks queues create | tasks queues update | tasks queues delete
 pubsub topics describe | pubsub topics create | pubsub topics delete | pubsub topics add-iam-policy-binding

@@ -9,7 +9,7 @@ from shared import db, logs, repos
 from shared.api.inputs import Strict
 from shared.deploy import access, catalog, configs, secrets
 from shared.deploy.redact import mask
-from shared.errors import ApiError, not_found
+from shared.errors import Unavailable, not_found
 from shared.http import Api, Reply, Request, list_of
 from shared.models import ApiKey
 
@@ -29,9 +29,9 @@ class KeyNames(Reply):
     keyNames: list[str]
 
 
-def _unavailable(exc: Exception) -> ApiError:
+def _unavailable(exc: Exception) -> Unavailable:
     log.error("Secret Manager call failed", extra={"code": getattr(exc, "code", None), "error": type(exc).__name__})
-    return ApiError(503, "secrets_unavailable", "the secret store is unavailable; try again")
+    return Unavailable("secrets_unavailable", "the secret store is unavailable; try again")
 
 
 def _secret_errors():

@@ -8,7 +8,7 @@ from pydantic import Field, StringConstraints, model_validator
 
 from shared.api.inputs import PageQuery
 from shared.audit import AuditEntry, entries
-from shared.errors import ApiError
+from shared.errors import Invalid
 from shared.http import Api, Request, page_of
 
 api = Api("auditLog", "Who changed what, when, and with which outcome")
@@ -37,7 +37,7 @@ class AuditAdminQuery(AuditMineQuery):
 
 def _ranges(q: AuditMineQuery) -> tuple:
     if q.since is not None and q.until is not None and q.since >= q.until:
-        raise ApiError(422, "invalid_query", "since must be before until")
+        raise Invalid("invalid_query", "since must be before until")
     return tuple(r for r in (("at", ">=", q.since) if q.since is not None else None,
                              ("at", "<", q.until) if q.until is not None else None) if r)
 

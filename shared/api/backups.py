@@ -16,7 +16,7 @@ from shared.backups import settings as backup_settings
 from shared.backups.store import BotBackup, backups
 from shared.deploy import access, jobs, settings
 from shared.deploy.compute import ComputeError
-from shared.errors import ApiError, not_found
+from shared.errors import Forbidden, Invalid, Unavailable, UpstreamFailed, not_found
 from shared.http import Api, Request, page_of
 from shared.models import Deployment
 
@@ -63,10 +63,10 @@ def _record(req: Request) -> BotBackup:
     return rec
 
 
-def _compute(exc: ComputeError) -> ApiError:
+def _compute(exc: ComputeError) -> Unavailable | UpstreamFailed:
     if exc.transient:
-        return ApiError(503, "compute_unavailable", f"Compute Engine: {exc}", headers={"Retry-After": "10"})
-    return ApiError(502, "compute_error", f"Compute Engine: {exc}")
+        return Unavailable("compute_unavailable", f"Compute Engine: {exc}", retry_after=10)
+    return UpstreamFailed("compute_error", f"Compute Engine: {exc}")
 
 
 @api.route("GET", "/", query=BackupQuery, response=page_of(BotBackup))
@@ -75,7 +75,7 @@ def list_mine(req: Request):
     q = req.query
     owner = q.userId or req.caller.id
     if owner != req.caller.id and not req.caller.is_admin:
-        raise ApiError(403, "forbidden", "you can list only your own backups")
+        raise Forbidden("forbidden", "you can list only your own backups")
     return backups.page({"userId": owner}, (("createdAt", "DESCENDING"),), q.limit, q.cursor)
 
 
@@ -100,7 +100,7 @@ def restore(req: Request):
     zone = req.body.zone or rec.zone
     regions = settings.get().allowed_regions
     if regions and zone.rsplit("-", 1)[0] not in regions:
-        raise ApiError(422, "zone_not_allowed", f"zone must be in one of the regions: {', '.join(regions)}")
+        raise Invalid("zone_not_allowed", f"zone must be in one of the regions: {', '.join(regions)}")
     snap = service.restorable(rec, name)
     dep_id = pysecrets.token_hex(10)
     fields = {**rec.settings, **({"botName": req.body.botName} if req.body.botName else {})}
@@ -128,6 +128,6 @@ def cleanup(req: Request):
     """Delete what is left of deleted bots' snapshots past retention (Cloud Scheduler, or an admin)."""
     report = service.cleanup()
     if any(e["transient"] for e in report["errors"]):
-        raise ApiError(503, "cleanup_incomplete", "some snapshots could not be deleted for now; retry later",
-                       report, headers={"Retry-After": "60"})
+        raise Unavailable("cleanup_incomplete", "some snapshots could not be deleted for now; retry later",
+                          report, retry_after=60)
     return report

@@ -10,9 +10,9 @@ from typing import Any
 
 
 from shared import logs
-from shared.billing import config as billing_config
+from shared.billing import settings as billing_settings
 from shared.billing import sync
-from shared.errors import ApiError
+from shared.errors import Unavailable
 from shared.http import Api, Reply, Request
 
 api = Api("billingReconcile", "Billing reconciliation with Stripe (admin or Cloud Scheduler)")
@@ -29,7 +29,7 @@ class ReconcileReport(Reply):
 
 
 def _scheduler() -> dict:
-    cfg = billing_config.get()
+    cfg = billing_settings.get()
     return {"account": cfg.scheduler_sa, "audience": cfg.reconcile_audience}
 
 
@@ -42,6 +42,6 @@ def run_now(req: Request):
     if any(e.get("transient") for e in report["errors"]):
         # Stripe or Firestore failed transiently (twice) for some customers: 503 makes Cloud Scheduler
         # retry the run (reconciling is idempotent); the report, as far as it got, is in the details
-        raise ApiError(503, "reconcile_incomplete", "some subscriptions could not be checked for now; retry later",
-                       report, headers={"Retry-After": "60"})
+        raise Unavailable("reconcile_incomplete", "some subscriptions could not be checked for now; retry later",
+                          report, retry_after=60)
     return report

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from shared import clock, db, repos
 from shared.api.inputs import SLUG_PATTERN, PageQuery, ShortText, Strict
-from shared.errors import ApiError, not_found
+from shared.errors import Invalid, not_found
 from shared.http import Api, Request, page_of, precondition
 from shared.models import CmsPage
 
@@ -29,7 +29,7 @@ class PageListQuery(PageQuery):
 
 def valid_slug(slug: str) -> str:
     if len(slug) > 100 or not _slug.match(slug):
-        raise ApiError(422, "invalid_slug", "slug must be lowercase letters, digits and single hyphens")
+        raise Invalid("invalid_slug", "slug must be lowercase letters, digits and single hyphens")
     return slug
 
 
@@ -69,7 +69,7 @@ def _replace_if_match(tx, req: Request) -> CmsPage:
     precondition(req, page)
     fields = {**req.body.model_dump(), "updatedAt": clock.now_ms()}
     repos.cms_pages.update(page.id, fields, tx)
-    return page.model_copy(update=fields)
+    return page.updated(fields)
 
 
 @api.route("PUT", "/{slug}", access="admin", body=PageWrite, status=(200, 201), response=CmsPage, etag=True)

@@ -9,12 +9,12 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from shared import bot_credentials, clock, repos
-from shared.api.cost_pulls import RunReport
+from shared.api.pull_costs import RunReport
 from shared.api.inputs import PageQuery, Strict
 from shared.costs import reports, runs
 from shared.costs.ledger import CostAccount, accounts
 from shared.costs.ledger import runs as runs_repo
-from shared.errors import ApiError
+from shared.errors import Forbidden, Invalid, NotFound, Unavailable, UpstreamFailed
 from shared.http import Api, Request, page_of, text_response
 from shared.models import CostSnapshot
 from shared.spend import service as spend
@@ -157,7 +157,7 @@ def scope(req: Request, requested: str | None) -> str | None:
     if requested is None or requested == caller.id:
         return caller.id
     if not caller.is_admin:
-        raise ApiError(403, "forbidden", "you can read only your own costs")
+        raise Forbidden("forbidden", "you can read only your own costs")
     if requested == "all":
         return None
     repos.users.require(requested)
@@ -169,7 +169,7 @@ def list_snapshots(req: Request):
     """Cost snapshots in a time range, oldest first."""
     q = req.query
     if q.start is not None and q.end is not None and q.end <= q.start:
-        raise ApiError(422, "invalid_query", "to must be after from")
+        raise Invalid("invalid_query", "to must be after from")
     user = scope(req, q.userId)
     ranges = tuple(r for r in (("fetchedAt", ">=", q.start), ("fetchedAt", "<", q.end)) if r[2] is not None)
     equals = {"userId": user} if user else {}
@@ -218,8 +218,14 @@ def get_budget(req: Request):
     user = scope(req, req.query.userId)
     v = _budget_view(user, None, clock.now_ms())
     if v is None:
-        raise ApiError(404, "not_found", "no budget set")
+        raise NotFound("not_found", "no budget set")
     return v
+
+
+def _provider(exc: spend.SpendError, message: str) -> Unavailable | UpstreamFailed:
+    if exc.transient:
+        return Unavailable("provider_unavailable", message)
+    return UpstreamFailed("provider_error", message)
 
 
 @api.route("PUT", "/budget", body=BudgetBody, response=BudgetView)
@@ -229,7 +235,7 @@ def put_budget(req: Request):
 
     b = req.body
     if b.monthlyUsd is None and not b.deployments:
-        raise ApiError(422, "invalid_body", "set monthlyUsd, deployments, or both")
+        raise Invalid("invalid_body", "set monthlyUsd, deployments, or both")
     deps = {}
     for d in b.deployments:
         access.owned(d.deploymentId, req.caller)  # 404 for another user's
@@ -237,8 +243,7 @@ def put_budget(req: Request):
     try:
         spend.set_budget(req.caller.id, b.monthlyUsd, b.action, deps)
     except spend.SpendError as exc:
-        raise ApiError(503 if exc.transient else 502, "provider_unavailable" if exc.transient else "provider_error",
-                       f"budget saved; lifting the cap failed: {exc}") from None
+        raise _provider(exc, f"budget saved; lifting the cap failed: {exc}") from None
     return spend.view(budgets.get(req.caller.id), clock.now_ms())
 
 
@@ -246,12 +251,11 @@ def put_budget(req: Request):
 def delete_budget(req: Request):
     """Remove my budgets, lifting what they stopped or capped."""
     if budgets.get(req.caller.id) is None:
-        raise ApiError(404, "not_found", "no budget set")
+        raise NotFound("not_found", "no budget set")
     try:
         spend.set_budget(req.caller.id, None, "notify", {})
     except spend.SpendError as exc:
-        raise ApiError(503 if exc.transient else 502, "provider_unavailable" if exc.transient else "provider_error",
-                       f"lifting the cap failed: {exc}") from None
+        raise _provider(exc, f"lifting the cap failed: {exc}") from None
     budgets.delete(req.caller.id)
 
 

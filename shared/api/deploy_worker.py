@@ -15,7 +15,7 @@ from pydantic import Field
 from shared import logs
 from shared.api.inputs import Strict
 from shared.deploy import settings, worker
-from shared.errors import ApiError
+from shared.errors import Unavailable
 from shared.http import Api, Reply, Request
 
 api = Api("deployWorker", "Runs deploy jobs (Cloud Tasks target only)")
@@ -45,9 +45,9 @@ def run_task(req: Request):
     job_id = req.body.jobId
     token = logs.request_id.set(req.raw.headers.get("X-CloudTasks-TaskName"))  # task name on every line
     try:
-        status, outcome = worker.run(job_id)
+        again, outcome = worker.run(job_id)
     finally:
         logs.request_id.reset(token)
-    if status == 503:
-        raise ApiError(503, "retry_later", outcome, {"jobId": job_id, "outcome": outcome})
+    if again:
+        raise Unavailable("retry_later", outcome, {"jobId": job_id, "outcome": outcome})
     return {"jobId": job_id, "outcome": outcome}

@@ -15,8 +15,8 @@ from pydantic import (
 from shared import clock, db, plan_limits, repos
 from shared.api.inputs import PageQuery, Strict
 from shared.deploy import access, jobs, live, projects, settings
-from shared.errors import ApiError, not_found
-from shared.http import Api, Reply, Request, page_of, precondition, validation_error
+from shared.errors import Invalid, not_found, validation_error
+from shared.http import Api, Reply, Request, page_of, precondition
 from shared.models import DeployJob, Deployment, DeploymentStatus
 
 api = Api("deployments", "Bot deployments: VMs on Compute Engine, driven by deploy jobs")
@@ -128,7 +128,7 @@ def create(req: Request):
     if projects.is_customer(b.gcpProject):  # the customer's own project: their grant, their network
         projects.require(b.gcpProject, req.caller.id)
     elif regions and b.zone.rsplit("-", 1)[0] not in regions:
-        raise ApiError(422, "zone_not_allowed", f"zone must be in one of the regions: {', '.join(regions)}")
+        raise Invalid("zone_not_allowed", f"zone must be in one of the regions: {', '.join(regions)}")
     dep_id = pysecrets.token_hex(10)
     dep = Deployment(_id=dep_id, userId=req.caller.id, vmName=vm_name(b.botName, dep_id), status="provisioning",
                      createdAt=clock.now_ms(), **b.model_dump())
@@ -151,7 +151,7 @@ def update(req: Request):
     """Change the bot's settings (applied by the next deploy)."""
     changes = req.body.changes()
     if not changes:
-        raise ApiError(422, "invalid_body", "send at least one of botName, brandEmoji, primaryModel, fallbackModels")
+        raise Invalid("invalid_body", "send at least one of botName, brandEmoji, primaryModel, fallbackModels")
     return _update(req, req.params["id"], changes)
 
 
@@ -165,7 +165,7 @@ def _update(tx, req: Request, dep_id: str, changes: dict) -> Deployment:
     except ValidationError as exc:
         raise validation_error(exc, "body") from None
     repos.deployments.update(dep.id, changes, tx)
-    return dep.model_copy(update=merged.model_dump())
+    return dep.updated(merged.model_dump())
 
 
 @api.route("POST", "/{id}/actions", body=ActionBody, status=202, response=Queued, idempotent=True,

@@ -21,7 +21,7 @@ from shared.api.inputs import PageQuery, Strict
 from shared.embeddings import DIMENSIONS
 
 MAX_DIMENSIONS = 4096
-from shared.errors import ApiError, not_found
+from shared.errors import Conflict, Malformed, Unavailable, not_found
 from shared.http import Api, Request, list_of, page_of
 from shared.knowledge import reembed, service, settings, store
 
@@ -113,7 +113,7 @@ def ingest(req: Request):
     return service.ingest(req.caller.id, req.body.text, req.body.source)
 
 
-@api.route("POST", "/search", body=SearchBody, response=list_of(SearchHit), rate="embeddings")
+@api.route("POST", "/search", body=SearchBody, response=list_of(SearchHit), rate="embeddings", reads=True)
 def search(req: Request):
     """The caller's chunks nearest to a query text or vector, best first, with scores."""
     b = req.body
@@ -154,7 +154,7 @@ def delete_many(req: Request):
     """Delete the caller's chunks of one source (?source=...) or all of them (?all=true)."""
     q = req.query
     if bool(q.source) == q.all:
-        raise ApiError(400, "invalid_delete", "give either ?source=... or ?all=true")
+        raise Malformed("invalid_delete", "give either ?source=... or ?all=true")
     equals = {"userId": req.caller.id, **({"source": q.source} if q.source else {})}
     return {"deleted": store.delete_where(equals)}
 
@@ -187,11 +187,11 @@ def _credential_store():
     try:
         yield
     except bot_credentials.Busy:
-        raise ApiError(409, "credential_busy", "the bot credential is being changed by another request; "
-                                               "try again") from None
+        raise Conflict("credential_busy", "the bot credential is being changed by another request; "
+                                          "try again") from None
     except gexc.GoogleAPICallError as exc:
-        raise ApiError(503, "secret_store_unavailable", f"Secret Manager did not store the credential "
-                                                        f"({exc.code}); nothing changed, try again") from None
+        raise Unavailable("secret_store_unavailable", f"Secret Manager did not store the credential "
+                                                      f"({exc.code}); nothing changed, try again") from None
 
 
 @api.route("GET", "/bot-credentials/{deploymentId}", response=BotCredentialView)

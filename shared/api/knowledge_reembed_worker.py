@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from shared.api.inputs import Strict
-from shared.errors import ApiError
+from shared.errors import Unavailable
 from shared.http import Api, Request
 from shared.knowledge import reembed, settings
 
@@ -49,4 +49,4 @@ def run_task(req: Request):
             return reembed.users_page(b.runId, b.page, b.cursor)
         return reembed.user_batch(b.runId, b.userId, b.round, b.cursor)
     except reembed.Retry as exc:
-        raise ApiError(503, "retry_later", str(exc), headers={"Retry-After": "10"}) from None
+        raise Unavailable("retry_later", str(exc), retry_after=10) from None

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field, StringConstraints, model_validator
 
 from shared import bot_credentials, clock, outbound, repos
 from shared.api.inputs import PageQuery, Strict, Url
-from shared.errors import ApiError, not_found
+from shared.errors import Conflict, Forbidden, Invalid, UpstreamFailed, not_found
 from shared.http import Api, Request, page_of
 from shared.media import settings, shares, sniff, storage
 from shared.models import Media, MediaType
@@ -103,7 +103,7 @@ def create_upload(req: Request):
     b = req.body
     limit = settings.get().max_bytes[b.type]
     if b.size > limit:
-        raise ApiError(422, "too_large", f"an {b.type} may have at most {limit} bytes")
+        raise Invalid("too_large", f"an {b.type} may have at most {limit} bytes")
     upload_id = repos.media.new_id()
     name = _object_name(req.caller.id, upload_id)
     signed = storage.upload_url(name, b.mimeType, b.size)
@@ -117,17 +117,17 @@ def register(req: Request):
     b = req.body
     m = re.fullmatch(r"media/([^/]+)/([A-Za-z0-9]{1,64})", b.storageId)
     if m is None or m.group(1) != req.caller.id:
-        raise ApiError(403, "forbidden", "storageId is not one of your uploads")
+        raise Forbidden("forbidden", "storageId is not one of your uploads")
     found = storage.stat(b.storageId)
     if found is None:
-        raise ApiError(409, "not_uploaded", "nothing stored under storageId: PUT the file to its uploadUrl first")
+        raise Conflict("not_uploaded", "nothing stored under storageId: PUT the file to its uploadUrl first")
     size, stored_type = found
     limit = settings.get().max_bytes[b.type]
     if stored_type != b.mimeType or size > limit or size == 0:
         storage.delete(b.storageId)  # an upload that broke the bounds is not kept
-        raise ApiError(422, "upload_rejected",
-                       f"stored object is {stored_type or 'untyped'} of {size} bytes; expected {b.mimeType}, "
-                       f"1..{limit} bytes")
+        raise Invalid("upload_rejected",
+                      f"stored object is {stored_type or 'untyped'} of {size} bytes; expected {b.mimeType}, "
+                      f"1..{limit} bytes")
     return _record(req, m.group(2), b.storageId, b.type, b.mimeType, b.prompt, b.driveUrl)
 
 
@@ -139,7 +139,7 @@ def _record(req: Request, media_id: str, storage_id: str, type_: str, mime: str,
     try:
         repos.media.create(media)
     except gexc.AlreadyExists:
-        raise ApiError(409, "already_registered", "this upload is already registered") from None
+        raise Conflict("already_registered", "this upload is already registered") from None
     return media
 
 
@@ -151,13 +151,14 @@ def _fetch(url: str, type_: str) -> tuple[bytes, str]:
         got = outbound.request("GET", url, headers={"Accept": f"{type_}/*"}, max_bytes=limit,
                                timeout_s=s.fetch_timeout_s, allow_http=True)  # http: the local stack only
     except outbound.UnsafeUrl as exc:
-        raise ApiError(422, "unsafe_url", f"url refused: {exc.reason}") from None
+        raise Invalid("unsafe_url", f"url refused: {exc.reason}") from None
     except outbound.TooLarge:
-        raise ApiError(422, "too_large", f"an {type_} fetched from a URL may have at most {limit} bytes") from None
+        raise Invalid("too_large", f"an {type_} fetched from a URL may have at most {limit} bytes") from None
     except outbound.FetchFailed as exc:
-        raise ApiError(502, "fetch_failed", f"could not fetch url: {exc.reason}") from None
+        raise UpstreamFailed("fetch_failed", f"could not fetch url: {exc.reason}") from None
     if not 200 <= got.status < 300:  # the provider's 4xx: the URL is wrong or expired, retrying will not help
-        raise ApiError(422 if 400 <= got.status < 500 else 502, "fetch_failed", f"url answered HTTP {got.status}")
+        kind = Invalid if 400 <= got.status < 500 else UpstreamFailed
+        raise kind("fetch_failed", f"url answered HTTP {got.status}")
     return got.body, got.headers.get("content-type", "")
 
 
@@ -169,7 +170,7 @@ def from_url(req: Request):
     try:
         mime = sniff.media_type(b.type, b.mimeType, served, data)
     except ValueError as exc:
-        raise ApiError(422, "wrong_content_type", str(exc)) from None
+        raise Invalid("wrong_content_type", str(exc)) from None
     media_id = repos.media.new_id()
     name = _object_name(req.caller.id, media_id)
     storage.put(name, data, mime)

@@ -5,7 +5,7 @@ from pydantic import Field
 
 from shared import db, repos
 from shared.api.inputs import Href, ShortText, Strict
-from shared.errors import ApiError, not_found
+from shared.errors import Forbidden, Invalid, not_found
 from shared.http import Api, Request, list_of, precondition
 from shared.models import NavLink, NavSection
 
@@ -47,7 +47,7 @@ def list_links(req: Request):
     q = req.query
     if q.all:
         if not (req.caller and req.caller.is_admin):
-            raise ApiError(403, "forbidden", "only admins see hidden links")
+            raise Forbidden("forbidden", "only admins see hidden links")
         return {"items": repos.nav_links.all({"section": q.section}, ORDER)}
     return {"items": repos.nav_links.all({"section": q.section, "visible": True}, ORDER)}
 
@@ -62,8 +62,8 @@ def create_link(req: Request):
 def _reorder(tx, body: Reorder) -> None:
     current = {link.id for link in repos.nav_links.all({"section": body.section}, ORDER, tx=tx)}
     if len(set(body.ids)) != len(body.ids) or set(body.ids) != current:
-        raise ApiError(422, "invalid_order", "ids must list every link of the section exactly once",
-                       {"expected": sorted(current)})
+        raise Invalid("invalid_order", "ids must list every link of the section exactly once",
+                      {"expected": sorted(current)})
     for n, link_id in enumerate(body.ids):
         repos.nav_links.update(link_id, {"sortOrder": n * 10}, tx)
 
@@ -98,7 +98,7 @@ def update_link(tx, req: Request):
     fields = req.body.changes()
     if fields:
         repos.nav_links.update(link.id, fields, tx)
-    return link.model_copy(update=fields)
+    return link.updated(fields)
 
 
 @api.route("DELETE", "/{linkId}", access="admin", status=204, etag=True)

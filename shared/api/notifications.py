@@ -8,7 +8,7 @@ from pydantic import Field, StringConstraints
 
 from shared import clock, db
 from shared.api.inputs import PageQuery, Strict
-from shared.errors import ApiError
+from shared.errors import Forbidden, Invalid, NotFound
 from shared.http import Api, Reply, Request, list_of, page_of
 from shared.notifications import endpoints
 from shared.notifications.store import KINDS, Delivery, Notification, Webhook, deliveries, notifications
@@ -56,14 +56,14 @@ class WebhookTestSent(Reply):
 def _mine(req: Request) -> str:
     who = req.query.userId if req.query is not None and getattr(req.query, "userId", None) else req.caller.id
     if who != req.caller.id and not req.caller.is_admin:
-        raise ApiError(403, "forbidden", "only admins read another user's notifications")
+        raise Forbidden("forbidden", "only admins read another user's notifications")
     return who
 
 
 def _entry(req: Request) -> Notification:
     n = notifications.get(req.params["id"])
     if n is None or not req.caller.can_access(n.userId):
-        raise ApiError(404, "not_found", f"notification {req.params['id']!r} not found")
+        raise NotFound("not_found", f"notification {req.params['id']!r} not found")
     return n
 
 
@@ -134,7 +134,7 @@ def update_webhook(req: Request):
     w = endpoints.owned(req.params["id"], req.caller)
     changes = req.body.changes()
     if not changes:
-        raise ApiError(422, "invalid_body", "send at least one of url, events, description, enabled")
+        raise Invalid("invalid_body", "send at least one of url, events, description, enabled")
     return endpoints.update(w, changes)
 
 
@@ -172,5 +172,5 @@ def get_delivery(req: Request):
     w = endpoints.owned(req.params["id"], req.caller)
     d = deliveries.get(req.params["deliveryId"])
     if d is None or d.webhookId != w.id:
-        raise ApiError(404, "not_found", f"delivery {req.params['deliveryId']!r} not found")
+        raise NotFound("not_found", f"delivery {req.params['deliveryId']!r} not found")
     return d

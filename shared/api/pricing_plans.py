@@ -8,7 +8,7 @@ from pydantic import Field, StringConstraints
 
 from shared import db, repos
 from shared.api.inputs import ShortText, Strict
-from shared.errors import ApiError, conflict, not_found
+from shared.errors import Forbidden, conflict, not_found
 from shared.http import Api, Request, list_of, precondition
 from shared.models import Plan, PricingPlan
 
@@ -61,7 +61,7 @@ def list_plans(req: Request):
     """Active plans by sortOrder (admins may ask for all)."""
     if req.query.all:
         if not (req.caller and req.caller.is_admin):
-            raise ApiError(403, "forbidden", "only admins see inactive plans")
+            raise Forbidden("forbidden", "only admins see inactive plans")
         return {"items": repos.pricing_plans.all({}, (("sortOrder", "ASCENDING"),))}
     return {"items": repos.pricing_plans.all({"active": True}, (("sortOrder", "ASCENDING"),))}
 
@@ -104,7 +104,7 @@ def update_plan(tx, req: Request):
     fields = req.body.changes()  # a null inside `limits` is "no limit" and is stored
     if fields:
         repos.pricing_plans.update(plan.id, fields, tx)
-    return plan.model_copy(update=fields)
+    return plan.updated(fields)
 
 
 @api.route("DELETE", "/{slug}", access="admin", status=204, etag=True)

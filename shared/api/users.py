@@ -14,7 +14,7 @@ from pydantic import Field, StringConstraints
 
 from shared import accounts, db, repos
 from shared.api.inputs import PageQuery, ShortText, Strict, Url
-from shared.errors import ApiError
+from shared.errors import Conflict
 from shared.http import Api, Request, page_of, precondition
 from shared.models import Deployment, Role, Subscription, User, UserStatus
 
@@ -85,7 +85,7 @@ def _update(tx, req: Request, user_id: str, fields: dict) -> User:
     precondition(req, user)
     if fields:
         repos.users.update(user_id, fields, tx)
-    return user.model_copy(update=fields)
+    return user.updated(fields)
 
 
 @api.route("PATCH", "/me", body=ProfileUpdate, response=User, etag=True)
@@ -116,9 +116,9 @@ def update_user(req: Request):
     target = req.params["userId"]
     fields = req.body.changes()
     if target == req.caller.id and (fields.get("role", "admin") != "admin" or fields.get("status", "active") != "active"):
-        raise ApiError(409, "self_lockout", "an admin cannot demote or suspend itself")
+        raise Conflict("self_lockout", "an admin cannot demote or suspend itself")
     if fields.get("role") == "user" and accounts.is_protected_admin(repos.users.require(target)):
-        raise ApiError(409, "configured_admin", "this admin is named in ADMIN_EMAILS: remove it there first")
+        raise Conflict("configured_admin", "this admin is named in ADMIN_EMAILS: remove it there first")
     if fields:
         repos.users.update(target, fields)  # 404 if there is no such user
     return repos.users.require(target)

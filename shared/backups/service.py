@@ -258,17 +258,18 @@ def cleanup(limit: int = 200) -> dict:
 # restore (the owner's request)
 def restorable(rec: BotBackup, name: str):
     """The snapshot `name` of this bot, ready to make a disk from (else 404 / 409)."""
-    from shared.errors import ApiError, not_found
+    from shared.errors import Conflict, Unavailable, UpstreamFailed, not_found
 
     try:
         snap = gce.get_snapshot(rec.gcpProject, name)
     except ComputeError as exc:
-        raise ApiError(503 if exc.transient else 502, "compute_unavailable" if exc.transient else "compute_error",
-                       f"Compute Engine: {exc}") from None
+        if exc.transient:
+            raise Unavailable("compute_unavailable", f"Compute Engine: {exc}") from None
+        raise UpstreamFailed("compute_error", f"Compute Engine: {exc}") from None
     if snap is None or snap.source_disk != rec.diskUrl:
         raise not_found(f"snapshot {name!r}")
     if snap.status != "READY":
-        raise ApiError(409, "snapshot_not_ready", f"snapshot {name!r} is {snap.status}; try again when it is READY")
+        raise Conflict("snapshot_not_ready", f"snapshot {name!r} is {snap.status}; try again when it is READY")
     return snap
 
 

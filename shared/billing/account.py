@@ -11,9 +11,9 @@ from __future__ import annotations
 from google.api_core import exceptions as gexc
 
 from shared import clock, db, logs, repos
-from shared.billing import config as billing_config
+from shared.billing import settings as billing_settings
 from shared.billing import stripe_api
-from shared.errors import ApiError, not_found
+from shared.errors import Conflict, not_found
 from shared.models import Subscription, User
 
 log = logs.get("billing")
@@ -68,7 +68,7 @@ def _link_customer(user_id: str, customer_id: str) -> str:
             return doc.stripeCustomerId
         elif _update_if_unchanged(snap, {"stripeCustomerId": customer_id, "updatedAt": now}):
             return customer_id
-    raise ApiError(409, "conflict", "the subscription kept changing; try again")
+    raise Conflict("conflict", "the subscription kept changing; try again")
 
 
 def ensure_customer(user: User) -> str:
@@ -108,17 +108,17 @@ def _trial_step(user_id: str, now: int, days: int) -> tuple[Subscription, bool] 
         fields = {"status": "trialing", "trialEnd": trial_end, "updatedAt": now}
         return (doc.model_copy(update=fields), True) if _update_if_unchanged(snap, fields) else None
     if doc.stripeSubscriptionId:
-        raise ApiError(409, "trial_unavailable", "this account already has a paid subscription")
-    raise ApiError(409, "trial_unavailable", "the free trial has already been used")
+        raise Conflict("trial_unavailable", "this account already has a paid subscription")
+    raise Conflict("trial_unavailable", "the free trial has already been used")
 
 
 def start_trial(user_id: str) -> tuple[Subscription, bool]:
-    days = billing_config.get().trial_days
+    days = billing_settings.get().trial_days
     for _ in range(MAX_ROUNDS):
         result = _trial_step(user_id, clock.now_ms(), days)
         if result is not None:
             return result
-    raise ApiError(409, "conflict", "the subscription kept changing; try again")
+    raise Conflict("conflict", "the subscription kept changing; try again")
 
 
 # checkout and portal
@@ -128,13 +128,13 @@ def checkout(user: User, plan_slug: str, interval: str) -> dict:
         raise not_found(f"plan {plan_slug!r}")
     doc = subscription_of(user.id)
     if doc and doc.stripeSubscriptionId and doc.status in ("trialing", "active", "past_due"):
-        raise ApiError(409, "already_subscribed", "a subscription exists: change plans in the billing portal")
+        raise Conflict("already_subscribed", "a subscription exists: change plans in the billing portal")
     with stripe_api.user_facing():
         price_id = stripe_api.price_for_interval(plan.stripePriceId, interval)
     if price_id is None:
-        raise ApiError(409, "price_unavailable", f"plan {plan_slug!r} has no {interval}ly price")
+        raise Conflict("price_unavailable", f"plan {plan_slug!r} has no {interval}ly price")
     customer = ensure_customer(user)
-    cfg = billing_config.get()
+    cfg = billing_settings.get()
     sub_data: dict = {"metadata": {"userId": user.id, "plan": plan_slug}}
     now_s = clock.now_ms() // 1000
     if doc and doc.status == "trialing" and not doc.stripeSubscriptionId and doc.trialEnd \
@@ -153,7 +153,7 @@ def checkout(user: User, plan_slug: str, interval: str) -> dict:
 def portal(user: User) -> dict:
     doc = subscription_of(user.id)
     if doc is None or not doc.stripeCustomerId:
-        raise ApiError(409, "no_billing_account", "nothing to manage yet: subscribe first")
+        raise Conflict("no_billing_account", "nothing to manage yet: subscribe first")
     with stripe_api.user_facing():
-        session = stripe_api.portal_session(doc.stripeCustomerId, billing_config.get().portal_return_url)
+        session = stripe_api.portal_session(doc.stripeCustomerId, billing_settings.get().portal_return_url)
     return {"url": session["url"]}

@@ -12,8 +12,8 @@ from functools import lru_cache
 import stripe
 
 from shared import config, faults
-from shared.billing import config as billing_config
-from shared.errors import ApiError
+from shared.billing import settings as billing_settings
+from shared.errors import Unavailable, UpstreamFailed
 
 CALL_TIMEOUT_S = 15.0  # stripe's own default is 80 s
 
@@ -22,7 +22,7 @@ logging.getLogger("stripe").setLevel(logging.WARNING)  # the library logs every 
 
 @lru_cache(maxsize=1)
 def client() -> stripe.StripeClient:
-    cfg = billing_config.get()
+    cfg = billing_settings.get()
     kwargs = {"base_addresses": {"api": cfg.api_base}} if cfg.api_base else {}
     # Each try is bounded so that all of them (the library retries connection errors, 409, 429 and 5xx
     # with backoff and jitter, reusing the idempotency key) end inside the function's budget.
@@ -42,13 +42,13 @@ def user_facing():
     try:
         yield
     except stripe.InvalidRequestError as exc:
-        raise ApiError(502, "payment_provider_error", f"Stripe refused the request: {exc.user_message}") from None
+        raise UpstreamFailed("payment_provider_error", f"Stripe refused the request: {exc.user_message}") from None
     except stripe.StripeError as exc:
         if faults.is_transient(exc):  # down, timed out or rate limiting after the library's retries
-            raise ApiError(503, "payment_provider_unavailable",
-                           f"Stripe could not be reached: {type(exc).__name__}; try again",
-                           headers={"Retry-After": str(faults.RETRY_AFTER_S)}) from None
-        raise ApiError(502, "payment_provider_error", f"Stripe refused the request: {type(exc).__name__}") from None
+            raise Unavailable("payment_provider_unavailable",
+                              f"Stripe could not be reached: {type(exc).__name__}; try again",
+                              retry_after=faults.RETRY_AFTER_S) from None
+        raise UpstreamFailed("payment_provider_error", f"Stripe refused the request: {type(exc).__name__}") from None
 
 
 def customer_subscriptions(customer_id: str) -> list[dict]:

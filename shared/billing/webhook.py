@@ -5,9 +5,9 @@ from __future__ import annotations
 import stripe
 
 from shared import jsonbody, logs, tasks
-from shared.billing import config as billing_config
+from shared.billing import settings as billing_settings
 from shared.billing import sync
-from shared.errors import ApiError
+from shared.errors import Malformed, TooLarge, Unavailable
 
 log = logs.get("billing.webhook")
 
@@ -16,34 +16,34 @@ MAX_EVENT_BYTES = 512 * 1024
 
 def verify(payload: bytes, signature: str | None) -> dict:
     """The event if `Stripe-Signature` signs this exact body with our secret within the tolerance."""
-    cfg = billing_config.get()
+    cfg = billing_settings.get()
     if not signature:
-        raise ApiError(400, "missing_signature", "Stripe-Signature header is required")
+        raise Malformed("missing_signature", "Stripe-Signature header is required")
     try:
         stripe.WebhookSignature.verify_header(payload.decode("utf-8"), signature, cfg.require_webhook_secret(),
                                               cfg.webhook_tolerance_s)
     except stripe.SignatureVerificationError as exc:
-        raise ApiError(400, "invalid_signature", f"signature check failed: {exc.user_message or exc}") from None
+        raise Malformed("invalid_signature", f"signature check failed: {exc.user_message or exc}") from None
     except UnicodeDecodeError:
-        raise ApiError(400, "invalid_payload", "body is not UTF-8") from None
+        raise Malformed("invalid_payload", "body is not UTF-8") from None
     try:
         event = jsonbody.loads(payload, max_depth=64)  # Stripe's events nest far less than this
     except ValueError as exc:
-        raise ApiError(400, "invalid_payload", f"body is not acceptable JSON: {exc}") from None
+        raise Malformed("invalid_payload", f"body is not acceptable JSON: {exc}") from None
     if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str) \
             or not event["id"] or len(event["id"]) > 255 or "/" in event["id"]:
-        raise ApiError(400, "invalid_payload", "not a Stripe event")
+        raise Malformed("invalid_payload", "not a Stripe event")
     return event
 
 
 def receive(request) -> dict:
     """A webhook request (flask.Request) -> the outcome; 400 for anything not signed by Stripe."""
     if (request.content_length or 0) > MAX_EVENT_BYTES:
-        raise ApiError(413, "payload_too_large", f"event larger than {MAX_EVENT_BYTES} bytes")
+        raise TooLarge("payload_too_large", f"event larger than {MAX_EVENT_BYTES} bytes")
     payload = request.get_data(cache=False)
     signature = request.headers.get("Stripe-Signature")
     if len(payload) > MAX_EVENT_BYTES:
-        raise ApiError(413, "payload_too_large", f"event larger than {MAX_EVENT_BYTES} bytes")
+        raise TooLarge("payload_too_large", f"event larger than {MAX_EVENT_BYTES} bytes")
     event = verify(payload, signature)
     outcome = sync.record(event)
     if outcome.pop("queue"):
@@ -54,16 +54,16 @@ def receive(request) -> dict:
 def queue(event_id: str) -> None:
     """A task for the worker, named after the event (Cloud Tasks keeps one task per name). If it cannot
     be created, 503: Stripe delivers the event again, finds it recorded but not applied, queues again."""
-    cfg = billing_config.get()
+    cfg = billing_settings.get()
     if not cfg.event_worker_url:
-        raise billing_config.ConfigError("STRIPE_EVENT_WORKER_URL is not set: recorded events have no worker")
+        raise billing_settings.ConfigError("STRIPE_EVENT_WORKER_URL is not set: recorded events have no worker")
     try:
         tasks.enqueue(cfg.events_queue, cfg.event_worker_url, {"eventId": event_id},
                       name=tasks.task_id("stripeEvent", event_id))
     except Exception as exc:
         log.error("could not queue stripe event", extra={"eventId": event_id, "error": repr(exc)})
-        raise ApiError(503, "queue_unavailable", "the event was recorded but could not be queued; deliver it again",
-                       headers={"Retry-After": "60"}) from None
+        raise Unavailable("queue_unavailable", "the event was recorded but could not be queued; deliver it again",
+                          retry_after=60) from None
 
 
 def process(event_id: str) -> dict:
@@ -86,5 +86,5 @@ def _enforce_plan(customer: str | None) -> None:
         return
     report = plan_limits.enforce(snap.get("userId"))
     if report["waiting"]:
-        raise ApiError(503, "plan_enforcement_pending", "bots beyond the plan's limit have a job running; "
-                       "they are stopped on the next delivery", report, headers={"Retry-After": "60"})
+        raise Unavailable("plan_enforcement_pending", "bots beyond the plan's limit have a job running; "
+                          "they are stopped on the next delivery", report, retry_after=60)

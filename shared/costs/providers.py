@@ -25,7 +25,7 @@ from tenacity import (
 )
 
 from shared import faults
-from shared.costs.settings import CostsConfig
+from shared.costs.settings import Settings as CostsSettings
 
 
 class ProviderError(Exception):
@@ -121,7 +121,7 @@ class Provider:
     """One HTTP session (its connection pool) and one concurrency bound shared by every call of a batch.
     Use as `async with Provider(cfg) as p:` (the session belongs to the running event loop)."""
 
-    def __init__(self, cfg: CostsConfig):
+    def __init__(self, cfg: CostsSettings):
         self.cfg = cfg
         self.slots = asyncio.Semaphore(cfg.concurrency)
         self.session = None

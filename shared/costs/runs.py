@@ -21,7 +21,7 @@ from shared.config import ConfigError
 from shared.costs import settings
 from shared.costs.ledger import CostRun, Kind, batches, runs
 from shared.db import transactional
-from shared.errors import ApiError
+from shared.errors import Conflict
 
 log = logs.get("costs.runs")
 
@@ -77,7 +77,7 @@ def start(kind: Kind, schedule_ms: int, trigger: str, requested_by: str | None =
     run, owned = claim(kind, schedule_ms, trigger, requested_by)
     if not owned:
         if run.status == "claimed":  # another delivery is fanning out: 409 makes the scheduler retry later
-            raise ApiError(409, "run_in_progress", "this run is being dispatched", report(run))
+            raise Conflict("run_in_progress", "this run is being dispatched", report(run))
         return report(run), False
     try:
         return _dispatch(run, kind, schedule_ms, cfg), True

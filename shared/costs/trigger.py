@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 import flask
 
-from shared.errors import ApiError
+from shared.errors import Malformed
 
 HEADER = "X-CloudScheduler-ScheduleTime"
 
@@ -17,7 +17,7 @@ def parse_time(value: str) -> int:
     try:
         dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise ApiError(400, "invalid_schedule_time", "schedule time must be RFC 3339") from None
+        raise Malformed("invalid_schedule_time", "schedule time must be RFC 3339") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
     return int(dt.timestamp() * 1000)
@@ -27,5 +27,5 @@ def schedule_time(request: flask.Request) -> int:
     """The scheduler's schedule time in epoch ms (400 without the header: Cloud Scheduler sends it)."""
     value = request.headers.get(HEADER)
     if value is None:
-        raise ApiError(400, "invalid_schedule_time", f"the scheduler's {HEADER} header is missing")
+        raise Malformed("invalid_schedule_time", f"the scheduler's {HEADER} header is missing")
     return parse_time(value)

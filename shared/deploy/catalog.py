@@ -12,8 +12,7 @@ from pydantic import ValidationError
 
 from shared.deploy import plugin_schemas as ps
 from shared.deploy.plugin_schemas import PluginSettings
-from shared.errors import ApiError
-from shared.http import validation_error
+from shared.errors import Invalid, NotFound, validation_error
 
 
 @dataclass(frozen=True)
@@ -153,13 +152,13 @@ KEY_NAMES: dict[str, str] = {
 
 def plugin(plugin_id: str) -> Plugin:
     if plugin_id not in PLUGINS:
-        raise ApiError(404, "unknown_plugin", f"no plugin {plugin_id!r}; known: {', '.join(PLUGINS)}")
+        raise NotFound("unknown_plugin", f"no plugin {plugin_id!r}; known: {', '.join(PLUGINS)}")
     return PLUGINS[plugin_id]
 
 
 def skill(skill_id: str) -> Skill:
     if skill_id not in SKILLS:
-        raise ApiError(404, "unknown_skill", f"no skill {skill_id!r}; known: {', '.join(SKILLS)}")
+        raise NotFound("unknown_skill", f"no skill {skill_id!r}; known: {', '.join(SKILLS)}")
     return SKILLS[skill_id]
 
 
@@ -176,19 +175,19 @@ def validate_cron(expr: str) -> str:
 
     expr = " ".join(expr.split())
     if len(expr.split(" ")) != 5:
-        raise ApiError(422, "invalid_cron", "cronOverride must have five fields: minute hour day month weekday")
+        raise Invalid("invalid_cron", "cronOverride must have five fields: minute hour day month weekday")
     try:
         next(CronSim(expr, datetime.now(timezone.utc)))
     except (CronSimError, StopIteration) as exc:
-        raise ApiError(422, "invalid_cron", f"cronOverride {expr!r} is not a valid cron expression: {exc}") from None
+        raise Invalid("invalid_cron", f"cronOverride {expr!r} is not a valid cron expression: {exc}") from None
     return expr
 
 
 def validate_key(key_name: str, value: str) -> str:
     if key_name not in KEY_NAMES:
-        raise ApiError(404, "unknown_key_name", f"no key name {key_name!r}; known: {', '.join(KEY_NAMES)}")
+        raise NotFound("unknown_key_name", f"no key name {key_name!r}; known: {', '.join(KEY_NAMES)}")
     if not re.fullmatch(KEY_NAMES[key_name], value):
-        raise ApiError(422, "invalid_key_value", f"that does not look like a valid {key_name}")
+        raise Invalid("invalid_key_value", f"that does not look like a valid {key_name}")
     return value
 
 

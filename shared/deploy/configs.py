@@ -19,7 +19,7 @@ from typing import Any, Callable, Optional
 
 from shared import db, repos
 from shared.deploy import catalog
-from shared.errors import ApiError, not_found
+from shared.errors import Conflict, not_found
 from shared.models import PluginConfig, SkillConfig
 
 KEEP: Any = object()  # a field the request did not name
@@ -52,7 +52,7 @@ def _skills_using(tx, deployment_id: str, plugin_id: str) -> list[str]:
 def _plugin_unused(tx, deployment_id: str, plugin_id: str, doing: str) -> None:
     users = _skills_using(tx, deployment_id, plugin_id)
     if users:
-        raise ApiError(409, "plugin_in_use", f"cannot {doing} plugin {plugin_id}: enabled skills use it "
+        raise Conflict("plugin_in_use", f"cannot {doing} plugin {plugin_id}: enabled skills use it "
                        f"({', '.join(users)}); disable them first", {"skills": users})
 
 
@@ -73,7 +73,7 @@ def write_plugin(tx, deployment_id: str, plugin_id: str, enabled: Any, config: A
         have = {k.keyName for k in repos.api_keys.all({"deploymentId": deployment_id}, cap=200, tx=tx)}
         missing = [k for k in needed_keys(plugin_id, config) if k not in have]
         if missing:
-            raise ApiError(409, "missing_keys", f"plugin {plugin_id} needs the API key(s) {', '.join(missing)}: "
+            raise Conflict("missing_keys", f"plugin {plugin_id} needs the API key(s) {', '.join(missing)}: "
                            f"set them first (PUT /apiKeys/{deployment_id}/<keyName>)", {"missingKeys": missing})
     elif old is not None and old.enabled:
         _plugin_unused(tx, deployment_id, plugin_id, "disable")
@@ -108,7 +108,7 @@ def write_skill(tx, deployment_id: str, skill_id: str, enabled: Any, cron: Any,
         have = _enabled_plugins(tx, deployment_id)
         missing = [p for p in catalog.SKILLS[skill_id].plugins if p not in have]
         if missing:
-            raise ApiError(409, "missing_plugins", f"skill {skill_id} needs the plugin(s) {', '.join(missing)} "
+            raise Conflict("missing_plugins", f"skill {skill_id} needs the plugin(s) {', '.join(missing)} "
                            "enabled first", {"missingPlugins": missing})
     writes = guard(tx, old) if guard else None
     item = SkillConfig(_id=f"{deployment_id}_{skill_id}", deploymentId=deployment_id, userId=user_id,
@@ -131,5 +131,5 @@ def key_unused(deployment_id: str, key_name: str) -> None:
     users = sorted(p.pluginId for p in _enabled_plugins(None, deployment_id).values()
                    if key_name in needed_keys(p.pluginId, p.config))
     if users:
-        raise ApiError(409, "key_in_use", f"enabled plugins need {key_name} ({', '.join(users)}); disable them "
+        raise Conflict("key_in_use", f"enabled plugins need {key_name} ({', '.join(users)}); disable them "
                        "first", {"plugins": users})

@@ -25,7 +25,7 @@ from google.api_core import exceptions as gexc
 from shared import clock, logs, repos
 from shared.deploy import compute, gateway, projects, secrets, settings
 from shared.deploy.compute import ComputeError
-from shared.errors import ApiError
+from shared.errors import Conflict, Forbidden, Invalid, Unavailable, UpstreamFailed
 
 log = logs.get("deploy.dashboard")
 IAP_API = "https://iap.googleapis.com"
@@ -71,29 +71,29 @@ def grant_tunnel(dep, member: str, now: int, expires: int) -> None:
     raise ComputeError("the IAP policy kept changing", True)
 
 
-def _failed(what: str, exc: Exception) -> ApiError:
+def _failed(what: str, exc: Exception) -> Unavailable | UpstreamFailed:
     transient = getattr(exc, "transient", False) or isinstance(exc, (gexc.ServerError, gexc.TooManyRequests))
     log.warning("dashboard access failed", extra={"step": what, "error": str(exc)})
     if transient:
-        return ApiError(503, "unavailable", f"{what}: Google did not answer; try again")
-    return ApiError(502, "upstream_error", f"{what}: {exc}")
+        return Unavailable("unavailable", f"{what}: Google did not answer; try again")
+    return UpstreamFailed("upstream_error", f"{what}: {exc}")
 
 
 def open_access(dep, caller, google_account: str | None) -> dict:
     if caller.id != dep.userId:  # the dashboard is an admin surface of the owner's bot: not for admins
-        raise ApiError(403, "owner_only", "only the deployment's owner may open its dashboard")
+        raise Forbidden("owner_only", "only the deployment's owner may open its dashboard")
     if dep.status != "running":
-        raise ApiError(409, "not_running", f"the bot is {dep.status}; start it first")
+        raise Conflict("not_running", f"the bot is {dep.status}; start it first")
     account = google_account or repos.users.require(caller.id).email
     if not account:
-        raise ApiError(422, "google_account_required", "send googleAccount: the Google account you run gcloud as")
+        raise Invalid("google_account_required", "send googleAccount: the Google account you run gcloud as")
     try:
         if projects.is_customer(dep.gcpProject):
             grant = projects.missing(dep.gcpProject, projects.DASHBOARD_PERMISSIONS)
             if grant.missing:
                 raise grant.error()
         if compute.get_instance(dep.gcpProject, dep.zone, dep.vmName) is None:
-            raise ApiError(409, "vm_missing", f"VM {dep.vmName} does not exist; deploy it again")
+            raise Conflict("vm_missing", f"VM {dep.vmName} does not exist; deploy it again")
         now = clock.now_ms()
         expires = now + settings.get().dashboard_ttl_s * 1000
         member = f"user:{account}"

@@ -16,7 +16,7 @@ from google.cloud import firestore
 
 from shared import clock, db, logs, repos, tasks
 from shared.deploy import joblog, settings
-from shared.errors import ApiError
+from shared.errors import Conflict, NotFound, Unavailable
 from shared.models import DeployJob, Deployment
 
 log = logs.get("deploy.jobs")
@@ -61,7 +61,7 @@ def _open_job(tx, dep: Deployment, action: str, requested_by: str, is_new: bool)
     if current is not None and current.status in ACTIVE:
         reason = stale_reason(current, lock, now)
         if reason is None:
-            raise ApiError(409, "job_active", f"deployment already has a {current.status} {current.action} job",
+            raise Conflict("job_active", f"deployment already has a {current.status} {current.action} job",
                            {"job": current.to_api()})
         repos.deploy_jobs.update(current.id, {"status": "failed", "completedAt": now,
                                               "log": joblog.append(current.log, reason)}, tx)
@@ -96,7 +96,7 @@ def _create_with_job(tx, dep: Deployment, requested_by: str, guard: Guard | None
 def _action_job(tx, deployment_id: str, action: str, requested_by: str, guard: Guard | None = None) -> DeployJob:
     dep = repos.deployments.get(deployment_id, tx)
     if dep is None:
-        raise ApiError(404, "not_found", f"deployment {deployment_id!r} not found")
+        raise NotFound("not_found", f"deployment {deployment_id!r} not found")
     writes = guard(tx, dep) if guard else None
     job = _open_job(tx, dep, action, requested_by, is_new=False)
     if writes:
@@ -128,7 +128,7 @@ def enqueue(job: DeployJob) -> None:
     except Exception as exc:  # any failure to queue must not leave the job pending
         log.error("could not queue deploy job", extra={"jobId": job.id, "error": repr(exc)})
         fail_unqueued(job.id, f"could not queue the job: {type(exc).__name__}; nothing was done")
-        raise ApiError(503, "queue_unavailable", "the job queue is unavailable; try again") from None
+        raise Unavailable("queue_unavailable", "the job queue is unavailable; try again") from None
 
 
 def create_deployment(dep: Deployment, requested_by: str, guard: Guard | None = None) -> DeployJob:

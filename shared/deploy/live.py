@@ -11,7 +11,7 @@ from shared.deploy import compute, settings
 from shared.deploy.compute import ComputeError
 from shared.deploy.jobs import ACTIVE, lock_ref
 from shared.deploy.redact import redact
-from shared.errors import ApiError
+from shared.errors import NotFound, Unavailable, UpstreamFailed
 from shared.models import Deployment
 
 log = logs.get("deploy.live")
@@ -35,8 +35,8 @@ def _lock_for(dep_id: str) -> threading.Lock:
         return _locks.setdefault(dep_id, threading.Lock())
 
 
-def _unavailable(exc: ComputeError) -> ApiError:
-    return ApiError(503 if exc.transient else 502, "compute_unavailable", str(exc))
+def _unavailable(exc: ComputeError) -> Unavailable | UpstreamFailed:
+    return (Unavailable if exc.transient else UpstreamFailed)("compute_unavailable", str(exc))
 
 
 def _fetch(dep: Deployment) -> dict:
@@ -131,7 +131,7 @@ def serial_output(dep: Deployment, since: int | None) -> dict:
         out = compute.call("read serial console", compute.instances().get_serial_port_output, request=request)
     except ComputeError as exc:
         if exc.status == 404:
-            raise ApiError(404, "vm_not_found", f"VM {dep.vmName} does not exist") from None
+            raise NotFound("vm_not_found", f"VM {dep.vmName} does not exist") from None
         raise _unavailable(exc) from None
     text, start, nxt = out.contents, out.start, out.next_
     truncated = len(text) > limit

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from shared.deploy import settings
 from shared.deploy.compute import ComputeError
-from shared.errors import ApiError
+from shared.errors import Conflict, Unavailable
 
 RESOURCE_MANAGER_API = "https://cloudresourcemanager.googleapis.com"
 OWNER_LABEL = "openclaw-owner"
@@ -82,8 +82,8 @@ class Grant:
         return (f"the deployer account {settings.get().deployer_account} lacks {', '.join(self.missing)} in project "
                 f"{self.project}; grant {', '.join(self.roles)}")
 
-    def error(self) -> ApiError:
-        return ApiError(409, "grant_missing", f"{self.describe()} (see details.commands)", {
+    def error(self) -> Conflict:
+        return Conflict("grant_missing", f"{self.describe()} (see details.commands)", {
             "project": self.project, "member": f"serviceAccount:{settings.get().deployer_account}",
             "missingPermissions": list(self.missing), "roles": self.roles, "commands": self.commands()})
 
@@ -118,12 +118,12 @@ def require(project: str, user_id: str) -> None:
         grant = missing(project, DEPLOY_PERMISSIONS)
         found = labels(project) if "resourcemanager.projects.get" not in grant.missing else None
     except ComputeError as exc:
-        raise ApiError(503, "unavailable", f"could not check project {project}: {exc}") from None
+        raise Unavailable("unavailable", f"could not check project {project}: {exc}") from None
     if grant.missing:
         raise grant.error()
     want = owner_label(user_id)
     if found is None or found.get(OWNER_LABEL) != want:
-        raise ApiError(409, "project_not_verified",
+        raise Conflict("project_not_verified",
                        f"project {project} must carry the label {OWNER_LABEL}={want} (it proves the project is yours)",
                        {"project": project, "label": {OWNER_LABEL: want},
-                        "commands": [f"gcloud alpha projects update {project} --update-labels={OWNER_LABEL}={want}"]})
+                   "commands": [f"gcloud alpha projects update {project} --update-labels={OWNER_LABEL}={want}"]})

@@ -1,7 +1,7 @@
 """deployWorker's logic: claim a job, run its action on Compute Engine, finish it.
 
 Safe to deliver twice: a finished job is never run again; a job another delivery holds (its
-lease is live) is left to it (503: come back later, so if that delivery died the job is taken over
+lease is live) is left to it (the queue delivers it again later, so if that delivery died the job is taken over
 once its lease runs out); a retry after a crash takes the job over and repeats each
 Compute call with the same requestId, which Compute answers with the first call's operation,
 so no second VM is made. Every way out ends the job `completed` or `failed`, or hands it
@@ -19,7 +19,7 @@ from shared import bot_credentials, db, faults, logs, repos
 from shared.backups import service as backups
 from shared.deploy import compute, customer, events, identity, jobstate, secrets, settings, startup
 from shared.deploy.compute import ComputeError
-from shared.errors import ApiError
+from shared.errors import DomainError, NotFound
 from shared.models import DeployJob, Deployment
 
 log = logs.get("deploy.worker")
@@ -76,7 +76,7 @@ class Run:
         if self.dep.status != "provisioning":
             try:
                 repos.deployments.update(self.dep.id, {"status": "provisioning"})
-            except ApiError:  # 404: deleted since the claim
+            except NotFound:  # deleted since the claim
                 raise DeploymentGone("the deployment was deleted before the VM was created; nothing done") from None
         account = self.ensure_identity()
         self.ensure_bot_credential()
@@ -270,18 +270,18 @@ class Run:
         return "running" if inst.status == "RUNNING" else "stopped" if inst.status in STOPPED_STATES else None
 
 
-def run(job_id: str) -> tuple[int, str]:
-    """Returns (HTTP status for Cloud Tasks, outcome). 503 asks the queue to deliver again."""
+def run(job_id: str) -> tuple[bool, str]:
+    """Returns (again, outcome): `again` asks the queue to deliver the task again (shared/api/deploy_worker.py)."""
     claim = jobstate.claim(job_id)
     if claim.skip:
         log.info("deploy task skipped", extra={"jobId": job_id, "reason": claim.skip})
-        return (503 if claim.busy else 200), claim.skip
+        return claim.busy, claim.skip
     job, s = claim.job, settings.get()
     dep = repos.deployments.get(job.deploymentId)
     if dep is None:
         jobstate.finish(job.id, "failed", ["the deployment was deleted before the job ran; nothing done"],
                         None, False)
-        return 200, "failed"
+        return False, "failed"
     r = Run(job, dep, claim.attempt)
     try:
         customer.before(r)  # customer project: grant re-tested, IAP rule; update: the VM's IAP tag
@@ -295,37 +295,37 @@ def run(job_id: str) -> tuple[int, str]:
         if exc.transient and claim.attempt < s.max_attempts:
             jobstate.release(job.id, f"attempt {claim.attempt} failed: {exc}; will retry")
             log.warning("deploy job will retry", extra={"jobId": job.id, "error": str(exc)})
-            return 503, "retry"
+            return True, "retry"
         jobstate.finish(job.id, "failed", [f"failed: {exc}"], r.failure_status(), False)
         log.warning("deploy job failed", extra={"jobId": job.id, "error": str(exc)})
-        return 200, "failed"
+        return False, "failed"
     except DeploymentGone as exc:
         jobstate.finish(job.id, "failed", [str(exc)], None, False)
-        return 200, "failed"
+        return False, "failed"
     except Exception as exc:
-        if faults.is_transient(exc):  # Firestore, Secret Manager, ...: same rule as Compute's 503
+        if faults.is_transient(exc):  # Firestore, Secret Manager, ...: same rule as Compute's transient errors
             reason = faults.describe(exc)
             if claim.attempt < s.max_attempts:
                 jobstate.release(job.id, f"attempt {claim.attempt} failed: {reason}; will retry")
                 log.warning("deploy job will retry", extra={"jobId": job.id, "error": reason})
-                return 503, "retry"
+                return True, "retry"
             jobstate.finish(job.id, "failed", [f"failed: {reason} (attempts spent)"], r.failure_status(), False)
             log.warning("deploy job failed", extra={"jobId": job.id, "error": reason})
-            return 200, "failed"
+            return False, "failed"
         # a bug must still end the job, not leave it running
         log.exception("deploy job crashed", extra={"jobId": job.id})
         jobstate.finish(job.id, "failed", [f"failed: internal error ({_crash_reason(exc)})"],
                         r.failure_status(), False)
-        return 200, "failed"
+        return False, "failed"
     jobstate.finish(job.id, "completed", [*result.notes, f"{job.action} completed"], result.status,
                     result.remove)
     log.info("deploy job completed", extra={"jobId": job.id, "action": job.action})
-    return 200, "completed"
+    return False, "completed"
 
 
 def _crash_reason(exc: Exception) -> str:
     """What the owner reads in the job log: our own errors are written for them; others only by type."""
-    return f"{exc.code}: {exc.message}" if isinstance(exc, ApiError) else type(exc).__name__
+    return f"{exc.code}: {exc.message}" if isinstance(exc, DomainError) else type(exc).__name__
 
 
 def _confirm_withdrawn(r: Run, exc: ComputeError):
@@ -335,7 +335,7 @@ def _confirm_withdrawn(r: Run, exc: ComputeError):
         return None  # the re-test itself failed: the original error decides
 
 
-def _withdrawn(r: Run, grant) -> tuple[int, str]:
+def _withdrawn(r: Run, grant) -> tuple[bool, str]:
     """The customer took the grant back: stop cleanly (shared/deploy/customer.py)."""
     try:
         status, notes, dep_status, remove = customer.stop(r, grant)
@@ -343,12 +343,12 @@ def _withdrawn(r: Run, grant) -> tuple[int, str]:
         if faults.is_transient(exc) and r.attempt < settings.get().max_attempts:
             jobstate.release(r.job.id, f"attempt {r.attempt}: grant withdrawn, cleanup interrupted "
                                        f"({faults.describe(exc)}); will retry")
-            return 503, "retry"
+            return True, "retry"
         log.exception("cleanup after a withdrawn grant failed", extra={"jobId": r.job.id})
         jobstate.finish(r.job.id, "failed", [f"stopped: {grant.describe()}",
                                              f"cleanup failed ({faults.describe(exc)}): {customer.leftovers(r.dep)}"],
                         "error", False)
-        return 200, "failed"
+        return False, "failed"
     jobstate.finish(r.job.id, status, notes, dep_status, remove)
     log.warning("deploy job stopped: grant withdrawn", extra={"jobId": r.job.id, "project": grant.project})
-    return 200, status
+    return False, status

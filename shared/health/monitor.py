@@ -25,7 +25,7 @@ from google.cloud import firestore
 
 from shared import clock, db, logs, repos
 from shared.db import Repo
-from shared.errors import ApiError
+from shared.errors import Conflict
 from shared.health import settings
 from shared.models import Doc
 
@@ -185,7 +185,7 @@ def _handle(dep_id: str, now: int) -> str:
 
     try:
         job = jobs.request_action(dep_id, "reset", REQUESTED_BY)
-    except ApiError as exc:
+    except Conflict as exc:
         if exc.code == "job_active":  # the owner (or an earlier restart) is already acting: wait for it
             return "waiting for the active job"
         raise

@@ -33,7 +33,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from shared import clock, config, db, embeddings, logs, repos, tasks
-from shared.errors import ApiError
+from shared.errors import NotFound
 from shared.knowledge import settings, store, vectors
 from shared.knowledge.space import LEGACY, Space, holds, installation, model_ref, other_slot, space_ref
 
@@ -285,5 +285,5 @@ def _maybe_finish(run_id: str) -> None:
 
 def require_run(run_id: str) -> dict:
     if not db.valid_id(run_id) or not run_ref(run_id).get().exists:
-        raise ApiError(404, "not_found", f"re-embedding run {run_id[:100]!r} not found")
+        raise NotFound("not_found", f"re-embedding run {run_id[:100]!r} not found")
     return report(run_id)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from shared import clock, embeddings, repos
-from shared.errors import ApiError
+from shared.errors import Invalid, TooLarge
 from shared.knowledge import chunking, settings, space, store, vectors
 from shared.models import Knowledge
 
@@ -34,9 +34,9 @@ def ingest(user_id: str, text: str, source: str) -> dict:
     s = settings.get()
     chunks = chunking.chunk(text, s.chunk_chars, s.overlap_chars)
     if not chunks:
-        raise ApiError(422, "empty_text", "text has no content")
+        raise Invalid("empty_text", "text has no content")
     if len(chunks) > settings.MAX_CHUNKS:
-        raise ApiError(413, "text_too_large", f"text makes {len(chunks)} chunks; at most {settings.MAX_CHUNKS}")
+        raise TooLarge("text_too_large", f"text makes {len(chunks)} chunks; at most {settings.MAX_CHUNKS}")
     current, target = space.of_user(user_id)
     vecs = vectors.normalise(embeddings.for_version(current.model, current.dimensions).embed(chunks))
     keep = vectors.unique_rows(vecs, s.dedupe_similarity)
@@ -59,13 +59,13 @@ def search(user_id: str, query: str | None, vector: list[float] | None, limit: i
            mmr: bool = False, mmr_lambda: float = 0.5) -> list[dict]:
     current, _ = space.of_user(user_id)
     if vector is not None and len(vector) != current.dimensions:
-        raise ApiError(422, "invalid_vector", f"vector must have {current.dimensions} dimensions, got {len(vector)}")
+        raise Invalid("invalid_vector", f"vector must have {current.dimensions} dimensions, got {len(vector)}")
     raw = (embeddings.for_version(current.model, current.dimensions).embed([query])[0] if query is not None
            else np.asarray(vector, dtype=np.float64))
     try:
         q = vectors.normalise(raw)
     except ValueError as exc:
-        raise ApiError(422, "invalid_vector", str(exc)) from None
+        raise Invalid("invalid_vector", str(exc)) from None
     if not mmr:
         hits = store.nearest(user_id, q, limit, field=current.slot)
         return [{**item.to_api(), "score": score} for item, score, _ in hits]

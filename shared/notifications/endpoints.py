@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets as _random
 
 from shared import clock, db
-from shared.errors import ApiError
+from shared.errors import Conflict, Invalid, NotFound
 from shared.notifications import dispatch, new_deliveries, settings
 from shared.notifications.store import Notification, Webhook, webhooks
 
@@ -21,21 +21,21 @@ def check_url(url: str) -> str:
     try:
         outbound.check_url(url, allow_http=True)  # http only on the local stack (OUTBOUND_ALLOW_LOOPBACK)
     except outbound.UnsafeUrl as exc:
-        raise ApiError(422, "unsafe_url", f"webhook URL refused: {exc.reason}") from None
+        raise Invalid("unsafe_url", f"webhook URL refused: {exc.reason}") from None
     return url
 
 
 def owned(webhook_id: str, caller) -> Webhook:
     w = webhooks.get(webhook_id)
     if w is None or not caller.can_access(w.userId):
-        raise ApiError(404, "not_found", f"webhook {webhook_id!r} not found")
+        raise NotFound("not_found", f"webhook {webhook_id!r} not found")
     return w
 
 
 @db.transactional
 def _create(tx, w: Webhook) -> None:
     if len(webhooks.all({"userId": w.userId}, cap=200, tx=tx)) >= settings.get().max_webhooks:
-        raise ApiError(409, "too_many_webhooks", f"at most {settings.get().max_webhooks} webhooks per user")
+        raise Conflict("too_many_webhooks", f"at most {settings.get().max_webhooks} webhooks per user")
     webhooks.create(w, tx)
 
 
@@ -54,7 +54,7 @@ def update(w: Webhook, changes: dict) -> Webhook:
         changes["events"] = sorted(set(changes["events"]))
     changes["updatedAt"] = clock.now_ms()
     webhooks.update(w.id, changes)
-    return w.model_copy(update=changes)
+    return w.updated(changes)
 
 
 def rotate(w: Webhook) -> Webhook:
@@ -75,7 +75,7 @@ def _test(tx, w: Webhook) -> str:
 def send_test(w: Webhook) -> str:
     """One signed test delivery to this endpoint (not added to the notification list)."""
     if not w.enabled:
-        raise ApiError(409, "webhook_disabled", "enable the webhook first")
+        raise Conflict("webhook_disabled", "enable the webhook first")
     delivery_id = _test(w)
     dispatch([delivery_id])
     return delivery_id

@@ -21,7 +21,7 @@ from shared import clock, db, entitlements, faults, logs, notifications, repos
 from shared.costs import pricing, reports
 from shared.costs import settings as cost_settings
 from shared.costs.ledger import accounts
-from shared.errors import ApiError
+from shared.errors import Conflict, DomainError, Unavailable
 from shared.spend.store import THRESHOLDS, SpendBudget, budgets
 
 log = logs.get("spend")
@@ -189,8 +189,8 @@ def _act(b: SpendBudget, scope: str, month: str, deployments: list[dict]) -> lis
             try:
                 jobs.request_action(dep_id, "stop", "budget")
                 stopped.append(dep_id)
-            except ApiError as exc:
-                if exc.status == 503:
+            except DomainError as exc:
+                if isinstance(exc, Unavailable):
                     raise SpendError(f"stop {dep_id}: {exc.message}", True) from None
                 busy.append(dep_id)  # a job in flight (409) or gone (404): the next pull tries again
         if stopped:
@@ -263,8 +263,8 @@ def lift(user_id: str, now_ms: int | None = None) -> list[str]:
             try:
                 jobs.request_action(dep_id, "start", "budget")
                 lines.append(f"restart requested for {dep_id}")
-            except ApiError as exc:
-                if exc.status in (409, 503):
+            except DomainError as exc:
+                if isinstance(exc, (Conflict, Unavailable)):
                     keep.append(dep_id)  # try again at the next evaluation
     _after_lift(user_id, keep, [s for s, reached in over.items() if reached])
     capping = (over.get(ACCOUNT) and b.action == "cap") or any(
