@@ -2,8 +2,8 @@
 same pydantic models the code validates with. `make dev` serves it at /openapi.json."""
 from __future__ import annotations
 
-import json
 import importlib
+import json
 from functools import lru_cache
 from typing import Any
 

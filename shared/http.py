@@ -423,7 +423,7 @@ class Api:
         extra = self.schemes.get(scheme.lower())
         if extra is not None and token.strip():
             return extra(token.strip(), route)
-        # imported here: keeps firebase-admin out of start-up for routes that never authenticate a user
+        # imported here: keeps the token checks and user repositories out of start-up for public routes
         from shared import auth
 
         return auth.authenticate(request, route.access, route.allow_suspended)

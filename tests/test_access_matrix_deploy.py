@@ -83,9 +83,8 @@ def vm(deploy_env):
     """One running VM the matrix's deployments point at (a reset keeps it running)."""
     from google.cloud import compute_v1
 
-    from shared.deploy import compute
-
     from shared.backups import gce
+    from shared.deploy import compute
 
     inst = compute_v1.Instance(name=VM, machine_type=f"zones/{ZONE}/machineTypes/e2-small", disks=[
         compute_v1.AttachedDisk(boot=True, auto_delete=True, initialize_params=compute_v1.AttachedDiskInitializeParams(

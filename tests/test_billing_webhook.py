@@ -24,7 +24,6 @@ from billing_support import (
     localstripe_webhook,
     make_event,
     new_customer,
-    reset_billing,
     settled,
     sign,
     wait_for,

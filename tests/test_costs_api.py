@@ -68,7 +68,8 @@ def test_activity_grouped_with_exact_totals(api, callers):
     assert by_date.json["totals"] == {"requests": 6, "promptTokens": 600, "completionTokens": 60, "totalCostUsd": 1.0}
 
     by_model = api("GET", "/costs/activity?from=2026-11-01&to=2026-11-03&groupBy=model", owner).json
-    assert [(g["model"], g["requests"], g["totalCostUsd"]) for g in by_model["groups"]] == [("a/x", 5, 0.8), ("b/y", 1, 0.2)]
+    assert [(g["model"], g["requests"], g["totalCostUsd"]) for g in by_model["groups"]] == \
+        [("a/x", 5, 0.8), ("b/y", 1, 0.2)]
 
     everyone = api("GET", "/costs/activity?userId=all&from=2026-11-01&to=2026-11-01", callers["admin"]).json
     assert everyone["totals"]["requests"] == 104 and everyone["totals"]["totalCostUsd"] == 5.3

@@ -5,7 +5,7 @@ from __future__ import annotations
 import stripe
 
 from shared import jsonbody, logs, tasks
-from shared.billing import config as billing_config
+from shared.billing import settings as billing_settings
 from shared.billing import sync
 from shared.errors import Malformed, TooLarge, Unauthenticated, Unavailable
 
@@ -19,7 +19,7 @@ MAX_EVENT_BYTES = 512 * 1024
 
 def verify(payload: bytes, signature: str | None) -> dict:
     """The event if `Stripe-Signature` signs this exact body with our secret within the tolerance."""
-    cfg = billing_config.get()
+    cfg = billing_settings.get()
     if not signature:
         raise Unauthenticated("missing_signature", "Stripe-Signature header is required", challenge=SIGNATURE)
     try:
@@ -58,9 +58,9 @@ def receive(request) -> dict:
 def queue(event_id: str) -> None:
     """A task for the worker, named after the event (Cloud Tasks keeps one task per name). If it cannot
     be created, 503: Stripe delivers the event again, finds it recorded but not applied, queues again."""
-    cfg = billing_config.get()
+    cfg = billing_settings.get()
     if not cfg.event_worker_url:
-        raise billing_config.ConfigError("STRIPE_EVENT_WORKER_URL is not set: recorded events have no worker")
+        raise billing_settings.ConfigError("STRIPE_EVENT_WORKER_URL is not set: recorded events have no worker")
     try:
         tasks.enqueue(cfg.events_queue, cfg.event_worker_url, {"eventId": event_id},
                       name=tasks.task_id("stripeEvent", event_id))

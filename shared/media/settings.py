@@ -39,3 +39,7 @@ def get() -> Settings:
         fetch_timeout_s=config.env_int("MEDIA_FETCH_TIMEOUT_S", 45, lo=1, hi=300),
         functions_url=(config.setting("FUNCTIONS_URL", config.https_url) or "").rstrip("/") or None,
     )
+
+
+def reset() -> None:
+    get.cache_clear()
