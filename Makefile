@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8080
 
-.PHONY: dev test install token bench bench-costs bench-deploy clean deploy undeploy deploy-check manifest
+.PHONY: dev test unit lint install token bench bench-costs bench-deploy clean deploy undeploy deploy-check manifest
 
 install: $(VENV)/.installed devtools/node_modules/.installed devtools/openclaw/node_modules/.installed
 
@@ -34,6 +34,16 @@ dev: install
 
 test: install
 	$(PY) -m pytest
+
+# ruff (style, import order, likely bugs) over the repo, mypy over shared/ and functions/: pyproject.toml
+lint: $(VENV)/.installed
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+
+# the unit tier alone: pure logic, no emulator (tests/unit/conftest.py refuses to start one), ~10 s.
+# schemathesis' and hypothesis' pytest plugins cost ~2 s of import and no unit test uses them.
+unit: $(VENV)/.installed
+	$(PY) -m pytest tests/unit -p no:schemathesis -p no:hypothesispytest
 
 # every benchmark in bench/ (each starts the local services it needs and prints its figures)
 BENCHES := cold_start cost_per_request load billing_webhook deploy_jobs pull_costs knowledge conventions health_check

@@ -124,7 +124,6 @@ def main() -> int:
         os.environ.update({"APP_ENV": "local", "STRIPE_EVENTS_QUEUE": "stripe-events",
                            "STRIPE_EVENT_WORKER_URL": f"http://127.0.0.1:{worker_port}/"})
         import stripe
-
         from google.cloud.firestore import FieldFilter
 
         from shared import db
@@ -137,7 +136,8 @@ def main() -> int:
         stranger = dict(objects[0]["obj"], customer="cus_unknown_to_us")
         pool = [event(o["type"], o["obj"]) for o in objects]
         while len(pool) < args.unique:
-            o = rng.choice(objects) if rng.random() > 0.02 else {"type": "customer.subscription.updated", "obj": stranger}
+            o = (rng.choice(objects) if rng.random() > 0.02
+                 else {"type": "customer.subscription.updated", "obj": stranger})
             pool.append(event(o["type"], o["obj"]))
         pool = pool[:args.unique]
         deliveries = pool + [rng.choice(pool) for _ in range(args.events - len(pool))]

@@ -109,8 +109,9 @@ def main() -> None:
         from shared import clock, config
 
         config.reset()
-        print(f"health check over N watched deployments, K overdue (reads/writes as Firestore bills them)")
-        print(f"{'N':>7} {'K':>6} {'reads':>7} {'writes':>7} {'seconds':>8} {'reads/floor':>12} {'reads/N':>8}  outcome")
+        print("health check over N watched deployments, K overdue (reads/writes as Firestore bills them)")
+        print(f"{'N':>7} {'K':>6} {'reads':>7} {'writes':>7} {'seconds':>8} {'reads/floor':>12} {'reads/N':>8}"
+              "  outcome")
         floor = None
         for n, ks in ((1000, (0, 10)), (args.n, (0, 10, 100, 500))):
             wipe(stack)
@@ -141,7 +142,8 @@ def main() -> None:
         batch.commit()
         beats = 10
         reads, writes = measure_heartbeats(1000, beats)
-        print(f"\nheartbeats: {beats} from each of 1000 bots = {beats * 1000} reports -> {reads} reads, {writes} writes "
+        print(f"\nheartbeats: {beats} from each of 1000 bots = {beats * 1000} reports -> {reads} reads, "
+              f"{writes} writes "
               f"({writes / (beats * 1000):.2f} writes per heartbeat; unthrottled: 1 read + 1 write each)")
 
 

@@ -11,8 +11,22 @@ from __future__ import annotations
 import sys
 
 from functions import (  # noqa: F401  (re-exported: deploy/undeploy.sh and the tests read them here)
-    BOT_PLUGIN, COST_PULLS, DEPLOY, EVENTS, FUNCTIONS, NOTIFY, QUEUES, REEMBED, RUNTIME, SA, SCHEDULER, SCHEDULES,
-    TASKS, URL, Fn)
+    BOT_PLUGIN,
+    COST_PULLS,
+    DEPLOY,
+    EVENTS,
+    FUNCTIONS,
+    NOTIFY,
+    QUEUES,
+    REEMBED,
+    RUNTIME,
+    SA,
+    SCHEDULER,
+    SCHEDULES,
+    TASKS,
+    URL,
+    Fn,
+)
 
 SUBSTITUTIONS = {
     "_REGION": "us-central1",

@@ -41,9 +41,12 @@ deployments, by hand:
   TOKEN=$(curl -s 'http://{auth_host}/identitytoolkit.googleapis.com/v1/accounts:signInWithPassword?key=local' \\
       -H 'Content-Type: application/json' -d '{{"email":"{email}","password":"{password}","returnSecureToken":true}}' \\
       | python3 -c 'import json,sys; print(json.load(sys.stdin)["idToken"])')
-  curl -s -X POST http://127.0.0.1:{port}/deployments -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \\
-      -d '{{"gcpProject":"demo-bots","zone":"us-central1-a","botName":"Demo","primaryModel":"anthropic/claude-sonnet-4"}}'
-  curl -s http://127.0.0.1:{port}/deployments/DEPLOYMENT_ID/jobs -H "Authorization: Bearer $TOKEN"   # pending -> running -> completed
+  curl -s -X POST http://127.0.0.1:{port}/deployments -H "Authorization: Bearer $TOKEN" \\
+      -H 'Content-Type: application/json' \\
+      -d '{{"gcpProject":"demo-bots","zone":"us-central1-a","botName":"Demo",
+           "primaryModel":"anthropic/claude-sonnet-4"}}'
+  # its job: pending -> running -> completed
+  curl -s http://127.0.0.1:{port}/deployments/DEPLOYMENT_ID/jobs -H "Authorization: Bearer $TOKEN"
 """
 
 

@@ -44,8 +44,8 @@ def main() -> int:
         os.environ.setdefault("APP_ENV", "local")
         os.environ.setdefault("CORS_ORIGINS", "http://localhost:3000,http://127.0.0.1:3000")
         from devtools import seed
-        from functions import FUNCTIONS
         from devtools.server import build_app
+        from functions import FUNCTIONS
 
         seed.seed(stack.env["FIREBASE_AUTH_EMULATOR_HOST"])
         from devtools import seed_billing

@@ -30,7 +30,8 @@ class Meter:
 @contextlib.contextmanager
 def metered():
     meter = Meter()
-    run_query, batch_get, commit = FirestoreClient.run_query, FirestoreClient.batch_get_documents, FirestoreClient.commit
+    run_query, batch_get = FirestoreClient.run_query, FirestoreClient.batch_get_documents
+    commit = FirestoreClient.commit
 
     def counted_query(self, *args, **kwargs):
         def stream():

@@ -12,8 +12,8 @@ from werkzeug.serving import WSGIRequestHandler
 from werkzeug.wrappers import Response
 
 from devtools import openapi
-from functions import FUNCTIONS
 from devtools.stack import ROOT
+from functions import FUNCTIONS
 
 
 def index_app(environ, start_response):

@@ -298,7 +298,6 @@ class Stack:
 
             self._token_key = _secrets.token_hex(16)
         return self._token_key
-        return url
 
     def apply_env(self) -> None:
         os.environ.update(self.env)
@@ -308,7 +307,7 @@ class Stack:
             svc.stop()
         self.services.clear()
 
-    def __enter__(self) -> "Stack":
+    def __enter__(self) -> Stack:
         return self
 
     def __exit__(self, *exc) -> None:

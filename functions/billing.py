@@ -4,11 +4,11 @@ import functions_framework
 
 from shared import startup
 from shared.api.billing import api
-from shared.billing import config as billing_config
+from shared.billing import settings as billing_settings
 from shared.http import json_errors
 
 json_errors(functions_framework)
-startup.validate(billing_config.checkout)  # production settings, at cold start
+startup.validate(billing_settings.checkout)  # production settings, at cold start
 
 
 @functions_framework.http

@@ -4,12 +4,13 @@ import functions_framework
 
 from shared import startup
 from shared.api.billing_reconcile import api
-from shared.billing import config as billing_config
+from shared.billing import settings as billing_settings
 from shared.deploy import settings as deploy_settings
 from shared.http import json_errors
 
 json_errors(functions_framework)
-startup.validate(billing_config.reconcile, deploy_settings.get)  # production settings (deploy: plan limits queue stop jobs)
+# production settings, at cold start (deploy's: plan limits queue stop jobs)
+startup.validate(billing_settings.reconcile, deploy_settings.get)
 
 
 @functions_framework.http

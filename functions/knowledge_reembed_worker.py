@@ -1,4 +1,5 @@
-"""Cloud Function `knowledgeReembedWorker` (HTTP, private: Cloud Tasks). Logic: shared/api/knowledge_reembed_worker.py."""
+"""Cloud Function `knowledgeReembedWorker` (HTTP, private: Cloud Tasks).
+Logic: shared/api/knowledge_reembed_worker.py."""
 import _bootstrap  # noqa: F401  (puts the repo root on sys.path)
 import functions_framework
 

@@ -27,7 +27,8 @@ from typing import Callable
 
 from google.api_core import exceptions as gexc
 
-from shared import clock, config, db, logs, repos
+from shared import clock, db, logs, repos
+from shared.billing import settings as billing_settings
 from shared.errors import Conflict
 from shared.models import Deployment, PlanLimits
 
@@ -58,8 +59,7 @@ def plan_of(user_id: str, tx=None) -> tuple[str | None, PlanLimits]:
     sub = repos.subscriptions.first(tx, userId=user_id)
     if sub is None:
         return None, PlanLimits()
-    slug = sub.plan or (config.env_choice("BILLING_TRIAL_PLAN", "starter", ("starter", "pro"))
-                        if sub.status == "trialing" else None)
+    slug = sub.plan or (billing_settings.get().trial_plan if sub.status == "trialing" else None)
     if slug is None:
         return None, PlanLimits()
     plan = repos.pricing_plans.first(tx, slug=slug)

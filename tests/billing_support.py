@@ -47,10 +47,10 @@ def stripe_stack(stack, live_url):
 
 
 def reset_billing() -> None:
-    from shared.billing import config as billing_config
+    from shared.billing import settings as billing_settings
     from shared.billing import stripe_api
 
-    billing_config.reset()
+    billing_settings.reset()
     stripe_api.reset()
     stripe_api.price.cache_clear()
 

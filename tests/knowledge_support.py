@@ -15,8 +15,9 @@ def reset_caches() -> None:
     from shared.media import settings as media_settings
     from shared.media import storage
 
-    for cached in (embeddings.settings, embeddings.get, embeddings.for_version, kb_settings.get, kb_settings.reembed,
-                   media_settings.get, storage._client, outbound.settings):
+    kb_settings.reset()
+    media_settings.reset()
+    for cached in (embeddings.settings, embeddings.get, embeddings.for_version, storage._client, outbound.settings):
         cached.cache_clear()
 
 

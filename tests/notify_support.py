@@ -25,7 +25,8 @@ class Receiver:
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with outer.lock:
-                    outer.requests.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
+                    outer.requests.append({"path": self.path, "body": body,
+                                           "headers": {k.lower(): v for k, v in self.headers.items()}})
                     status = outer.statuses.pop(0) if outer.statuses else 200
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

@@ -48,11 +48,14 @@ MATRIX = [
     ("POST", "/deployWorker", {"jobId": "{job}"}, (403, 403, 403, 403, 403)),
     ("GET", "/pluginConfigs/catalog", None, public(200)),
     ("GET", "/pluginConfigs?deploymentId={dep}", None, owned(200)),
+    ("GET", "/pluginConfigs/{dep}/knowledge", None, owned(200)),
+    ("GET", "/pluginConfigs/{dep}/image-gen", None, (401, 404, 404, 404, 403)),  # none yet
     ("PUT", "/pluginConfigs/{dep}/knowledge", {"enabled": False}, owned(200)),
     ("PUT", "/pluginConfigs/{dep}/image-gen", {"enabled": True, "config": {"provider": "openai"}}, owned(201)),
     ("PATCH", "/pluginConfigs/{dep}/knowledge", {"config": {"maxResults": 3}}, owned(200)),
     ("DELETE", "/pluginConfigs/{dep}/knowledge", None, owned(204)),
     ("GET", "/skillConfigs?deploymentId={dep}", None, owned(200)),
+    ("GET", "/skillConfigs/{dep}/daily-briefing", None, owned(200)),
     ("PUT", "/skillConfigs/{dep}/daily-briefing", {"enabled": True, "cronOverride": "0 6 * * *"}, owned(200)),
     ("PUT", "/skillConfigs/{dep}/job-hunter", {"enabled": True}, owned(201)),
     ("PUT", "/skillConfigs/{dep}/content-engine", {"enabled": True}, owned(201)),  # needs knowledge: on
@@ -80,9 +83,8 @@ def vm(deploy_env):
     """One running VM the matrix's deployments point at (a reset keeps it running)."""
     from google.cloud import compute_v1
 
-    from shared.deploy import compute
-
     from shared.backups import gce
+    from shared.deploy import compute
 
     inst = compute_v1.Instance(name=VM, machine_type=f"zones/{ZONE}/machineTypes/e2-small", disks=[
         compute_v1.AttachedDisk(boot=True, auto_delete=True, initialize_params=compute_v1.AttachedDiskInitializeParams(

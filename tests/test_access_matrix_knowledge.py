@@ -1,6 +1,6 @@
 """Knowledge, media, bot credentials and the cost summary the bot reads: every endpoint x
-{anonymous, other user, owner, admin, suspended, bot} with the expected status. "owner" owns the addressed item; "bot" is the owner's
-deployment bot (`Authorization: Bot <token>`), which acts as the owner but never mints credentials.
+{anonymous, other user, owner, admin, suspended, bot} with the expected status. "owner" owns the addressed item;
+"bot" is the owner's deployment bot (`Authorization: Bot <token>`), which acts as the owner but never mints credentials.
 
 Each call is metered like tests/test_access_matrix.py; `pytest --cost-table` prints these rows too."""
 import http.server

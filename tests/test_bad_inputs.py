@@ -115,7 +115,7 @@ def test_every_text_field_refuses_control_characters(fn, route):
     for model in (route.body,):
         assert issubclass(model, Strict)
         for key in string_fields(model):
-            def errors_at(value):
+            def errors_at(value, model=model, key=key):
                 try:
                     model.model_validate({key: value})
                     return []

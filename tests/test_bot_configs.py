@@ -38,7 +38,8 @@ def test_plugin_configs_upsert_validated_by_schema(api, callers, denv):
         assert r.status_code == 422 and r.json["error"]["code"] == "invalid_config", (plugin, r.json)
     assert api("PUT", f"{base}/unknown", callers["owner"], json={"enabled": True}).status_code == 404
     assert api("PUT", f"{base}/postiz", callers["other"], json={"enabled": True}).status_code == 404
-    for body in ({"enabled": 0}, {"enabled": "true"}, {"enabled": None}, {"config": {}}, {"enabled": True, "config": []}):
+    for body in ({"enabled": 0}, {"enabled": "true"}, {"enabled": None}, {"config": {}},
+                 {"enabled": True, "config": []}):
         r = api("PUT", f"{base}/knowledge", callers["owner"], json=body)
         assert r.status_code == 422, body  # strict: 0 is not false
     items = api("GET", f"/pluginConfigs?deploymentId={dep['_id']}", callers["owner"]).json["items"]

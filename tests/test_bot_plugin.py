@@ -105,8 +105,10 @@ def test_startup_script_installs_the_verified_plugin_once(script_env, tmp_path):
     oc = [line for line in lines if not line.startswith("gcloud ")]
     assert oc == [
         f"env HOME={state} openclaw config set plugins.entries.openclaw-hosting.config "
-        '{"configFile":"/etc/openclaw/config.json","tokenFile":"/etc/openclaw/secrets/openclaw-bot-token"} --strict-json',
-        f"env HOME={state} openclaw plugins install npm-pack:{state}/openclaw-hosting-bot.tgz --force --accept-capabilities",
+        '{"configFile":"/etc/openclaw/config.json","tokenFile":"/etc/openclaw/secrets/openclaw-bot-token"}'
+        ' --strict-json',
+        f"env HOME={state} openclaw plugins install npm-pack:{state}/openclaw-hosting-bot.tgz "
+        "--force --accept-capabilities",
         f"env HOME={state} openclaw plugins enable openclaw-hosting --accept-capabilities"]
     assert (state / ".bot-plugin.sha256").read_text() == sha
     calls.write_text("")
@@ -136,7 +138,8 @@ class BucketIam:
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-        self.policy = {"bindings": [{"role": "roles/storage.admin", "members": ["serviceAccount:oc-functions@p.iam.gserviceaccount.com"]}]}
+        self.policy = {"bindings": [{"role": "roles/storage.admin",
+                                     "members": ["serviceAccount:oc-functions@p.iam.gserviceaccount.com"]}]}
         self.version, self.race, self.puts = 1, False, 0
         iam = self
 

@@ -10,7 +10,7 @@ import os
 import httpx
 import pytest
 from costs_support import wait_run
-from test_costs_pull import H, NOV1, SCHEDULE_MS, gcp, schedule, user
+from test_costs_pull import NOV1, H, gcp, schedule, user
 
 from shared import repos
 from shared.costs.ledger import CostAccount, accounts
@@ -58,7 +58,8 @@ def test_costs_attributed_from_the_deployments_own_keys(client, autolink_env):
     user("a3", account={"openaiProjectId": "proj_override"})  # the admin's mapping wins for OpenAI
     holds("a3-d0", "a3", "openai-api-key", OA_KEY[2])
     holds("a3-d0", "a3", "openrouter-api-key", OR_KEY[3])
-    user("a4", deployments=(("running", NOV1 - 30 * 24 * HOUR), ("stopped", NOV1)))  # keys of other accounts (the customer's own): balance unknown, nothing to attribute
+    # keys of other accounts (the customer's own): balance unknown, nothing to attribute
+    user("a4", deployments=(("running", NOV1 - 30 * 24 * HOUR), ("stopped", NOV1)))
     holds("a4-d0", "a4", "openrouter-api-key", "sk-or-v1-99" + "c" * 55)
     holds("a4-d0", "a4", "openai-api-key", "sk-proj-99" + "d" * 43)
     holds("a4-d1", "a4", "openrouter-api-key", OR_KEY[4])  # revoked (OpenRouter answers 401): skipped, not failed

@@ -42,7 +42,8 @@ def gcp(deps) -> float:
     for status, created in deps:
         hours = (SCHEDULE_MS - max(created, NOV1)) / HOUR
         total += hours * 20 * 0.10 / 730 + (hours * 0.033503 if status == "running" else 0)
-    assert pricing.estimate([{"status": s, "createdAt": c} for s, c in deps], shape, NOV1, SCHEDULE_MS) == round(total, 6)
+    deployments = [{"status": s, "createdAt": c} for s, c in deps]
+    assert pricing.estimate(deployments, shape, NOV1, SCHEDULE_MS) == round(total, 6)
     return round(total, 6)
 
 
@@ -227,7 +228,7 @@ def test_failed_fan_out_releases_its_claim(client, providers, monkeypatch):
     user("u1")
     monkeypatch.setenv("COSTS_QUEUE", "no-such-queue")  # the enqueue fails
     settings.reset()
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017  (whatever the queue's client raises)
         runs.start("costs", SCHEDULE_MS, "scheduler")
     assert runs_repo.require(runs.run_id("costs", SCHEDULE_MS)).claimedUntil == 0
     monkeypatch.undo()

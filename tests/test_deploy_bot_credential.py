@@ -39,7 +39,8 @@ def test_deploy_issues_keeps_and_delete_revokes_the_bot_credential(api, callers,
     again = api("POST", path, owner, json={"action": "deploy"})
     assert denv.wait_job(again.json["job"]["_id"]).status == "completed"
     new_token = secrets.access(dep["_id"], startup.BOT_TOKEN_KEY)
-    assert new_token != token and api("GET", "/knowledge", headers={"Authorization": f"Bot {new_token}"}).status_code == 200
+    assert new_token != token
+    assert api("GET", "/knowledge", headers={"Authorization": f"Bot {new_token}"}).status_code == 200
 
     gone = api("POST", path, owner, json={"action": "delete"})
     assert denv.wait_job(gone.json["job"]["_id"]).status == "completed"

@@ -1,8 +1,9 @@
 """`make deploy-check` (devtools/deploycheck/check.py): the whole check passes on the committed
 cloudbuild.yaml, and it fails, saying what is wrong, when the manifest is wrong: a variable missing
 for a function, an entry point that does not exist, a wrong trigger, a private function whose invoker
-is not its caller or that verifies the signature Google's front removed. The negative cases change the manifest in memory and run only the part of the check they need;
-the front (Google's, for private functions) is also shown on its own."""
+is not its caller or that verifies the signature Google's front removed. The negative cases change the manifest
+in memory and run only the part of the check they need; the front (Google's, for private functions) is also shown
+on its own."""
 from __future__ import annotations
 
 import copy
@@ -15,12 +16,12 @@ import httpx
 import pytest
 from werkzeug.wrappers import Request, Response
 
-from functions import FUNCTIONS
 from devtools.deploycheck import check
 from devtools.deploycheck.check import CheckFailed, ControlPlane, Deployed
 from devtools.deploycheck.front import Front, Target
 from devtools.server import serving
 from devtools.standins.google_tokens import GoogleKey
+from functions import FUNCTIONS
 
 
 @pytest.fixture
@@ -153,4 +154,5 @@ def test_a_private_function_that_checks_the_stripped_signature_fails_the_check(d
     message = deployment_failure(doc, tmp_path)
     assert message.startswith("step 'deployment'"), message
     assert re.search(r"deployWorker itself answered \d+ call\(s\) of oc-tasks@demo-openclaw\.iam\.gserviceaccount\.com "
-                     r"with an error, last: 401 .*invalid OIDC token for the task: InvalidSignatureError", message), message
+                     r"with an error, last: 401 .*invalid OIDC token for the task: InvalidSignatureError",
+                     message), message

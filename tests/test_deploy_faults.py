@@ -120,7 +120,7 @@ def test_two_users_click_at_once_one_job(api, callers, denv):
         results, barrier = [], threading.Barrier(2)
         denv.compute.fault(f"instances.{action}", "slow", delay=1.0)  # the first job is still running
 
-        def click(caller):
+        def click(caller, barrier=barrier, results=results, action=action):
             barrier.wait()
             results.append(httpx.post(url, json={"action": action}, timeout=30,
                                       headers={"Authorization": f"Bearer {caller.token}"}))

@@ -4,7 +4,6 @@ guard, the owner's switch, the notifications and signed webhook deliveries that 
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from test_deployments_api import create
@@ -36,7 +35,8 @@ def henv(nenv, monkeypatch):
 def running_bot(api, owner, henv) -> dict:
     dep, job = create(api, owner)
     henv.wait_job(job["_id"])
-    henv.wait_for(lambda: repos.deployments.get(dep["_id"]).status == "running", timeout=30, what="ready from the guest")
+    henv.wait_for(lambda: repos.deployments.get(dep["_id"]).status == "running", timeout=30,
+                  what="ready from the guest")
     return dep
 
 
@@ -167,7 +167,8 @@ def test_the_vms_heartbeat_script_is_accepted(henv, api, callers, tmp_path, gate
 
     owner = callers["owner"]
     dep = running_bot(api, owner, henv)
-    body = startup.STARTUP_SCRIPT.split("cat >> /usr/local/sbin/openclaw-heartbeat <<'SH'\n", 1)[1].split("\nSH\n", 1)[0]
+    body = startup.STARTUP_SCRIPT.split("cat >> /usr/local/sbin/openclaw-heartbeat <<'SH'\n", 1)[1]
+    body = body.split("\nSH\n", 1)[0]
 
     def run(key: str, n: int) -> tuple[bytes, str]:
         (tmp_path / "key").write_text(key)

@@ -1,9 +1,7 @@
 """HTTP conventions shared by every endpoint."""
 import json
-import logging
 
 from shared import config
-from shared.logs import JsonFormatter
 
 
 def test_unknown_route_and_method(api, callers):
@@ -50,21 +48,6 @@ def test_errors_are_json_with_code_and_message(api, callers):
     assert err["message"].startswith("body.") and err["details"][0]["loc"][0] == "body"
 
 
-def test_log_lines_are_cloud_logging_json_with_request_id():
-    from shared import logs
-
-    token = logs.request_id.set("rid-123456")
-    try:
-        record = logging.LogRecord("x", logging.WARNING, __file__, 1, "hello %s", ("you",), None)
-        record.userId = "u1"
-        line = json.loads(JsonFormatter().format(record))
-    finally:
-        logs.request_id.reset(token)
-    assert line["severity"] == "WARNING" and line["message"] == "hello you"
-    assert line["requestId"] == "rid-123456" and line["userId"] == "u1"
-    assert line["logging.googleapis.com/labels"] == {"requestId": "rid-123456"}
-
-
 def test_unhandled_errors_become_500_json(api, callers, monkeypatch):
     from shared import repos
 
@@ -76,38 +59,9 @@ def test_unhandled_errors_become_500_json(api, callers, monkeypatch):
     assert r.status_code == 500 and r.json == {"error": {"code": "internal", "message": "internal error"}}
 
 
-def test_static_segments_beat_variables_whatever_the_declaration_order():
-    import flask
-
-    from shared.http import Api
-
-    for order in ("variable first", "static first"):
-        app = Api("t")
-
-        def me(req):
-            return {"route": "me"}
-
-        def one(req):
-            return {"route": "one", "id": req.params["id"]}
-
-        def rename(req):
-            return {"route": "rename"}
-
-        routes = [("GET", "/users/{id}", one), ("GET", "/users/me", me), ("POST", "/users/{id}", rename)]
-        for method, path, fn in (routes if order == "variable first" else routes[::-1]):
-            app.route(method, path, access="custom")(fn)
-        with flask.Flask(__name__).test_request_context("/users/me"):
-            assert json.loads(app(flask.request).get_data()) == {"route": "me"}, order
-        with flask.Flask(__name__).test_request_context("/users/u1"):
-            assert json.loads(app(flask.request).get_data()) == {"route": "one", "id": "u1"}, order
-        with flask.Flask(__name__).test_request_context("/users/me", method="DELETE"):
-            resp = app(flask.request)
-            assert resp.status_code == 405 and resp.headers["Allow"] == "GET, OPTIONS, POST", order
-
-
 def test_machine_callers_are_a_declared_access_kind():
-    """deployWorker, costPullWorker, stripeEventWorker (Cloud Tasks) and the scheduled functions declare who calls them; the
-    router checks it through shared/google_identity.py before the body is read, and no handler does."""
+    """deployWorker, costPullWorker, stripeEventWorker (Cloud Tasks) and the scheduled functions declare who calls
+    them; the router checks it through shared/google_identity.py before the body is read, and no handler does."""
     import pytest
 
     from devtools.openapi import function_apis

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from functions import FUNCTIONS
 from devtools.stack import ROOT
+from functions import FUNCTIONS
 
 HEAVY = ("google.cloud.compute_v1", "stripe", "google.cloud.storage", "google.cloud.tasks_v2",
          "google.cloud.pubsub_v1", "google.cloud.secretmanager", "numpy", "firebase_admin", "schemathesis")

@@ -167,7 +167,7 @@ def test_a_crashed_batch_resumes_without_double_work_and_users_switch_one_at_a_t
         expected_score("text-embedding-3-small", "apples orchard", TEXTS["alpha"]), abs=1e-3)
     assert reembed.report(run_id)["run"]["status"] == "running"
 
-    for user_id, task in user_tasks.items():  # the rest of the run
+    for user_id in user_tasks:  # the rest of the run
         if user_id == owner.user_id:
             continue
         result = reembed.user_batch(run_id, user_id, 0, None)

@@ -154,7 +154,8 @@ def test_every_resource_a_function_refers_to_is_created_by_a_step_it_waits_for(d
 
 def invokers(state: dict, name: str) -> set[str]:
     prefix = f"binding:function:{PROJECT}/{REGION}/{name}|serviceAccount:"
-    return {k[len(prefix):].split("|")[0] for k in state["resources"] if k.startswith(prefix) and "|roles/run.invoker|" in k}
+    return {k[len(prefix):].split("|")[0] for k in state["resources"]
+            if k.startswith(prefix) and "|roles/run.invoker|" in k}
 
 
 def test_private_functions_admit_exactly_the_callers_their_code_expects(deployed):
@@ -301,8 +302,9 @@ def test_undeploy_removes_everything_it_created_but_the_data(deployed, tmp_path)
     state = tmp_path / "state.json"
     state.write_text(json.dumps(deployed["state"]))
     # only what an operator's shell has: the test session's own MEDIA_BUCKET etc. must not leak in
-    env = {"HOME": os.environ.get("HOME", "/tmp"), "FAKE_GCLOUD_STATE": str(state), "PATH": f"{BIN}:{os.environ['PATH']}",
-           "DEPLOYCHECK_PYTHON": sys.executable, "PROJECT_ID": PROJECT, "REGION": REGION}
+    env = {"HOME": os.environ.get("HOME", "/tmp"), "FAKE_GCLOUD_STATE": str(state),
+           "PATH": f"{BIN}:{os.environ['PATH']}", "DEPLOYCHECK_PYTHON": sys.executable, "PROJECT_ID": PROJECT,
+           "REGION": REGION}
     refused = subprocess.run(["bash", "deploy/undeploy.sh"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert refused.returncode == 2 and "CONFIRM" in refused.stderr
     for attempt in ("first", "again"):  # a second run finds everything gone and still succeeds

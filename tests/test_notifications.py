@@ -6,7 +6,6 @@ from shared import clock, db
 from shared.notifications import notify
 from shared.notifications.store import Webhook, deliveries, notifications, webhooks
 
-
 RECEIVER = {}
 
 

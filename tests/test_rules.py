@@ -10,7 +10,8 @@ from devtools.stack import PROJECT_ID
 def fake_client_token(uid: str) -> str:
     def b64(d):
         return base64.urlsafe_b64encode(json.dumps(d).encode()).decode().rstrip("=")
-    return f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64({'sub': uid, 'user_id': uid, 'aud': PROJECT_ID, 'iss': 'https://securetoken.google.com/' + PROJECT_ID})}."
+    claims = {'sub': uid, 'user_id': uid, 'aud': PROJECT_ID, 'iss': 'https://securetoken.google.com/' + PROJECT_ID}
+    return f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64(claims)}."
 
 
 def test_clients_can_neither_read_nor_write(stack):

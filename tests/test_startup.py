@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
-from functions import FUNCTIONS
 from devtools.stack import ROOT
+from functions import FUNCTIONS
 
 PROJECT = "my-proj"
 URL = f"https://us-central1-{PROJECT}.cloudfunctions.net"
@@ -62,7 +62,8 @@ NEEDS = {
     "costPullWorker": ("TASKS_INVOKER_SA", "COSTS_WORKER_URL", "OPENROUTER_MANAGEMENT_KEY", "OPENAI_ADMIN_KEY",
                        *DEPLOY[:1], *DEPLOY[2:]),
     "billing": ("STRIPE_SECRET_KEY", "APP_URL"),
-    # a downgrade stops the bots beyond the plan's limit (the worker applies events): deploy jobs (shared/plan_limits.py)
+    # a downgrade stops the bots beyond the plan's limit (the worker applies events): deploy jobs
+    # (shared/plan_limits.py)
     "stripeWebhook": ("STRIPE_WEBHOOK_SECRET", "STRIPE_EVENTS_QUEUE", "TASKS_LOCATION", "STRIPE_EVENT_WORKER_URL",
                       "TASKS_INVOKER_SA"),
     "stripeEventWorker": ("STRIPE_SECRET_KEY", "TASKS_INVOKER_SA", "STRIPE_EVENT_WORKER_URL", *DEPLOY),

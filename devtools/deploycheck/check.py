@@ -37,11 +37,11 @@ import tempfile
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
 
 import httpx
 import yaml
@@ -644,7 +644,8 @@ def step_config_change(j: Journey) -> str:
     j.call("config change", "PUT", f"/apiKeys/{dep}/beehiiv-api-key", tok, json={"value": "bh-" + "k" * 30})
     j.call("config change", "PUT", f"/pluginConfigs/{dep}/beehiiv", tok, expect=(201, 200),
            json={"enabled": True, "config": {"publicationId": "pub_1234abcd"}})
-    j.call("config change", "PUT", f"/skillConfigs/{dep}/daily-briefing", tok, expect=(201, 200), json={"enabled": True})
+    j.call("config change", "PUT", f"/skillConfigs/{dep}/daily-briefing", tok, expect=(201, 200),
+           json={"enabled": True})
     j.call("config change", "PATCH", f"/deployments/{dep}", tok, json={"botName": "Deploy Check 2"})
     job = j.call("config change", "POST", f"/deployments/{dep}/actions", tok, expect=(202,),
                  json={"action": "update"})["job"]
@@ -669,7 +670,8 @@ def step_media(j: Journey) -> str:
                 json={"type": "image", "mimeType": "image/png", "size": len(PNG)})
     put = httpx.request(up["method"], up["uploadUrl"], content=PNG, headers=up["headers"])
     if put.status_code != 200:
-        raise CheckFailed(f"step 'media': Cloud Storage refused the signed upload URL: {put.status_code} {put.text[:300]}")
+        raise CheckFailed(f"step 'media': Cloud Storage refused the signed upload URL: "
+                          f"{put.status_code} {put.text[:300]}")
     media = j.call("media", "POST", "/media", tok, expect=(201,),
                    json={"storageId": up["storageId"], "type": "image", "mimeType": "image/png", "prompt": "a pie"})
     got = j.call("media", "GET", f"/media/{media['_id']}", tok)

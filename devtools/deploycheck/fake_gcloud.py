@@ -151,7 +151,8 @@ class Plane:
             "storage buckets": f"bucket:{name.removeprefix('gs://')}", "pubsub topics": f"topic:{p}/{name}",
             "storage objects": f"object:{name.removeprefix('gs://')}",
             "firestore databases": f"firestore:{p}/{f.get('database', '(default)')}",
-            "compute routers": f"router:{p}/{where}/{name}", "compute firewall-rules": f"firewall:{p}/{name}", "compute routers nats": f"nat:{p}/{where}/{f.get('router')}/{name}",
+            "compute routers": f"router:{p}/{where}/{name}", "compute firewall-rules": f"firewall:{p}/{name}",
+            "compute routers nats": f"nat:{p}/{where}/{f.get('router')}/{name}",
             "tasks queues": f"queue:{p}/{where}/{name}", "functions": f"function:{p}/{where}/{name}",
             "scheduler jobs": f"job:{p}/{where}/{name}",
         }[group]
@@ -177,11 +178,13 @@ class Plane:
             print("\n".join(k.rsplit("/", 1)[1] for k in self.r if k.startswith(f"secret:{p}/")))
         elif c == "storage cp":  # an upload: the bucket must exist; the object records the bytes' checksum
             if len(pos) != 2 or not pos[1].startswith("gs://"):
-                raise Fail(f"ERROR: (gcloud.storage.cp) only local file -> gs://bucket/object is supported here: {pos}", 2)
+                raise Fail("ERROR: (gcloud.storage.cp) only local file -> gs://bucket/object is supported here: "
+                           f"{pos}", 2)
             bucket = pos[1].removeprefix("gs://").split("/", 1)[0]
             self.need(f"bucket:{bucket}", f"bucket {bucket}")
             data = Path(pos[0]).read_bytes()
-            self.put(self.key("storage objects", pos[1]), {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+            self.put(self.key("storage objects", pos[1]),
+                     {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()})
         elif c == "storage rm":  # gs://bucket/** (undeploy): what `storage cp` recorded goes; media objects
             bucket = pos[0].removeprefix("gs://").split("/", 1)[0]  # live in the Storage stand-in
             for key in [k for k in self.r if k.startswith(f"object:{bucket}/")]:
@@ -271,7 +274,9 @@ class Plane:
     def deploy_function(self, name: str) -> None:
         f, p = self.flags, self.project
         region = self.flag("region")
-        for api in ("cloudfunctions", "run", "cloudbuild", "artifactregistry") + (("eventarc",) if "trigger-topic" in f else ()):
+        apis = ("cloudfunctions", "run", "cloudbuild", "artifactregistry")
+        apis += ("eventarc",) if "trigger-topic" in f else ()
+        for api in apis:
             if f"service:{p}/{api}.googleapis.com" not in self.r:
                 raise Fail(f"ERROR: (gcloud.functions.deploy) {api}.googleapis.com is not enabled in {p}")
         build_env = dict(kv.split("=", 1) for kv in str(f.get("set-build-env-vars", "")).split(",") if kv)
@@ -307,11 +312,13 @@ class Plane:
         labels = dict(kv.split("=", 1) for kv in str(f.get("update-labels", "")).split(",") if kv)
         self.put(f"function:{p}/{region}/{name}", {
             "name": name, "source": str(source), "entryPoint": entry, "runtime": self.flag("runtime"),
-            "gen2": "gen2" in f, "trigger": {"topic": f["trigger-topic"], "serviceAccount": f.get("trigger-service-account"),
-                                             "retry": "retry" in f} if "trigger-topic" in f else {"http": True},
+            "gen2": "gen2" in f,
+            "trigger": {"topic": f["trigger-topic"], "serviceAccount": f.get("trigger-service-account"),
+                        "retry": "retry" in f} if "trigger-topic" in f else {"http": True},
             "public": "allow-unauthenticated" in f, "serviceAccount": f.get("service-account"),
             "env": env, "secrets": secrets, "labels": labels,
-            "sizing": {k: f.get(k) for k in ("memory", "cpu", "timeout", "concurrency", "max-instances", "min-instances")},
+            "sizing": {k: f.get(k)
+                       for k in ("memory", "cpu", "timeout", "concurrency", "max-instances", "min-instances")},
             "url": f"https://{region}-{p}.cloudfunctions.net/{name}",
         })
 

@@ -52,7 +52,8 @@ PERMISSION = {  # operation -> the IAM permission Compute checks for it
     "instances.start": "compute.instances.start", "instances.stop": "compute.instances.stop",
     "instances.reset": "compute.instances.reset", "instances.delete": "compute.instances.delete",
     "instances.setMetadata": "compute.instances.setMetadata",
-    "instances.setServiceAccount": "compute.instances.setServiceAccount", "instances.setTags": "compute.instances.setTags",
+    "instances.setServiceAccount": "compute.instances.setServiceAccount",
+    "instances.setTags": "compute.instances.setTags",
     "instances.getSerialPortOutput": "compute.instances.getSerialPortOutput",
     "zoneOperations.get": "compute.zoneOperations.get", "zoneOperations.wait": "compute.zoneOperations.get",
     "firewalls.insert": "compute.firewalls.create", "firewalls.get": "compute.firewalls.get",
@@ -264,7 +265,8 @@ class Compute(DisksMixin, RestServer):
                         "networkInterfaces": [{**n, "networkIP": f"10.128.0.{len(self.instances) % 250 + 2}"}
                                               for n in body.get("networkInterfaces", [])],
                         "disks": disks, "serviceAccounts": body.get("serviceAccounts", []),
-                        "tags": {**body.get("tags", {}), "fingerprint": fingerprint(body.get("tags", {}).get("items", []))},
+                        "tags": {**body.get("tags", {}),
+                                 "fingerprint": fingerprint(body.get("tags", {}).get("items", []))},
                         "metadata": {"kind": "compute#metadata", "items": items, "fingerprint": fingerprint(items)},
                         "selfLink": f"{BASE}/projects/{project}/zones/{zone}/instances/{name}", "_serial": "",
                     }

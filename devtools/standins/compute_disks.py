@@ -116,7 +116,8 @@ class DisksMixin:
                 "kind": "compute#disk", "id": str(secrets.randbits(60)), "name": name, "status": "READY",
                 "creationTimestamp": self.stamp(), "zone": f"{BASE}/projects/{project}/zones/{zone}",
                 "sizeGb": str(params.get("diskSizeGb") or (snap or {}).get("diskSizeGb") or 10),
-                "type": f"{BASE}/projects/{project}/zones/{zone}/diskTypes/{_last(params.get('diskType', 'pd-standard'))}",
+                "type": f"{BASE}/projects/{project}/zones/{zone}/diskTypes/"
+                        f"{_last(params.get('diskType', 'pd-standard'))}",
                 "users": [f"{BASE}/projects/{project}/zones/{zone}/instances/{instance}"],
                 "labels": params.get("labels", {}), "selfLink": link,
                 "_files": copy.deepcopy(snap["_files"]) if snap else {},

@@ -32,11 +32,11 @@ class GoogleKey:
     kid: str = "local"
 
     @classmethod
-    def generate(cls, kid: str = "local") -> "GoogleKey":
+    def generate(cls, kid: str = "local") -> GoogleKey:
         return cls(rsa.generate_private_key(public_exponent=65537, key_size=2048), kid)
 
     @classmethod
-    def load(cls, path: Path | str) -> "GoogleKey":
+    def load(cls, path: Path | str) -> GoogleKey:
         """A service-account key JSON (as `write_key` writes it)."""
         data = json.loads(Path(path).read_text())
         key = serialization.load_pem_private_key(data["private_key"].encode(), password=None)

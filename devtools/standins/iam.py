@@ -58,7 +58,8 @@ class Iam(RestServer):
         with self.lock:
             known = self.projects.get(project)
             if known is not None and permission not in known["permissions"]:
-                raise HttpError(403, f"Permission '{permission}' denied on resource '{resource}' (or it may not exist).",
+                raise HttpError(403, f"Permission '{permission}' denied on resource '{resource}' "
+                                     "(or it may not exist).",
                                 "forbidden")
 
     def _rm_routes(self) -> None:
@@ -67,7 +68,7 @@ class Iam(RestServer):
             with self.lock:
                 known = self.projects.get(project)
                 if known is None or "resourcemanager.projects.get" not in known["permissions"]:
-                    raise HttpError(403, f"The caller does not have permission", "forbidden")
+                    raise HttpError(403, "The caller does not have permission", "forbidden")
                 number = str(int(hashlib.sha256(project.encode()).hexdigest(), 16) % 10**12)
                 return {"name": f"projects/{number}", "parent": "organizations/1", "projectId": project,
                         "state": "ACTIVE", "displayName": project, "labels": dict(known["labels"]),

@@ -11,8 +11,8 @@ Control: PUT /_control/state (merge), POST /_control/reset, GET /_control/stats.
 State: delayMs; credits; keys {hash: {limit, usage, usage_monthly?, disabled?, limit_reset?}}; botKeys {raw key:
 hash} (the keys bots hold; labelled as OpenRouter labels them, start...end); activity {hash: {date: [items]}};
 openaiKeys {project: [raw keys]};
-openai {project: {date: usd}}; maxPage (cost buckets per page); faults {target: [fault, ...]} where target is a key hash,
-"hash@date" or a project, and a fault is "429" | "500" | "timeout" | "malformed" | "badshape"
+openai {project: {date: usd}}; maxPage (cost buckets per page); faults {target: [fault, ...]} where target is a
+key hash, "hash@date" or a project, and a fault is "429" | "500" | "timeout" | "malformed" | "badshape"
 (consumed one per request; a trailing "!" makes it permanent); synthetic (bool): unknown keys
 and projects answer generated data (the benchmark).
 """
@@ -269,7 +269,8 @@ async def openai_costs(request: Request) -> Response:
                 spend = STATE["openai"].get(p)
                 value = (spend or {}).get(day) if spend is not None else (0.5 if STATE["synthetic"] else None)
                 if value is not None:
-                    results.append({"object": "organization.costs.result", "amount": {"value": value, "currency": "usd"},
+                    results.append({"object": "organization.costs.result",
+                                    "amount": {"value": value, "currency": "usd"},
                                     "line_item": None, "project_id": p})
             buckets.append({"object": "bucket", "start_time": b, "end_time": b + DAY, "results": results})
         more = offset + limit < len(starts)

@@ -8,8 +8,8 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
@@ -88,7 +88,7 @@ class RestServer:
         return self.dispatch(request)(environ, start_response)
 
     def dispatch(self, request: Request) -> Response:
-        for method, regex, op, fn in self.routes:
+        for method, regex, op, fn in self.routes:  # noqa: B007  (the matching route is used after the loop)
             m = regex.match(request.path)
             if m and method == request.method:
                 break

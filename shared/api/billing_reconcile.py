@@ -10,7 +10,7 @@ from typing import Any
 
 
 from shared import logs
-from shared.billing import config as billing_config
+from shared.billing import settings as billing_settings
 from shared.billing import sync
 from shared.errors import Unavailable
 from shared.http import Api, Reply, Request
@@ -29,7 +29,7 @@ class ReconcileReport(Reply):
 
 
 def _scheduler() -> dict:
-    cfg = billing_config.get()
+    cfg = billing_settings.get()
     return {"account": cfg.scheduler_sa, "audience": cfg.reconcile_audience}
 
 

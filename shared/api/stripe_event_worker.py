@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import ConfigDict, StringConstraints
 
 from shared.api.inputs import Strict
-from shared.billing import config as billing_config
+from shared.billing import settings as billing_settings
 from shared.billing import webhook
 from shared.http import Api, Reply, Request
 
@@ -25,7 +25,7 @@ class EventResult(Reply):
 
 
 def _tasks() -> dict:
-    cfg = billing_config.get()
+    cfg = billing_settings.get()
     return {"queue": cfg.events_queue, "account": cfg.invoker_sa, "audience": cfg.event_worker_url}
 
 

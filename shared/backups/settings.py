@@ -30,7 +30,7 @@ class Schedule:
 
 
 @dataclass(frozen=True)
-class BackupSettings:
+class Settings:
     schedules: dict[str, Schedule]
     start_utc: str  # HH:00 the daily (or first hourly) snapshot starts
     storage_location: str  # multi-region or region the snapshots are stored in
@@ -49,8 +49,8 @@ def _schedule(plan: str) -> Schedule:
 
 
 @lru_cache(maxsize=1)
-def get() -> BackupSettings:
-    return BackupSettings(
+def get() -> Settings:
+    return Settings(
         schedules={p: _schedule(p) for p in PLANS},
         start_utc=f"{config.env_int('BACKUP_START_HOUR_UTC', 3, lo=0, hi=23):02d}:00",
         storage_location=config.env("BACKUP_STORAGE_LOCATION", "us"),
@@ -63,7 +63,7 @@ def get() -> BackupSettings:
 SCHEDULER = {"BACKUP_SCHEDULER_SA": config.service_account, "BACKUP_CLEANUP_URL": config.https_url}
 
 
-def scheduler() -> BackupSettings:
+def scheduler() -> Settings:
     config.require(SCHEDULER)
     return get()
 

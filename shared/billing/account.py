@@ -11,7 +11,7 @@ from __future__ import annotations
 from google.api_core import exceptions as gexc
 
 from shared import clock, db, logs, repos
-from shared.billing import config as billing_config
+from shared.billing import settings as billing_settings
 from shared.billing import stripe_api
 from shared.errors import Conflict, not_found
 from shared.models import Subscription, User
@@ -113,7 +113,7 @@ def _trial_step(user_id: str, now: int, days: int) -> tuple[Subscription, bool] 
 
 
 def start_trial(user_id: str) -> tuple[Subscription, bool]:
-    days = billing_config.get().trial_days
+    days = billing_settings.get().trial_days
     for _ in range(MAX_ROUNDS):
         result = _trial_step(user_id, clock.now_ms(), days)
         if result is not None:
@@ -134,7 +134,7 @@ def checkout(user: User, plan_slug: str, interval: str) -> dict:
     if price_id is None:
         raise Conflict("price_unavailable", f"plan {plan_slug!r} has no {interval}ly price")
     customer = ensure_customer(user)
-    cfg = billing_config.get()
+    cfg = billing_settings.get()
     sub_data: dict = {"metadata": {"userId": user.id, "plan": plan_slug}}
     now_s = clock.now_ms() // 1000
     if doc and doc.status == "trialing" and not doc.stripeSubscriptionId and doc.trialEnd \
@@ -155,5 +155,5 @@ def portal(user: User) -> dict:
     if doc is None or not doc.stripeCustomerId:
         raise Conflict("no_billing_account", "nothing to manage yet: subscribe first")
     with stripe_api.user_facing():
-        session = stripe_api.portal_session(doc.stripeCustomerId, billing_config.get().portal_return_url)
+        session = stripe_api.portal_session(doc.stripeCustomerId, billing_settings.get().portal_return_url)
     return {"url": session["url"]}

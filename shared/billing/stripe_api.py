@@ -12,7 +12,7 @@ from functools import lru_cache
 import stripe
 
 from shared import config, faults
-from shared.billing import config as billing_config
+from shared.billing import settings as billing_settings
 from shared.errors import Unavailable, UpstreamFailed
 
 CALL_TIMEOUT_S = 15.0  # stripe's own default is 80 s
@@ -22,7 +22,7 @@ logging.getLogger("stripe").setLevel(logging.WARNING)  # the library logs every 
 
 @lru_cache(maxsize=1)
 def client() -> stripe.StripeClient:
-    cfg = billing_config.get()
+    cfg = billing_settings.get()
     kwargs = {"base_addresses": {"api": cfg.api_base}} if cfg.api_base else {}
     # Each try is bounded so that all of them (the library retries connection errors, 409, 429 and 5xx
     # with backoff and jitter, reusing the idempotency key) end inside the function's budget.

@@ -5,9 +5,12 @@ from __future__ import annotations
 import stripe
 
 from shared import jsonbody, logs, tasks
-from shared.billing import config as billing_config
+from shared.billing import settings as billing_settings
 from shared.billing import sync
-from shared.errors import Malformed, TooLarge, Unavailable
+from shared.errors import Malformed, TooLarge, Unauthenticated, Unavailable
+
+# the signature is the caller's credential (the OpenAPI document's `stripeSignature`): 401 without a valid one
+SIGNATURE = "Stripe-Signature"
 
 log = logs.get("billing.webhook")
 
@@ -16,14 +19,15 @@ MAX_EVENT_BYTES = 512 * 1024
 
 def verify(payload: bytes, signature: str | None) -> dict:
     """The event if `Stripe-Signature` signs this exact body with our secret within the tolerance."""
-    cfg = billing_config.get()
+    cfg = billing_settings.get()
     if not signature:
-        raise Malformed("missing_signature", "Stripe-Signature header is required")
+        raise Unauthenticated("missing_signature", "Stripe-Signature header is required", challenge=SIGNATURE)
     try:
         stripe.WebhookSignature.verify_header(payload.decode("utf-8"), signature, cfg.require_webhook_secret(),
                                               cfg.webhook_tolerance_s)
     except stripe.SignatureVerificationError as exc:
-        raise Malformed("invalid_signature", f"signature check failed: {exc.user_message or exc}") from None
+        raise Unauthenticated("invalid_signature", f"signature check failed: {exc.user_message or exc}",
+                              challenge=SIGNATURE) from None
     except UnicodeDecodeError:
         raise Malformed("invalid_payload", "body is not UTF-8") from None
     try:
@@ -54,9 +58,9 @@ def receive(request) -> dict:
 def queue(event_id: str) -> None:
     """A task for the worker, named after the event (Cloud Tasks keeps one task per name). If it cannot
     be created, 503: Stripe delivers the event again, finds it recorded but not applied, queues again."""
-    cfg = billing_config.get()
+    cfg = billing_settings.get()
     if not cfg.event_worker_url:
-        raise billing_config.ConfigError("STRIPE_EVENT_WORKER_URL is not set: recorded events have no worker")
+        raise billing_settings.ConfigError("STRIPE_EVENT_WORKER_URL is not set: recorded events have no worker")
     try:
         tasks.enqueue(cfg.events_queue, cfg.event_worker_url, {"eventId": event_id},
                       name=tasks.task_id("stripeEvent", event_id))

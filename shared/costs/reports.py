@@ -33,6 +33,12 @@ def activity(user_id: str | None, start: str, end: str, group_by: str) -> dict:
     equals = {"userId": user_id} if user_id else {}
     q = repos.openrouter_activity.query(equals, (("date", ASC),), (("date", ">=", start), ("date", "<=", end)))
     rows = _capped(q.select(["date", "model", *METRICS]), "activity rows")
+    return {"userId": user_id or "all", "from": start, "to": end, **totals(rows, group_by)}
+
+
+def totals(rows: list[dict], group_by: str) -> dict:
+    """Activity rows summed per `group_by` value (date or model) and overall; costs in Decimal, so
+    a sum of many small float costs does not drift (0.1 + 0.2 is 0.3)."""
     groups: dict[str, dict] = {}
     for r in rows:
         g = groups.setdefault(r[group_by], {m: Decimal(0) for m in METRICS})
@@ -46,8 +52,7 @@ def activity(user_id: str | None, start: str, end: str, group_by: str) -> dict:
     items = [{group_by: k, **out(g)} for k, g in sorted(groups.items())]
     if group_by == "model":
         items.sort(key=lambda i: (-i["totalCostUsd"], i["model"]))
-    return {"userId": user_id or "all", "from": start, "to": end, "groupBy": group_by, "groups": items,
-            "totals": out(total)}
+    return {"groupBy": group_by, "groups": items, "totals": out(total)}
 
 
 def month_bounds(month: str) -> tuple[int, int, str, str]:

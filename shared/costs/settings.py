@@ -16,7 +16,7 @@ from shared.config import env, env_int
 
 
 @dataclass(frozen=True)
-class CostsConfig:
+class Settings:
     openrouter_base: str
     openrouter_key: str | None  # operator's OpenRouter management key
     openai_base: str
@@ -42,8 +42,8 @@ class CostsConfig:
 
 
 @lru_cache(maxsize=1)
-def get() -> CostsConfig:
-    return CostsConfig(
+def get() -> Settings:
+    return Settings(
         openrouter_base=env("OPENROUTER_BASE_URL", "https://openrouter.ai/api/v1").rstrip("/"),
         openrouter_key=env("OPENROUTER_MANAGEMENT_KEY"),
         openai_base=env("OPENAI_BASE_URL", "https://api.openai.com/v1").rstrip("/"),
@@ -65,7 +65,7 @@ def get() -> CostsConfig:
         disk_gb=env_int("COSTS_DISK_GB", 20, lo=1, hi=65_536),
         disk_type=env("COSTS_DISK_TYPE", "pd-balanced"),
         max_rows=env_int("COSTS_MAX_ROWS", 20_000, lo=100, hi=1_000_000),
-        operator_projects=tuple(p.strip() for p in (env("DEPLOY_ALLOWED_PROJECTS", "") or "").split(",") if p.strip()),
+        operator_projects=config.env_list("DEPLOY_ALLOWED_PROJECTS"),
     )
 
 
@@ -77,13 +77,13 @@ WORKER = {"TASKS_INVOKER_SA": config.service_account, "COSTS_WORKER_URL": config
           "OPENROUTER_MANAGEMENT_KEY": config.non_empty, "OPENAI_ADMIN_KEY": config.non_empty}
 
 
-def scheduled() -> CostsConfig:
+def scheduled() -> Settings:
     """pullCosts and pullOpenrouterActivity: who may call them, and where their tasks go."""
     config.require(SCHEDULED)
     return get()
 
 
-def worker() -> CostsConfig:
+def worker() -> Settings:
     """costPullWorker: who may call it, and the providers' keys."""
     config.require(WORKER)
     return get()

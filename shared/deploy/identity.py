@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 from functools import lru_cache
 
-from shared import clock
+from shared import clock, config
 from shared.db import Repo
 from shared.deploy import settings
 from shared.deploy.compute import ComputeError
@@ -149,11 +149,9 @@ PUBLISHER = "roles/pubsub.publisher"
 def _topic_policy(account: str, add: bool) -> None:
     """Add or remove the account as publisher on the reports topic (read-modify-write with etag).
     The Pub/Sub emulator has no IAM; there publishing is open and only the reports' signatures count."""
-    import os
-
     from google.api_core import exceptions as gexc
 
-    if os.environ.get("PUBSUB_EMULATOR_HOST"):
+    if config.emulator_host("PUBSUB"):
         return
     client = _publisher()
     topic, member = settings.get().events_topic, f"serviceAccount:{account}"
@@ -199,12 +197,10 @@ def _plugin_bucket_policy(account: str, add: bool) -> None:
     """Add or remove the account as reader of the bucket holding the bot plugin (BOT_PLUGIN_URL),
     read-modify-write with the policy's etag. Nothing to do without a plugin (local) or under the
     Storage emulator, which has no IAM. The bucket's policy, like the topic's, holds up to 1,500 principals."""
-    import os
-
     from google.api_core import exceptions as gexc
 
     url = settings.get().bot_plugin_url
-    if not url or os.environ.get("STORAGE_EMULATOR_HOST"):
+    if not url or config.emulator_host("STORAGE"):
         return
     bucket = _storage().bucket(url.removeprefix("gs://").split("/", 1)[0])
     member, timeout = f"serviceAccount:{account}", settings.get().call_timeout_s

@@ -20,6 +20,32 @@ class Claim:
     busy: bool = False  # another delivery holds the job: ask the queue to come back (takes over if it died)
 
 
+@dataclass(frozen=True)
+class Decision:
+    """What a delivery does with a job, from the job's status and the deployment's lock alone."""
+    attempt: int = 0  # run it, as this attempt (0: do not run it)
+    skip: str | None = None  # why it is not run
+    busy: bool = False  # another delivery holds a live lease: the queue should come back
+    fail: str | None = None  # the job is failed now, with this log line
+    free_lock: bool = False  # and the deployment's lock is freed
+
+
+def decide(job_id: str, status: str, lock: dict, now: int, max_attempts: int) -> Decision:
+    """Only an active job that is still the lock's may run; a live lease means another delivery
+    runs it; a lease that expired (its delivery died) is taken over, up to `max_attempts`."""
+    if status not in ACTIVE:
+        return Decision(skip=f"job already {status}")
+    if lock.get("jobId") != job_id:
+        return Decision(skip="not the active job", fail="this job is no longer the deployment's active job; nothing done")
+    if status == "running" and lock.get("leaseUntil", 0) > now:
+        return Decision(skip="another delivery is running this job", busy=True)
+    attempt = lock.get("attempt", 0) + 1
+    if attempt > max_attempts:
+        return Decision(skip="attempts exhausted", fail=f"gave up after {max_attempts} interrupted attempts",
+                        free_lock=True)
+    return Decision(attempt=attempt)
+
+
 @db.transactional
 def claim(tx, job_id: str) -> Claim:
     job = repos.deploy_jobs.get(job_id, tx)
@@ -28,20 +54,15 @@ def claim(tx, job_id: str) -> Claim:
     snap = lock_ref(job.deploymentId).get(transaction=tx)
     lock = snap.to_dict() if snap.exists else {}
     now, s = clock.now_ms(), settings.get()
-    if job.status not in ACTIVE:
-        return Claim(job, skip=f"job already {job.status}")
-    if lock.get("jobId") != job.id:
-        repos.deploy_jobs.update(job.id, {"status": "failed", "completedAt": now, "log": joblog.append(
-            job.log, "this job is no longer the deployment's active job; nothing done")}, tx)
-        return Claim(job, skip="not the active job")
-    if job.status == "running" and lock.get("leaseUntil", 0) > now:
-        return Claim(job, skip="another delivery is running this job", busy=True)
-    attempt = lock.get("attempt", 0) + 1
-    if attempt > s.max_attempts:
-        repos.deploy_jobs.update(job.id, {"status": "failed", "completedAt": now, "log": joblog.append(
-            job.log, f"gave up after {s.max_attempts} interrupted attempts")}, tx)
+    d = decide(job.id, job.status, lock, now, s.max_attempts)
+    if d.fail:
+        repos.deploy_jobs.update(job.id, {"status": "failed", "completedAt": now,
+                                          "log": joblog.append(job.log, d.fail)}, tx)
+    if d.free_lock:
         tx.update(snap.reference, FREE)
-        return Claim(job, skip="attempts exhausted")
+    if d.skip:
+        return Claim(job, skip=d.skip, busy=d.busy)
+    attempt = d.attempt
     note = "worker started" if attempt == 1 else f"attempt {attempt}: taking the job over"
     fields = {"status": "running", "log": joblog.append(job.log, note)}
     if job.startedAt is None:

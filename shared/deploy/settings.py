@@ -16,7 +16,7 @@ from shared import config
 
 
 @dataclass(frozen=True)
-class DeploySettings:
+class Settings:
     queue: str
     worker_url: str
     compute_endpoint: str | None  # a local Compute server; None = the real API
@@ -53,11 +53,11 @@ sha256_hex = config.matching(r"[0-9a-f]{64}", "a SHA-256 (64 hex digits)")
 
 
 @lru_cache(maxsize=1)
-def get() -> DeploySettings:
+def get() -> Settings:
     project = config.get().project
-    allowed = config.setting("DEPLOY_ALLOWED_PROJECTS", config.project_ids, "") or ""
-    regions = config.setting("DEPLOY_ALLOWED_REGIONS", config.regions, "") or ""
-    return DeploySettings(
+    allowed = config.setting("DEPLOY_ALLOWED_PROJECTS", config.project_ids, "")
+    regions = config.setting("DEPLOY_ALLOWED_REGIONS", config.regions, "")
+    return Settings(
         queue=config.env("DEPLOY_QUEUE", "deploy-jobs"),
         worker_url=config.setting("DEPLOY_WORKER_URL", config.https_url, required_locally=True),
         compute_endpoint=config.env("COMPUTE_API_ENDPOINT"),
@@ -74,8 +74,8 @@ def get() -> DeploySettings:
         max_attempts=config.env_int("DEPLOY_MAX_ATTEMPTS", 5, hi=100),
         stale_pending_ms=config.env_int("DEPLOY_STALE_PENDING_S", 900, hi=86400) * 1000,
         log_max_chars=config.env_int("DEPLOY_LOG_MAX_CHARS", 16000, lo=1000, hi=500_000),
-        allowed_projects=tuple(p.strip() for p in allowed.split(",") if p.strip()),
-        allowed_regions=tuple(r.strip() for r in regions.split(",") if r.strip()),
+        allowed_projects=config.items(allowed),
+        allowed_regions=config.items(regions),
         invoker_sa=config.setting("TASKS_INVOKER_SA", config.service_account),
         status_ttl_s=config.env_int("DEPLOY_STATUS_TTL_S", 5, hi=300),
         logs_max_chars=config.env_int("DEPLOY_SERIAL_MAX_CHARS", 64_000, lo=1000, hi=1_000_000),
@@ -89,7 +89,7 @@ def get() -> DeploySettings:
     )
 
 
-def worker() -> DeploySettings:
+def worker() -> Settings:
     """The settings of deployWorker: also FUNCTIONS_URL, which production must set (the bots' VMs
     are told where the knowledge and media functions are), and the bot plugin they install."""
     settings = get()

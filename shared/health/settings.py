@@ -16,7 +16,7 @@ from shared.config import env, env_int
 
 
 @dataclass(frozen=True)
-class HealthSettings:
+class Settings:
     heartbeat_s: int
     write_every_s: int
     grace_s: int
@@ -33,9 +33,9 @@ class HealthSettings:
 
 
 @lru_cache(maxsize=1)
-def get() -> HealthSettings:
+def get() -> Settings:
     heartbeat = env_int("HEALTH_HEARTBEAT_S", 60, lo=1, hi=3600)
-    return HealthSettings(
+    return Settings(
         heartbeat_s=heartbeat,
         write_every_s=env_int("HEALTH_WRITE_EVERY_S", 240, lo=0, hi=86400),
         grace_s=env_int("HEALTH_GRACE_S", max(150, 2 * heartbeat + 30), lo=1, hi=86400),
@@ -50,7 +50,7 @@ def get() -> HealthSettings:
 SCHEDULED = {"HEALTH_SCHEDULER_SA": config.service_account, "HEALTH_CHECK_URL": config.https_url}
 
 
-def scheduled() -> HealthSettings:
+def scheduled() -> Settings:
     config.require(SCHEDULED)
     return get()
 

@@ -18,17 +18,6 @@ class Settings:
     dedupe_stored: bool  # also compare new chunks with the user's stored ones nearest to them
 
 
-def _float(name: str, default: float, lo: float, hi: float) -> float:
-    raw = config.env(name, str(default))
-    try:
-        value = float(raw)
-    except ValueError:
-        raise config.ConfigError(f"environment variable {name} must be a number, got {raw!r}") from None
-    if not lo <= value <= hi:
-        raise config.ConfigError(f"environment variable {name} must be in [{lo}, {hi}], got {value}")
-    return value
-
-
 @lru_cache(maxsize=1)
 def get() -> Settings:
     chunk = config.env_int("KNOWLEDGE_CHUNK_CHARS", 1200, lo=200, hi=8000)
@@ -36,7 +25,7 @@ def get() -> Settings:
     return Settings(
         chunk_chars=chunk,
         overlap_chars=overlap,
-        dedupe_similarity=_float("KNOWLEDGE_DEDUPE_SIMILARITY", 0.97, 0.5, 1.0),
+        dedupe_similarity=config.env_float("KNOWLEDGE_DEDUPE_SIMILARITY", 0.97, lo=0.5, hi=1.0),
         dedupe_stored=config.env_choice("KNOWLEDGE_DEDUPE_STORED", "on", ("on", "off")) == "on",
     )
 

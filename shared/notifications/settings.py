@@ -16,7 +16,7 @@ from shared.config import env, env_int
 
 
 @dataclass(frozen=True)
-class NotificationSettings:
+class Settings:
     queue: str  # Cloud Tasks queue of the deliveries
     worker_url: str | None  # the webhookWorker function (its tasks' OIDC audience)
     invoker_sa: str | None  # TASKS_INVOKER_SA
@@ -32,7 +32,7 @@ class NotificationSettings:
 
 def _backoff(raw: str) -> tuple[float, ...]:
     try:
-        values = tuple(float(v) for v in raw.split(",") if v.strip())
+        values = tuple(float(v) for v in config.items(raw))
     except ValueError:
         raise config.ConfigError(f"WEBHOOKS_BACKOFF_S must be comma-separated seconds, got {raw!r}") from None
     if not values or any(v < 0 or v > 86400 for v in values):
@@ -41,9 +41,9 @@ def _backoff(raw: str) -> tuple[float, ...]:
 
 
 @lru_cache(maxsize=1)
-def get() -> NotificationSettings:
+def get() -> Settings:
     project = config.get().project
-    return NotificationSettings(
+    return Settings(
         queue=env("WEBHOOKS_QUEUE", "webhook-deliveries"),
         worker_url=env("WEBHOOKS_WORKER_URL", f"https://us-central1-{project}.cloudfunctions.net/webhookWorker"),
         invoker_sa=env("TASKS_INVOKER_SA"),
@@ -62,7 +62,7 @@ def get() -> NotificationSettings:
 WORKER = {"WEBHOOKS_WORKER_URL": config.https_url, "TASKS_INVOKER_SA": config.service_account}
 
 
-def worker() -> NotificationSettings:
+def worker() -> Settings:
     """webhookWorker and the health check (which enqueues what notify could not): where tasks go."""
     config.require(WORKER)
     return get()

@@ -55,7 +55,8 @@ def test_firestore_interceptor_cuts_the_libraries_timeout():
     seen = []
 
     class Details:
-        method, timeout, metadata, credentials, wait_for_ready, compression = "/Firestore/Commit", 60.0, (), None, None, None
+        method, timeout, metadata = "/Firestore/Commit", 60.0, ()
+        credentials = wait_for_ready = compression = None
 
     b = _budget_interceptor()
     b.intercept_unary_unary(lambda d, req: seen.append(d.timeout), Details(), None)

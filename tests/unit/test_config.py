@@ -47,9 +47,13 @@ def test_deploy_check_is_production_rules_with_emulators(clean_env, name):
 @pytest.mark.parametrize("name", ["STRIPE_API_BASE", "GOOGLE_CERTS_URL"])
 def test_stand_in_endpoints_only_where_emulators_are_allowed(clean_env, name):
     from shared import google_identity
-    from shared.billing import config as billing_config
+    from shared.billing import settings as billing_settings
 
-    read = {"STRIPE_API_BASE": billing_config.load, "GOOGLE_CERTS_URL": google_identity.certs_url}[name]
+    def billing() -> None:
+        billing_settings.reset()
+        billing_settings.get()
+
+    read = {"STRIPE_API_BASE": billing, "GOOGLE_CERTS_URL": google_identity.certs_url}[name]
     clean_env.setenv(name, "http://127.0.0.1:9")
     with pytest.raises(config.ConfigError, match=name):
         read()
@@ -58,6 +62,7 @@ def test_stand_in_endpoints_only_where_emulators_are_allowed(clean_env, name):
         config.reset()
         read()
     config.reset()
+    billing_settings.reset()
 
 
 def test_production_settings_are_required_and_checked(clean_env):

@@ -4,7 +4,8 @@ from shared.models import Subscription
 
 
 def sub(**kw):
-    return Subscription(**{"_id": "s1", "userId": "u1", "status": "active", "plan": "pro", "stripeSubscriptionId": "sub_1",
+    return Subscription(**{"_id": "s1", "userId": "u1", "status": "active", "plan": "pro",
+                           "stripeSubscriptionId": "sub_1",
                            "currentPeriodEnd": 1000, "createdAt": 1, "updatedAt": 1, **kw})
 
 

@@ -1,4 +1,4 @@
-"""The billing section of the configuration: Stripe keys, URLs, trial length.
+"""Configuration of the billing domain: Stripe keys, URLs, trial length and plan.
 
 Read on first use by the billing functions only, so no other function needs these variables.
 Under production rules (APP_ENV production or deploy-check) each function's section requires its
@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from shared import config
-from shared.config import ConfigError, env, env_int
+from shared.config import ConfigError, env, env_choice, env_int
 
 
 @dataclass(frozen=True)
-class BillingConfig:
+class Settings:
     secret_key: str | None  # STRIPE_SECRET_KEY
     webhook_secret: str | None  # STRIPE_WEBHOOK_SECRET (whsec_...)
     api_base: str | None  # STRIPE_API_BASE: local stand-in only; None = api.stripe.com
@@ -34,6 +34,7 @@ class BillingConfig:
     events_queue: str  # STRIPE_EVENTS_QUEUE: the Cloud Tasks queue of recorded webhook events
     event_worker_url: str | None  # STRIPE_EVENT_WORKER_URL: stripeEventWorker's URL (its tasks' OIDC audience)
     invoker_sa: str | None  # TASKS_INVOKER_SA: the account Cloud Tasks signs the worker's token for
+    trial_plan: str  # BILLING_TRIAL_PLAN: whose plan limits a free trial (no plan yet) has
 
     def require_secret_key(self) -> str:
         if not self.secret_key:
@@ -46,11 +47,12 @@ class BillingConfig:
         return self.webhook_secret
 
 
-def load() -> BillingConfig:
+@lru_cache(maxsize=1)
+def get() -> Settings:
     app_url = (env("APP_URL", "http://localhost:3000") or "").rstrip("/")
     config.refuse_local_endpoint("STRIPE_API_BASE")
     api_base = env("STRIPE_API_BASE")
-    return BillingConfig(
+    return Settings(
         secret_key=env("STRIPE_SECRET_KEY"),
         webhook_secret=env("STRIPE_WEBHOOK_SECRET"),
         api_base=api_base.rstrip("/") if api_base else None,
@@ -65,24 +67,20 @@ def load() -> BillingConfig:
         events_queue=env("STRIPE_EVENTS_QUEUE", "stripe-events"),
         event_worker_url=env("STRIPE_EVENT_WORKER_URL"),
         invoker_sa=env("TASKS_INVOKER_SA"),
+        trial_plan=env_choice("BILLING_TRIAL_PLAN", "starter", ("starter", "pro")),
     )
-
-
-@lru_cache(maxsize=1)
-def get() -> BillingConfig:
-    return load()
 
 
 STRIPE_SECRET = config.prefixed("sk_", "rk_")  # secret or restricted key
 
 
-def checkout() -> BillingConfig:
+def checkout() -> Settings:
     """billing: Stripe, and the app's URL Checkout and the Portal return to."""
     config.require({"STRIPE_SECRET_KEY": STRIPE_SECRET, "APP_URL": config.https_url})
     return get()
 
 
-def webhook() -> BillingConfig:
+def webhook() -> Settings:
     """stripeWebhook: the secret Stripe's deliveries are signed with, and the queue its events go to
     (it calls no Stripe API: the worker does)."""
     config.require({"STRIPE_WEBHOOK_SECRET": config.prefixed("whsec_"), "STRIPE_EVENTS_QUEUE": config.non_empty,
@@ -91,14 +89,14 @@ def webhook() -> BillingConfig:
     return get()
 
 
-def event_worker() -> BillingConfig:
+def event_worker() -> Settings:
     """stripeEventWorker: Stripe, and who may call it (Cloud Tasks' account, the token audience)."""
     config.require({"STRIPE_SECRET_KEY": STRIPE_SECRET, "TASKS_INVOKER_SA": config.service_account,
                     "STRIPE_EVENT_WORKER_URL": config.https_url})
     return get()
 
 
-def reconcile() -> BillingConfig:
+def reconcile() -> Settings:
     """billingReconcile: Stripe, and who may call it (the scheduler's account, the token audience)."""
     config.require({"STRIPE_SECRET_KEY": STRIPE_SECRET, "BILLING_SCHEDULER_SA": config.service_account,
                     "BILLING_RECONCILE_URL": config.https_url})
