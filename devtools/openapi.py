@@ -29,6 +29,13 @@ def function_apis() -> list[Api]:
     return [importlib.import_module(f.module).api for f in FUNCTIONS if f.trigger == "http"]
 
 
+# shared.api.inputs.CONTROL (lone surrogates aside: no UTF-8 text holds them, and a class naming them makes
+# schemathesis drop the whole pattern)
+_CONTROL = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+NO_CONTROL = f"^[^{_CONTROL}]*$"
+TEXT = f"^[^{_CONTROL}]*[^\\s{_CONTROL}][^{_CONTROL}]*$"  # and something besides white space
+
+
 class _Contract(GenerateJsonSchema):
     """What a typed client (openapi-typescript) must read from the document:
     - responses: every field the server sends is required (models serialise every field, defaults too;
@@ -40,6 +47,18 @@ class _Contract(GenerateJsonSchema):
         if self.mode == "serialization":
             return not field.get("serialization_exclude")
         return super().field_is_required(field, total)
+
+    def str_schema(self, schema):
+        """Request strings: what shared.api.inputs.Strict refuses in every string (control characters, lone
+        surrogates), and a required text must be more than white space (the server strips it)."""
+        out = super().str_schema(schema)
+        if self.mode == "validation":
+            rule = TEXT if out.get("minLength", 0) >= 1 else NO_CONTROL
+            if "pattern" in out:
+                out["allOf"] = [{"pattern": rule}]
+            else:
+                out["pattern"] = rule
+        return out
 
     def default_schema(self, schema):
         out = super().default_schema(schema)
@@ -81,26 +100,35 @@ def _not_null(prop: dict) -> dict:
 
 
 def query_parameters(model: type[BaseModel]) -> list[dict]:
-    schema = model.model_json_schema(mode="validation")
+    schema = model.model_json_schema(mode="validation", schema_generator=_Contract)
     required = set(schema.get("required", []))
-    return [{"name": name, "in": "query", "required": name in required, "schema": _not_null(prop)}
-            for name, prop in schema["properties"].items()]
+    props = {name: _not_null(prop) for name, prop in schema["properties"].items()}
+    if "oneOf" in schema:  # parameters that depend on each other (e.g. ?source= or ?all=true): OpenAPI's way is
+        # one object parameter, exploded into the query string as its properties (style form), with the rule
+        whole = {"type": "object", "properties": props, "additionalProperties": False, "oneOf": schema["oneOf"]}
+        return [{"name": model.__name__, "in": "query", "required": True, "style": "form", "explode": True,
+                 "schema": {**whole, **({"required": sorted(required)} if required else {})}}]
+    return [{"name": name, "in": "query", "required": name in required, "schema": prop}
+            for name, prop in props.items()]
 
 
-def operation(api: Api, route, comps: Components) -> dict:
+def operation(api: Api, route, comps: Components, body: type[BaseModel] | None = None,
+              fixed: tuple[str, str] = ("", "")) -> dict:
+    """`body`, `fixed`: a variant of the route (Route.variants): its body, the path parameter and value it fixes."""
+    suffix = "." + fixed[1].replace("-", "_") if fixed[0] else ""
     op: dict[str, Any] = {
-        "operationId": f"{api.name}.{route.handler.__name__}",
+        "operationId": f"{api.name}.{route.handler.__name__}{suffix}",
         "summary": route.summary,
         "tags": [api.name],
         "parameters": [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
-                       for p in route.regex.groupindex],
+                       for p in route.regex.groupindex if p != fixed[0]],
     }
     if route.query is not None:
         op["parameters"] += query_parameters(route.query)
     op["parameters"] += header_parameters(route)
-    if route.body is not None:
+    if body or route.body:
         op["requestBody"] = {"required": True, "content": {"application/json": {
-            "schema": comps.ref(route.body, "validation")}}}
+            "schema": comps.ref(body or route.body, "validation")}}}
     ok: dict[str, Any] = {"description": "success", "headers": response_headers(route)}
     if route.response is not None:
         ok["content"] = {"application/json": {"schema": comps.ref(route.response, "serialization")}}
@@ -112,8 +140,10 @@ def operation(api: Api, route, comps: Components) -> dict:
     schemes = [{"bearer": []}] + [{f"{name}Token": []} for name in sorted(api.schemes)]  # e.g. the bots' "Bot"
     if route.access == "public":
         op["security"] = [{}, *schemes]  # a token is optional (admins see more)
-    elif route.access in ("custom", "cloud_tasks"):
-        op["security"] = [{}]  # a Google OIDC token (Cloud Tasks) or the handler's own proof (Stripe signature)
+    elif route.access == "custom":
+        op["security"] = [{"stripeSignature": []}]  # the handler's own proof: 401 without a valid one
+    elif route.access == "cloud_tasks":
+        op["security"] = [{}]  # a Google OIDC token, checked by the router
     elif route.access == "scheduler":
         op["security"] = [{}, {"bearer": []}]  # Cloud Scheduler's OIDC token, or an admin's bearer token
     else:
@@ -122,7 +152,6 @@ def operation(api: Api, route, comps: Components) -> dict:
 
 
 _STRING = {"type": "string"}
-ENTITY_TAGS = r'^(\*|(W/)?"[^"]*"(\s*,\s*(W/)?"[^"]*")*)$'
 
 
 def header_parameters(route) -> list[dict]:
@@ -139,8 +168,9 @@ def header_parameters(route) -> list[dict]:
                     "schema": _STRING})
     elif route.etag:
         out.append({"name": "If-Match", "in": "header", "required": False,
-                    "description": "the ETag you read: 412 and no change when the resource changed since",
-                    "schema": {"type": "string", "pattern": ENTITY_TAGS}})
+                    "description": 'the ETag you read (or "*"): 412 and no change when the resource changed '
+                                   "since (anything else matches no ETag: 412 too)",
+                    "schema": _STRING})
     return out
 
 
@@ -155,6 +185,46 @@ def response_headers(route) -> dict:
         headers[idempotency.REPLAYED] = {"schema": {"type": "string", "enum": ["true"]},
                                          "description": "this answer is the stored answer of an earlier request"}
     return headers
+
+
+def _variants(api: Api, route) -> tuple[str, dict[str, Any], list[str]] | None:
+    """Route.variants of the route, or of another method on its path: (param, {value: body model}, the values
+    that share the most common body). Those stay on the template (the parameter an enum of them); every other
+    value gets a path of its own, with every method of the template (JSON Schema cannot look at the path)."""
+    for r in [route] + api.routes:  # its own first
+        if r.path == route.path and r.variants:
+            param, models = r.variants()
+            groups: dict[int, list[str]] = {}
+            for value, model in models.items():
+                groups.setdefault(id(model), []).append(value)
+            return param, models, max(groups.values(), key=len)
+    return None
+
+
+def documented_paths(api: Api, route) -> list[str]:
+    """The paths a route is documented at: its template, and a path per value with a body of its own."""
+    path, found = openapi_path(api, route), _variants(api, route)
+    if not found:
+        return [path]
+    param, models, shared = found
+    return [path] + [path.replace(f"{{{param}}}", v) for v in models if v not in shared]
+
+
+def _operations(api: Api, route, comps: Components) -> dict[str, dict]:
+    """{path: operation} of a route, its variants included."""
+    paths = documented_paths(api, route)
+    if len(paths) == 1:
+        return {paths[0]: operation(api, route, comps)}
+    param, models, shared = _variants(api, route)
+    out = {paths[0]: operation(api, route, comps, body=models[shared[0]] if route.variants else None)}
+    if route.variants:
+        for p in out[paths[0]]["parameters"]:
+            if p["name"] == param:
+                p["schema"] = {"type": "string", "enum": sorted(shared)}
+    for value in (v for v in models if v not in shared):
+        out[paths[0].replace(f"{{{param}}}", value)] = operation(
+            api, route, comps, body=models[value] if route.variants else None, fixed=(param, value))
+    return out
 
 
 def openapi_path(api: Api, route) -> str:
@@ -179,7 +249,8 @@ def document() -> dict:
     paths: dict[str, dict] = {}
     for api in function_apis():
         for route in api.routes:
-            paths.setdefault(openapi_path(api, route), {})[route.method.lower()] = operation(api, route, comps)
+            for path, op in _operations(api, route, comps).items():
+                paths.setdefault(path, {})[route.method.lower()] = op
     return {
         "openapi": "3.1.0",
         "info": {"title": "OpenClaw hosting backend", "version": "1.0.0",
@@ -192,6 +263,9 @@ def document() -> dict:
                            # a deployment's bot: `Authorization: Bot <token>` (knowledge and media only)
                            "botToken": {"type": "apiKey", "in": "header", "name": "Authorization",
                                         "description": "Bot <token>: a deployment's bot credential"},
+                           # Stripe's webhook deliveries (stripeWebhook: access="custom")
+                           "stripeSignature": {"type": "apiKey", "in": "header", "name": "Stripe-Signature",
+                                               "description": "Stripe's signature of the raw body (t=...,v1=...)"},
                        }},
     }
 

@@ -1,6 +1,6 @@
 """Who is calling: bearer token -> identity provider subject -> `users` document.
 
-Providers: Firebase ID tokens (firebase-admin) or Clerk session tokens (RS256,
+Providers: Firebase ID tokens (shared/firebase_tokens.py) or Clerk session tokens (RS256,
 the issuer's JWKS). The subject is stored as `users.clerkId`. The first
 authenticated call creates the user; later calls refresh `lastSeenAt` at most
 once a minute. Unsigned tokens (the Auth emulator's) only with APP_ENV local or deploy-check.
@@ -69,21 +69,16 @@ def _header_alg(token: str) -> str | None:
 
 
 def _verify_firebase(token: str) -> Identity:
-    import firebase_admin
-    from firebase_admin import auth as fb_auth
+    from shared import firebase_tokens
 
-    if not firebase_admin._apps:
-        # httpTimeout bounds the fetch of Google's certificates (cached; the library's default is 120 s)
-        firebase_admin.initialize_app(options={"projectId": config.get().project, "httpTimeout": 10})
     try:
-        claims = fb_auth.verify_id_token(token, check_revoked=False)
-    except fb_auth.CertificateFetchError:  # Google's keys out of reach: not the caller's fault
+        claims = firebase_tokens.verify(token, config.get().project)
+    except firebase_tokens.KeysUnavailable:  # Google's keys out of reach: not the caller's fault
         raise Unavailable("unavailable", "the token signing keys could not be fetched; try again",
                           retry_after=5) from None
-    except (ValueError, fb_auth.InvalidIdTokenError, fb_auth.ExpiredIdTokenError,
-            fb_auth.RevokedIdTokenError) as exc:
-        raise _unauthorized(f"invalid token: {type(exc).__name__}") from None
-    return Identity(claims["uid"], claims.get("email", ""), claims.get("name", ""), claims.get("picture", ""),
+    except firebase_tokens.InvalidToken as exc:
+        raise _unauthorized(f"invalid token: {exc}") from None
+    return Identity(claims["sub"], claims.get("email", ""), claims.get("name", ""), claims.get("picture", ""),
                     claims.get("email_verified") is True)
 
 

@@ -156,7 +156,7 @@ def scheduler_or_admin(request: flask.Request, *, account: str | None,
     if token is not None and is_google(token):
         verify(token, account=account, audience=audience, private=False, what="scheduler")
         return "scheduler", None
-    from shared import auth  # keeps firebase-admin and the repositories out of start-up
+    from shared import auth  # keeps the user token checks and repositories out of start-up
 
     admin = auth.authenticate(request, "admin", allow_suspended=False)
     assert admin is not None  # access "admin": a caller, or it raised

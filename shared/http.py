@@ -122,6 +122,9 @@ class Route:
     etag: bool = False  # GET answers ETag; writes take If-Match (checked by the handler with precondition())
     text: bool = False  # may also answer text/plain (e.g. `?format=text`), documented beside the JSON model
     reads: bool = False  # a POST that only reads (a query too big for a URL): not audited as a change
+    # the body's shape depends on a path parameter (an API key's name, a plugin's id): () -> (param, {value:
+    # body model}); the document has one path per value (JSON Schema cannot look at the path); the handler checks
+    variants: Callable[[], tuple[str, dict[str, type[BaseModel]]]] | None = None
     regex: re.Pattern = field(init=False)
     specificity: tuple[int, ...] = field(init=False)  # per segment 0 static, 1 variable: smaller wins
 
@@ -165,24 +168,28 @@ def precondition(req: Request, current: Any) -> None:
                                         "(If-Match does not match its ETag); read it again")
 
 
+def _integral(value: Any) -> Any:
+    """5.0 is the integer 5 to JSON Schema (and so to the document): as such to the strict models too."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_integral(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _integral(v) for k, v in value.items()}
+    return value
+
+
 def _entity_tags(header: str) -> tuple[str, ...]:
+    """The entity tags of an If-Match / If-None-Match ("*" for any). Something that is not an entity tag
+    matches no resource: a write with it answers 412 (RFC 9110: the condition is false), a GET the full answer."""
     if header.strip() == "*":
         return ("*",)
-    tags = []
-    for part in header.split(","):
-        m = _ETAG.match(part.strip())
-        if not m:
-            raise errors.Malformed("invalid_if_match", 'If-Match must be "*" or a list of entity tags ("...")')
-        tags.append(f'"{m.group(1)}"')  # weak comparison for If-None-Match, strong tags anyway
-    return tuple(tags)
+    matches = (_ETAG.match(part.strip()) for part in header.split(","))
+    return tuple(f'"{m.group(1)}"' for m in matches if m)  # weak comparison for If-None-Match, strong tags anyway
 
 
 def _entity_tags_or_none(header: str | None) -> tuple[str, ...]:
-    """If-None-Match: a malformed one is ignored (the full answer is always right)."""
-    try:
-        return _entity_tags(header) if header else ()
-    except errors.Malformed:
-        return ()
+    return _entity_tags(header) if header else ()
 
 
 # response models document the API (OpenAPI); built on first use, not at import: a faster cold start
@@ -269,7 +276,8 @@ class Api:
               query: type[BaseModel] | None = None, status: int | tuple[int, ...] = 200,
               allow_suspended: bool = False, response: type[BaseModel] | None = None,
               machine: Callable[[], dict] | None = None, idempotent: bool = False, rate: str = "default",
-              etag: bool = False, text: bool = False, reads: bool = False):
+              etag: bool = False, text: bool = False, reads: bool = False,
+              variants: Callable[[], tuple[str, dict[str, type[BaseModel]]]] | None = None):
         """Declare a route. A handler returning (value, status) must use one of `status`. Machine
         access ("cloud_tasks", "scheduler") needs `machine`: () -> the queue/account/audience to check.
         `idempotent`, `rate`, `etag`: see the module docstring. `text`: the handler may also return a
@@ -286,7 +294,7 @@ class Api:
             summary = (fn.__doc__ or fn.__name__).strip().splitlines()[0]
             self.routes.append(Route(method.upper(), path, fn, access, body, query, statuses,
                                      allow_suspended, summary, response, machine, idempotent, rate, etag,
-                                     text, reads))
+                                     text, reads, variants))
             return fn
         return register
 
@@ -417,7 +425,7 @@ class Api:
         extra = self.schemes.get(scheme.lower())
         if extra is not None and token.strip():
             return extra(token.strip(), route)
-        # imported here: keeps firebase-admin out of start-up for routes that never authenticate a user
+        # imported here: keeps the token checks and user repositories out of start-up for public routes
         from shared import auth
 
         return auth.authenticate(request, route.access, route.allow_suspended)
@@ -464,8 +472,8 @@ class Api:
             raise errors.Malformed("invalid_json", f"body is not acceptable JSON: {exc}") from None
         if not isinstance(data, dict):
             raise errors.Malformed("invalid_json", "body must be a JSON object")
-        try:
-            return route.body.model_validate(data)
+        try:  # strict, as the document says: no 0 for false, no "5" for 5 (JSON's own strings for dates)
+            return route.body.model_validate_json(json.dumps(_integral(data)), strict=True)
         except ValidationError as exc:
             raise validation_error(exc, "body") from None
 

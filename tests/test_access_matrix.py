@@ -54,7 +54,7 @@ MATRIX = [
     ("POST", "/billing/trial", None, (401, 201, 201, 201, 403)),
     ("POST", "/billing/checkout", {"plan": "starter"}, (401, 200, 200, 200, 403)),
     ("POST", "/billing/portal", None, (401, 409, 409, 409, 403)),  # no Stripe customer yet
-    ("POST", "/stripeWebhook", {"id": "evt_1"}, (400, 400, 400, 400, 403)),  # unsigned
+    ("POST", "/stripeWebhook", {"id": "evt_1"}, (401, 401, 401, 401, 401)),  # unsigned: the signature is its credential
     ("POST", "/stripeEventWorker", {"eventId": "evt_1"}, (403, 403, 403, 403, 403)),  # only Cloud Tasks
     ("POST", "/billingReconcile", None, admin_only(200)),
     # costs ("owner" = the user whose costs are asked for)

@@ -48,11 +48,14 @@ MATRIX = [
     ("POST", "/deployWorker", {"jobId": "{job}"}, (403, 403, 403, 403, 403)),
     ("GET", "/pluginConfigs/catalog", None, public(200)),
     ("GET", "/pluginConfigs?deploymentId={dep}", None, owned(200)),
+    ("GET", "/pluginConfigs/{dep}/knowledge", None, owned(200)),
+    ("GET", "/pluginConfigs/{dep}/image-gen", None, (401, 404, 404, 404, 403)),  # none yet
     ("PUT", "/pluginConfigs/{dep}/knowledge", {"enabled": False}, owned(200)),
     ("PUT", "/pluginConfigs/{dep}/image-gen", {"enabled": True, "config": {"provider": "openai"}}, owned(201)),
     ("PATCH", "/pluginConfigs/{dep}/knowledge", {"config": {"maxResults": 3}}, owned(200)),
     ("DELETE", "/pluginConfigs/{dep}/knowledge", None, owned(204)),
     ("GET", "/skillConfigs?deploymentId={dep}", None, owned(200)),
+    ("GET", "/skillConfigs/{dep}/daily-briefing", None, owned(200)),
     ("PUT", "/skillConfigs/{dep}/daily-briefing", {"enabled": True, "cronOverride": "0 6 * * *"}, owned(200)),
     ("PUT", "/skillConfigs/{dep}/job-hunter", {"enabled": True}, owned(201)),
     ("PUT", "/skillConfigs/{dep}/content-engine", {"enabled": True}, owned(201)),  # needs knowledge: on

@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from devtools.server import json_app, serving
 from shared import auth, config, repos
-from shared.errors import Unauthenticated
+from shared.errors import Unauthenticated, Unavailable
 
 
 def test_missing_or_malformed_authorization(api):
@@ -117,3 +117,100 @@ def test_clerk_rejects_bad_tokens(api, clerk, callers):
                   clerk(kid="unknown"), clerk(azp="https://evil.example"), callers["owner"].token):
         r = api("GET", "/users/me", headers={"Authorization": f"Bearer {token}"})
         assert r.status_code == 401, r.json
+
+
+# Firebase in production: RS256 ID tokens checked against Google's securetoken certificates (served
+# here on 127.0.0.1 in their wire format, key id -> X.509 PEM, with a Cache-Control max-age).
+@pytest.fixture
+def firebase(monkeypatch):
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import NameOID
+    from werkzeug.wrappers import Response
+
+    from shared import firebase_tokens
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "securetoken.system.gserviceaccount.com")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+    fetches = []
+
+    def certs_app(environ, start_response):
+        fetches.append(1)
+        resp = Response(json.dumps({"k1": pem}), mimetype="application/json",
+                        headers={"Cache-Control": "public, max-age=3600"})
+        return resp(environ, start_response)
+
+    monkeypatch.setenv("APP_ENV", "production")
+    monkeypatch.delenv("FIREBASE_AUTH_EMULATOR_HOST", raising=False)
+    monkeypatch.delenv("FIRESTORE_EMULATOR_HOST", raising=False)
+    config.reset()
+    project = config.get().project
+
+    def token(sub="fb-user-1", aud=project, iss=f"https://securetoken.google.com/{project}", exp_in=300,
+              iat_in=0, signer=key, headers=None, algorithm="RS256", **extra):
+        now = int(time.time())
+        claims = {"sub": sub, "aud": aud, "iss": iss, "iat": now + iat_in, "exp": now + exp_in,
+                  "auth_time": now, **extra}
+        return jwt.encode(claims, signer, algorithm=algorithm, headers={"kid": "k1"} if headers is None else headers)
+
+    firebase_tokens.keys.reset()
+    with serving(certs_app) as url:
+        monkeypatch.setattr(firebase_tokens, "CERTS_URL", f"{url}/certs")
+        token.fetches = fetches
+        yield token
+    monkeypatch.undo()
+    config.reset()
+    firebase_tokens.keys.reset()
+
+
+def test_firebase_id_token_signed_by_google(firebase):
+    identity = auth.verify(firebase(email="fb@example.com", email_verified=True, name="Fb"))
+    assert (identity.subject, identity.email, identity.email_verified, identity.name) == \
+        ("fb-user-1", "fb@example.com", True, "Fb")
+    auth.verify(firebase(sub="fb-user-2"))
+    assert len(firebase.fetches) == 1  # the keys are kept for their max-age
+
+
+def test_firebase_rejects_bad_tokens(firebase):
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    project = config.get().project
+    bad = {
+        "another project": firebase(aud="demo-other"),
+        "another issuer": firebase(iss="https://securetoken.google.com/demo-other"),
+        "Google's OIDC issuer": firebase(iss="https://accounts.google.com"),
+        "expired": firebase(exp_in=-5),
+        "issued in the future": firebase(iat_in=120),
+        "signed by another key": firebase(signer=other),
+        "unknown key id": firebase(headers={"kid": "k2"}),
+        "no key id": firebase(headers={}),
+        "HS256": firebase(signer="secret-secret-secret-secret-secret", algorithm="HS256"),
+        "custom token": firebase(aud="https://identitytoolkit.googleapis.com/"
+                                     "google.identity.identitytoolkit.v1.IdentityToolkit"),
+        "empty sub": firebase(sub=""),
+        "long sub": firebase(sub="x" * 129),
+        "unsigned": jwt.encode({"sub": "u", "aud": project, "iss": f"https://securetoken.google.com/{project}",
+                                "iat": int(time.time()), "exp": int(time.time()) + 60}, None, algorithm="none"),
+        "not a JWT": "not.a.jwt",
+    }
+    for what, token in bad.items():
+        try:
+            auth.verify(token)
+        except Unauthenticated:
+            continue
+        pytest.fail(f"accepted a token: {what}")
+
+
+def test_firebase_keys_out_of_reach_is_503(firebase, monkeypatch):
+    from devtools.stack import free_port
+    from shared import firebase_tokens
+
+    monkeypatch.setattr(firebase_tokens, "CERTS_URL", f"http://127.0.0.1:{free_port()}/certs")  # nothing listens
+    with pytest.raises(Unavailable):
+        auth.verify(firebase())

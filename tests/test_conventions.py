@@ -130,7 +130,7 @@ def test_stale_if_match_is_412_and_changes_nothing(api, callers, path, body, met
     assert stale.status_code == 412 and stale.json["error"]["code"] == "precondition_failed"
     assert api("GET", path, admin).json == other_tab.json  # nothing changed
     assert api(method, path, admin, json=body, headers={"If-Match": "*"}).status_code == 200
-    assert api(method, path, admin, json=body, headers={"If-Match": "nonsense"}).status_code == 400
+    assert api(method, path, admin, json=body, headers={"If-Match": "nonsense"}).status_code == 412  # no ETag
 
 
 def test_deployment_edits_check_if_match(api, callers, denv):
@@ -143,6 +143,47 @@ def test_deployment_edits_check_if_match(api, callers, denv):
     assert api("PATCH", path, owner, json={"botName": "Two"}, headers={"If-Match": tag}).status_code == 200
     r = api("PATCH", path, owner, json={"botName": "Three"}, headers={"If-Match": tag})
     assert r.status_code == 412 and api("GET", path, owner).json["botName"] == "Two"
+
+
+@pytest.mark.parametrize("kind,item,edit,stale", [
+    ("pluginConfigs", "knowledge", {"config": {"maxResults": 3}}, {"config": {"maxResults": 7}}),
+    ("skillConfigs", "daily-briefing", {"cronOverride": "0 6 * * *"}, {"cronOverride": "0 7 * * *"}),
+])
+def test_bot_config_edits_check_if_match(api, callers, denv, kind, item, edit, stale):
+    from test_deployments_api import create
+
+    owner = callers["owner"]
+    dep, _ = create(api, owner)
+    path = f"/{kind}/{dep['_id']}/{item}"
+    assert api("PUT", path, owner, json={"enabled": False}, headers={"If-Match": "*"}).status_code == 412  # none yet
+    made = api("PUT", path, owner, json={"enabled": False})
+    tag = made.headers["ETag"]
+    assert made.status_code == 201 and api("GET", path, owner).headers["ETag"] == tag
+    assert api("GET", path, owner, headers={"If-None-Match": tag}).status_code == 304
+    assert api("GET", path, callers["other"]).status_code == 404
+    first = api("PATCH", path, owner, json=edit, headers={"If-Match": tag})
+    assert first.status_code == 200 and first.headers["ETag"] != tag
+    for method, body in (("PATCH", stale), ("PUT", {"enabled": False, **stale}), ("DELETE", None)):
+        r = api(method, path, owner, json=body, headers={"If-Match": tag})
+        assert r.status_code == 412 and r.json["error"]["code"] == "precondition_failed", method
+    assert api("GET", path, owner).json == first.json  # nothing changed
+    assert api("DELETE", path, owner, headers={"If-Match": first.headers["ETag"]}).status_code == 204
+    assert api("GET", path, owner).status_code == 404
+
+
+def test_admin_user_edits_check_if_match(api, callers):
+    admin, owner = callers["admin"], callers["owner"]
+    api("GET", "/users/me", owner)
+    path = f"/users/{owner.user_id}"
+    tag = api("GET", path, admin).headers["ETag"]
+    assert api("GET", f"{path}?include=deployments,subscription", admin).headers["ETag"] == tag  # the user's own
+    assert api("GET", "/users/me", owner).headers["ETag"] == tag  # one user, one tag, whoever reads it
+    done = api("PATCH", path, admin, json={"status": "suspended"}, headers={"If-Match": tag})
+    assert done.status_code == 200 and done.headers["ETag"] != tag
+    r = api("PATCH", path, admin, json={"role": "admin"}, headers={"If-Match": tag})
+    assert r.status_code == 412 and r.json["error"]["code"] == "precondition_failed"
+    assert api("GET", path, admin).json["role"] == "user"
+    assert api("PATCH", path, admin, json={"status": "active"}).status_code == 200  # without If-Match: as before
 
 
 def test_profile_etag_ignores_sign_in_time(api, callers):

@@ -45,8 +45,8 @@ def test_snapshots_scope_range_and_pages(api, callers):
     assert len(api("GET", f"/costs/snapshots?userId={owner.user_id}", callers["admin"]).json["items"]) == 5
     assert len(api("GET", "/costs/snapshots?userId=all&limit=100", callers["admin"]).json["items"]) == 6
     assert api("GET", "/costs/snapshots?userId=nobody", callers["admin"]).status_code == 404
-    bad = api("GET", f"/costs/snapshots?from={ms(2026, 11, 2)}&to={ms(2026, 11, 1)}", owner)
-    assert bad.status_code == 422
+    inverted = api("GET", f"/costs/snapshots?from={ms(2026, 11, 2)}&to={ms(2026, 11, 1)}", owner)
+    assert inverted.status_code == 200 and inverted.json == {"items": [], "nextCursor": None}  # an empty range
     assert api("GET", "/costs/snapshots?since=1", owner).status_code == 422
 
 
@@ -74,9 +74,13 @@ def test_activity_grouped_with_exact_totals(api, callers):
     everyone = api("GET", "/costs/activity?userId=all&from=2026-11-01&to=2026-11-01", callers["admin"]).json
     assert everyone["totals"]["requests"] == 104 and everyone["totals"]["totalCostUsd"] == 5.3
 
-    for q in ("from=2026-11-03&to=2026-11-01", "from=2026-02-30&to=2026-03-01", "from=2025-01-01&to=2026-11-01",
+    for q in ("from=2026-02-30&to=2026-03-01", "from=0000-01-01&to=2026-03-01",
               "from=2026-11-01&to=2026-11-02&groupBy=provider", "to=2026-11-02"):
         assert api("GET", f"/costs/activity?{q}", owner).status_code == 422, q
+    inverted = api("GET", "/costs/activity?from=2026-11-03&to=2026-11-01", owner)  # an empty range, as Stripe's
+    assert inverted.status_code == 200 and inverted.json["groups"] == [] and inverted.json["totals"]["requests"] == 0
+    long = api("GET", "/costs/activity?from=2025-01-01&to=2026-11-01", owner).json  # 366 days at most, said
+    assert (long["from"], long["to"]) == ("2025-01-01", "2026-01-01")
 
 
 def test_summary_by_source_against_last_month(api, callers):

@@ -92,10 +92,13 @@ def test_list_get_update_and_ownership(api, callers, denv):
     assert api("GET", path, callers["owner"]).json["botName"] == "Renamed"
     jobs = api("GET", f"{path}/jobs", callers["owner"]).json
     assert [j["_id"] for j in jobs["items"]] == [job["_id"]]
-    # a change that clashes with what it leaves alone (the primary model as a fallback): 422, nothing written
-    r = api("PATCH", path, callers["owner"], json={"fallbackModels": [dep["primaryModel"]]})
+    # the primary model as a fallback is left out (tried first anyway), also with what the change leaves alone
+    r = api("PATCH", path, callers["owner"], json={"fallbackModels": [dep["primaryModel"], "openai/gpt-4.1"]})
+    assert r.status_code == 200 and r.json["fallbackModels"] == ["openai/gpt-4.1"], r.json
+    r = api("PATCH", path, callers["owner"], json={"primaryModel": "openai/gpt-4.1"})
+    assert r.json["fallbackModels"] == [] and api("GET", path, callers["owner"]).json["fallbackModels"] == []
+    r = api("PATCH", path, callers["owner"], json={"fallbackModels": ["a/b", "a/b"]})
     assert r.status_code == 422 and r.json["error"]["code"] == "invalid_body", r.json
-    assert api("GET", path, callers["owner"]).json["fallbackModels"] == []
 
 
 @pytest.mark.parametrize("body, field", [
@@ -103,7 +106,7 @@ def test_list_get_update_and_ownership(api, callers, denv):
     ({**NEW, "zone": "mars"}, "zone"),
     ({**NEW, "botName": ""}, "botName"),
     ({**NEW, "primaryModel": "has spaces"}, "primaryModel"),
-    ({**NEW, "fallbackModels": ["anthropic/claude-sonnet-4"]}, "body"),
+    ({**NEW, "fallbackModels": ["openai/gpt-4.1", "openai/gpt-4.1"]}, "body"),
     ({**NEW, "vmName": "mine"}, "vmName"),
 ])
 def test_bad_input_is_rejected_and_nothing_written(api, callers, denv, body, field):

@@ -2,6 +2,7 @@
 tokens for two users and an admin: no 500, every response inside the documented schema,
 and nothing of one user in the other user's responses."""
 import json
+import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -66,3 +67,98 @@ def test_fuzz(api, callers, schema, live_url, path, method, who):
             assert not leaked, f"{who} saw another user's data {leaked} in {method} {case.formatted_path}"
 
     run()
+
+
+# What `st run --checks all --phases examples,coverage,fuzzing` does, in process, against the same server:
+# schemathesis's own engine with every check, as a user with a trial. Any finding fails the test, except:
+# - opaque cursors: a made-up `cursor` is refused (400 invalid_cursor); the document cannot say which
+#   strings the server issued;
+# - URLs refused for where they resolve (422 unsafe_url ... "refused address"): the resolver stub above
+#   answers a documentation address for every host, so that nothing leaves the machine.
+# A positive case's If-Match is a made-up entity tag: the answer to it is 412, as it must be.
+RUN_EXAMPLES = 1  # per operation and phase (the coverage phase enumerates its boundary cases anyway)
+
+
+def excepted(case, response) -> bool:
+    try:
+        code = response.json()["error"]["code"]
+    except Exception:
+        return False
+    if code == "invalid_cursor" and "cursor" in (case.query or {}):
+        return True
+    return code == "unsafe_url" and "refused address" in response.json()["error"]["message"]
+
+
+def findings(url: str, token: str) -> list[str]:
+    import uuid
+
+    import schemathesis
+    from schemathesis.config import SchemathesisConfig
+    from schemathesis.config._checks import (
+        NEGATIVE_DATA_REJECTION_EXPECTED_STATUSES,
+        POSITIVE_DATA_ACCEPTANCE_EXPECTED_STATUSES,
+    )
+    from schemathesis.hooks import GLOBAL_HOOK_DISPATCHER
+
+    from shared import idempotency
+
+    config = SchemathesisConfig.from_dict({
+        "generation": {"max-examples": RUN_EXAMPLES}, "seed": 19, "base-url": url, "workers": 1,
+        # one worker: hypothesis reads lambdas' source with ast, which CPython 3.11 cannot do in two threads at once
+        "request-timeout": 60,  # a key's Secret Manager stand-in takes seconds on a loaded machine
+        "auth": {"openapi": {"bearer": {"bearer": token}}},
+        "checks": {"positive_data_acceptance": {
+                       "expected-statuses": [*POSITIVE_DATA_ACCEPTANCE_EXPECTED_STATUSES, 412]},
+                   "negative_data_rejection": {"expected-statuses": [*NEGATIVE_DATA_REJECTION_EXPECTED_STATUSES, 412]}},
+    })
+    project = config.projects.override
+    project.phases.update(phases=["examples", "coverage", "fuzzing"])
+    project.checks.update(included_check_names=["all"])
+    openapi.document.cache_clear()  # built again with the running services' settings (media size limits)
+    schema = schemathesis.openapi.from_dict(openapi.document(), config=config)
+
+    def before_call(ctx, case, **kwargs):
+        """A valid Idempotency-Key is made unique per request: the generator repeats its values, and the
+        same key with another request is 422 by design (tests/test_conventions.py)."""
+        key = (case.headers or {}).get(idempotency.HEADER)
+        if isinstance(key, str) and re.fullmatch(idempotency.KEY_PATTERN, key) and len(key) <= 200:
+            case.headers[idempotency.HEADER] = f"{key}-{uuid.uuid4().hex}"
+
+    schemathesis.hook(before_call)  # a global hook (before_call has no narrower scope): taken out below
+    try:
+        return list(_run(schema))
+    finally:
+        GLOBAL_HOOK_DISPATCHER.unregister(before_call)
+
+
+def _run(schema):
+    from schemathesis.engine import Status, events, from_schema
+
+    for event in from_schema(schema).execute():
+        if isinstance(event, events.ScenarioFinished) and event.status == Status.FAILURE:
+            for case_id, nodes in event.recorder.checks.items():
+                for node in nodes:
+                    if node.failure_info is None:
+                        continue
+                    f, case = node.failure_info.failure, event.recorder.cases[case_id].value
+                    r = event.recorder.find_response(case_id=case_id)
+                    if r is not None and excepted(case, r):
+                        continue
+                    answer = f"{r.status_code} {r.content[:300]!r}" if r is not None else "no answer"
+                    yield (f"{event.phase.value} {case.method} {case.formatted_path}: {f.title}: "
+                               f"{f.message[:300]}\n    {node.failure_info.code_sample[:600]}\n    -> {answer}")
+        elif isinstance(event, events.NonFatalError):
+            yield f"error in {event.label}: {event.info.format()[:2000]}"
+        elif isinstance(event, events.FatalError):
+            yield f"fatal: {event.exception!r}"
+
+
+@pytest.mark.timeout(900)  # the services of every function start first (minutes on a loaded machine)
+def test_schemathesis_all_phases(callers, live_url, stripe_stack, costs_env, kb_stack, denv):
+    """Every operation, every check, the examples, coverage and fuzzing phases, as the owner (trialing)."""
+    import time
+
+    started = time.perf_counter()
+    found = findings(live_url, callers["owner"].token)
+    print(f"schemathesis: {time.perf_counter() - started:.1f} s")
+    assert not found, f"{len(found)} findings:\n" + "\n".join(sorted(set(found)))

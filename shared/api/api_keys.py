@@ -3,7 +3,7 @@ Firestore keeps `maskedValue` (first4****last4). The raw value is never returned
 from __future__ import annotations
 
 from google.api_core import exceptions as gexc
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, create_model
 
 from shared import db, logs, repos
 from shared.api.inputs import Strict
@@ -23,6 +23,14 @@ class ByDeployment(Strict):
 
 class KeyWrite(Strict):
     value: SecretStr = Field(max_length=512)  # SecretStr: never printed by reprs or validation errors
+
+
+def key_bodies() -> tuple[str, dict]:
+    """The document's body per key name (Route.variants): the value's shape, as catalog.validate_key checks it."""
+    shapes = {shape: create_model("KeyWriteGeneric" if shape == catalog.GENERIC_KEY else f"KeyWrite_{name}",
+                                  __base__=Strict, value=(str, Field(pattern=shape, max_length=512)))
+              for name, shape in reversed(catalog.KEY_NAMES.items())}
+    return "keyName", {name: shapes[shape] for name, shape in catalog.KEY_NAMES.items()}
 
 
 class KeyNames(Reply):
@@ -61,7 +69,7 @@ def _register(tx, item: ApiKey) -> bool:
     return True
 
 
-@api.route("PUT", "/{deploymentId}/{keyName}", body=KeyWrite, response=ApiKey)
+@api.route("PUT", "/{deploymentId}/{keyName}", body=KeyWrite, response=ApiKey, variants=key_bodies)
 def put(req: Request):
     """Set a key: the value to Secret Manager (a new version), the masked value to Firestore."""
     dep = access.owned(req.params["deploymentId"], req.caller)

@@ -8,7 +8,6 @@ from pydantic import Field, StringConstraints, model_validator
 
 from shared.api.inputs import PageQuery
 from shared.audit import AuditEntry, entries
-from shared.errors import Invalid
 from shared.http import Api, Request, page_of
 
 api = Api("auditLog", "Who changed what, when, and with which outcome")
@@ -19,7 +18,8 @@ ORDER = (("at", "DESCENDING"),)
 
 class AuditMineQuery(PageQuery):
     since: int | None = Field(None, ge=0, le=2**53, description="epoch ms, inclusive")
-    until: int | None = Field(None, ge=0, le=2**53, description="epoch ms, exclusive")
+    until: int | None = Field(None, ge=0, le=2**53, description="epoch ms, exclusive; not after `since`: an "
+                              "empty range")
 
 
 class AuditAdminQuery(AuditMineQuery):
@@ -35,9 +35,10 @@ class AuditAdminQuery(AuditMineQuery):
         return self
 
 
-def _ranges(q: AuditMineQuery) -> tuple:
+def _ranges(q: AuditMineQuery) -> tuple | None:
+    """None: an empty range (`until` not after `since`), as Stripe answers its created ranges."""
     if q.since is not None and q.until is not None and q.since >= q.until:
-        raise Invalid("invalid_query", "since must be before until")
+        return None
     return tuple(r for r in (("at", ">=", q.since) if q.since is not None else None,
                              ("at", "<", q.until) if q.until is not None else None) if r)
 
@@ -45,8 +46,10 @@ def _ranges(q: AuditMineQuery) -> tuple:
 @api.route("GET", "/me", query=AuditMineQuery, response=page_of(AuditEntry))
 def mine(req: Request):
     """What happened to my resources (my calls, and admins' calls on them), newest first."""
-    q = req.query
-    return entries.page({"actingAs": req.caller.id}, ORDER, q.limit, q.cursor, _ranges(q))
+    q, ranges = req.query, _ranges(req.query)
+    if ranges is None:
+        return {"items": [], "nextCursor": None}
+    return entries.page({"actingAs": req.caller.id}, ORDER, q.limit, q.cursor, ranges)
 
 
 @api.route("GET", "/", access="admin", query=AuditAdminQuery, response=page_of(AuditEntry))
@@ -54,4 +57,7 @@ def everyone(req: Request):
     """Admin: every entry, newest first, by one of actor, acting-as user, function or outcome, and time."""
     q = req.query
     equals = {k: v for k in ("actorId", "actingAs", "function", "outcome") if (v := getattr(q, k)) is not None}
-    return entries.page(equals, ORDER, q.limit, q.cursor, _ranges(q))
+    ranges = _ranges(q)
+    if ranges is None:
+        return {"items": [], "nextCursor": None}
+    return entries.page(equals, ORDER, q.limit, q.cursor, ranges)

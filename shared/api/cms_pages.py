@@ -7,7 +7,7 @@ from google.api_core import exceptions as gexc
 from pydantic import Field
 
 from shared import clock, db, repos
-from shared.api.inputs import SLUG_PATTERN, PageQuery, ShortText, Strict
+from shared.api.inputs import SLUG_PATTERN, Flag, PageQuery, ShortText, Strict
 from shared.errors import Invalid, not_found
 from shared.http import Api, Request, page_of, precondition
 from shared.models import CmsPage
@@ -24,7 +24,7 @@ class PageWrite(Strict):
 
 
 class PageListQuery(PageQuery):
-    published: bool | None = None
+    published: Flag | None = None
 
 
 def valid_slug(slug: str) -> str:

@@ -3,7 +3,7 @@ user, or `userId=all`), pull run reports and the per-user provider scopes (admin
 its owner's summary with `Authorization: Bot <token>`, as JSON or as a short text for a chat."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -24,7 +24,9 @@ api = Api("costs", "Cost snapshots, OpenRouter activity and monthly summaries",
           schemes={bot_credentials.SCHEME: bot_credentials.only_on("/summary")})
 
 UserRef = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^/\s]+$")]
-Day = Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}$"), Field(json_schema_extra={"format": "date"})]
+# a real calendar date (format: date; 2024-02-30 is refused), 1970-01-01 .. 2999-12-31
+Day = Annotated[str, StringConstraints(pattern=r"^(19[7-9][0-9]|2[0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"),
+                Field(json_schema_extra={"format": "date"})]
 # 1970-01 .. 2999-12: its neighbours are real dates
 Month = Annotated[str, StringConstraints(pattern=r"^(19[7-9][0-9]|2[0-9]{3})-(0[1-9]|1[0-2])$")]
 MAX_DAYS = 366
@@ -34,13 +36,16 @@ EPOCH_MS_MAX = 2**53  # beyond any real time; keeps values inside Firestore's in
 class SnapshotQuery(PageQuery):
     userId: UserRef | None = None  # default: the caller; admins: anyone, or "all"
     start: int | None = Field(None, alias="from", ge=0, le=EPOCH_MS_MAX)  # epoch ms, inclusive
-    end: int | None = Field(None, alias="to", ge=0, le=EPOCH_MS_MAX)  # epoch ms, exclusive
+    end: int | None = Field(None, alias="to", ge=0, le=EPOCH_MS_MAX,
+                            description="epoch ms, exclusive; not after `from`: an empty range")
 
 
 class ActivityQuery(Strict):
     userId: UserRef | None = None
     start: Day = Field(alias="from")
-    end: Day = Field(alias="to")
+    end: Day = Field(alias="to", description=f"inclusive; a `to` before `from` is an empty range (as Stripe's "
+                     f"created ranges); at most {MAX_DAYS} days are read at once: the answer's `to` says where it "
+                     "stopped")
     groupBy: Literal["date", "model"] = "date"
 
     @model_validator(mode="after")
@@ -49,10 +54,8 @@ class ActivityQuery(Strict):
             a, b = (datetime.strptime(d, "%Y-%m-%d") for d in (self.start, self.end))
         except ValueError:
             raise ValueError("from/to must be real dates") from None
-        if b < a:
-            raise ValueError("to is before from")
-        if (b - a).days >= MAX_DAYS:
-            raise ValueError(f"at most {MAX_DAYS} days at once")
+        if (b - a).days >= MAX_DAYS:  # a page of days, not an error: the answer says the range it covers
+            self.end = (a + timedelta(days=MAX_DAYS - 1)).strftime("%Y-%m-%d")
         return self
 
 
@@ -131,15 +134,18 @@ class DeploymentBudgetBody(Strict):
 
 
 class BudgetBody(Strict):
+    # a budget for the account, for some deployments, or both (said in the document too)
+    model_config = ConfigDict(json_schema_extra={"anyOf": [
+        {"required": ["monthlyUsd"], "properties": {"monthlyUsd": {"type": "number"}}},
+        {"required": ["deployments"], "properties": {"deployments": {"minItems": 1}}}]})
     monthlyUsd: Usd | None = None  # None: no account budget
     action: Action = "notify"  # at 100 %: notify only, stop the bots, or cap the OpenRouter key
-    deployments: list[DeploymentBudgetBody] = Field(default_factory=list, max_length=50)
+    deployments: list[DeploymentBudgetBody] = Field(default_factory=list, max_length=50,
+                                                    description="a deployment named twice: the last one counts")
 
     @model_validator(mode="after")
-    def _distinct(self):
-        ids = [d.deploymentId for d in self.deployments]
-        if len(set(ids)) != len(ids):
-            raise ValueError("each deployment at most once")
+    def _distinct(self):  # not an error: JSON Schema cannot say "unique by deploymentId"
+        self.deployments = list({d.deploymentId: d for d in self.deployments}.values())
         return self
 
 
@@ -170,7 +176,7 @@ def list_snapshots(req: Request):
     """Cost snapshots in a time range, oldest first."""
     q = req.query
     if q.start is not None and q.end is not None and q.end <= q.start:
-        raise Invalid("invalid_query", "to must be after from")
+        return {"items": [], "nextCursor": None}  # an empty range (as Stripe's created[gte] > created[lt])
     user = scope(req, q.userId)
     ranges = tuple(r for r in (("fetchedAt", ">=", q.start), ("fetchedAt", "<", q.end)) if r[2] is not None)
     equals = {"userId": user} if user else {}

@@ -6,6 +6,7 @@ import secrets as pysecrets
 from typing import Annotated, Literal
 
 from pydantic import (
+    ConfigDict,
     Field,
     StringConstraints,
     ValidationError,
@@ -33,12 +34,16 @@ class BotSettings(Strict):
     botName: BotName
     brandEmoji: Emoji = ""
     primaryModel: Model
-    fallbackModels: list[Model] = Field(default_factory=list, max_length=5, json_schema_extra={"uniqueItems": True})
+    fallbackModels: list[Model] = Field(default_factory=list, max_length=5, json_schema_extra={"uniqueItems": True},
+                                        description="distinct; the primary model among them is left out (it is "
+                                                    "tried first anyway)")
 
     @model_validator(mode="after")
     def distinct_models(self):
-        if len(set(self.fallbackModels)) != len(self.fallbackModels) or self.primaryModel in self.fallbackModels:
-            raise ValueError("fallbackModels must be distinct and differ from primaryModel")
+        if len(set(self.fallbackModels)) != len(self.fallbackModels):
+            raise ValueError("fallbackModels must be distinct")
+        # not an error: JSON Schema cannot compare two fields, so the document could not say it
+        self.fallbackModels = [m for m in self.fallbackModels if m != self.primaryModel]
         return self
 
 
@@ -48,10 +53,13 @@ class DeploymentCreate(BotSettings):
 
 
 class DeploymentUpdate(Strict):
-    botName: BotName | None = None
-    brandEmoji: Emoji | None = None
-    primaryModel: Model | None = None
-    fallbackModels: list[Model] | None = Field(None, max_length=5, json_schema_extra={"uniqueItems": True})
+    # at least one of them (said in the document too); None: not given (null is not a value here)
+    model_config = ConfigDict(json_schema_extra={"anyOf": [{"required": [f]} for f in (
+        "botName", "brandEmoji", "primaryModel", "fallbackModels")]})
+    botName: BotName = Field(None)  # type: ignore[assignment]
+    brandEmoji: Emoji = Field(None)  # type: ignore[assignment]
+    primaryModel: Model = Field(None)  # type: ignore[assignment]
+    fallbackModels: list[Model] = Field(None, max_length=5, json_schema_extra={"uniqueItems": True})  # type: ignore[arg-type]
 
 
 class ActionBody(Strict):
@@ -164,7 +172,7 @@ def _update(tx, req: Request, dep_id: str, changes: dict) -> Deployment:
         merged = BotSettings.model_validate({**dep.model_dump(include=set(BotSettings.model_fields)), **changes})
     except ValidationError as exc:
         raise validation_error(exc, "body") from None
-    repos.deployments.update(dep.id, changes, tx)
+    repos.deployments.update(dep.id, {**changes, "fallbackModels": merged.fallbackModels}, tx)
     return dep.updated(merged.model_dump())
 
 

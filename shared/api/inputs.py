@@ -11,7 +11,16 @@ import math
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StrictBool,
+    StringConstraints,
+    field_validator,
+)
 
 from shared.db import PAGE_MAX
 
@@ -56,6 +65,18 @@ class Strict(BaseModel):
         return clean(value)
 
 
+def _flag(value: Any) -> Any:
+    if isinstance(value, str):  # a query string's boolean is spelt true or false, as the document says
+        if value not in ("true", "false"):
+            raise ValueError("must be true or false")
+        return value == "true"
+    return value
+
+
+# A boolean in a query string: `true` or `false` only (not 1, 0, yes, off, ...). Bodies are validated strictly.
+Flag = Annotated[StrictBool, BeforeValidator(_flag)]
+
+
 class PageQuery(Strict):
     limit: int | None = Field(None, ge=1, le=PAGE_MAX)
     cursor: str | None = Field(None, max_length=2000)
@@ -64,6 +85,12 @@ class PageQuery(Strict):
 Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN, min_length=1, max_length=100)]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Url = Annotated[str, StringConstraints(pattern=r"^https?://[^\s]+$", max_length=2048)]
+# A URL we fetch or call. The document says what shared/outbound.py accepts in production: https and a host
+# name (no IP address); outbound.py checks it, and where the name resolves (the local stack also lets http
+# reach its loopback stand-ins, which the document does not offer).
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+OUTBOUND_URL = rf"^https://({_LABEL}\.)+[A-Za-z]{{2,63}}(:[1-9][0-9]{{0,3}})?(/[^\s]*)?$"
+OutboundUrl = Annotated[Url, Field(json_schema_extra={"pattern": OUTBOUND_URL})]
 # A link is a site path ("/pricing", "#top") or an absolute http(s) URL.
 Href = Annotated[str, StringConstraints(pattern=r"^(/[^\s]*|#[^\s]*|https?://[^\s]+|mailto:[^\s]+)$",
                                         max_length=2048)]

@@ -3,7 +3,6 @@ and the deployment owner's bot credentials. Accepts `Authorization: Bot <token>`
 from a deployment's bot, acting as that deployment's owner."""
 from __future__ import annotations
 
-import math
 from contextlib import contextmanager
 from typing import Annotated
 
@@ -12,12 +11,11 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
-    field_validator,
     model_validator,
 )
 
 from shared import bot_credentials, repos
-from shared.api.inputs import PageQuery, Strict
+from shared.api.inputs import Flag, PageQuery, Strict
 from shared.embeddings import DIMENSIONS
 from shared.errors import Conflict, Malformed, Unavailable, not_found
 from shared.http import Api, Request, list_of, page_of
@@ -36,21 +34,15 @@ class IngestBody(Strict):
 
 
 class SearchBody(Strict):
-    query: str | None = Field(None, min_length=1, max_length=8000)
-    vector: list[float] | None = None
+    # exactly one of query and vector (said in the document too); neither may be null
+    model_config = ConfigDict(json_schema_extra={"oneOf": [{"required": ["query"]}, {"required": ["vector"]}]})
+    query: str = Field(None, min_length=1, max_length=8000)  # type: ignore[assignment]
+    vector: list[float] = Field(None, min_length=64, max_length=MAX_DIMENSIONS,  # type: ignore[arg-type]
+                                description="as many numbers as your knowledge base's embedding model has "
+                                            f"dimensions ({DIMENSIONS} by default); 409 otherwise")
     limit: int = Field(10, ge=1, le=100)
     mmr: bool = False  # re-rank for diversity (maximal marginal relevance)
     mmrLambda: float = Field(0.5, ge=0.0, le=1.0)  # 1 = relevance only, 0 = diversity only
-
-    @field_validator("vector")
-    @classmethod
-    def _vector(cls, v):
-        if v is not None:
-            if not 64 <= len(v) <= MAX_DIMENSIONS:  # the user's space decides the exact size (422 otherwise)
-                raise ValueError(f"vector must have {DIMENSIONS} dimensions (the model's), got {len(v)}")
-            if not all(math.isfinite(x) for x in v):
-                raise ValueError("vector values must be finite")
-        return v
 
     @model_validator(mode="after")
     def _one_of(self):
@@ -64,8 +56,11 @@ class ListQuery(PageQuery):
 
 
 class DeleteQuery(Strict):
+    # exactly one of ?source=... and ?all=true (said in the document too)
+    model_config = ConfigDict(json_schema_extra={"oneOf": [
+        {"required": ["source"]}, {"required": ["all"], "properties": {"all": {"const": True}}}]})
     source: SourceName | None = None
-    all: bool = False
+    all: Flag = False
 
 
 # responses

@@ -10,10 +10,10 @@ from typing import Annotated, cast
 
 import flask
 from google.api_core import exceptions as gexc
-from pydantic import BaseModel, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from shared import bot_credentials, clock, outbound, repos
-from shared.api.inputs import PageQuery, Strict, Url
+from shared.api.inputs import OutboundUrl, PageQuery, Strict, Url
 from shared.errors import Conflict, Forbidden, Invalid, UpstreamFailed, not_found
 from shared.http import Api, Request, page_of
 from shared.media import settings, shares, sniff, storage
@@ -30,7 +30,20 @@ def _check_type(type_: str, mime: str) -> None:
         raise ValueError(f"mimeType {mime} is not an {type_}/* type")
 
 
+# the same rule in the OpenAPI document: an image's mimeType is image/*, a video's video/*
+TYPE_MATCHES_MIME = ConfigDict(json_schema_extra={"oneOf": [
+    {"properties": {"type": {"const": t}, "mimeType": {"pattern": f"^{t}/"}}} for t in ("image", "video")]})
+
+
+def _upload_schema(schema: dict, cls) -> None:
+    """An upload's rules in the document: the mime type matches the type, the size its limit (settings)."""
+    limits = settings.max_bytes()
+    schema["oneOf"] = [{"properties": {"type": {"const": t}, "mimeType": {"pattern": f"^{t}/"},
+                                       "size": {"maximum": limits[t]}}} for t in ("image", "video")]
+
+
 class UploadBody(Strict):
+    model_config = ConfigDict(json_schema_extra=_upload_schema)
     type: MediaType
     mimeType: MimeType
     size: int = Field(ge=1, description="bytes the upload will have at most")
@@ -42,6 +55,7 @@ class UploadBody(Strict):
 
 
 class RegisterBody(Strict):
+    model_config = TYPE_MATCHES_MIME
     storageId: str = Field(min_length=1, max_length=300)
     type: MediaType
     mimeType: MimeType
@@ -55,7 +69,8 @@ class RegisterBody(Strict):
 
 
 class FromUrlBody(Strict):
-    url: str = Field(min_length=1, max_length=2048, description="https URL of the file (e.g. a provider's result)")
+    model_config = TYPE_MATCHES_MIME
+    url: OutboundUrl = Field(description="https URL of the file (e.g. a provider's result)")
     type: MediaType
     mimeType: MimeType | None = Field(None, description="if given, the file must be of exactly this type")
     prompt: str = Field("", max_length=8000)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from shared import db, repos
-from shared.api.inputs import Href, ShortText, Strict
+from shared.api.inputs import Flag, Href, ShortText, Strict
 from shared.errors import Forbidden, Invalid, not_found
 from shared.http import Api, Request, list_of, precondition
 from shared.models import NavLink, NavSection
@@ -33,7 +33,7 @@ class LinkUpdate(Strict):
 
 class LinkQuery(Strict):
     section: NavSection
-    all: bool = Field(False, description="admin: include hidden links")
+    all: Flag = Field(False, description="admin: include hidden links")
 
 
 class Reorder(Strict):

@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import Field, StringConstraints
 
 from shared import clock, db
-from shared.api.inputs import PageQuery, Strict
+from shared.api.inputs import Flag, OutboundUrl, PageQuery, Strict
 from shared.errors import Forbidden, Invalid, NotFound
 from shared.http import Api, Reply, Request, list_of, page_of
 from shared.notifications import endpoints
@@ -16,13 +16,13 @@ from shared.notifications.store import KINDS, Delivery, Notification, Webhook, d
 api = Api("notifications", "What happened to my bots and my subscription, and my outgoing webhooks")
 
 Kind = Annotated[str, StringConstraints(pattern="^(" + "|".join(k.replace(".", r"\.") for k in KINDS) + r"|\*)$")]
-HookUrl = Annotated[str, StringConstraints(pattern=r"^https?://[^\s]+$", max_length=2048)]
+HookUrl = OutboundUrl
 UserId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^/\s]+$")]
 READ_ALL_MAX = 500
 
 
 class NotificationListQuery(PageQuery):
-    unread: bool = False
+    unread: Flag = False
     userId: UserId | None = Field(None, description="admin: another user's list")
 
 

@@ -7,7 +7,7 @@ from google.api_core import exceptions as gexc
 from pydantic import Field, StringConstraints
 
 from shared import db, repos
-from shared.api.inputs import ShortText, Strict
+from shared.api.inputs import Flag, ShortText, Strict
 from shared.errors import Forbidden, conflict, not_found
 from shared.http import Api, Request, list_of, precondition
 from shared.models import Plan, PricingPlan
@@ -53,7 +53,7 @@ class PlanUpdate(Strict):
 
 
 class PlanListQuery(Strict):
-    all: bool = Field(False, description="admin: include inactive plans")
+    all: Flag = Field(False, description="admin: include inactive plans")
 
 
 @api.route("GET", "/", access="public", query=PlanListQuery, response=list_of(PricingPlan))

@@ -17,7 +17,7 @@ class WebhookAck(Reply):
     eventId: str
 
 
-@api.route("POST", "/", access="public", response=WebhookAck)
+@api.route("POST", "/", access="custom", response=WebhookAck)  # custom: the signature (401 without it)
 def receive(req: Request):
     """Verify the Stripe-Signature of the raw body, record the event and queue it; 2xx at once."""
     return webhook.receive(req.raw)

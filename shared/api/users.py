@@ -46,6 +46,7 @@ class UserListQuery(PageQuery, IncludeQuery):
 
 class UserView(User):
     """A user; with `include`, their newest deployments and their subscription."""
+    etag_ignores = (*User.etag_ignores, "deployments", "moreDeployments", "subscription")  # type: ignore[assignment]  # the user's own tag
     deployments: list[Deployment] | None = None
     moreDeployments: bool | None = Field(None, description=f"more than the {INCLUDE_DEPLOYMENTS} deployments shown")
     subscription: Subscription | None = None
@@ -80,9 +81,11 @@ def get_me(req: Request):
 
 @db.transactional
 def _update(tx, req: Request, user_id: str, fields: dict) -> User:
-    """Read, compare with If-Match and write in one transaction."""
+    """Read, compare with If-Match and write in one transaction (the profile, and admins' edits)."""
     user = repos.users.require(user_id, tx)
     precondition(req, user)
+    if fields.get("role") == "user" and accounts.is_protected_admin(user):
+        raise Conflict("configured_admin", "this admin is named in ADMIN_EMAILS: remove it there first")
     if fields:
         repos.users.update(user_id, fields, tx)
     return user.updated(fields)
@@ -104,13 +107,13 @@ def list_users(req: Request):
     return {"items": with_related(page.items, q.include), "nextCursor": page.cursor}
 
 
-@api.route("GET", "/{userId}", access="admin", query=IncludeQuery, response=UserView)
+@api.route("GET", "/{userId}", access="admin", query=IncludeQuery, response=UserView, etag=True)
 def get_user(req: Request):
-    """Admin: one user (`include=deployments,subscription` as in the list)."""
-    return with_related([repos.users.require(req.params["userId"])], req.query.include)[0]
+    """Admin: one user (`include=deployments,subscription` as in the list); its ETag is the user's own."""
+    return UserView.model_validate(with_related([repos.users.require(req.params["userId"])], req.query.include)[0])
 
 
-@api.route("PATCH", "/{userId}", access="admin", body=UserAdminUpdate, response=User)
+@api.route("PATCH", "/{userId}", access="admin", body=UserAdminUpdate, response=User, etag=True)
 def update_user(req: Request):
     """Admin: change a user's role or status (never your own demotion or suspension)."""
     target = req.params["userId"]
@@ -118,8 +121,4 @@ def update_user(req: Request):
     if target == req.caller.id and (fields.get("role", "admin") != "admin"
                                     or fields.get("status", "active") != "active"):
         raise Conflict("self_lockout", "an admin cannot demote or suspend itself")
-    if fields.get("role") == "user" and accounts.is_protected_admin(repos.users.require(target)):
-        raise Conflict("configured_admin", "this admin is named in ADMIN_EMAILS: remove it there first")
-    if fields:
-        repos.users.update(target, fields)  # 404 if there is no such user
-    return repos.users.require(target)
+    return _update(req, target, fields)

@@ -7,7 +7,10 @@ import stripe
 from shared import jsonbody, logs, tasks
 from shared.billing import settings as billing_settings
 from shared.billing import sync
-from shared.errors import Malformed, TooLarge, Unavailable
+from shared.errors import Malformed, TooLarge, Unauthenticated, Unavailable
+
+# the signature is the caller's credential (the OpenAPI document's `stripeSignature`): 401 without a valid one
+SIGNATURE = "Stripe-Signature"
 
 log = logs.get("billing.webhook")
 
@@ -18,12 +21,13 @@ def verify(payload: bytes, signature: str | None) -> dict:
     """The event if `Stripe-Signature` signs this exact body with our secret within the tolerance."""
     cfg = billing_settings.get()
     if not signature:
-        raise Malformed("missing_signature", "Stripe-Signature header is required")
+        raise Unauthenticated("missing_signature", "Stripe-Signature header is required", challenge=SIGNATURE)
     try:
         stripe.WebhookSignature.verify_header(payload.decode("utf-8"), signature, cfg.require_webhook_secret(),
                                               cfg.webhook_tolerance_s)
     except stripe.SignatureVerificationError as exc:
-        raise Malformed("invalid_signature", f"signature check failed: {exc.user_message or exc}") from None
+        raise Unauthenticated("invalid_signature", f"signature check failed: {exc.user_message or exc}",
+                              challenge=SIGNATURE) from None
     except UnicodeDecodeError:
         raise Malformed("invalid_payload", "body is not UTF-8") from None
     try:

@@ -50,7 +50,7 @@ class CostRunBatch(Doc):
     failures: list[dict] = []  # first few {userId, error}
     writes: int  # Firestore document writes
     providerCalls: int
-    pullMs: int  # time spent calling providers
+    pullMs: int  # the pull: provider calls, and the commits that overlap them
     durationMs: int
     finishedAt: int
 

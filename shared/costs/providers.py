@@ -1,5 +1,9 @@
-"""OpenRouter and OpenAI cost APIs over async httpx: bounded concurrency, timeouts,
+"""OpenRouter and OpenAI cost APIs over aiohttp: bounded concurrency, timeouts,
 retries with exponential backoff and jitter on 429/5xx/timeouts, strict parsing.
+
+aiohttp rather than httpx: a pull makes a provider call or two per user, and httpx spent ~2.5 ms of
+CPU per call against ~0.45 ms for aiohttp (measured here, 2,000 calls, 100 in flight), which made the
+workers CPU bound.
 
 Any failure that survives the retries surfaces as ProviderError, which the caller
 records against one user; it never escapes a batch.
@@ -7,11 +11,11 @@ records against one user; it never escapes a batch.
 from __future__ import annotations
 
 import asyncio
+import json
 import ssl
 from functools import lru_cache
 
 import certifi
-import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 from tenacity import (
     AsyncRetrying,
@@ -100,40 +104,38 @@ class CostsPage(_Lenient):
     next_page: str | None = None
 
 
-def _retry_after(resp: httpx.Response) -> float | None:
+def _retry_after(value: str | None) -> float | None:
     try:
-        return float(resp.headers.get("Retry-After", ""))
+        return float(value or "")
     except ValueError:
         return None
 
 
 @lru_cache(maxsize=1)
 def _tls_context() -> ssl.SSLContext:
-    """Loaded once: each client loading the CA bundle itself costs ~40 ms."""
+    """Loaded once: loading the CA bundle costs ~40 ms."""
     return ssl.create_default_context(cafile=certifi.where())
 
 
 class Provider:
-    """One HTTP client and one concurrency bound shared by every call of a batch."""
-
-    POOL = 4  # connections per httpx client: httpcore scans its whole pool on every request, so one
-    # large pool is slow (measured, 1000 calls at 50 ms: one pool of 100, 16 s; 25 pools of 4, 2.5 s)
+    """One HTTP session (its connection pool) and one concurrency bound shared by every call of a batch.
+    Use as `async with Provider(cfg) as p:` (the session belongs to the running event loop)."""
 
     def __init__(self, cfg: CostsSettings):
         self.cfg = cfg
         self.slots = asyncio.Semaphore(cfg.concurrency)
-        size = min(self.POOL, cfg.concurrency)
-        limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
-        tls = _tls_context()
-        self.pools = [httpx.AsyncClient(timeout=cfg.timeout_s, limits=limits, verify=tls)
-                      for _ in range(-(-cfg.concurrency // size))]
+        self.session = None
         self.calls = 0
 
     async def __aenter__(self) -> Provider:
+        import aiohttp  # only where a pull runs: not at a function's start
+
+        connector = aiohttp.TCPConnector(limit=self.cfg.concurrency, ssl=_tls_context())
+        self.session = aiohttp.ClientSession(connector=connector, raise_for_status=False)  # type: ignore[assignment]
         return self
 
     async def __aexit__(self, *exc) -> None:
-        await asyncio.gather(*(c.aclose() for c in self.pools))
+        await self.session.close()  # type: ignore[attr-defined]
 
     def _wait(self, state) -> float:
         backoff = wait_exponential_jitter(multiplier=self.cfg.backoff_s, max=self.cfg.backoff_max_s,
@@ -143,23 +145,27 @@ class Provider:
         return max(backoff(state), min(hinted, self.cfg.backoff_max_s))
 
     async def _get_once(self, url: str, key: str, params: dict, method: str = "GET", body=None) -> object:
+        import aiohttp
+
         async with self.slots:  # held for the request only, not while backing off
             self.calls += 1
-            http = self.pools[self.calls % len(self.pools)]
+            timeout = aiohttp.ClientTimeout(total=faults.timeout(self.cfg.timeout_s, "cost provider"))
             try:
-                resp = await http.request(method, url, params=params, json=body,
-                                          headers={"Authorization": f"Bearer {key}"},
-                                          timeout=faults.timeout(self.cfg.timeout_s, "cost provider"))
-            except httpx.TimeoutException:
+                async with self.session.request(method, url, params={k: v for k, v in params.items() if v is not None},  # type: ignore[attr-defined]
+                                                json=body, headers={"Authorization": f"Bearer {key}"},
+                                                timeout=timeout, allow_redirects=False) as resp:
+                    status, retry_after = resp.status, resp.headers.get("Retry-After")
+                    raw = await resp.read()
+            except TimeoutError:
                 raise Retryable("timeout") from None
-            except httpx.TransportError as exc:
+            except aiohttp.ClientError as exc:
                 raise Retryable(f"transport error: {type(exc).__name__}") from None
-        if resp.status_code == 429 or resp.status_code >= 500:
-            raise Retryable(f"HTTP {resp.status_code}", _retry_after(resp))
-        if resp.status_code != 200:
-            raise ProviderError(f"HTTP {resp.status_code}")
+        if status == 429 or status >= 500:
+            raise Retryable(f"HTTP {status}", _retry_after(retry_after))
+        if status != 200:
+            raise ProviderError(f"HTTP {status}")
         try:
-            return resp.json()
+            return json.loads(raw)
         except ValueError:
             raise ProviderError("malformed body: not JSON") from None
 

@@ -4,12 +4,17 @@ Calls for all users of the batch run concurrently (bounded by the Provider);
 each user's outcome is isolated: a user whose calls fail is counted as failed
 and written nothing, the others are written. Everything written has a
 deterministic id, so a re-delivered task rewrites the same documents.
+
+Within a batch the waits overlap: documents are committed in chunks while the other users'
+calls are still out, and the budgets the batch needs are read meanwhile.
 """
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -26,7 +31,7 @@ from shared.models import CostSnapshot, OpenrouterActivity
 
 log = logs.get("costs.worker")
 MAX_FAILURES_KEPT = 20
-WRITE_CHUNK = 500  # Firestore's limit of writes in one batch
+WRITE_CHUNK = 250  # documents per commit (Firestore allows 500): smaller ones start while calls are out
 
 
 @dataclass
@@ -133,8 +138,43 @@ async def _activity_for(p: Provider, user: dict, scope, schedule_ms: int) -> Out
     return out
 
 
-async def _pull(kind: str, users: list[dict], accts: dict, run_id: str, schedule_ms: int) -> tuple[list[Outcome], int]:
+class _Writer:
+    """Commits the pulled documents, WRITE_CHUNK at a time, each commit in a thread while the pull goes on."""
+
+    def __init__(self):
+        self.pending: list = []
+        self.commits: list[asyncio.Future] = []
+        self.written = 0
+
+    def add(self, docs: list) -> None:
+        self.pending.extend(docs)
+        while len(self.pending) >= WRITE_CHUNK:
+            self._commit(self.pending[:WRITE_CHUNK])
+            self.pending = self.pending[WRITE_CHUNK:]
+
+    def _commit(self, docs: list) -> None:
+        self.written += len(docs)
+        self.commits.append(asyncio.ensure_future(asyncio.to_thread(_write, docs)))  # in this request's context
+
+    async def flush(self) -> int:
+        if self.pending:
+            self._commit(self.pending)
+            self.pending = []
+        await asyncio.gather(*self.commits)  # the first failed commit fails the batch (the queue retries it)
+        return self.written
+
+
+async def _pull(kind: str, users: list[dict], accts: dict, run_id: str,
+                schedule_ms: int) -> tuple[list[Outcome], int, int]:
+    """The outcomes, the provider calls made and the documents written."""
     cfg = settings.get()
+    writer = _Writer()
+
+    async def written(job) -> Outcome:
+        out = await job
+        writer.add(out.docs)
+        return out
+
     async with Provider(cfg) as p:
         found = await autolink.scopes(p, users, accts)  # the admin's mapping, else the deployments' own keys
         if kind == "costs":
@@ -150,9 +190,10 @@ async def _pull(kind: str, users: list[dict], accts: dict, run_id: str, schedule
             jobs = [_costs_for(p, u, found[u["userId"]], run_id, schedule_ms, shape, pool_balance) for u in users]
         else:
             jobs = [_activity_for(p, u, found[u["userId"]], schedule_ms) for u in users]
-        outcomes = await asyncio.gather(*jobs)
+        outcomes = await asyncio.gather(*(written(j) for j in jobs))
+        writes = await writer.flush()
         await asyncio.to_thread(autolink.remember, found, clock.now_ms())
-        return outcomes, p.calls
+        return outcomes, p.calls, writes
 
 
 def _load_accounts(user_ids: list[str]) -> dict[str, CostAccount]:
@@ -175,16 +216,21 @@ def _write(docs: list) -> int:
     return len(docs)
 
 
-def _budgets(outcomes: list[Outcome], users: list[dict], schedule_ms: int) -> list[str]:
+def _budgeted(users: list[dict]) -> set[str]:
+    """The users of the batch who set a budget (one batched read)."""
+    from shared.spend.store import budgets
+
+    return {s.id for s in client().get_all([budgets.ref(u["userId"]) for u in users]) if s.exists}
+
+
+def _budgets(outcomes: list[Outcome], users: list[dict], schedule_ms: int, budgeted: set[str]) -> list[str]:
     """Each pulled user's budgets against this pull (shared/spend); returns transient failures (a
     redelivery evaluates again: notifications and actions are once per month and scope)."""
     from shared.spend import service as spend
-    from shared.spend.store import budgets
 
     cfg = settings.get()
     shape = pricing.Shape(cfg.machine_type, cfg.disk_gb, cfg.disk_type)
     deps = {u["userId"]: u["deployments"] for u in users}
-    budgeted = {s.id for s in client().get_all([budgets.ref(u) for u in deps]) if s.exists}  # one read for all
     failures = []
     for o in outcomes:
         if o.error or not o.docs or o.user_id not in budgeted:
@@ -212,13 +258,17 @@ def run_batch(run_id: str, kind: str, index: int, schedule_ms: int, users: list[
     if done is not None:  # a re-delivered task: the work is written and counted already
         return {**done.to_api(), "duplicate": True}
     started = time.perf_counter()
-    accts = _load_accounts([u["userId"] for u in users])
-    pull_started = time.perf_counter()
-    outcomes, calls = asyncio.run(_pull(kind, users, accts, run_id, schedule_ms))
-    pull_ms = int((time.perf_counter() - pull_started) * 1000)
-    writes = _write([d for o in outcomes for d in o.docs])
+    with ThreadPoolExecutor(max_workers=1) as pool:  # the budgets are read while the batch pulls
+        budgeted: Future | None = None
+        if kind == "costs":
+            budgeted = pool.submit(contextvars.copy_context().run, _budgeted, users)
+        accts = _load_accounts([u["userId"] for u in users])
+        pull_started = time.perf_counter()
+        outcomes, calls, writes = asyncio.run(_pull(kind, users, accts, run_id, schedule_ms))
+        pull_ms = int((time.perf_counter() - pull_started) * 1000)
+        budgeted_ids = budgeted.result() if budgeted is not None else set()
     if kind == "costs":
-        budget_failures = _budgets(outcomes, users, schedule_ms)
+        budget_failures = _budgets(outcomes, users, schedule_ms, budgeted_ids)
         if budget_failures and not final:
             raise RetryBatch(f"budgets of {len(budget_failures)} user(s) not evaluated: {budget_failures[0]}")
     failed = [o for o in outcomes if o.error]

@@ -123,7 +123,7 @@ SKILLS = {s.id: s for s in (
           ("job-search",)),
 )}
 
-_GENERIC = r"^[\x21-\x7e]{16,512}$"  # printable, no spaces
+GENERIC_KEY = _GENERIC = r"^[\x21-\x7e]{16,512}$"  # printable, no spaces
 KEY_NAMES: dict[str, str] = {
     "anthropic-api-key": r"^sk-ant-[A-Za-z0-9_-]{20,200}$",
     "openai-api-key": r"^sk-[A-Za-z0-9_-]{20,200}$",

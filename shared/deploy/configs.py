@@ -27,6 +27,9 @@ KEEP: Any = object()  # a field the request did not name
 # (tx, existing config or None) -> writes to add to the transaction, or None; reads only, may refuse
 # (shared/plan_limits.config_guard: enabling one more than the plan allows)
 Guard = Callable[[Any, Any], Callable[[Any], None] | None]
+# (the config as stored, or None) -> raises to refuse the write: the request's If-Match (shared/http.precondition),
+# called inside the write's transaction
+Check = Callable[[Any], None]
 
 
 def needed_keys(plugin_id: str, config: dict) -> list[str]:
@@ -59,10 +62,13 @@ def _plugin_unused(tx, deployment_id: str, plugin_id: str, doing: str) -> None:
 
 @db.transactional
 def write_plugin(tx, deployment_id: str, plugin_id: str, enabled: Any, config: Any, merge: bool,
-                 user_id: str, guard: Guard | None = None) -> tuple[PluginConfig, bool]:
-    """Upsert one plugin config (True when new). `enabled`/`config` KEEP: unchanged. `guard`: see Guard."""
+                 user_id: str, guard: Guard | None = None, check: Check | None = None) -> tuple[PluginConfig, bool]:
+    """Upsert one plugin config (True when new). `enabled`/`config` KEEP: unchanged. `guard`, `check`: see
+    Guard, Check."""
     _require_deployment(tx, deployment_id)
     old = repos.plugin_configs.get(f"{deployment_id}_{plugin_id}", tx)
+    if check:
+        check(old)
     stored = old.config if old else {}
     if config is KEEP:
         config = stored
@@ -88,10 +94,12 @@ def write_plugin(tx, deployment_id: str, plugin_id: str, enabled: Any, config: A
 
 
 @db.transactional
-def delete_plugin(tx, deployment_id: str, plugin_id: str) -> None:
+def delete_plugin(tx, deployment_id: str, plugin_id: str, check: Check | None = None) -> None:
     old = repos.plugin_configs.get(f"{deployment_id}_{plugin_id}", tx)
     if old is None:
         raise not_found(f"plugin config {plugin_id!r}")
+    if check:
+        check(old)
     if old.enabled:
         _plugin_unused(tx, deployment_id, plugin_id, "delete")
     repos.plugin_configs.delete(old.id, tx)
@@ -99,10 +107,12 @@ def delete_plugin(tx, deployment_id: str, plugin_id: str) -> None:
 
 @db.transactional
 def write_skill(tx, deployment_id: str, skill_id: str, enabled: Any, cron: Any,
-                user_id: str, guard: Guard | None = None) -> tuple[SkillConfig, bool]:
+                user_id: str, guard: Guard | None = None, check: Check | None = None) -> tuple[SkillConfig, bool]:
     """Upsert one skill config (True when new). `enabled`/`cron` KEEP: unchanged; cron None: default."""
     _require_deployment(tx, deployment_id)
     old = repos.skill_configs.get(f"{deployment_id}_{skill_id}", tx)
+    if check:
+        check(old)
     on = (old.enabled if old else False) if enabled is KEEP else enabled
     cron = (old.cronOverride if old else None) if cron is KEEP else cron
     if on:
@@ -120,11 +130,14 @@ def write_skill(tx, deployment_id: str, skill_id: str, enabled: Any, cron: Any,
     return item, old is None
 
 
-def delete_skill(deployment_id: str, skill_id: str) -> None:
-    doc_id = f"{deployment_id}_{skill_id}"
-    if repos.skill_configs.get(doc_id) is None:
+@db.transactional
+def delete_skill(tx, deployment_id: str, skill_id: str, check: Check | None = None) -> None:
+    old = repos.skill_configs.get(f"{deployment_id}_{skill_id}", tx)
+    if old is None:
         raise not_found(f"skill config {skill_id!r}")
-    repos.skill_configs.delete(doc_id)
+    if check:
+        check(old)
+    repos.skill_configs.delete(old.id, tx)
 
 
 def key_unused(deployment_id: str, key_name: str) -> None:

@@ -10,6 +10,10 @@ from shared import repos
 from shared.deploy import catalog, gateway, secrets, settings
 from shared.models import DeployJob, Deployment
 
+# The OpenClaw every VM installs: the version tests/test_bot_openclaw.py runs the bot plugin in
+# (devtools/openclaw/package.json pins the same; a test checks they match).
+OPENCLAW_VERSION = "2026.9.6"
+
 STARTUP_SCRIPT = r"""#!/bin/bash
 # OpenClaw bot bootstrap (runs on every boot). Reads its configuration from instance metadata.
 set -euo pipefail
@@ -65,7 +69,7 @@ if ! command -v openclaw >/dev/null; then
   # OpenClaw needs Node 24 (Debian 12 ships 18): NodeSource's signed apt repository
   curl -fsSL https://deb.nodesource.com/setup_24.x | bash - >/dev/null
   apt-get install -y -qq nodejs
-  npm install -g --no-fund --no-audit openclaw@latest
+  npm install -g --no-fund --no-audit openclaw@OPENCLAW_VERSION
   useradd --system --create-home --home-dir /var/lib/openclaw openclaw || true
 fi
 report configuring "writing configuration and fetching API keys"
@@ -214,7 +218,7 @@ if systemctl is-active --quiet openclaw.service; then
 else
   report failed "openclaw.service did not start: $(systemctl show -p Result --value openclaw.service)"
 fi
-"""
+""".replace("openclaw@OPENCLAW_VERSION", f"openclaw@{OPENCLAW_VERSION}")
 
 
 BOT_TOKEN_KEY = "openclaw-bot-token"  # the bot's knowledge/media credential, a secret like the API keys

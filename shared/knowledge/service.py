@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from shared import clock, embeddings, repos
-from shared.errors import Invalid, TooLarge
+from shared.errors import Conflict, Invalid, TooLarge
 from shared.knowledge import chunking, settings, space, store, vectors
 from shared.models import Knowledge
 
@@ -59,7 +59,8 @@ def search(user_id: str, query: str | None, vector: list[float] | None, limit: i
            mmr: bool = False, mmr_lambda: float = 0.5) -> list[dict]:
     current, _ = space.of_user(user_id)
     if vector is not None and len(vector) != current.dimensions:
-        raise Invalid("invalid_vector", f"vector must have {current.dimensions} dimensions, got {len(vector)}")
+        # a well-formed vector for another model than the knowledge base's current one: a conflict with its state
+        raise Conflict("invalid_vector", f"vector must have {current.dimensions} dimensions, got {len(vector)}")
     raw = (embeddings.for_version(current.model, current.dimensions).embed([query])[0] if query is not None
            else np.asarray(vector, dtype=np.float64))
     try:

@@ -20,14 +20,17 @@ class Settings:
     functions_url: str | None  # base of share links (`<it>/media/s/<token>.<ext>`); locally: the request's
 
 
+def max_bytes() -> dict:
+    """Per media type (also what the OpenAPI document says an upload's `size` may be)."""
+    return {"image": config.env_int("MEDIA_MAX_IMAGE_BYTES", 20 * 2**20, lo=1, hi=2**30),
+            "video": config.env_int("MEDIA_MAX_VIDEO_BYTES", 500 * 2**20, lo=1, hi=5 * 2**30)}
+
+
 @lru_cache(maxsize=1)
 def get() -> Settings:
     return Settings(
         bucket=config.env("MEDIA_BUCKET", required=True),
-        max_bytes={
-            "image": config.env_int("MEDIA_MAX_IMAGE_BYTES", 20 * 2**20, lo=1, hi=2**30),
-            "video": config.env_int("MEDIA_MAX_VIDEO_BYTES", 500 * 2**20, lo=1, hi=5 * 2**30),
-        },
+        max_bytes=max_bytes(),
         upload_ttl_s=config.env_int("MEDIA_UPLOAD_URL_TTL_S", 900, lo=60, hi=7 * 24 * 3600),
         download_ttl_s=config.env_int("MEDIA_DOWNLOAD_URL_TTL_S", 300, lo=10, hi=7 * 24 * 3600),
         signing_key_file=config.env("MEDIA_SIGNING_KEY_FILE"),

@@ -36,10 +36,7 @@ class Notification(Doc):
     data: dict[str, Any] = {}
     createdAt: int
     readAt: int | None = None
-    expireAt: datetime | None = None
-
-    def to_api(self) -> dict[str, Any]:
-        return self.model_dump(by_alias=True, mode="json", exclude={"expireAt"})
+    expireAt: datetime | None = None  # answered too: the response schema names every field
 
 
 class Webhook(Doc):

@@ -21,7 +21,6 @@ from shared import clock, db, entitlements, faults, logs, notifications, repos
 from shared.costs import pricing, reports
 from shared.costs import settings as cost_settings
 from shared.costs.ledger import accounts
-from shared.costs.providers import Provider, ProviderError
 from shared.errors import Conflict, DomainError, Unavailable
 from shared.spend.store import THRESHOLDS, SpendBudget, budgets
 
@@ -55,6 +54,8 @@ def percent(spent: float, budget: float | None) -> float | None:
 
 # OpenRouter key (one client: shared.costs.providers)
 def _openrouter(call):
+    from shared.costs.providers import Provider, ProviderError  # the HTTP client stack: only when a key is set
+
     async def run():
         async with Provider(cost_settings.get()) as p:
             return await call(p)
