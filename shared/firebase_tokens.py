@@ -17,12 +17,11 @@ Errors: InvalidToken (the caller's fault: 401), KeysUnavailable (Google's keys o
 """
 from __future__ import annotations
 
-import os
 import re
 import threading
 import time
 
-from shared import faults
+from shared import config, faults
 
 CERTS_URL = "https://www.googleapis.com/robot/v1/metadata/x509/securetoken@system.gserviceaccount.com"
 ISSUER_PREFIX = "https://securetoken.google.com/"
@@ -79,7 +78,7 @@ keys = _Keys()
 
 
 def emulated() -> bool:
-    return bool(os.environ.get("FIREBASE_AUTH_EMULATOR_HOST", "").strip())
+    return bool(config.emulator_host("FIREBASE_AUTH"))
 
 
 def verify(token: str, project: str) -> dict:
