@@ -1,7 +1,8 @@
 """The bot plugin in the real OpenClaw (devtools/openclaw: the version the VMs install, under the Node it
 requires, both pinned npm packages that `make install` puts there): the startup script's own install_plugin
 installs and enables the packed plugin with OpenClaw's CLI, OpenClaw reports the five tools it registered,
-and its gateway runs them against the local stack. Only loopback is reached: OpenClaw's update check,
+and its gateway runs them against the local stack; the VM's own openclaw.service (ExecStart, EnvironmentFiles) starts
+the gateway on the settings the script writes (configure_openclaw). Only loopback is reached: OpenClaw's update check,
 remote model catalog and mDNS are off, npm is offline, other HTTP goes to a proxy that refuses, and in every
 Node process the resolver answers loopback names only (openclaw_loopback_only.mjs)."""
 from __future__ import annotations
@@ -84,7 +85,7 @@ chown() {{ :; }}
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr  # a failed step is reported as `gcloud pubsub ...`
     assert (state / ".bot-plugin.sha256").read_text() == sha
-    return {"env": env, "state": state, "etc": etc, "root": root}
+    return {"env": env, "state": state, "etc": etc, "root": root, "script": script}
 
 
 def oc(openclaw, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -173,3 +174,102 @@ def test_openclaws_gateway_runs_the_tools_against_the_local_stack(openclaw, kb, 
         log.close()
     logs = [Path(log.name), openclaw["root"] / "openclaw.log"]
     assert not any(token in p.read_text(errors="replace") for p in logs if p.exists())
+
+
+def unit(name: str, etc: Path) -> dict[str, list[str]]:
+    """A systemd unit as STARTUP_SCRIPT writes it: {key: [values]}, /etc/openclaw/ moved under `etc`."""
+    body = startup.STARTUP_SCRIPT.split(f"cat > /etc/systemd/system/{name} <<'UNIT'\n", 1)[1].split("\nUNIT\n", 1)[0]
+    out: dict[str, list[str]] = {}
+    for line in body.replace("/etc/openclaw/", f"{etc}/").splitlines():
+        if "=" in line and not line.startswith("["):
+            key, value = line.split("=", 1)
+            out.setdefault(key, []).append(value)
+    return out
+
+
+def environment_files(paths: list[str]) -> dict[str, str]:
+    """What systemd's EnvironmentFile= loads: KEY=VALUE lines; a leading `-` makes a missing file fine."""
+    env: dict[str, str] = {}
+    for path in paths:
+        file = Path(path.removeprefix("-"))
+        if path.startswith("-") and not file.exists():
+            continue
+        for line in file.read_text().splitlines():
+            if line.strip() and not line.startswith("#"):
+                key, value = line.split("=", 1)
+                env[key] = value
+    return env
+
+
+def test_the_vms_gateway_unit_starts_openclaw_with_the_settings_the_script_writes(openclaw):
+    """The startup script's configure_openclaw turns config.json into OpenClaw's own settings and a providers
+    env file; the openclaw.service unit's ExecStart, with its EnvironmentFiles, starts the real gateway on them:
+    it comes up on the configured port, the deployment's model (via OpenRouter) is the agent's primary with its
+    fallbacks, the provider key reaches OpenClaw, and the token from gateway.env is the one it accepts."""
+    etc, port = openclaw["etc"], free_port()
+    key, token = "sk-or-v1-" + "ab" * 32, "gateway-token-from-env-file"
+    (etc / "secrets" / "openrouter-api-key").write_text(key)
+    (etc / "secrets" / "openclaw-bot-token").write_text("bot-token")
+    config = {"primaryModel": "anthropic/claude-sonnet-4", "fallbackModels": ["openai/gpt-4.1"],
+              "secrets": {"openrouter-api-key": "s1", "openclaw-bot-token": "s2"},
+              # as bot_config() writes it, but loopback here (lan on a VM)
+              "gateway": {"port": port, "bind": "loopback", "auth": {"mode": "token"}, "tokenSecret": "s3"}}
+    (etc / "config.json").write_text(json.dumps(config))
+    done = subprocess.run(["bash", "-c", openclaw["script"] + "\nconfigure_openclaw\n"], env=openclaw["env"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (etc / "providers.env").read_text() == f"OPENROUTER_API_KEY={key}\n"
+    assert (etc / "providers.env").stat().st_mode & 0o777 == 0o600
+    written = json.loads((openclaw["state"] / ".openclaw" / "openclaw.json").read_text())
+    assert key not in json.dumps(written) and token not in json.dumps(written)
+    # what the openclaw-gateway-token helper writes
+    (etc / "gateway.env").write_text(f"OPENCLAW_GATEWAY_TOKEN={token}")
+
+    service = unit("openclaw.service", etc)
+    assert service["User"] == ["openclaw"]
+    command = service["ExecStart"][0].split()
+    assert command[:2] == ["/usr/bin/env", "openclaw"], command
+    env = {**openclaw["env"], **environment_files(service["EnvironmentFile"])}
+    assert env["OPENCLAW_GATEWAY_TOKEN"] == token and env["OPENROUTER_API_KEY"] == key
+    log = open(openclaw["root"] / "unit.out", "w+")
+    gw = subprocess.Popen(command, env=env, cwd=openclaw["state"], stdout=log, stderr=subprocess.STDOUT,
+                          start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not re.search(r"\[gateway\]\S* \S*ready", Path(log.name).read_text()):
+            assert gw.poll() is None and time.monotonic() < deadline, Path(log.name).read_text()[-3000:]
+            time.sleep(0.5)
+        health_env = {k: v for k, v in openclaw["env"].items() if k != "OPENCLAW_GATEWAY_TOKEN"}
+        # the heartbeat's command, with the token from gateway.env (as openclaw-heartbeat passes it)
+        ok = subprocess.run(["openclaw", "health", "--json", "--timeout", "10000"], capture_output=True, text=True,
+                            env={**health_env, "OPENCLAW_GATEWAY_TOKEN": token}, cwd=openclaw["state"], timeout=300)
+        assert ok.returncode == 0, ok.stdout + ok.stderr
+        assert json.loads(ok.stdout)["ok"] is True, ok.stdout
+        wrong = subprocess.run(["openclaw", "health", "--json", "--timeout", "10000"], capture_output=True,
+                               text=True, env={**health_env, "OPENCLAW_GATEWAY_TOKEN": "not-the-token"},
+                               cwd=openclaw["state"], timeout=300)
+        assert wrong.returncode != 0, wrong.stdout
+        models = subprocess.run(["openclaw", "models", "status", "--json"], capture_output=True, text=True,
+                                env=env, cwd=openclaw["state"], timeout=300)
+        assert models.returncode == 0, models.stdout + models.stderr
+        status = json.loads(models.stdout)
+        assert (status["resolvedDefault"], status["fallbacks"]) == (
+            "openrouter/anthropic/claude-sonnet-4", ["openrouter/openai/gpt-4.1"]), status
+        assert not status["auth"]["missingProvidersInUse"], status["auth"]
+        [provider] = [p for p in status["auth"]["providers"] if p["provider"] == "openrouter"]
+        assert provider["effective"]["kind"] == "env" and provider["env"]["source"] == "env: OPENROUTER_API_KEY"
+        # the HTTP API on the configured port: the token from gateway.env passes, no or another token does not
+        invoke = f"http://127.0.0.1:{port}/tools/invoke"
+        body = {"tool": "no_such_tool", "args": {}}
+        assert httpx.post(invoke, json=body, headers={"Authorization": f"Bearer {token}"},
+                          timeout=60).status_code == 404
+        for headers in ({}, {"Authorization": "Bearer not-the-token"}):
+            assert httpx.post(invoke, json=body, headers=headers, timeout=60).status_code == 401
+    finally:
+        os.killpg(gw.pid, signal.SIGTERM)
+        try:
+            gw.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(gw.pid, signal.SIGKILL)
+            gw.wait(10)
+        log.close()

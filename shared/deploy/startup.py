@@ -59,6 +59,28 @@ install_plugin() {  # URL SHA256: the bot plugin (knowledge, media, costs tools)
     { report failed "openclaw could not install or enable the bot plugin (sha256 ${want:0:12})"; return 1; }
   printf '%s' "$want" > "$STATE/.bot-plugin.sha256"
 }
+model_ref() {  # our model ids are OpenRouter's: with an OpenRouter key they go through OpenClaw's openrouter provider
+  jq '(.secrets | has("openrouter-api-key")) as $openrouter
+      | def ref: if $openrouter and (startswith("openrouter/") | not) then "openrouter/" + . else . end;
+      {primary: (.primaryModel | ref), fallbacks: [(.fallbackModels // [])[] | ref]}' /etc/openclaw/config.json
+}
+configure_openclaw() {  # OpenClaw's own settings (its openclaw.json) from config.json, and the model providers' keys
+  local out=/etc/openclaw/providers.env f var
+  install -m 0600 /dev/null "$out.new" && chown openclaw:openclaw "$out.new" || return 1
+  for f in /etc/openclaw/secrets/*; do  # the env vars OpenClaw's providers read; the gateway's unit loads the file
+    case ${f##*/} in
+      openrouter-api-key) var=OPENROUTER_API_KEY;; openai-api-key) var=OPENAI_API_KEY;;
+      anthropic-api-key) var=ANTHROPIC_API_KEY;; google-ai-api-key) var=GEMINI_API_KEY;; *) continue;;
+    esac
+    printf '%s=%s\n' "$var" "$(cat "$f")" >> "$out.new" || return 1
+  done
+  mv -f "$out.new" "$out" || return 1
+  # gateway: port and bind from config.json, the shared token from OPENCLAW_GATEWAY_TOKEN (gateway.env, never
+  # in openclaw.json); mode=local lets `gateway run` start. Objects merge, arrays (fallbacks) are replaced.
+  jq --argjson model "$(model_ref)" '{gateway: {mode: "local", port: .gateway.port, bind: .gateway.bind,
+      auth: {mode: .gateway.auth.mode}}, agents: {defaults: {model: $model}}}' /etc/openclaw/config.json |
+    oc config patch --stdin >/dev/null
+}
 trap 'report failed "startup script failed at line $LINENO"' ERR
 report booting "startup script started"
 if ! command -v openclaw >/dev/null; then
@@ -82,6 +104,7 @@ while read -r key secret; do
   chmod 0600 "/etc/openclaw/secrets/$key"
 done
 chown -R openclaw:openclaw /etc/openclaw
+configure_openclaw || { report failed "openclaw rejected its settings (gateway, models)"; trap - ERR; exit 1; }
 PLUGIN_URL=$(md openclaw-plugin-url 2>/dev/null || true)
 if [ -n "$PLUGIN_URL" ]; then
   report configuring "installing the bot plugin"
@@ -93,8 +116,9 @@ Description=OpenClaw bot
 After=network-online.target
 [Service]
 User=openclaw
+EnvironmentFile=-/etc/openclaw/providers.env
 EnvironmentFile=-/etc/openclaw/gateway.env
-ExecStart=/usr/bin/env openclaw gateway --config /etc/openclaw/config.json --secrets-dir /etc/openclaw/secrets
+ExecStart=/usr/bin/env openclaw gateway run
 Restart=always
 RestartSec=5
 [Install]
@@ -179,7 +203,9 @@ cat >> /usr/local/sbin/openclaw-heartbeat <<'SH'
 KEY=$(cat /etc/openclaw/report-key) STATE=/run/openclaw-heartbeat.seq
 gateway=down detail=$(systemctl show -p ActiveState --value openclaw.service)
 if [ "$detail" = active ]; then
-  if out=$(timeout 20 runuser -u openclaw -- openclaw health --json --timeout 10000 2>&1); then gateway=ok detail=""
+  tok=$(sed -n 's/^OPENCLAW_GATEWAY_TOKEN=//p' /etc/openclaw/gateway.env 2>/dev/null)  # health connects like any client
+  if out=$(OPENCLAW_GATEWAY_TOKEN=$tok timeout 20 runuser -u openclaw -- openclaw health --json --timeout 10000 2>&1)
+  then gateway=ok detail=""
   else detail="openclaw health: $(printf '%s' "$out" | tail -c 200 | tr -d '"\\\n')"; fi
 fi
 t=$(date +%s%3N); last=$(cat "$STATE" 2>/dev/null || echo 0); [ "$t" -gt "$last" ] || t=$((last + 1))
