@@ -114,11 +114,12 @@ def test_urls_refused_before_any_request(kb, callers, files, monkeypatch):
                        ("http://cdn.example.com/a.png", "10.1.2.3"),  # http: allowed only on the local stack
                        ("https://169.254.169.254/latest/meta-data", "link-local"),
                        ("https://metadata.google.internal/computeMetadata/v1/", "internal name"),
-                       ("ftp://example.com/a.png", "only https"),
                        ("https://[::ffff:a00:1]/a.png", "10.0.0.1")):
         r = fetch(kb, owner, url)
         assert (r.status_code, r.json["error"]["code"]) == (422, "unsafe_url"), (url, r.json)
         assert words in r.json["error"]["message"], (url, r.json)
+    r = fetch(kb, owner, "ftp://example.com/a.png")  # the schema's pattern refuses another scheme first
+    assert (r.status_code, r.json["error"]["code"]) == (422, "invalid_body"), r.json
     assert asked == ["cdn.example.com", "cdn.example.com"] and HITS == []
     for body in ({"url": "x" * 2049, "type": "image"}, {"url": f"{files}/fox.png", "type": "audio"},
                  {"url": f"{files}/fox.png", "type": "image", "mimeType": "video/mp4"},
