@@ -131,8 +131,8 @@ def test_per_deployment_budget_and_bad_input(api, callers, denv, setup):
     # one deployment named twice: the last entry counts (the schema cannot say "distinct by deploymentId")
     twice = api("PUT", "/costs/budget", owner, json={"deployments": [{"deploymentId": dep["_id"], "monthlyUsd": 5},
                                                                       {"deploymentId": dep["_id"], "monthlyUsd": 7}]})
-    assert twice.status_code == 200 and [(d["deploymentId"], d["monthlyUsd"]) for d in twice.get_json()["deployments"]] \
-        == [(dep["_id"], 7)], twice.get_json()
+    kept = [(d["deploymentId"], d["monthlyUsd"]) for d in twice.get_json()["deployments"]]
+    assert twice.status_code == 200 and kept == [(dep["_id"], 7)], twice.get_json()
     assert api("PUT", "/costs/budget", callers["other"],
                json={"deployments": [{"deploymentId": dep["_id"], "monthlyUsd": 5}]}).status_code == 404
     assert api("GET", "/costs/budget", callers["other"]).status_code == 404
