@@ -59,22 +59,19 @@ def env(name: str, default: str | None = None, *, required: bool = False) -> str
 
 
 def env_int(name: str, default: int, *, lo: int = 1, hi: int = 2**31) -> int:
-    raw = env(name, str(default))
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"environment variable {name} must be an integer, got {raw!r}") from None
-    if not lo <= value <= hi:
-        raise ConfigError(f"environment variable {name} must be in [{lo}, {hi}], got {value}")
-    return value
+    return _env_number(name, default, int, "an integer", lo, hi)
 
 
 def env_float(name: str, default: float, *, lo: float, hi: float) -> float:
+    return _env_number(name, default, float, "a number", lo, hi)
+
+
+def _env_number(name, default, parse, kind: str, lo, hi):
     raw = env(name, str(default))
     try:
-        value = float(raw)
+        value = parse(raw)
     except ValueError:
-        raise ConfigError(f"environment variable {name} must be a number, got {raw!r}") from None
+        raise ConfigError(f"environment variable {name} must be {kind}, got {raw!r}") from None
     if not lo <= value <= hi:
         raise ConfigError(f"environment variable {name} must be in [{lo}, {hi}], got {value}")
     return value
