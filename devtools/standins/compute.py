@@ -3,8 +3,8 @@ serial port output, setMetadata with fingerprints, setServiceAccount on a stoppe
 global operations (get/wait), and (compute_disks.py) the bots' disks, snapshots and snapshot schedules, for
 google-cloud-compute's REST transport.
 
-Operations finish `--op-latency` seconds after they are created. As on Compute, a repeated
-call with the same `requestId` returns the first call's operation instead of acting again.
+Operations (compute_ops.py) finish `--op-latency` seconds after they are created. As on Compute, a
+repeated call with the same `requestId` returns the first call's operation instead of acting again.
 With `--pubsub-host`, an instance that boots with `openclaw-events-topic` metadata plays the
 guest: it publishes the startup script's progress events to that topic, signed as the startup
 script signs them (HMAC-SHA256 with the deployment's report key, which it reads from the Secret
@@ -30,23 +30,22 @@ import argparse
 import base64
 import hashlib
 import hmac
-import itertools
 import json
+import re
 import threading
 import time
 import urllib.request
-from datetime import datetime, timezone
 
 from werkzeug.wrappers import Request, Response
 
 from devtools.standins import access_tokens
 from devtools.standins.compute_disks import DisksMixin
-from devtools.standins.restserver import HttpError, RestServer
+from devtools.standins.compute_ops import BASE, PROJECT, Operations, new_id, or_404, public, rfc3339
+from devtools.standins.restserver import HttpError, error_response
 
-BASE = "https://www.googleapis.com/compute/v1"
-ZONE = r"/compute/v1/projects/(?P<project>[^/]+)/zones/(?P<zone>[^/]+)"
+ZONE = PROJECT + r"/zones/(?P<zone>[^/]+)"
 INSTANCE = ZONE + r"/instances/(?P<name>[^/]+)"
-GLOBAL = r"/compute/v1/projects/(?P<project>[^/]+)/global"
+GLOBAL = PROJECT + "/global"
 PERMISSION = {  # operation -> the IAM permission Compute checks for it
     "instances.insert": "compute.instances.create", "instances.get": "compute.instances.get",
     "instances.start": "compute.instances.start", "instances.stop": "compute.instances.stop",
@@ -59,46 +58,29 @@ PERMISSION = {  # operation -> the IAM permission Compute checks for it
     "firewalls.insert": "compute.firewalls.create", "firewalls.get": "compute.firewalls.get",
     "globalOperations.get": "compute.globalOperations.get", "globalOperations.wait": "compute.globalOperations.get",
 }
-WAIT_MAX_S = 10.0  # Compute's wait returns after at most ~2 minutes; shorter here
-_ids = itertools.count(1000)
-
-
-def rfc3339(t: float | None = None) -> str:
-    return datetime.fromtimestamp(t or time.time(), timezone.utc).isoformat(timespec="milliseconds")
 
 
 def fingerprint(items: list) -> str:
     return base64.b64encode(hashlib.sha256(json.dumps(items, sort_keys=True).encode()).digest()[:8]).decode()
 
 
-class Compute(DisksMixin, RestServer):
+class Compute(DisksMixin, Operations):
     def __init__(self, op_latency: float, pubsub_host: str | None, secrets_host: str | None = None,
                  token_key: str = "", iam_host: str | None = None):
-        super().__init__()
+        super().__init__(op_latency)
         self.iam_host = iam_host
         self.firewalls: dict[tuple, dict] = {}
-        self.op_latency = op_latency
         self.pubsub_host = pubsub_host
         self.secrets_host = secrets_host
         self.token_key = token_key
         self.instances: dict[tuple, dict] = {}
-        self.ops: dict[tuple, dict] = {}  # (project, zone, opname) -> operation (+ private keys)
-        self.request_ids: dict[str, tuple] = {}
         self.inserts = 0
-        self.busy: dict[str, list] = {}  # instance -> (start, end) of its calls and of its operations
-        self.active_ops: dict[str, int] = {}
-        self.max_active_ops: dict[str, int] = {}
-        self.cond = threading.Condition(self.lock)
         self._init_disks()
         self._routes()
         self._disk_routes()
 
     def dispatch(self, request: Request) -> Response:
         """Compute checks the caller's permission in the project before anything else."""
-        import re
-
-        from devtools.standins.restserver import error_response
-
         m = re.match(r"^/compute/v1/projects/([^/]+)/", request.path)
         if m and self.iam_host:
             op = next((op for method, regex, op, _ in self.routes
@@ -112,64 +94,8 @@ class Compute(DisksMixin, RestServer):
                                           "forbidden")
         return super().dispatch(request)
 
-    # operations
-    def _new_op(self, project, zone, name, kind, effect, request_id, fault, scope: str | None = None,
-                target: str | None = None) -> dict:
-        """An operation; `scope` "regions/<r>" or "global" for region and global operations (zone ones
-        are keyed by the bare zone), `target` its targetLink when it is not an instance."""
-        key = (project, zone, name)
-        scope = scope or f"zones/{zone}"
-        op_name = f"operation-{int(time.time() * 1000)}-{next(_ids)}"
-        op = {
-            "kind": "compute#operation", "id": str(next(_ids)), "name": op_name, "operationType": kind,
-            "targetLink": target or f"{BASE}/projects/{project}/zones/{zone}/instances/{name}",
-            "status": "RUNNING", "progress": 0, "insertTime": rfc3339(), "startTime": rfc3339(),
-            "user": "local@example.com",
-            "selfLink": f"{BASE}/projects/{project}/{scope}/operations/{op_name}",
-            "_doneAt": time.time() + self.op_latency, "_effect": effect, "_instance": key,
-            "_error": fault.message if fault and fault.mode == "op_error" else None,
-        }
-        if scope.startswith(("zones/", "regions/")):
-            op[scope.split("/")[0][:-1]] = f"{BASE}/projects/{project}/{scope}"  # "zone" or "region"
-        self.ops[(project, zone if scope.startswith("zones/") else scope, op_name)] = op
-        if request_id:
-            self.request_ids[request_id] = (project, zone, op_name)
-        label = "/".join(key)
-        self.active_ops[label] = self.active_ops.get(label, 0) + 1
-        self.max_active_ops[label] = max(self.max_active_ops.get(label, 0), self.active_ops[label])
-        return op
-
-    def _advance(self) -> None:
-        """Finish every operation whose time has come (called under the lock)."""
-        now = time.time()
-        for op in self.ops.values():
-            if op["status"] == "DONE" or op["_doneAt"] > now:
-                continue
-            op.update(status="DONE", progress=100, endTime=rfc3339())
-            label = "/".join(op["_instance"])
-            self.busy.setdefault(label, []).append((op["_doneAt"] - self.op_latency, op["_doneAt"]))
-            self.active_ops[label] -= 1
-            if op["_error"]:
-                op["error"] = {"errors": [{"code": "ZONE_RESOURCE_POOL_EXHAUSTED", "message": op["_error"]}]}
-                op["httpErrorStatusCode"], op["httpErrorMessage"] = 503, "SERVICE UNAVAILABLE"
-                if op["operationType"] == "insert" and "/instances/" in op["targetLink"]:
-                    self.instances.pop(op["_instance"], None)  # a failed insert leaves no instance
-            else:
-                op["_effect"]()
-        self.cond.notify_all()
-
-    def _replay(self, request: Request):
-        rid = request.args.get("requestId")
-        if rid and rid in self.request_ids:
-            return self.public(self.ops[self.request_ids[rid]])
-        return None
-
     def _instance(self, project, zone, name) -> dict:
-        inst = self.instances.get((project, zone, name))
-        if inst is None:
-            raise HttpError(404, f"The resource 'projects/{project}/zones/{zone}/instances/{name}' was not found",
-                            "notFound")
-        return inst
+        return or_404(self.instances.get((project, zone, name)), f"projects/{project}/zones/{zone}/instances/{name}")
 
     def _boot(self, inst: dict) -> None:
         inst.update(status="RUNNING", lastStartTimestamp=rfc3339())
@@ -221,93 +147,54 @@ class Compute(DisksMixin, RestServer):
             except OSError:
                 return  # the topic may be gone (test over); a real VM's publish would fail likewise
 
-    def _timed(self, project, zone, name, started: float) -> None:
-        with self.lock:
-            self.busy.setdefault(f"{project}/{zone}/{name}", []).append((started, time.time()))
-
-    def busy_seconds(self) -> dict[str, float]:
-        """Per instance, the time Compute itself took: the union of its calls and its operations."""
-        out = {}
-        for label, spans in self.busy.items():
-            total, end = 0.0, 0.0
-            for a, b in sorted(spans):
-                if b > end:
-                    total += b - max(a, end)
-                    end = b
-            out[label] = total
-        return out
-
     def _routes(self) -> None:
-        @self.route("POST", ZONE + "/instances", "instances.insert")
+        @self.mutating("POST", ZONE + "/instances", "instances.insert", timed=True)
         def insert(request, fault, project, zone):
             body = request.get_json()
             name = body.get("name", "")
-            started = time.time()
-            try:
-                with self.lock:
-                    self._advance()
-                    replay = self._replay(request)
-                    if replay:
-                        return replay
-                    if not name or not body.get("machineType"):
-                        raise HttpError(400, "Invalid value for field 'resource': name and machineType are required",
-                                        "invalid")
-                    key = (project, zone, name)
-                    if key in self.instances:
-                        raise HttpError(409, f"The resource 'projects/{project}/zones/{zone}/instances/{name}' "
-                                             "already exists", "alreadyExists")
-                    items = body.get("metadata", {}).get("items", [])
-                    disks, make_disks = self.plan_disks(project, zone, name, body.get("disks", []))
-                    inst = {
-                        "kind": "compute#instance", "id": str(next(_ids)), "name": name, "status": "PROVISIONING",
-                        "machineType": body["machineType"], "zone": f"{BASE}/projects/{project}/zones/{zone}",
-                        "creationTimestamp": rfc3339(), "labels": body.get("labels", {}),
-                        "networkInterfaces": [{**n, "networkIP": f"10.128.0.{len(self.instances) % 250 + 2}"}
-                                              for n in body.get("networkInterfaces", [])],
-                        "disks": disks, "serviceAccounts": body.get("serviceAccounts", []),
-                        "tags": {**body.get("tags", {}),
-                                 "fingerprint": fingerprint(body.get("tags", {}).get("items", []))},
-                        "metadata": {"kind": "compute#metadata", "items": items, "fingerprint": fingerprint(items)},
-                        "selfLink": f"{BASE}/projects/{project}/zones/{zone}/instances/{name}", "_serial": "",
-                    }
+            if not name or not body.get("machineType"):
+                raise HttpError(400, "Invalid value for field 'resource': name and machineType are required",
+                                "invalid")
+            key = (project, zone, name)
+            if key in self.instances:
+                raise HttpError(409, f"The resource 'projects/{project}/zones/{zone}/instances/{name}' "
+                                     "already exists", "alreadyExists")
+            items = body.get("metadata", {}).get("items", [])
+            disks, make_disks = self.plan_disks(project, zone, name, body.get("disks", []))
+            inst = {
+                "kind": "compute#instance", "id": new_id(), "name": name, "status": "PROVISIONING",
+                "machineType": body["machineType"], "zone": f"{BASE}/projects/{project}/zones/{zone}",
+                "creationTimestamp": rfc3339(), "labels": body.get("labels", {}),
+                "networkInterfaces": [{**n, "networkIP": f"10.128.0.{len(self.instances) % 250 + 2}"}
+                                      for n in body.get("networkInterfaces", [])],
+                "disks": disks, "serviceAccounts": body.get("serviceAccounts", []),
+                "tags": {**body.get("tags", {}), "fingerprint": fingerprint(body.get("tags", {}).get("items", []))},
+                "metadata": {"kind": "compute#metadata", "items": items, "fingerprint": fingerprint(items)},
+                "selfLink": f"{BASE}/projects/{project}/zones/{zone}/instances/{name}", "_serial": "",
+            }
 
-                    def create():
-                        self.inserts += 1
-                        make_disks()
-                        self._boot(inst)
-                    self.instances[key] = inst  # visible (PROVISIONING) while the operation runs
-                    op = self._new_op(project, zone, name, "insert", create, request.args.get("requestId"), fault)
-                    return self.public(op)
-            finally:
-                self._timed(project, zone, name, started)
+            def create():
+                self.inserts += 1
+                make_disks()
+                self._boot(inst)
+            self.instances[key] = inst  # visible (PROVISIONING) while the operation runs
+            return self._new_op(request, fault, key, "insert", create,
+                                undo=lambda: self.instances.pop(key, None))  # a failed insert leaves no instance
 
         @self.route("GET", INSTANCE, "instances.get")
         def get(request, fault, project, zone, name):
             with self.lock:
                 self._advance()
-                inst = self._instance(project, zone, name)
-                return {k: v for k, v in inst.items() if not k.startswith("_")}
+                return public(self._instance(project, zone, name))
 
         def action(kind: str, need: tuple[str, ...], before: str | None, effect):
-            def handler(request, fault, project, zone, name):
-                started = time.time()
-                try:
-                    with self.lock:
-                        self._advance()
-                        replay = self._replay(request)
-                        if replay:
-                            return replay
-                        inst = self._instance(project, zone, name)
-                        if need and inst["status"] not in need:
-                            raise HttpError(400, f"The instance is {inst['status']}: cannot {kind} it",
-                                            "resourceNotReady")
-                        if before:
-                            inst["status"] = before
-                        op = self._new_op(project, zone, name, kind, lambda: effect(project, zone, name, inst),
-                                          request.args.get("requestId"), fault)
-                        return self.public(op)
-                finally:
-                    self._timed(project, zone, name, started)
+            def handler(request, fault, project, zone, name, found):
+                if need and found["status"] not in need:
+                    raise HttpError(400, f"The instance is {found['status']}: cannot {kind} it", "resourceNotReady")
+                if before:
+                    found["status"] = before
+                return self._new_op(request, fault, (project, zone, name), kind,
+                                    lambda: effect(project, zone, name, found))
             return handler
 
         def do_stop(p, z, n, inst):
@@ -317,68 +204,48 @@ class Compute(DisksMixin, RestServer):
             self.instances.pop((p, z, n), None)
             self.drop_disks(inst)
 
-        self.route("POST", INSTANCE + "/start", "instances.start")(
-            action("start", (), "STAGING", lambda p, z, n, i: self._boot(i)))
-        self.route("POST", INSTANCE + "/stop", "instances.stop")(action("stop", (), "STOPPING", do_stop))
-        self.route("POST", INSTANCE + "/reset", "instances.reset")(
-            action("reset", ("RUNNING",), None, lambda p, z, n, i: self._boot(i)))
-        self.route("DELETE", INSTANCE, "instances.delete")(action("delete", (), "STOPPING", do_delete))
+        for method, suffix, kind, need, before, effect in (
+                ("POST", "/start", "start", (), "STAGING", lambda p, z, n, i: self._boot(i)),
+                ("POST", "/stop", "stop", (), "STOPPING", do_stop),
+                ("POST", "/reset", "reset", ("RUNNING",), None, lambda p, z, n, i: self._boot(i)),
+                ("DELETE", "", "delete", (), "STOPPING", do_delete)):
+            self.mutating(method, INSTANCE + suffix, f"instances.{kind}", find=self._instance, timed=True)(
+                action(kind, need, before, effect))
 
-        @self.route("POST", INSTANCE + "/setMetadata", "instances.setMetadata")
-        def set_metadata(request, fault, project, zone, name):
+        @self.mutating("POST", INSTANCE + "/setMetadata", "instances.setMetadata", find=self._instance)
+        def set_metadata(request, fault, project, zone, name, found):
             body = request.get_json()
-            with self.lock:
-                self._advance()
-                replay = self._replay(request)
-                if replay:
-                    return replay
-                inst = self._instance(project, zone, name)
-                if body.get("fingerprint") != inst["metadata"]["fingerprint"]:
-                    raise HttpError(412, "Supplied fingerprint does not match current metadata fingerprint.",
-                                    "conditionNotMet")
-                items = body.get("items", [])
+            if body.get("fingerprint") != found["metadata"]["fingerprint"]:
+                raise HttpError(412, "Supplied fingerprint does not match current metadata fingerprint.",
+                                "conditionNotMet")
+            items = body.get("items", [])
 
-                def apply():
-                    inst["metadata"] = {"kind": "compute#metadata", "items": items, "fingerprint": fingerprint(items)}
-                # the fingerprint changes at once, so a second writer with the old one is refused
-                inst["metadata"]["fingerprint"] = fingerprint(items)
-                return self.public(self._new_op(project, zone, name, "setMetadata", apply,
-                                                request.args.get("requestId"), fault))
+            def apply():
+                found["metadata"] = {"kind": "compute#metadata", "items": items, "fingerprint": fingerprint(items)}
+            # the fingerprint changes at once, so a second writer with the old one is refused
+            found["metadata"]["fingerprint"] = fingerprint(items)
+            return self._new_op(request, fault, (project, zone, name), "setMetadata", apply)
 
-        @self.route("POST", INSTANCE + "/setServiceAccount", "instances.setServiceAccount")
-        def set_service_account(request, fault, project, zone, name):
+        @self.mutating("POST", INSTANCE + "/setServiceAccount", "instances.setServiceAccount", find=self._instance)
+        def set_service_account(request, fault, project, zone, name, found):
             body = request.get_json(silent=True) or {}
-            with self.lock:
-                self._advance()
-                replay = self._replay(request)
-                if replay:
-                    return replay
-                inst = self._instance(project, zone, name)
-                if inst["status"] != "TERMINATED":  # as on Compute: only a stopped instance changes identity
-                    raise HttpError(400, "The instance must be stopped to change its service account.",
-                                    "resourceNotReady")
+            if found["status"] != "TERMINATED":  # as on Compute: only a stopped instance changes identity
+                raise HttpError(400, "The instance must be stopped to change its service account.",
+                                "resourceNotReady")
 
-                def apply():
-                    inst["serviceAccounts"] = [{"email": body.get("email", ""), "scopes": body.get("scopes", [])}]
-                return self.public(self._new_op(project, zone, name, "setServiceAccount", apply,
-                                                request.args.get("requestId"), fault))
+            def apply():
+                found["serviceAccounts"] = [{"email": body.get("email", ""), "scopes": body.get("scopes", [])}]
+            return self._new_op(request, fault, (project, zone, name), "setServiceAccount", apply)
 
-        @self.route("POST", INSTANCE + "/setTags", "instances.setTags")
-        def set_tags(request, fault, project, zone, name):
+        @self.mutating("POST", INSTANCE + "/setTags", "instances.setTags", find=self._instance)
+        def set_tags(request, fault, project, zone, name, found):
             body = request.get_json(silent=True) or {}
-            with self.lock:
-                self._advance()
-                replay = self._replay(request)
-                if replay:
-                    return replay
-                inst = self._instance(project, zone, name)
-                if body.get("fingerprint") != inst["tags"]["fingerprint"]:
-                    raise HttpError(412, "Supplied fingerprint does not match current tags fingerprint.",
-                                    "conditionNotMet")
-                items = body.get("items", [])
-                inst["tags"] = {"items": items, "fingerprint": fingerprint(items)}  # the next writer needs this one
-                return self.public(self._new_op(project, zone, name, "setTags", lambda: None,
-                                                request.args.get("requestId"), fault))
+            if body.get("fingerprint") != found["tags"]["fingerprint"]:
+                raise HttpError(412, "Supplied fingerprint does not match current tags fingerprint.",
+                                "conditionNotMet")
+            items = body.get("items", [])
+            found["tags"] = {"items": items, "fingerprint": fingerprint(items)}  # the next writer needs this one
+            return self._new_op(request, fault, (project, zone, name), "setTags", lambda: None)
 
         @self.route("GET", INSTANCE + "/serialPort", "instances.getSerialPortOutput")
         def serial(request, fault, project, zone, name):
@@ -390,77 +257,29 @@ class Compute(DisksMixin, RestServer):
             return {"kind": "compute#serialPortOutput", "contents": text[start:], "start": str(start),
                     "next": str(len(text)), "selfLink": f"{BASE}/projects/{project}/zones/{zone}/instances/{name}"}
 
-        def find_op(project, zone, operation) -> dict:
-            op = self.ops.get((project, zone, operation))
-            if op is None:
-                raise HttpError(404, f"The resource 'projects/{project}/zones/{zone}/operations/{operation}' "
-                                     "was not found", "notFound")
-            return op
-
-        def op_get(request, fault, project, operation, zone=None, region=None):
-            with self.lock:
-                self._advance()
-                return self.public(find_op(project, zone or (f"regions/{region}" if region else "global"),
-                                           operation))
-
-        def op_wait(request, fault, project, operation, zone=None, region=None):
-            started = time.time()
-            deadline = time.time() + WAIT_MAX_S
-            with self.lock:
-                op = find_op(project, zone or (f"regions/{region}" if region else "global"), operation)
-                while True:
-                    self._advance()
-                    if op["status"] == "DONE" or time.time() >= deadline:
-                        break
-                    self.cond.wait(min(max(op["_doneAt"] - time.time(), 0.001), deadline - time.time()))
-            self._timed(*op["_instance"], started)
-            return self.public(op)
-
-        @self.route("POST", GLOBAL + "/firewalls", "firewalls.insert")
+        @self.mutating("POST", GLOBAL + "/firewalls", "firewalls.insert")
         def firewall_insert(request, fault, project):
             body = request.get_json(silent=True) or {}
-            with self.lock:
-                replay = self._replay(request)
-                if replay:
-                    return replay
-                name = body.get("name", "")
-                if not name or not body.get("allowed"):
-                    raise HttpError(400, "Invalid value for field 'resource': name and allowed are required", "invalid")
-                if (project, name) in self.firewalls:
-                    raise HttpError(409, f"The resource 'projects/{project}/global/firewalls/{name}' already exists",
-                                    "alreadyExists")
-                self.firewalls[(project, name)] = {
-                    "kind": "compute#firewall", "id": str(next(_ids)), "creationTimestamp": rfc3339(),
-                    "network": body.get("network", f"{BASE}/projects/{project}/global/networks/default"),
-                    "direction": body.get("direction", "INGRESS"), "priority": body.get("priority", 1000),
-                    **{k: v for k, v in body.items() if k not in ("kind", "id")},
-                    "selfLink": f"{BASE}/projects/{project}/global/firewalls/{name}"}
-                op_name = f"operation-{int(time.time() * 1000)}-{next(_ids)}"
-                op = {"kind": "compute#operation", "id": str(next(_ids)), "name": op_name, "operationType": "insert",
-                      "targetLink": f"{BASE}/projects/{project}/global/firewalls/{name}", "status": "DONE",
-                      "progress": 100, "insertTime": rfc3339(), "endTime": rfc3339(),
-                      "selfLink": f"{BASE}/projects/{project}/global/operations/{op_name}",
-                      "_doneAt": time.time(), "_instance": (project, "global", name)}
-                self.ops[(project, "global", op_name)] = op  # done at once; the global operation routes find it
-                if request.args.get("requestId"):
-                    self.request_ids[request.args["requestId"]] = (project, "global", op_name)
-                return self.public(op)
+            name = body.get("name", "")
+            if not name or not body.get("allowed"):
+                raise HttpError(400, "Invalid value for field 'resource': name and allowed are required", "invalid")
+            if (project, name) in self.firewalls:
+                raise HttpError(409, f"The resource 'projects/{project}/global/firewalls/{name}' already exists",
+                                "alreadyExists")
+            link = f"{BASE}/projects/{project}/global/firewalls/{name}"
+            self.firewalls[(project, name)] = {
+                "kind": "compute#firewall", "id": new_id(), "creationTimestamp": rfc3339(),
+                "network": body.get("network", f"{BASE}/projects/{project}/global/networks/default"),
+                "direction": body.get("direction", "INGRESS"), "priority": body.get("priority", 1000),
+                **{k: v for k, v in body.items() if k not in ("kind", "id")}, "selfLink": link}
+            # done at once; the global operation routes find it
+            return self._new_op(request, None, (project, "global", name), "insert", lambda: None, scope="global",
+                                target=link, done=True)
 
         @self.route("GET", GLOBAL + r"/firewalls/(?P<name>[^/]+)", "firewalls.get")
         def firewall_get(request, fault, project, name):
             with self.lock:
-                rule = self.firewalls.get((project, name))
-            if rule is None:
-                raise HttpError(404, f"The resource 'projects/{project}/global/firewalls/{name}' was not found",
-                                "notFound")
-            return rule
-
-        op_path = r"/operations/(?P<operation>[^/]+)"
-        for scope, pattern in (("zone", ZONE), ("region", r"/compute/v1/projects/(?P<project>[^/]+)/regions/"
-                                                          r"(?P<region>[^/]+)"),
-                               ("global", r"/compute/v1/projects/(?P<project>[^/]+)/global")):
-            self.route("GET", pattern + op_path, f"{scope}Operations.get")(op_get)
-            self.route("POST", pattern + op_path + "/wait", f"{scope}Operations.wait")(op_wait)
+                return or_404(self.firewalls.get((project, name)), f"projects/{project}/global/firewalls/{name}")
 
     def control_extra(self, request: Request) -> Response:
         handled = self.control_disks(request)

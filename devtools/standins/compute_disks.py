@@ -28,11 +28,12 @@ from datetime import datetime, timezone
 
 from werkzeug.wrappers import Request, Response
 
+from devtools.standins.compute_ops import BASE, PROJECT, or_404, public
 from devtools.standins.restserver import HttpError
 
-BASE = "https://www.googleapis.com/compute/v1"
-PROJ = r"/compute/v1/projects/(?P<project>[^/]+)"
-DISK = PROJ + r"/zones/(?P<zone>[^/]+)/disks/(?P<disk>[^/]+)"
+DISK = PROJECT + r"/zones/(?P<zone>[^/]+)/disks/(?P<name>[^/]+)"
+SNAPSHOT = PROJECT + r"/global/snapshots/(?P<name>[^/]+)"
+NAME = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")  # a resource's name, as Compute takes it
 DAY_S = 86_400
 
 
@@ -72,7 +73,7 @@ def matches(item: dict, expr: str) -> bool:
 
 
 class DisksMixin:
-    """State and routes; expects RestServer's lock/route, and Compute's _new_op/_advance/_replay."""
+    """State and routes; expects compute_ops.Operations (lock, mutating, _new_op, _advance) beside it."""
 
     def _init_disks(self) -> None:
         self.disks: dict[tuple, dict] = {}  # (project, zone, name) -> disk (+ "_files")
@@ -85,10 +86,6 @@ class DisksMixin:
 
     def stamp(self) -> str:
         return datetime.fromtimestamp(self.now(), timezone.utc).isoformat(timespec="milliseconds")
-
-    @staticmethod
-    def public(item: dict) -> dict:
-        return {k: v for k, v in item.items() if not k.startswith("_")}
 
     # instances' boot disks (called by instances.insert / delete)
     def plan_disks(self, project: str, zone: str, instance: str, attached: list[dict]):
@@ -147,11 +144,7 @@ class DisksMixin:
                     self.disks.pop(m.groups(), None)
 
     def _disk(self, project, zone, name) -> dict:
-        disk = self.disks.get((project, zone, name))
-        if disk is None:
-            raise HttpError(404, f"The resource 'projects/{project}/zones/{zone}/disks/{name}' was not found",
-                            "notFound")
-        return disk
+        return or_404(self.disks.get((project, zone, name)), f"projects/{project}/zones/{zone}/disks/{name}")
 
     def _policy_link(self, project: str, zone: str, link: str) -> str:
         m = re.search(r"(?:projects/([^/]+)/)?regions/([^/]+)/resourcePolicies/([^/]+)$", link)
@@ -166,11 +159,7 @@ class DisksMixin:
         return self.policies[(p, region, name)]["selfLink"]
 
     def _snapshot(self, project, name) -> dict:
-        snap = self.snapshots.get((project, name))
-        if snap is None:
-            raise HttpError(404, f"The resource 'projects/{project}/global/snapshots/{name}' was not found",
-                            "notFound")
-        return snap
+        return or_404(self.snapshots.get((project, name)), f"projects/{project}/global/snapshots/{name}")
 
     def _make_snapshot(self, project: str, disk: dict, name: str, labels: dict, locations: list,
                        policy: dict | None) -> dict:
@@ -240,77 +229,61 @@ class DisksMixin:
 
     def _disk_routes(self) -> None:
         @self.route("GET", DISK, "disks.get")
-        def disk_get(request, fault, project, zone, disk):
+        def disk_get(request, fault, project, zone, name):
             with self.lock:
                 self._advance()
-                return self.public(self._disk(project, zone, disk))
+                return public(self._disk(project, zone, name))
 
-        @self.route("POST", DISK + "/createSnapshot", "disks.createSnapshot")
-        def create_snapshot(request, fault, project, zone, disk):
+        @self.mutating("POST", DISK + "/createSnapshot", "disks.createSnapshot", find=self._disk)
+        def create_snapshot(request, fault, project, zone, name, found):
             body = request.get_json(silent=True) or {}
-            with self.lock:
-                self._advance()
-                replay = self._replay(request)
-                if replay:
-                    return replay
-                d = self._disk(project, zone, disk)
-                name = body.get("name") or ""
-                if not re.fullmatch(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?", name):
-                    raise HttpError(400, f"Invalid value for field 'resource.name': '{name}'", "invalid")
-                if (project, name) in self.snapshots:
-                    raise HttpError(409, f"The resource 'projects/{project}/global/snapshots/{name}' already exists",
-                                    "alreadyExists")
-                snap = self._make_snapshot(project, d, name, body.get("labels", {}),
-                                           body.get("storageLocations", []), None)
-                snap["status"] = "CREATING"  # READY when the operation completes; gone if it fails
+            snap_name = body.get("name") or ""
+            if not NAME.fullmatch(snap_name):
+                raise HttpError(400, f"Invalid value for field 'resource.name': '{snap_name}'", "invalid")
+            if (project, snap_name) in self.snapshots:
+                raise HttpError(409, f"The resource 'projects/{project}/global/snapshots/{snap_name}' already exists",
+                                "alreadyExists")
+            snap = self._make_snapshot(project, found, snap_name, body.get("labels", {}),
+                                       body.get("storageLocations", []), None)
+            snap["status"] = "CREATING"  # READY when the operation completes; gone if it fails
 
-                def ready():
-                    snap["status"] = "READY"
-                op = self._new_op(project, zone, disk, "createSnapshot", ready, request.args.get("requestId"),
-                                  fault, target=d["selfLink"])
-                if op["_error"]:
-                    del self.snapshots[(project, name)]
-                return self.public(op)
+            def ready():
+                snap["status"] = "READY"
+            op = self._new_op(request, fault, (project, zone, name), "createSnapshot", ready,
+                              target=found["selfLink"])
+            if op["_error"]:
+                del self.snapshots[(project, snap_name)]
+            return op
 
         def policy_change(kind: str, add: bool):
-            def handler(request, fault, project, zone, disk):
+            def handler(request, fault, project, zone, name, found):
                 body = request.get_json(silent=True) or {}
-                with self.lock:
-                    self._advance()
-                    replay = self._replay(request)
-                    if replay:
-                        return replay
-                    d = self._disk(project, zone, disk)
-                    links = [self._policy_link(project, zone, p) for p in body.get("resourcePolicies", [])]
-                    current = d.get("resourcePolicies", [])
-                    if add:
-                        if set(links) & set(current):
-                            raise HttpError(400, "The disk already has this resource policy", "invalid")
-                        if current and links:  # one snapshot schedule per disk
-                            raise HttpError(400, "A disk can have only one snapshot schedule policy attached",
-                                            "invalid")
-                        new = current + links
-                    else:
-                        new = [p for p in current if p not in links]
+                links = [self._policy_link(project, zone, p) for p in body.get("resourcePolicies", [])]
+                current = found.get("resourcePolicies", [])
+                if add:
+                    if set(links) & set(current):
+                        raise HttpError(400, "The disk already has this resource policy", "invalid")
+                    if current and links:  # one snapshot schedule per disk
+                        raise HttpError(400, "A disk can have only one snapshot schedule policy attached", "invalid")
+                    new = current + links
+                else:
+                    new = [p for p in current if p not in links]
 
-                    def apply():
-                        d["resourcePolicies"] = new
-                    return self.public(self._new_op(project, zone, disk, kind, apply, request.args.get("requestId"),
-                                                    fault, target=d["selfLink"]))
+                def apply():
+                    found["resourcePolicies"] = new
+                return self._new_op(request, fault, (project, zone, name), kind, apply, target=found["selfLink"])
             return handler
 
-        self.route("POST", DISK + "/addResourcePolicies", "disks.addResourcePolicies")(
-            policy_change("addResourcePolicies", True))
-        self.route("POST", DISK + "/removeResourcePolicies", "disks.removeResourcePolicies")(
-            policy_change("removeResourcePolicies", False))
+        for kind, add in (("addResourcePolicies", True), ("removeResourcePolicies", False)):
+            self.mutating("POST", f"{DISK}/{kind}", f"disks.{kind}", find=self._disk)(policy_change(kind, add))
 
-        @self.route("GET", PROJ + r"/global/snapshots/(?P<name>[^/]+)", "snapshots.get")
+        @self.route("GET", SNAPSHOT, "snapshots.get")
         def snapshot_get(request, fault, project, name):
             with self.lock:
                 self._advance()
-                return self.public(self._snapshot(project, name))
+                return public(self._snapshot(project, name))
 
-        @self.route("GET", PROJ + r"/global/snapshots", "snapshots.list")
+        @self.route("GET", PROJECT + r"/global/snapshots", "snapshots.list")
         def snapshot_list(request, fault, project):
             size = min(int(request.args.get("maxResults") or 500), 500)
             start = int(request.args.get("pageToken") or 0)
@@ -318,7 +291,7 @@ class DisksMixin:
                 self._advance()
                 items = sorted((s for (p, _), s in self.snapshots.items() if p == project),
                                key=lambda s: (s["_created"], s["name"]))
-                items = [self.public(s) for s in items if matches(s, request.args.get("filter", ""))]
+                items = [public(s) for s in items if matches(s, request.args.get("filter", ""))]
             body = {"kind": "compute#snapshotList", "id": f"projects/{project}/global/snapshots",
                     "items": items[start:start + size],
                     "selfLink": f"{BASE}/projects/{project}/global/snapshots"}
@@ -326,59 +299,42 @@ class DisksMixin:
                 body["nextPageToken"] = str(start + size)
             return body
 
-        @self.route("DELETE", PROJ + r"/global/snapshots/(?P<name>[^/]+)", "snapshots.delete")
-        def snapshot_delete(request, fault, project, name):
-            with self.lock:
-                self._advance()
-                replay = self._replay(request)
-                if replay:
-                    return replay
-                snap = self._snapshot(project, name)
+        @self.mutating("DELETE", SNAPSHOT, "snapshots.delete", find=self._snapshot)
+        def snapshot_delete(request, fault, project, name, found):
+            def delete():
+                self.snapshots.pop((project, name), None)
+            return self._new_op(request, fault, (project, "global", name), "delete", delete, scope="global",
+                                target=found["selfLink"])
 
-                def delete():
-                    self.snapshots.pop((project, name), None)
-                return self.public(self._new_op(project, "global", name, "delete", delete,
-                                                request.args.get("requestId"), fault, scope="global",
-                                                target=snap["selfLink"]))
-
-        @self.route("POST", PROJ + r"/regions/(?P<region>[^/]+)/resourcePolicies", "resourcePolicies.insert")
+        @self.mutating("POST", PROJECT + r"/regions/(?P<region>[^/]+)/resourcePolicies", "resourcePolicies.insert")
         def policy_insert(request, fault, project, region):
             body = request.get_json(silent=True) or {}
             name = body.get("name", "")
-            with self.lock:
-                self._advance()
-                replay = self._replay(request)
-                if replay:
-                    return replay
-                if not re.fullmatch(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?", name):
-                    raise HttpError(400, f"Invalid value for field 'resource.name': '{name}'", "invalid")
-                if (project, region, name) in self.policies:
-                    raise HttpError(409, f"The resource 'projects/{project}/regions/{region}/resourcePolicies/"
-                                         f"{name}' already exists", "alreadyExists")
-                sched = body.get("snapshotSchedulePolicy")
-                if sched is not None:
-                    days = int(sched.get("retentionPolicy", {}).get("maxRetentionDays", 0) or 0)
-                    if days < 1 or not sched.get("schedule"):
-                        raise HttpError(400, "snapshotSchedulePolicy needs a schedule and maxRetentionDays >= 1",
-                                        "invalid")
-                link = f"{BASE}/projects/{project}/regions/{region}/resourcePolicies/{name}"
-                policy = {**body, "kind": "compute#resourcePolicy", "id": str(secrets.randbits(60)),
-                          "creationTimestamp": self.stamp(), "region": f"{BASE}/projects/{project}/regions/{region}",
-                          "selfLink": link, "status": "READY"}
+            if not NAME.fullmatch(name):
+                raise HttpError(400, f"Invalid value for field 'resource.name': '{name}'", "invalid")
+            if (project, region, name) in self.policies:
+                raise HttpError(409, f"The resource 'projects/{project}/regions/{region}/resourcePolicies/"
+                                     f"{name}' already exists", "alreadyExists")
+            sched = body.get("snapshotSchedulePolicy")
+            if sched is not None:
+                days = int(sched.get("retentionPolicy", {}).get("maxRetentionDays", 0) or 0)
+                if days < 1 or not sched.get("schedule"):
+                    raise HttpError(400, "snapshotSchedulePolicy needs a schedule and maxRetentionDays >= 1",
+                                    "invalid")
+            link = f"{BASE}/projects/{project}/regions/{region}/resourcePolicies/{name}"
+            policy = {**body, "kind": "compute#resourcePolicy", "id": str(secrets.randbits(60)),
+                      "creationTimestamp": self.stamp(), "region": f"{BASE}/projects/{project}/regions/{region}",
+                      "selfLink": link, "status": "READY"}
 
-                def create():
-                    self.policies[(project, region, name)] = policy
-                op = self._new_op(project, f"regions/{region}", name, "insert", create,
-                                  request.args.get("requestId"), fault, scope=f"regions/{region}", target=link)
-                return self.public(op)
+            def create():
+                self.policies[(project, region, name)] = policy
+            return self._new_op(request, fault, (project, f"regions/{region}", name), "insert", create,
+                                scope=f"regions/{region}", target=link)
 
-        @self.route("GET", PROJ + r"/regions/(?P<region>[^/]+)/resourcePolicies/(?P<name>[^/]+)",
+        @self.route("GET", PROJECT + r"/regions/(?P<region>[^/]+)/resourcePolicies/(?P<name>[^/]+)",
                     "resourcePolicies.get")
         def policy_get(request, fault, project, region, name):
             with self.lock:
                 self._advance()
-                policy = self.policies.get((project, region, name))
-                if policy is None:
-                    raise HttpError(404, f"The resource 'projects/{project}/regions/{region}/resourcePolicies/"
-                                         f"{name}' was not found", "notFound")
-                return self.public(policy)
+                return public(or_404(self.policies.get((project, region, name)),
+                                     f"projects/{project}/regions/{region}/resourcePolicies/{name}"))
