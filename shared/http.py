@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import flask
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
@@ -38,8 +38,8 @@ log = logs.get("http")
 
 # Who may call a route. cloud_tasks: a delivery of the route's queue with its OIDC token; scheduler:
 # Cloud Scheduler's OIDC token, or an admin (both checked by shared/google_identity.py, with the queue,
-# account and audience the route's `machine` getter reads from its settings); custom: the handler checks
-# a proof of its own (the Stripe signature).
+# account and audience the route's `machine` getter reads from its settings: tasks_caller() and
+# scheduler_caller() below); custom: the handler checks a proof of its own (the Stripe signature).
 Access = Literal["public", "user", "admin", "cloud_tasks", "scheduler", "custom"]
 MACHINE_ACCESS = ("cloud_tasks", "scheduler")
 _PARAM = re.compile(r"\{(\w+)\}")
@@ -262,6 +262,42 @@ def json_errors(functions_framework) -> None:
         register(HTTPException)(handle)
 
 
+class TasksSettings(Protocol):
+    """A Cloud Tasks worker's settings: its queue, the account its tasks' OIDC token is for
+    (TASKS_INVOKER_SA) and the worker's own URL (the token's audience)."""
+    @property
+    def queue(self) -> str: ...
+    @property
+    def invoker_sa(self) -> str | None: ...
+    @property
+    def worker_url(self) -> str | None: ...
+
+
+class SchedulerSettings(Protocol):
+    """A scheduled function's settings: the account of the Cloud Scheduler job's OIDC token and its
+    audience (the function's own URL)."""
+    @property
+    def scheduler_sa(self) -> str | None: ...
+    @property
+    def scheduler_audience(self) -> str | None: ...
+
+
+def tasks_caller(settings: Callable[[], TasksSettings]) -> Callable[[], dict]:
+    """`machine=` of a Cloud Tasks worker's route (access="cloud_tasks"), read from its settings when called."""
+    def machine() -> dict:
+        s = settings()
+        return {"queue": s.queue, "account": s.invoker_sa, "audience": s.worker_url}
+    return machine
+
+
+def scheduler_caller(settings: Callable[[], SchedulerSettings]) -> Callable[[], dict]:
+    """`machine=` of a route Cloud Scheduler calls (access="scheduler"), read from its settings when called."""
+    def machine() -> dict:
+        s = settings()
+        return {"account": s.scheduler_sa, "audience": s.scheduler_audience}
+    return machine
+
+
 class Api:
     def __init__(self, name: str, description: str = "",
                  schemes: dict[str, Callable[[str, Route], Any]] | None = None):
@@ -279,7 +315,8 @@ class Api:
               etag: bool = False, text: bool = False, reads: bool = False,
               variants: Callable[[], tuple[str, dict[str, type[BaseModel]]]] | None = None):
         """Declare a route. A handler returning (value, status) must use one of `status`. Machine
-        access ("cloud_tasks", "scheduler") needs `machine`: () -> the queue/account/audience to check.
+        access ("cloud_tasks", "scheduler") needs `machine`: () -> the queue/account/audience to check
+        (`tasks_caller(settings)`, `scheduler_caller(settings)`).
         `idempotent`, `rate`, `etag`: see the module docstring. `text`: the handler may also return a
         text/plain flask.Response (see `text_response`). `reads`: a POST that changes nothing."""
         statuses = (status,) if isinstance(status, int) else tuple(status)

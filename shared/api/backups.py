@@ -17,7 +17,7 @@ from shared.backups.store import BotBackup, backups
 from shared.deploy import access, jobs, settings
 from shared.deploy.compute import ComputeError
 from shared.errors import Forbidden, Invalid, Unavailable, UpstreamFailed, not_found
-from shared.http import Api, Request, page_of
+from shared.http import Api, Request, page_of, scheduler_caller
 from shared.models import Deployment
 
 api = Api("backups", "Backups of the bots' disks: snapshots, restore, retention")
@@ -118,12 +118,7 @@ def restore(req: Request):
     return {"deployment": dep, "job": job}
 
 
-def _scheduler() -> dict:
-    cfg = backup_settings.get()
-    return {"account": cfg.scheduler_sa, "audience": cfg.cleanup_audience}
-
-
-@api.route("POST", "/", access="scheduler", machine=_scheduler, response=CleanupReport)
+@api.route("POST", "/", access="scheduler", machine=scheduler_caller(backup_settings.get), response=CleanupReport)
 def cleanup(req: Request):
     """Delete what is left of deleted bots' snapshots past retention (Cloud Scheduler, or an admin)."""
     report = service.cleanup()

@@ -12,7 +12,7 @@ from shared import logs
 from shared.billing import settings as billing_settings
 from shared.billing import sync
 from shared.errors import Unavailable
-from shared.http import Api, Reply, Request
+from shared.http import Api, Reply, Request, scheduler_caller
 
 api = Api("billingReconcile", "Billing reconciliation with Stripe (admin or Cloud Scheduler)")
 log = logs.get("billing.reconcile")
@@ -27,12 +27,7 @@ class ReconcileReport(Reply):
     finishedAt: int
 
 
-def _scheduler() -> dict:
-    cfg = billing_settings.get()
-    return {"account": cfg.scheduler_sa, "audience": cfg.reconcile_audience}
-
-
-@api.route("POST", "/", access="scheduler", machine=_scheduler, response=ReconcileReport)
+@api.route("POST", "/", access="scheduler", machine=scheduler_caller(billing_settings.get), response=ReconcileReport)
 def run_now(req: Request):
     """Reconcile now (Cloud Scheduler's OIDC token, or an admin); returns what changed."""
     who, admin_id = req.caller

@@ -11,7 +11,7 @@ from pydantic import ConfigDict, Field, StringConstraints
 from shared.api.inputs import Strict
 from shared.costs import settings, worker
 from shared.errors import Unavailable
-from shared.http import Api, Reply, Request
+from shared.http import Api, Reply, Request, tasks_caller
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^/\s]+$")]
 
@@ -45,15 +45,10 @@ class BatchResult(Reply):
     duplicate: bool
 
 
-def _tasks() -> dict:
-    cfg = settings.get()
-    return {"queue": cfg.queue, "account": cfg.invoker_sa, "audience": cfg.worker_url}
-
-
 api = Api("costPullWorker", "One batch of users of a cost pull (Cloud Tasks target)")
 
 
-@api.route("POST", "/", access="cloud_tasks", machine=_tasks, body=BatchBody, response=BatchResult)
+@api.route("POST", "/", access="cloud_tasks", machine=tasks_caller(settings.get), body=BatchBody, response=BatchResult)
 def run_batch(req: Request):
     """Pull one batch (Cloud Tasks only: the queue's headers and the task's OIDC token, whose
     signature Google's front has checked: the function is deployed private)."""

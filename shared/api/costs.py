@@ -9,8 +9,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from shared import bot_credentials, clock, repos
+from shared.api.cost_pulls import RunReport
 from shared.api.inputs import PageQuery, Strict
-from shared.api.pull_costs import RunReport
 from shared.costs import reports, runs
 from shared.costs.ledger import CostAccount, accounts
 from shared.costs.ledger import runs as runs_repo

@@ -16,7 +16,7 @@ from shared import logs
 from shared.api.inputs import Strict
 from shared.deploy import settings, worker
 from shared.errors import Unavailable
-from shared.http import Api, Reply, Request
+from shared.http import Api, Reply, Request, tasks_caller
 
 api = Api("deployWorker", "Runs deploy jobs (Cloud Tasks target only)")
 
@@ -30,12 +30,7 @@ class TaskDone(Reply):
     outcome: str = Field(description="completed, failed, or why there was nothing to do")
 
 
-def _caller() -> dict:
-    s = settings.get()
-    return {"queue": s.queue, "account": s.invoker_sa, "audience": s.worker_url}
-
-
-@api.route("POST", "/", access="cloud_tasks", machine=_caller, body=TaskBody, response=TaskDone)
+@api.route("POST", "/", access="cloud_tasks", machine=tasks_caller(settings.get), body=TaskBody, response=TaskDone)
 def run_task(req: Request):
     """Run one deploy job (Cloud Tasks only).
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from shared import clock
 from shared.health import monitor, settings
-from shared.http import Api, Request
+from shared.http import Api, Request, scheduler_caller
 from shared.notifications import delivery
 
 api = Api("healthCheck", "Bot health check and webhook sweep (Cloud Scheduler, every minute)")
@@ -23,12 +23,7 @@ class CheckReport(BaseModel):
     at: int
 
 
-def _scheduler() -> dict:
-    s = settings.get()
-    return {"account": s.scheduler_sa, "audience": s.check_url}
-
-
-@api.route("POST", "/", access="scheduler", machine=_scheduler, response=CheckReport)
+@api.route("POST", "/", access="scheduler", machine=scheduler_caller(settings.get), response=CheckReport)
 def run(req: Request):
     """Check the overdue deployments and sweep stalled webhook deliveries; answers what was done."""
     now = clock.now_ms()

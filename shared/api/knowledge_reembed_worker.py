@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 from shared.api.inputs import Strict
 from shared.errors import Unavailable
-from shared.http import Api, Request
+from shared.http import Api, Request, tasks_caller
 from shared.knowledge import reembed, settings
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=1500, pattern=r"^[^/\s]+$")]
@@ -35,12 +35,8 @@ class ReembedTaskResult(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
-def _tasks() -> dict:
-    s = settings.reembed()
-    return {"queue": s.queue, "account": s.invoker_sa, "audience": s.worker_url}
-
-
-@api.route("POST", "/", access="cloud_tasks", machine=_tasks, body=ReembedTask, response=ReembedTaskResult)
+@api.route("POST", "/", access="cloud_tasks", machine=tasks_caller(settings.reembed),
+           body=ReembedTask, response=ReembedTaskResult)
 def run_task(req: Request):
     """Run one task: a page of users (fan-out) or one batch of one user's chunks."""
     b = req.body

@@ -9,7 +9,7 @@ from pydantic import ConfigDict, StringConstraints
 from shared.api.inputs import Strict
 from shared.billing import settings as billing_settings
 from shared.billing import webhook
-from shared.http import Api, Reply, Request
+from shared.http import Api, Reply, Request, tasks_caller
 
 api = Api("stripeEventWorker", "Applies one recorded Stripe event (Cloud Tasks target)")
 
@@ -24,12 +24,8 @@ class EventResult(Reply):
     outcome: str | None = None
 
 
-def _tasks() -> dict:
-    cfg = billing_settings.get()
-    return {"queue": cfg.events_queue, "account": cfg.invoker_sa, "audience": cfg.event_worker_url}
-
-
-@api.route("POST", "/", access="cloud_tasks", machine=_tasks, body=EventTask, response=EventResult)
+@api.route("POST", "/", access="cloud_tasks", machine=tasks_caller(billing_settings.get),
+           body=EventTask, response=EventResult)
 def apply_event(req: Request):
     """Apply one recorded event exactly once (Cloud Tasks only: the queue's headers and the task's
     OIDC token; deployed private). A failure answers 5xx and the queue delivers it again."""

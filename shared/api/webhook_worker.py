@@ -7,7 +7,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from shared.api.inputs import Strict
-from shared.http import Api, Reply, Request
+from shared.http import Api, Reply, Request, tasks_caller
 from shared.notifications import delivery, settings
 
 api = Api("webhookWorker", "Delivers outgoing webhooks (Cloud Tasks target only)")
@@ -25,12 +25,8 @@ class DeliveryAttemptDone(Reply):
     reason: str | None = None
 
 
-def _caller() -> dict:
-    s = settings.get()
-    return {"queue": s.queue, "account": s.invoker_sa, "audience": s.worker_url}
-
-
-@api.route("POST", "/", access="cloud_tasks", machine=_caller, body=DeliveryTask, response=DeliveryAttemptDone)
+@api.route("POST", "/", access="cloud_tasks", machine=tasks_caller(settings.get),
+           body=DeliveryTask, response=DeliveryAttemptDone)
 def run_task(req: Request):
     """Make one attempt of a delivery (Cloud Tasks only)."""
     return delivery.run(req.body.deliveryId, req.body.attempt)

@@ -35,7 +35,7 @@ class Settings:
     start_utc: str  # HH:00 the daily (or first hourly) snapshot starts
     storage_location: str  # multi-region or region the snapshots are stored in
     scheduler_sa: str | None
-    cleanup_audience: str | None
+    scheduler_audience: str | None  # BACKUP_CLEANUP_URL
     list_max: int  # snapshots listed per bot
 
     def schedule(self, plan: str | None) -> Schedule:
@@ -55,7 +55,7 @@ def get() -> Settings:
         start_utc=f"{config.env_int('BACKUP_START_HOUR_UTC', 3, lo=0, hi=23):02d}:00",
         storage_location=config.env("BACKUP_STORAGE_LOCATION", "us"),
         scheduler_sa=config.env("BACKUP_SCHEDULER_SA"),
-        cleanup_audience=config.env("BACKUP_CLEANUP_URL"),
+        scheduler_audience=config.env("BACKUP_CLEANUP_URL"),
         list_max=config.env_int("BACKUP_LIST_MAX", 200, lo=1, hi=500),
     )
 

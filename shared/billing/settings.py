@@ -30,9 +30,9 @@ class Settings:
     webhook_tolerance_s: int  # a signature older than this is refused (replay protection)
     network_retries: int
     scheduler_sa: str | None  # BILLING_SCHEDULER_SA: the Cloud Scheduler job's service account
-    reconcile_audience: str | None  # BILLING_RECONCILE_URL: audience of the scheduler's OIDC token
-    events_queue: str  # STRIPE_EVENTS_QUEUE: the Cloud Tasks queue of recorded webhook events
-    event_worker_url: str | None  # STRIPE_EVENT_WORKER_URL: stripeEventWorker's URL (its tasks' OIDC audience)
+    scheduler_audience: str | None  # BILLING_RECONCILE_URL: audience of the scheduler's OIDC token
+    queue: str  # STRIPE_EVENTS_QUEUE: the Cloud Tasks queue of recorded webhook events
+    worker_url: str | None  # STRIPE_EVENT_WORKER_URL: stripeEventWorker's URL (its tasks' OIDC audience)
     invoker_sa: str | None  # TASKS_INVOKER_SA: the account Cloud Tasks signs the worker's token for
     trial_plan: str  # BILLING_TRIAL_PLAN: whose plan limits a free trial (no plan yet) has
 
@@ -63,9 +63,9 @@ def get() -> Settings:
         webhook_tolerance_s=env_int("STRIPE_WEBHOOK_TOLERANCE_S", 300, lo=10, hi=3600),
         network_retries=env_int("STRIPE_NETWORK_RETRIES", 2, lo=0, hi=5),
         scheduler_sa=env("BILLING_SCHEDULER_SA"),
-        reconcile_audience=env("BILLING_RECONCILE_URL"),
-        events_queue=env("STRIPE_EVENTS_QUEUE", "stripe-events"),
-        event_worker_url=env("STRIPE_EVENT_WORKER_URL"),
+        scheduler_audience=env("BILLING_RECONCILE_URL"),
+        queue=env("STRIPE_EVENTS_QUEUE", "stripe-events"),
+        worker_url=env("STRIPE_EVENT_WORKER_URL"),
         invoker_sa=env("TASKS_INVOKER_SA"),
         trial_plan=env_choice("BILLING_TRIAL_PLAN", "starter", ("starter", "pro")),
     )

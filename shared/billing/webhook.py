@@ -59,10 +59,10 @@ def queue(event_id: str) -> None:
     """A task for the worker, named after the event (Cloud Tasks keeps one task per name). If it cannot
     be created, 503: Stripe delivers the event again, finds it recorded but not applied, queues again."""
     cfg = billing_settings.get()
-    if not cfg.event_worker_url:
+    if not cfg.worker_url:
         raise billing_settings.ConfigError("STRIPE_EVENT_WORKER_URL is not set: recorded events have no worker")
     try:
-        tasks.enqueue(cfg.events_queue, cfg.event_worker_url, {"eventId": event_id},
+        tasks.enqueue(cfg.queue, cfg.worker_url, {"eventId": event_id},
                       name=tasks.task_id("stripeEvent", event_id))
     except Exception as exc:
         log.error("could not queue stripe event", extra={"eventId": event_id, "error": repr(exc)})

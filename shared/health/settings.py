@@ -24,7 +24,7 @@ class Settings:
     max_restarts_per_hour: int
     batch: int  # overdue deployments handled per check run
     scheduler_sa: str | None
-    check_url: str | None
+    scheduler_audience: str | None  # HEALTH_CHECK_URL
 
     @property
     def deadline_ms(self) -> int:
@@ -43,7 +43,7 @@ def get() -> Settings:
         max_restarts_per_hour=env_int("HEALTH_MAX_RESTARTS_PER_HOUR", 3, lo=0, hi=60),
         batch=env_int("HEALTH_CHECK_BATCH", 500, lo=1, hi=5000),
         scheduler_sa=env("HEALTH_SCHEDULER_SA"),
-        check_url=env("HEALTH_CHECK_URL"),
+        scheduler_audience=env("HEALTH_CHECK_URL"),
     )
 
 
