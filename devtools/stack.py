@@ -103,27 +103,21 @@ class Stack:
         self.services.append(svc)
         return svc
 
-    def firestore(self) -> str:
-        port = free_port()
-        svc = self.spawn("firestore", [
-            "gcloud", "emulators", "firestore", "start", f"--host-port=127.0.0.1:{port}",
-            f"--rules={ROOT / 'firestore.rules'}", "--quiet",
-        ])
-        host = f"127.0.0.1:{port}"
-        wait_http(f"http://{host}/", 60, "Firestore emulator", svc.proc)
-        self.env["FIRESTORE_EMULATOR_HOST"] = host
+    def _gcloud_emulator(self, name: str, command: list[str], flag: str, what: str, variable: str) -> str:
+        """`gcloud <command> start` on a free port; its host:port, also in the environment as `variable`."""
+        host = f"127.0.0.1:{free_port()}"
+        svc = self.spawn(name, ["gcloud", *command, "start", f"--host-port={host}", flag, "--quiet"])
+        wait_http(f"http://{host}/", 60, what, svc.proc)
+        self.env[variable] = host
         return host
 
+    def firestore(self) -> str:
+        return self._gcloud_emulator("firestore", ["emulators", "firestore"], f"--rules={ROOT / 'firestore.rules'}",
+                                     "Firestore emulator", "FIRESTORE_EMULATOR_HOST")
+
     def pubsub(self) -> str:
-        port = free_port()
-        svc = self.spawn("pubsub", [
-            "gcloud", "beta", "emulators", "pubsub", "start", f"--host-port=127.0.0.1:{port}",
-            f"--project={PROJECT_ID}", "--quiet",
-        ])
-        host = f"127.0.0.1:{port}"
-        wait_http(f"http://{host}/", 60, "Pub/Sub emulator", svc.proc)
-        self.env["PUBSUB_EMULATOR_HOST"] = host
-        return host
+        return self._gcloud_emulator("pubsub", ["beta", "emulators", "pubsub"], f"--project={PROJECT_ID}",
+                                     "Pub/Sub emulator", "PUBSUB_EMULATOR_HOST")
 
     def auth(self) -> str:
         port = free_port()

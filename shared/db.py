@@ -228,6 +228,13 @@ class Repo(Generic[T]):
         except gexc.NotFound:
             raise NotFound("not_found", f"{self.name} {doc_id!r} not found") from None
 
+    def patch(self, item: T, fields: dict[str, Any], tx: firestore.Transaction | None = None) -> T:
+        """Write `fields` over the stored `item` (nothing to write when empty); answers the item as it
+        now stands."""
+        if fields:
+            self.update(item.id, fields, tx)
+        return item.updated(fields)
+
     def delete(self, doc_id: str, tx: firestore.Transaction | None = None) -> None:
         ref = self.ref(doc_id)
         (tx.delete(ref) if tx is not None else ref.delete())

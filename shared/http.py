@@ -146,6 +146,11 @@ class Request:
     if_match: tuple[str, ...] | None = None  # etag routes: the If-Match entity tags ("*" for any)
     if_match_checked: bool = False
 
+    @property
+    def by_admin(self) -> bool:
+        """An admin is calling (a public route may also be called by anyone signed in, or by no one)."""
+        return bool(self.caller and self.caller.is_admin)
+
 
 def etag_of(value: Any) -> str:
     """The strong entity tag of a resource as the API answers it (fields in `etag_ignores` left out)."""

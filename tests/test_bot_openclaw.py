@@ -48,6 +48,16 @@ def openclaw_version() -> str:
     return json.loads((OPENCLAW / "package.json").read_text())["dependencies"]["openclaw"]
 
 
+def _stop(gw: subprocess.Popen) -> None:
+    """The gateway we started, by its process group: TERM, then KILL if it lingers."""
+    os.killpg(gw.pid, signal.SIGTERM)
+    try:
+        gw.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(gw.pid, signal.SIGKILL)
+        gw.wait(10)
+
+
 def test_the_vms_install_the_openclaw_version_tested_here():
     assert startup.OPENCLAW_VERSION == openclaw_version()
     assert f"npm install -g --no-fund --no-audit openclaw@{openclaw_version()}\n" in startup.STARTUP_SCRIPT
@@ -165,12 +175,7 @@ def test_openclaws_gateway_runs_the_tools_against_the_local_stack(openclaw, kb, 
         assert httpx.post(f"http://127.0.0.1:{port}/tools/invoke", json={"tool": "cost_summary", "args": {}},
                           timeout=60).status_code == 401  # the gateway's own auth stands in front
     finally:
-        os.killpg(gw.pid, signal.SIGTERM)
-        try:
-            gw.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(gw.pid, signal.SIGKILL)
-            gw.wait(10)
+        _stop(gw)
         log.close()
     logs = [Path(log.name), openclaw["root"] / "openclaw.log"]
     assert not any(token in p.read_text(errors="replace") for p in logs if p.exists())
@@ -266,10 +271,5 @@ def test_the_vms_gateway_unit_starts_openclaw_with_the_settings_the_script_write
         for headers in ({}, {"Authorization": "Bearer not-the-token"}):
             assert httpx.post(invoke, json=body, headers=headers, timeout=60).status_code == 401
     finally:
-        os.killpg(gw.pid, signal.SIGTERM)
-        try:
-            gw.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(gw.pid, signal.SIGKILL)
-            gw.wait(10)
+        _stop(gw)
         log.close()

@@ -45,7 +45,7 @@ def list_pages(req: Request):
 def get_page(req: Request):
     """A published page; admins also see drafts."""
     page = repos.cms_pages.first(slug=req.params["slug"])
-    if page is None or not (page.published or (req.caller and req.caller.is_admin)):
+    if page is None or not (page.published or req.by_admin):
         raise not_found(f"page {req.params['slug']!r}")
     return page
 
@@ -68,9 +68,7 @@ def _replace_if_match(tx, req: Request) -> CmsPage:
     page = repos.cms_pages.first(tx, slug=req.params["slug"])
     precondition(req, page)
     assert page is not None  # with If-Match, a missing page failed the precondition
-    fields = {**req.body.model_dump(), "updatedAt": clock.now_ms()}
-    repos.cms_pages.update(page.id, fields, tx)
-    return page.updated(fields)
+    return repos.cms_pages.patch(page, {**req.body.model_dump(), "updatedAt": clock.now_ms()}, tx)
 
 
 @api.route("PUT", "/{slug}", access="admin", body=PageWrite, status=(200, 201), response=CmsPage, etag=True)

@@ -46,7 +46,7 @@ def list_links(req: Request):
     """Visible links of a section by sortOrder (admins may ask for hidden ones too)."""
     q = req.query
     if q.all:
-        if not (req.caller and req.caller.is_admin):
+        if not req.by_admin:
             raise Forbidden("forbidden", "only admins see hidden links")
         return {"items": repos.nav_links.all({"section": q.section}, ORDER)}
     return {"items": repos.nav_links.all({"section": q.section, "visible": True}, ORDER)}
@@ -79,7 +79,7 @@ def reorder_links(req: Request):
 def get_link(req: Request):
     """One visible link (admins also see hidden ones)."""
     link = repos.nav_links.get(req.params["linkId"])
-    if link is None or not (link.visible or (req.caller and req.caller.is_admin)):
+    if link is None or not (link.visible or req.by_admin):
         raise not_found(f"link {req.params['linkId']!r}")
     return link
 
@@ -94,11 +94,7 @@ def _link(tx, req: Request) -> NavLink:
 @db.transactional
 def update_link(tx, req: Request):
     """Admin: change a link."""
-    link = _link(tx, req)
-    fields = req.body.changes()
-    if fields:
-        repos.nav_links.update(link.id, fields, tx)
-    return link.updated(fields)
+    return repos.nav_links.patch(_link(tx, req), req.body.changes(), tx)
 
 
 @api.route("DELETE", "/{linkId}", access="admin", status=204, etag=True)

@@ -60,7 +60,7 @@ class PlanListQuery(Strict):
 def list_plans(req: Request):
     """Active plans by sortOrder (admins may ask for all)."""
     if req.query.all:
-        if not (req.caller and req.caller.is_admin):
+        if not req.by_admin:
             raise Forbidden("forbidden", "only admins see inactive plans")
         return {"items": repos.pricing_plans.all({}, (("sortOrder", "ASCENDING"),))}
     return {"items": repos.pricing_plans.all({"active": True}, (("sortOrder", "ASCENDING"),))}
@@ -70,7 +70,7 @@ def list_plans(req: Request):
 def get_plan(req: Request):
     """One active plan by slug (admins also see inactive ones)."""
     plan = repos.pricing_plans.first(slug=req.params["slug"])
-    if plan is None or not (plan.active or (req.caller and req.caller.is_admin)):
+    if plan is None or not (plan.active or req.by_admin):
         raise not_found(f"plan {req.params['slug']!r}")
     return plan
 
@@ -100,11 +100,8 @@ def _plan(tx, req: Request) -> PricingPlan:
 @db.transactional
 def update_plan(tx, req: Request):
     """Admin: change a plan."""
-    plan = _plan(tx, req)
-    fields = req.body.changes()  # a null inside `limits` is "no limit" and is stored
-    if fields:
-        repos.pricing_plans.update(plan.id, fields, tx)
-    return plan.updated(fields)
+    # a null inside `limits` is "no limit" and is stored
+    return repos.pricing_plans.patch(_plan(tx, req), req.body.changes(), tx)
 
 
 @api.route("DELETE", "/{slug}", access="admin", status=204, etag=True)

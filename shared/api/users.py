@@ -86,9 +86,7 @@ def _update(tx, req: Request, user_id: str, fields: dict) -> User:
     precondition(req, user)
     if fields.get("role") == "user" and accounts.is_protected_admin(user):
         raise Conflict("configured_admin", "this admin is named in ADMIN_EMAILS: remove it there first")
-    if fields:
-        repos.users.update(user_id, fields, tx)
-    return user.updated(fields)
+    return repos.users.patch(user, fields, tx)
 
 
 @api.route("PATCH", "/me", body=ProfileUpdate, response=User, etag=True)

@@ -16,7 +16,7 @@ disable its plugin) cannot both pass: both read and write the same documents and
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from shared import db, repos
 from shared.deploy import catalog
@@ -30,6 +30,7 @@ Guard = Callable[[Any, Any], Callable[[Any], None] | None]
 # (the config as stored, or None) -> raises to refuse the write: the request's If-Match (shared/http.precondition),
 # called inside the write's transaction
 Check = Callable[[Any], None]
+C = TypeVar("C", PluginConfig, SkillConfig)
 
 
 def needed_keys(plugin_id: str, config: dict) -> list[str]:
@@ -65,10 +66,7 @@ def write_plugin(tx, deployment_id: str, plugin_id: str, enabled: Any, config: A
                  user_id: str, guard: Guard | None = None, check: Check | None = None) -> tuple[PluginConfig, bool]:
     """Upsert one plugin config (True when new). `enabled`/`config` KEEP: unchanged. `guard`, `check`: see
     Guard, Check."""
-    _require_deployment(tx, deployment_id)
-    old = repos.plugin_configs.get(f"{deployment_id}_{plugin_id}", tx)
-    if check:
-        check(old)
+    old = _current(tx, repos.plugin_configs, deployment_id, plugin_id, check)
     stored = old.config if old else {}
     if config is KEEP:
         config = stored
@@ -84,22 +82,14 @@ def write_plugin(tx, deployment_id: str, plugin_id: str, enabled: Any, config: A
                            f"set them first (PUT /apiKeys/{deployment_id}/<keyName>)", {"missingKeys": missing})
     elif old is not None and old.enabled:
         _plugin_unused(tx, deployment_id, plugin_id, "disable")
-    writes = guard(tx, old) if guard else None  # reads (all before the first write), may refuse
-    item = PluginConfig(_id=f"{deployment_id}_{plugin_id}", deploymentId=deployment_id, userId=user_id,
-                        pluginId=plugin_id, enabled=on, config=config)
-    repos.plugin_configs.set(item, tx)
-    if writes:
-        writes(tx)
-    return item, old is None
+    return _put(tx, repos.plugin_configs, old, guard, PluginConfig(
+        _id=f"{deployment_id}_{plugin_id}", deploymentId=deployment_id, userId=user_id, pluginId=plugin_id,
+        enabled=on, config=config))
 
 
 @db.transactional
 def delete_plugin(tx, deployment_id: str, plugin_id: str, check: Check | None = None) -> None:
-    old = repos.plugin_configs.get(f"{deployment_id}_{plugin_id}", tx)
-    if old is None:
-        raise not_found(f"plugin config {plugin_id!r}")
-    if check:
-        check(old)
+    old = _existing(tx, repos.plugin_configs, f"{deployment_id}_{plugin_id}", f"plugin config {plugin_id!r}", check)
     if old.enabled:
         _plugin_unused(tx, deployment_id, plugin_id, "delete")
     repos.plugin_configs.delete(old.id, tx)
@@ -109,10 +99,7 @@ def delete_plugin(tx, deployment_id: str, plugin_id: str, check: Check | None = 
 def write_skill(tx, deployment_id: str, skill_id: str, enabled: Any, cron: Any,
                 user_id: str, guard: Guard | None = None, check: Check | None = None) -> tuple[SkillConfig, bool]:
     """Upsert one skill config (True when new). `enabled`/`cron` KEEP: unchanged; cron None: default."""
-    _require_deployment(tx, deployment_id)
-    old = repos.skill_configs.get(f"{deployment_id}_{skill_id}", tx)
-    if check:
-        check(old)
+    old = _current(tx, repos.skill_configs, deployment_id, skill_id, check)
     on = (old.enabled if old else False) if enabled is KEEP else enabled
     cron = (old.cronOverride if old else None) if cron is KEEP else cron
     if on:
@@ -121,23 +108,44 @@ def write_skill(tx, deployment_id: str, skill_id: str, enabled: Any, cron: Any,
         if missing:
             raise Conflict("missing_plugins", f"skill {skill_id} needs the plugin(s) {', '.join(missing)} "
                            "enabled first", {"missingPlugins": missing})
+    return _put(tx, repos.skill_configs, old, guard, SkillConfig(
+        _id=f"{deployment_id}_{skill_id}", deploymentId=deployment_id, userId=user_id, skillId=skill_id,
+        enabled=on, cronOverride=cron))
+
+
+@db.transactional
+def delete_skill(tx, deployment_id: str, skill_id: str, check: Check | None = None) -> None:
+    old = _existing(tx, repos.skill_configs, f"{deployment_id}_{skill_id}", f"skill config {skill_id!r}", check)
+    repos.skill_configs.delete(old.id, tx)
+
+
+def _current(tx, repo: db.Repo[C], deployment_id: str, item_id: str, check: Check | None) -> C | None:
+    """What a write replaces (None: nothing yet) in a deployment that must exist; `check` may refuse it."""
+    _require_deployment(tx, deployment_id)
+    old = repo.get(f"{deployment_id}_{item_id}", tx)
+    if check:
+        check(old)
+    return old
+
+
+def _put(tx, repo: db.Repo[C], old: C | None, guard: Guard | None, item: C) -> tuple[C, bool]:
+    """Write a config (True when new) and what the guard adds; the guard reads first, as a
+    transaction's reads must all come before its first write, and may refuse."""
     writes = guard(tx, old) if guard else None
-    item = SkillConfig(_id=f"{deployment_id}_{skill_id}", deploymentId=deployment_id, userId=user_id,
-                       skillId=skill_id, enabled=on, cronOverride=cron)
-    repos.skill_configs.set(item, tx)
+    repo.set(item, tx)
     if writes:
         writes(tx)
     return item, old is None
 
 
-@db.transactional
-def delete_skill(tx, deployment_id: str, skill_id: str, check: Check | None = None) -> None:
-    old = repos.skill_configs.get(f"{deployment_id}_{skill_id}", tx)
+def _existing(tx, repo: db.Repo[C], doc_id: str, what: str, check: Check | None) -> C:
+    """A config to delete: 404 if there is none; `check` may refuse it."""
+    old = repo.get(doc_id, tx)
     if old is None:
-        raise not_found(f"skill config {skill_id!r}")
+        raise not_found(what)
     if check:
         check(old)
-    repos.skill_configs.delete(old.id, tx)
+    return old
 
 
 def key_unused(deployment_id: str, key_name: str) -> None:

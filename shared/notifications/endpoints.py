@@ -53,8 +53,7 @@ def update(w: Webhook, changes: dict) -> Webhook:
     if "events" in changes:
         changes["events"] = sorted(set(changes["events"]))
     changes["updatedAt"] = clock.now_ms()
-    webhooks.update(w.id, changes)
-    return w.updated(changes)
+    return webhooks.patch(w, changes)
 
 
 def rotate(w: Webhook) -> Webhook:
