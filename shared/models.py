@@ -45,7 +45,7 @@ class Doc(BaseModel):
 
 class User(Doc):
     collection = "users"
-    etag_ignores = ("lastSeenAt",)  # refreshed by sign-ins, not an edit of the profile
+    etag_ignores: ClassVar[tuple[str, ...]] = ("lastSeenAt",)  # refreshed by sign-ins, not an edit of the profile
     clerkId: str
     email: str = ""
     emailVerified: bool = False  # the identity provider vouched for `email` (only then may accounts link by it)

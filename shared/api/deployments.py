@@ -14,7 +14,7 @@ from pydantic import (
 )
 
 from shared import clock, db, plan_limits, repos
-from shared.api.inputs import PageQuery, Strict
+from shared.api.inputs import Omittable, PageQuery, Strict
 from shared.deploy import access, jobs, live, projects, settings
 from shared.errors import Invalid, not_found, validation_error
 from shared.http import Api, Reply, Request, page_of, precondition
@@ -56,10 +56,10 @@ class DeploymentUpdate(Strict):
     # at least one of them (said in the document too); None: not given (null is not a value here)
     model_config = ConfigDict(json_schema_extra={"anyOf": [{"required": [f]} for f in (
         "botName", "brandEmoji", "primaryModel", "fallbackModels")]})
-    botName: BotName = Field(None)  # type: ignore[assignment]
-    brandEmoji: Emoji = Field(None)  # type: ignore[assignment]
-    primaryModel: Model = Field(None)  # type: ignore[assignment]
-    fallbackModels: list[Model] = Field(None, max_length=5, json_schema_extra={"uniqueItems": True})  # type: ignore[arg-type]
+    botName: Omittable[BotName] = None
+    brandEmoji: Omittable[Emoji] = None
+    primaryModel: Omittable[Model] = None
+    fallbackModels: Omittable[list[Model]] = Field(None, max_length=5, json_schema_extra={"uniqueItems": True})
 
 
 class ActionBody(Strict):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import (
     BaseModel,
@@ -63,6 +63,18 @@ class Strict(BaseModel):
     @classmethod
     def _no_control_characters(cls, value: Any) -> Any:
         return clean(value)
+
+
+if TYPE_CHECKING:
+    from typing import Optional as Omittable
+else:
+    class Omittable:
+        """A body field that may be left out but is never null: `name: Omittable[T] = None`. pydantic
+        validates and documents T alone, so an explicit null is refused (the document allows none); the
+        value is None only when the field was left out, which is what type checkers see (T | None)."""
+
+        def __class_getitem__(cls, item):
+            return item
 
 
 def _flag(value: Any) -> Any:

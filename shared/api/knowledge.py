@@ -15,7 +15,7 @@ from pydantic import (
 )
 
 from shared import bot_credentials, repos
-from shared.api.inputs import Flag, PageQuery, Strict
+from shared.api.inputs import Flag, Omittable, PageQuery, Strict
 from shared.embeddings import DIMENSIONS
 from shared.errors import Conflict, Malformed, Unavailable, not_found
 from shared.http import Api, Request, list_of, page_of
@@ -36,10 +36,10 @@ class IngestBody(Strict):
 class SearchBody(Strict):
     # exactly one of query and vector (said in the document too); neither may be null
     model_config = ConfigDict(json_schema_extra={"oneOf": [{"required": ["query"]}, {"required": ["vector"]}]})
-    query: str = Field(None, min_length=1, max_length=8000)  # type: ignore[assignment]
-    vector: list[float] = Field(None, min_length=64, max_length=MAX_DIMENSIONS,  # type: ignore[arg-type]
-                                description="as many numbers as your knowledge base's embedding model has "
-                                            f"dimensions ({DIMENSIONS} by default); 409 otherwise")
+    query: Omittable[str] = Field(None, min_length=1, max_length=8000)
+    vector: Omittable[list[float]] = Field(None, min_length=64, max_length=MAX_DIMENSIONS,
+                                           description="as many numbers as your knowledge base's embedding model "
+                                                       f"has dimensions ({DIMENSIONS} by default); 409 otherwise")
     limit: int = Field(10, ge=1, le=100)
     mmr: bool = False  # re-rank for diversity (maximal marginal relevance)
     mmrLambda: float = Field(0.5, ge=0.0, le=1.0)  # 1 = relevance only, 0 = diversity only

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, create_model, model_validator
 
 from shared import plan_limits, repos
-from shared.api.inputs import Strict
+from shared.api.inputs import Omittable, Strict
 from shared.deploy import access, catalog, configs
 from shared.errors import Conflict, Invalid, validation_error
 from shared.http import Api, Request, list_of, precondition
@@ -23,15 +23,15 @@ class ByDeployment(Strict):
 
 class PluginWrite(Strict):
     enabled: StrictBool
-    config: dict[str, Any] = Field(None, description="the plugin's settings, replaced whole; "  # type: ignore[arg-type]
-                                          "omitted: the stored ones are kept (defaults for a new one)")
+    config: Omittable[dict[str, Any]] = Field(None, description="the plugin's settings, replaced whole; "
+                                                    "omitted: the stored ones are kept (defaults for a new one)")
 
 
 class PluginPatch(Strict):
     model_config = ConfigDict(json_schema_extra={"anyOf": [{"required": ["enabled"]}, {"required": ["config"]}]})
-    enabled: StrictBool = Field(None)  # type: ignore[assignment]  # None: not given (null is not a value here)
-    config: dict[str, Any] = Field(None, description="merged into the stored settings; a field set to null goes "  # type: ignore[arg-type]
-                                   "back to its default")
+    enabled: Omittable[StrictBool] = None
+    config: Omittable[dict[str, Any]] = Field(None, description="merged into the stored settings; a field set to "
+                                                                "null goes back to its default")
 
     @model_validator(mode="after")
     def _something(self):
@@ -43,10 +43,12 @@ class PluginPatch(Strict):
 @cache
 def _partial(schema: type[BaseModel]) -> type[BaseModel]:
     """A PATCH's config: the plugin's settings, each optional, null meaning its default."""
-    fields = {name: (Annotated[(f.annotation | None, *f.metadata)] if f.metadata  # type: ignore[operator]
-                     else Optional[f.annotation],  # noqa: UP045  (a type built at run time)
-                     Field(None, description=f.description)) for name, f in schema.model_fields.items()}
-    return create_model(f"{schema.__name__}Patch", __config__=schema.model_config, **fields)  # type: ignore[call-overload]
+    fields: dict[str, Any] = {}
+    for name, f in schema.model_fields.items():
+        optional: Any = Optional[f.annotation]  # noqa: UP045  (a type built at run time)
+        fields[name] = (Annotated[(optional, *f.metadata)] if f.metadata else optional,
+                        Field(None, description=f.description))
+    return create_model(f"{schema.__name__}Patch", __config__=schema.model_config, **fields)
 
 
 def _bodies(base: type[BaseModel], partial: bool) -> tuple[str, dict]:

@@ -46,7 +46,7 @@ class UserListQuery(PageQuery, IncludeQuery):
 
 class UserView(User):
     """A user; with `include`, their newest deployments and their subscription."""
-    etag_ignores = (*User.etag_ignores, "deployments", "moreDeployments", "subscription")  # type: ignore[assignment]  # the user's own tag
+    etag_ignores = (*User.etag_ignores, "deployments", "moreDeployments", "subscription")  # the user's own tag
     deployments: list[Deployment] | None = None
     moreDeployments: bool | None = Field(None, description=f"more than the {INCLUDE_DEPLOYMENTS} deployments shown")
     subscription: Subscription | None = None
