@@ -7,7 +7,7 @@ Two ratios: wall clock, and the CPU time of the process, which the load of a sha
 far less. Packages requirements.txt does not bring in (the dev tools') are hidden from the probes:
 a deployed function does not have them (httpx, for one, imports rich when it is there).
 
-    .venv/bin/python -m bench.cold_start [--runs N]
+    .venv/bin/python -m bench.cold_start [--runs N] [--only name,name...]
 """
 from __future__ import annotations
 
@@ -118,7 +118,12 @@ def probe(name: str, src: str, token: str, hidden: list[str]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--only", default="", help="comma-separated function names (default: every function)")
     args = parser.parse_args()
+    only = {n.strip() for n in args.only.split(",") if n.strip()}
+    unknown = only - set(FIRST_REQUEST)
+    if unknown:
+        parser.error(f"no first-request scenario for {sorted(unknown)}")
     with local_stack() as stack:
         os.environ.setdefault("STRIPE_WEBHOOK_SECRET", "whsec_cold_start")  # the webhook checks its signature
         token, _ = token_for(stack, "cold@example.com")
@@ -127,7 +132,8 @@ def main() -> None:
 
         repos.cms_pages.set(CmsPage(_id="about", slug="about", title="t", body="b", published=True,
                                     createdAt=clock.now_ms(), updatedAt=clock.now_ms()))
-        targets = [(f.name, f.source, f.trigger) for f in FUNCTIONS if f.name in FIRST_REQUEST]
+        targets = [(f.name, f.source, f.trigger) for f in FUNCTIONS
+                   if f.name in FIRST_REQUEST and (not only or f.name in only)]
         results, ratios, hidden = {}, {}, not_deployed()
         for _ in range(args.runs):  # each function right after a bare run: the pair sees the same machine load
             for name, src, _ in targets:
@@ -153,7 +159,7 @@ def main() -> None:
             heavy = ",".join(runs[-1]["heavy"]) or "-"
             print(f"{name:<24}{imp:>9.3f}{first:>12.3f}{total:>9.3f}{cpu:>7.3f}{wall_ratio:>7.2f}{cpu_ratio:>10.2f}"
                   f"  {runs[-1]['status']:>6}  {heavy}")
-        missing = [f.name for f in FUNCTIONS if f.name not in FIRST_REQUEST]
+        missing = [f.name for f in FUNCTIONS if f.name not in FIRST_REQUEST and not only]
         if missing:
             print(f"functions without a first-request scenario: {missing}")
 
