@@ -134,21 +134,22 @@ def main() -> None:
                                     createdAt=clock.now_ms(), updatedAt=clock.now_ms()))
         targets = [(f.name, f.source, f.trigger) for f in FUNCTIONS
                    if f.name in FIRST_REQUEST and (not only or f.name in only)]
-        results, ratios, hidden = {}, {}, not_deployed()
+        results, ratios, paired, hidden = {}, {}, {}, not_deployed()
         for _ in range(args.runs):  # each function right after a bare run: the pair sees the same machine load
             for name, src, _ in targets:
                 bare, fn = probe("bare", BARE, token, hidden), probe(name, src, token, hidden)
                 results.setdefault("bare", []).append(bare)
                 results.setdefault(name, []).append(fn)
+                paired.setdefault(name, []).append(bare["cpu"])
                 ratios.setdefault(name, []).append(((fn["import"] + fn["first"]) / (bare["import"] + bare["first"]),
                                                     fn["cpu"] / bare["cpu"]))
         ratios["bare"] = [(1.0, 1.0)]
+        paired["bare"] = [r["cpu"] for r in results["bare"]]
         print(f"median of {args.runs} fresh processes each, each paired with a bare run just before it; ratio ="
               f" (import + first request) / the paired bare run's, wall clock and CPU time of the process"
               f" (the CPU ratio is the one machine load hardly moves); min cpu ratio = the function's least CPU"
-              f" time over its runs / the least of all bare runs (load only ever adds time: the steadiest figure"
-              f" when the pairs swing); not deployed, so hidden: {', '.join(hidden)}")
-        floor_cpu = min(r["cpu"] for r in results["bare"])
+              f" time over its runs / the least of the bare runs paired with them (load only ever adds time: the"
+              f" steadiest figure when the pairs swing); not deployed, so hidden: {', '.join(hidden)}")
         print(f"{'function':<24}{'import s':>9}{'first req s':>12}{'total s':>9}{'cpu s':>7}{'ratio':>7}"
               f"{'cpu ratio':>10}{'min cpu ratio':>14}"
               f"  status  heavy modules loaded")
@@ -159,7 +160,7 @@ def main() -> None:
             cpu = statistics.median(r["cpu"] for r in runs)
             wall_ratio = statistics.median(r[0] for r in ratios[name])
             cpu_ratio = statistics.median(r[1] for r in ratios[name])
-            min_ratio = min(r["cpu"] for r in runs) / floor_cpu
+            min_ratio = min(r["cpu"] for r in runs) / min(paired[name])
             heavy = ",".join(runs[-1]["heavy"]) or "-"
             print(f"{name:<24}{imp:>9.3f}{first:>12.3f}{total:>9.3f}{cpu:>7.3f}{wall_ratio:>7.2f}{cpu_ratio:>10.2f}"
                   f"{min_ratio:>14.2f}  {runs[-1]['status']:>6}  {heavy}")
