@@ -62,7 +62,7 @@ def claim(kind: Kind, schedule_ms: int, trigger: str, requested_by: str | None) 
     return _take_over()
 
 
-FIELDS = ["userId", "status", "createdAt", "zone", "gcpProject"]  # what the GCP estimate needs of a deployment
+FIELDS = ["userId", "status", "createdAt", "gcpProject"]  # what the GCP estimate needs of a deployment
 
 
 def users_with_deployments() -> Iterator[tuple[str, list[dict]]]:
@@ -78,7 +78,7 @@ def users_with_deployments() -> Iterator[tuple[str, list[dict]]]:
                 yield current, deps
             current, deps = d["userId"], []
         deps.append({"id": snap.id, "status": d["status"], "createdAt": d["createdAt"],
-                     "zone": d.get("zone", ""), "gcpProject": d.get("gcpProject", "")})
+                     "gcpProject": d.get("gcpProject", "")})
     if current is not None:
         yield current, deps
 
