@@ -467,6 +467,8 @@ class Api:
         extra = self.schemes.get(scheme.lower())
         if extra is not None and token.strip():
             return extra(token.strip(), route)
+        if route.access == "public" and "Authorization" not in request.headers:
+            return None  # anonymous on a public route: nothing to check (shared.auth is not even loaded)
         # imported here: keeps the token checks and user repositories out of start-up for public routes
         from shared import auth
 

@@ -61,7 +61,7 @@ declare("navLinks", ("section", "visible"), (("sortOrder", ASC),))
 declare("subscriptions", ("userId",))
 
 # costs (pulls: every deployment's owner; reads: per user or all, by time/date range)
-declare("deployments", ())
+declare("deployments", (), (("userId", ASC),))  # the fan-out, a user's deployments adjacent (single-field index)
 declare("costSnapshots", ("userId",), (("fetchedAt", ASC),))
 declare("costSnapshots", (), (("fetchedAt", ASC),))
 declare("costSnapshots", ("fetchedAt",))

@@ -110,7 +110,11 @@ def test_enabling_needs_keys_and_plugins_and_in_use_cannot_be_removed(api, calle
     # what the VM is given: enabled entries, the default schedule unless overridden, packs' agents
     config = bot_config(d)
     assert set(config["plugins"]) == {"image-gen"} and config["plugins"]["image-gen"]["provider"] == "openai"
-    assert config["skills"] == {"agency-sales-pack": {"cron": None, "plugins": [], "bundledSkills": [
+    from shared.deploy.catalog import SKILLS
+
+    pack = SKILLS["agency-sales-pack"]
+    assert config["skills"] == {"agency-sales-pack": {
+        "name": pack.name, "description": pack.description, "cron": None, "plugins": [], "bundledSkills": [
         "sales-outbound-strategist", "sales-discovery-coach", "sales-deal-strategist", "sales-engineer",
         "sales-proposal-strategist", "sales-pipeline-analyst", "sales-account-strategist", "sales-coach"]}}
     assert config["backend"]["costsUrl"].endswith("/costs")

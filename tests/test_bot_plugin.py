@@ -73,9 +73,10 @@ console.log(JSON.stringify({{ id: m.default.id, names }}));""")
 
 @pytest.fixture
 def script_env(tmp_path):
-    """The startup script's install_plugin with the metadata server, gcloud and OpenClaw's CLI stubbed."""
-    state = tmp_path / "state"
+    """The startup script's functions with the metadata server, gcloud and OpenClaw's CLI stubbed."""
+    state, etc = tmp_path / "state", tmp_path / "etc"
     state.mkdir()
+    etc.mkdir()
     calls = tmp_path / "calls"
     preamble = startup.STARTUP_SCRIPT.split("\ntrap ")[0].replace("STATE=/var/lib/openclaw", f"STATE={state}")
     stubs = f"""
@@ -90,9 +91,13 @@ chown() {{ :; }}
 """
     script = preamble.replace("set -euo pipefail", "set -euo pipefail\n" + stubs, 1)
 
+    def run(call: str, moved: bool = True) -> subprocess.CompletedProcess:  # moved: /etc/openclaw/ under tmp_path
+        text = script.replace("/etc/openclaw/", f"{etc}/") if moved else script
+        return subprocess.run(["bash", "-c", f"{text}\n{call}\n"], capture_output=True, text=True, timeout=30)
+
     def install(artifact, sha: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["bash", "-c", script + f'\ninstall_plugin "{artifact}" "{sha}"\n'],
-                              capture_output=True, text=True, timeout=30)
+        return run(f'install_plugin "{artifact}" "{sha}"', moved=False)
+    install.run, install.etc = run, etc
     return install, calls, state
 
 
@@ -128,6 +133,22 @@ def test_startup_script_refuses_a_checksum_mismatch_and_reports_it(script_env, t
     assert f"bot plugin checksum mismatch: {tgz} has sha256 {sha}, expected {other}; not installed" in published[0]
     assert not any("openclaw" in line and "plugins install" in line for line in lines)
     assert not (state / ".bot-plugin.sha256").exists() and not list(state.glob("*.tgz*"))
+
+
+def test_startup_script_installs_the_packages_a_configured_key_needs_once(script_env):
+    """Discord (a channel) and Brave (web search) are OpenClaw's official packages outside its core: installed,
+    pinned, when their key is configured, once; Telegram is in OpenClaw's core."""
+    install, calls, state = script_env
+    (install.etc / "config.json").write_text(json.dumps({"secrets": {
+        k: "s" for k in ("telegram-bot-token", "discord-bot-token", "brave-search-api-key", "openclaw-bot-token")}}))
+    done = install.run("install_channel_plugins")
+    assert done.returncode == 0, done.stderr
+    assert calls.read_text().splitlines() == [
+        f"env HOME={state} openclaw plugins install npm:@openclaw/brave-plugin@2026.9.5 --force --accept-capabilities",
+        f"env HOME={state} openclaw plugins install npm:@openclaw/discord@{startup.OPENCLAW_VERSION} "
+        "--force --accept-capabilities"]
+    calls.write_text("")
+    assert install.run("install_channel_plugins").returncode == 0 and calls.read_text() == ""  # the next boot
 
 
 class BucketIam:

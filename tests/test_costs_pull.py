@@ -2,6 +2,7 @@
 stand-in -> worker over HTTP -> provider stand-in (real wire formats) -> Firestore emulator."""
 from __future__ import annotations
 
+import os
 import threading
 from datetime import datetime, timezone
 
@@ -111,6 +112,49 @@ def test_pull_costs_isolates_failures(client, providers):
     snaps = {s.userId: s for s in repos.cost_snapshots.all({}, (("fetchedAt", "ASCENDING"),))}
     assert set(snaps) == {"u1", "u6"}
     assert snaps["u1"].openrouterBalance == 4.0 and snaps["u6"].openaiSpend == 3.0
+
+
+def test_openai_spend_asked_per_chunk_of_projects(client, providers, monkeypatch):
+    """One costs call (and its pages) for several users' projects, attributed per project; a call that
+    fails fails the users of its projects only."""
+    from shared.costs import worker
+
+    monkeypatch.setattr(worker, "OPENAI_PROJECTS_PER_CALL", 2)  # 3 projects in the batch: 2 calls
+    providers.set(openai={"proj_a": {"2026-11-02": 3.0, "2026-11-14": 0.25}, "proj_b": {"2026-11-03": 7.0},
+                          "proj_c": {"2026-11-04": 1.0}, "proj_z": {"2026-11-02": 100.0}},  # proj_z: nobody's
+                  maxPage=4, faults={"proj_c": ["500!"]})
+    for n, pid in ((1, "proj_a"), (2, "proj_b"), (3, "proj_c")):
+        user(f"u{n}", account={"openaiProjectId": pid})
+
+    report = wait_run(schedule(client, "pullCosts").json["runId"])
+    assert (report["ok"], report["failed"]) == (2, 1)
+    assert report["failures"] == [{"userId": "u3", "error": "HTTP 500 after 3 attempts"}]
+    assert report["providerCalls"] == 4 + 3  # proj_a+proj_b: 4 pages of 15 days; proj_c: 3 attempts
+    snaps = {s.userId: s for s in repos.cost_snapshots.all({}, (("fetchedAt", "ASCENDING"),))}
+    assert set(snaps) == {"u1", "u2"} and (snaps["u1"].openaiSpend, snaps["u2"].openaiSpend) == (3.25, 7.0)
+
+
+def test_openai_costs_stand_in_filters_and_groups_as_the_api(providers):
+    """The stand-in's costs endpoint: project_ids[] filters, group_by[]=project_id splits per project;
+    without group_by the projects' costs come summed with project_id null (so cannot be attributed)."""
+    import httpx
+
+    providers.set(openai={"proj_a": {"2026-11-02": 3.0}, "proj_b": {"2026-11-02": 7.0}, "proj_z": {"2026-11-02": 1.0}})
+    url = f"{providers.url}/openai/v1/organization/costs"
+    start = int(datetime(2026, 11, 2, tzinfo=timezone.utc).timestamp())
+    auth = {"Authorization": f"Bearer {os.environ['OPENAI_ADMIN_KEY']}"}
+    day = [("start_time", start), ("end_time", start + 86_400)]
+    base = [*day, ("project_ids[]", "proj_a"), ("project_ids[]", "proj_b")]
+
+    def results(params):
+        r = httpx.get(url, params=params, headers=auth)
+        assert r.status_code == 200, r.text
+        return [(x["project_id"], x["amount"]["value"]) for b in r.json()["data"] for x in b["results"]]
+
+    assert results([*base, ("group_by[]", "project_id")]) == [("proj_a", 3.0), ("proj_b", 7.0)]
+    assert results(base) == [(None, 10.0)]
+    assert results([*day, ("group_by", "project_id")]) == [
+        ("proj_a", 3.0), ("proj_b", 7.0), ("proj_z", 1.0)]  # no filter: every project
 
 
 def activity_rows():

@@ -5,16 +5,17 @@ Usage: python -m devtools.standins.providers PORT OPENROUTER_KEY OPENAI_KEY
   OpenRouter: /openrouter/api/v1/{credits, keys/{hash} (GET; PATCH name/disabled/limit/limit_reset/
               include_byok_in_limit, as the key-management API), keys?offset=, activity?date=&api_key_hash=}
               (management key), /openrouter/api/v1/key (a bot's own key: its usage and limit)
-  OpenAI:     /openai/v1/organization/costs?start_time=&end_time=&bucket_width=1d&project_ids=&limit=&page=,
+  OpenAI:     /openai/v1/organization/costs?start_time=&end_time=&bucket_width=1d&project_ids[]=&group_by[]=
+              &limit=&page=,
               /openai/v1/organization/projects?limit=&after=, .../projects/{id}/api_keys?limit=&after= (admin key)
 Control: PUT /_control/state (merge), POST /_control/reset, GET /_control/stats.
 State: delayMs; credits; keys {hash: {limit, usage, usage_monthly?, disabled?, limit_reset?}}; botKeys {raw key:
 hash} (the keys bots hold; labelled as OpenRouter labels them, start...end); activity {hash: {date: [items]}};
 openaiKeys {project: [raw keys]};
 openai {project: {date: usd}}; maxPage (cost buckets per page); faults {target: [fault, ...]} where target is a
-key hash, "hash@date" or a project, and a fault is "429" | "500" | "timeout" | "malformed" | "badshape"
-(consumed one per request; a trailing "!" makes it permanent); synthetic (bool): unknown keys
-and projects answer generated data (the benchmark).
+key hash, "hash@date" or a project (a costs call for several projects meets the faults of each), and a fault
+is "429" | "500" | "timeout" | "malformed" | "badshape" (consumed one per request; a trailing "!" makes it
+permanent); synthetic (bool): unknown keys and projects answer generated data (the benchmark).
 """
 from __future__ import annotations
 
@@ -244,9 +245,18 @@ async def activity(request: Request) -> Response:
     return await _serve(request, "openrouter", (f"{h}@{date}", h), answer)
 
 
+def _array(qp, name: str) -> list[str]:
+    """A query array as OpenAI's API takes it: `name[]=a&name[]=b` (its SDKs' form) or `name=a&name=b`."""
+    return qp.getlist(f"{name}[]") + qp.getlist(name)
+
+
 async def openai_costs(request: Request) -> Response:
+    """GET /v1/organization/costs as the API answers: daily buckets, `limit` of them a page (`next_page`
+    the cursor); `project_ids` filters (none: every project), `group_by` project_id gives one result per
+    project with costs that day, without it one result per bucket summing them, project_id null."""
     qp = request.query_params
-    projects = qp.getlist("project_ids") + qp.getlist("project_ids[]")
+    projects = _array(qp, "project_ids")
+    group_by = _array(qp, "group_by")
 
     async def answer():
         try:
@@ -256,22 +266,27 @@ async def openai_costs(request: Request) -> Response:
             return _error("openai", 400, "start_time is required")
         if qp.get("bucket_width", "1d") != "1d" or not 1 <= limit <= 180:
             return _error("openai", 400, "invalid bucket_width or limit")
+        if set(group_by) - {"project_id", "line_item"}:
+            return _error("openai", 400, "invalid group_by")
         limit = min(limit, STATE.get("maxPage") or limit)  # the server may page sooner than asked
         first = start - start % DAY
         offset = int(base64.b64decode(qp["page"]).decode()) if qp.get("page") else 0
         starts = list(range(first, end, DAY))
         page = starts[offset:offset + limit]
+        scope = list(dict.fromkeys(projects)) if projects else sorted(STATE["openai"])
         buckets = []
         for b in page:
             day = datetime.fromtimestamp(b, timezone.utc).strftime("%Y-%m-%d")
-            results = []
-            for p in projects:
+            spent = []
+            for p in scope:
                 spend = STATE["openai"].get(p)
                 value = (spend or {}).get(day) if spend is not None else (0.5 if STATE["synthetic"] else None)
                 if value is not None:
-                    results.append({"object": "organization.costs.result",
-                                    "amount": {"value": value, "currency": "usd"},
-                                    "line_item": None, "project_id": p})
+                    spent.append((p, value))
+            if "project_id" not in group_by and spent:
+                spent = [(None, round(sum(v for _, v in spent), 6))]
+            results = [{"object": "organization.costs.result", "amount": {"value": v, "currency": "usd"},
+                        "line_item": None, "project_id": p} for p, v in spent]
             buckets.append({"object": "bucket", "start_time": b, "end_time": b + DAY, "results": results})
         more = offset + limit < len(starts)
         return JSONResponse({"object": "page", "data": buckets, "has_more": more,

@@ -20,7 +20,7 @@ class DeploymentItem(Strict):
     id: Id
     status: Literal["provisioning", "running", "stopped", "error"]
     createdAt: int = Field(ge=0)
-    zone: str = Field("", max_length=64)
+    zone: str = Field("", max_length=64)  # no longer sent (the estimate does not use it): tasks queued before
     gcpProject: str = Field("", max_length=30)  # which project pays for the VM (shared/costs/pricing.py)
 
 

@@ -98,13 +98,22 @@ class Scope:
     changed: bool = False
 
 
-def _read_keys(users: list[dict]) -> dict[str, dict[str, list[str]]]:
-    """userId -> key name -> the raw keys of the user's deployments (registry: one batched read)."""
+def _unmapped(acct: CostAccount | None) -> tuple[str, ...]:
+    """The key names whose source the admin has not mapped (a mapped source ignores the deployments' keys)."""
+    if acct is None:
+        return OPENROUTER_KEY, OPENAI_KEY
+    return tuple(name for name, mapped in ((OPENROUTER_KEY, acct.openrouterKeyHash), (OPENAI_KEY, acct.openaiProjectId))
+                 if not mapped)
+
+
+def _read_keys(users: list[dict], accts: dict[str, CostAccount]) -> dict[str, dict[str, list[str]]]:
+    """userId -> key name -> the raw keys of the user's deployments (registry: one batched read of the
+    entries of the sources the admin has not mapped)."""
     from shared.deploy import secrets
 
     db = client()
     wanted = [(u["userId"], d["id"], name)
-              for u in users for d in u["deployments"] for name in (OPENROUTER_KEY, OPENAI_KEY)]
+              for u in users for d in u["deployments"] for name in _unmapped(accts.get(u["userId"]))]
     refs = [db.collection("apiKeyRegistry").document(f"{dep}_{name}") for _, dep, name in wanted]
     present = {s.id for s in db.get_all(refs) if s.exists} if refs else set()
     out: dict[str, dict[str, list[str]]] = {}
@@ -147,7 +156,8 @@ class Resolver:
         base, key = self.p.cfg.openai_base, self.p.cfg.openai_key
 
         async def paged(url: str) -> list[dict]:
-            items, params = [], {"limit": 100}
+            items: list[dict] = []
+            params: dict[str, object] = {"limit": 100}
             for _ in range(100):
                 page = await self.p.get(url, key, params, ListPage)
                 items += page.data
@@ -211,7 +221,7 @@ async def scope_for(r: Resolver, acct: CostAccount | None, keys: dict[str, list[
 
 
 async def scopes(p: Provider, users: list[dict], accts: dict[str, CostAccount]) -> dict[str, Scope | ProviderError]:
-    keys = await asyncio.to_thread(_read_keys, users)
+    keys = await asyncio.to_thread(_read_keys, users, accts)
     r = Resolver(p)
 
     async def one(uid: str):

@@ -6,14 +6,15 @@ CPU per call against ~0.45 ms for aiohttp (measured here, 2,000 calls, 100 in fl
 workers CPU bound.
 
 Any failure that survives the retries surfaces as ProviderError, which the caller
-records against one user; it never escapes a batch.
+records against the users the call was for; it never escapes a batch.
 """
 from __future__ import annotations
 
 import asyncio
-import json
 import ssl
+from collections.abc import Sequence
 from functools import lru_cache
+from typing import TypeVar
 
 import certifi
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -26,6 +27,10 @@ from tenacity import (
 
 from shared import faults
 from shared.costs.settings import Settings as CostsSettings
+
+M = TypeVar("M", bound=BaseModel)
+Params = dict | Sequence[tuple[str, object]]  # a sequence of pairs repeats a name (an array in the query)
+OPENAI_PROJECTS_PER_CALL = 100  # project_ids of one costs call: ~4 KB of query string at most
 
 
 class ProviderError(Exception):
@@ -126,6 +131,7 @@ class Provider:
         self.slots = asyncio.Semaphore(cfg.concurrency)
         self.session = None
         self.calls = 0
+        self._backoff = wait_exponential_jitter(multiplier=cfg.backoff_s, max=cfg.backoff_max_s, jitter=cfg.backoff_s)
 
     async def __aenter__(self) -> Provider:
         import aiohttp  # only where a pull runs: not at a function's start
@@ -138,20 +144,19 @@ class Provider:
         await self.session.close()  # type: ignore[attr-defined]
 
     def _wait(self, state) -> float:
-        backoff = wait_exponential_jitter(multiplier=self.cfg.backoff_s, max=self.cfg.backoff_max_s,
-                                          jitter=self.cfg.backoff_s)
         exc = state.outcome.exception() if state.outcome else None
         hinted = getattr(exc, "retry_after", None) or 0.0
-        return max(backoff(state), min(hinted, self.cfg.backoff_max_s))
+        return max(self._backoff(state), min(hinted, self.cfg.backoff_max_s))
 
-    async def _get_once(self, url: str, key: str, params: dict, method: str = "GET", body=None) -> object:
+    async def _get_once(self, url: str, key: str, params: Params, method: str = "GET", body=None) -> bytes:
         import aiohttp
 
+        pairs = params.items() if isinstance(params, dict) else params
         async with self.slots:  # held for the request only, not while backing off
             self.calls += 1
             timeout = aiohttp.ClientTimeout(total=faults.timeout(self.cfg.timeout_s, "cost provider"))
             try:
-                async with self.session.request(method, url, params={k: v for k, v in params.items() if v is not None},  # type: ignore[attr-defined]
+                async with self.session.request(method, url, params=[(k, v) for k, v in pairs if v is not None],  # type: ignore[attr-defined]
                                                 json=body, headers={"Authorization": f"Bearer {key}"},
                                                 timeout=timeout, allow_redirects=False) as resp:
                     status, retry_after = resp.status, resp.headers.get("Retry-After")
@@ -164,26 +169,34 @@ class Provider:
             raise Retryable(f"HTTP {status}", _retry_after(retry_after))
         if status != 200:
             raise ProviderError(f"HTTP {status}")
-        try:
-            return json.loads(raw)
-        except ValueError:
-            raise ProviderError("malformed body: not JSON") from None
+        return raw
 
-    async def get(self, url: str, key: str, params: dict, model: type[BaseModel], method: str = "GET",
-                  send=None):
+    async def get(self, url: str, key: str, params: Params, model: type[M], method: str = "GET", send=None) -> M:
         """A call (GET, or `method` with JSON `send`: idempotent ones only, they are retried)."""
+        try:
+            raw = await self._get_once(url, key, params, method, send)  # most calls succeed at once: no retry state
+        except Retryable as first:
+            raw = await self._retried(first, url, key, params, method, send)
+        try:  # parsed and validated in one pass by pydantic-core (no json.loads, no intermediate dicts)
+            return model.model_validate_json(raw)
+        except ValidationError as exc:
+            err = exc.errors(include_url=False)[0]
+            if err["type"] == "json_invalid":
+                raise ProviderError("malformed body: not JSON") from None
+            raise ProviderError(f"malformed body: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+
+    async def _retried(self, first: Retryable, url: str, key: str, params: Params, method: str, send) -> bytes:
+        """The retries after a first attempt that failed transiently (tenacity counts that one as its first)."""
         try:
             async for attempt in AsyncRetrying(stop=stop_after_attempt(self.cfg.attempts), wait=self._wait,
                                                retry=retry_if_exception_type(Retryable), reraise=True):
                 with attempt:
-                    body = await self._get_once(url, key, params, method, send)
+                    if attempt.retry_state.attempt_number == 1:
+                        raise first
+                    raw = await self._get_once(url, key, params, method, send)
         except Retryable as exc:
             raise ProviderError(f"{exc} after {self.cfg.attempts} attempts", transient=True) from None
-        try:
-            return model.model_validate(body)
-        except ValidationError as exc:
-            first = exc.errors(include_url=False)[0]
-            raise ProviderError(f"malformed body: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        return raw
 
     # OpenRouter (operator management key)
     def _or_key(self) -> str:
@@ -214,25 +227,36 @@ class Provider:
         return items
 
     # OpenAI (operator admin key)
-    async def openai_spend(self, project_id: str, start_ms: int, end_ms: int) -> float:
-        """USD spent by one project in [start, end), summed over daily buckets and pages."""
+    async def openai_spends(self, project_ids: Sequence[str], start_ms: int, end_ms: int) -> dict[str, float]:
+        """USD spent by each project in [start, end), summed over daily buckets and pages: one call (and
+        its pages) for up to OPENAI_PROJECTS_PER_CALL projects, the API filtering by `project_ids` (an
+        array, sent as `project_ids[]=` as OpenAI's own SDK does) and grouping by project."""
         if not self.cfg.openai_key:
             raise ProviderError("OPENAI_ADMIN_KEY is not configured")
-        params = {"start_time": start_ms // 1000, "end_time": max(end_ms // 1000, start_ms // 1000 + 1),
-                  "bucket_width": "1d", "project_ids": project_id, "group_by": "project_id", "limit": 31}
-        total = 0.0
+        wanted = list(dict.fromkeys(project_ids))
+        if not 0 < len(wanted) <= OPENAI_PROJECTS_PER_CALL:
+            raise ValueError(f"1 to {OPENAI_PROJECTS_PER_CALL} projects per call, not {len(wanted)}")
+        base: list[tuple[str, object]] = [
+            ("start_time", start_ms // 1000), ("end_time", max(end_ms // 1000, start_ms // 1000 + 1)),
+            ("bucket_width", "1d"), ("group_by[]", "project_id"), ("limit", 31),
+            *(("project_ids[]", pid) for pid in wanted)]
+        totals = dict.fromkeys(wanted, 0.0)
+        params = base
         for _ in range(20):  # 20 pages of 31 days: more than any period we ask for
             page = await self.get(f"{self.cfg.openai_base}/organization/costs", self.cfg.openai_key, params, CostsPage)
             for bucket in page.data:
                 for r in bucket.results:
-                    if r.project_id not in (None, project_id):
+                    pid = r.project_id if r.project_id is not None or len(wanted) > 1 else wanted[0]
+                    if pid is None:  # not grouped: the sum of several projects cannot be attributed
+                        raise ProviderError("malformed body: a cost result without project_id")
+                    if pid not in totals:
                         continue
                     if r.amount.currency.lower() != "usd":
                         raise ProviderError(f"unexpected currency {r.amount.currency!r}")
-                    total += r.amount.value
+                    totals[pid] += r.amount.value
             if not page.has_more:
-                return round(total, 6)
+                return {pid: round(v, 6) for pid, v in totals.items()}
             if not page.next_page:
                 raise ProviderError("malformed body: has_more without next_page")
-            params = {**params, "page": page.next_page}
+            params = [*base, ("page", page.next_page)]
         raise ProviderError("too many pages")

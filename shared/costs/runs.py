@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import contextvars
 import hashlib
-from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import cast
 
 from google.api_core import exceptions as gexc
@@ -23,6 +23,7 @@ from shared.costs import settings
 from shared.costs.ledger import CostRun, Kind, Trigger, batches, runs
 from shared.db import transactional
 from shared.errors import Conflict
+from shared.queries import ASC
 
 log = logs.get("costs.runs")
 
@@ -61,15 +62,25 @@ def claim(kind: Kind, schedule_ms: int, trigger: str, requested_by: str | None) 
     return _take_over()
 
 
-def users_with_deployments() -> dict[str, list[dict]]:
-    """Every user with a deployment, with what the GCP estimate needs of each deployment."""
-    out: dict[str, list[dict]] = defaultdict(list)
-    q = repos.deployments.query({}).select(["userId", "status", "createdAt", "zone", "gcpProject"])
+FIELDS = ["userId", "status", "createdAt", "gcpProject"]  # what the GCP estimate needs of a deployment
+
+
+def users_with_deployments() -> Iterator[tuple[str, list[dict]]]:
+    """Every user with a deployment, with what the GCP estimate needs of each deployment, in userId
+    order as the query streams (a user's deployments are adjacent)."""
+    q = repos.deployments.query({}, (("userId", ASC),)).select(FIELDS)
+    current: str | None = None
+    deps: list[dict] = []
     for snap in q.stream():
         d = snap.to_dict() or {}
-        out[d["userId"]].append({"id": snap.id, "status": d["status"], "createdAt": d["createdAt"],
-                                 "zone": d.get("zone", ""), "gcpProject": d.get("gcpProject", "")})
-    return out
+        if d["userId"] != current:
+            if current is not None:
+                yield current, deps
+            current, deps = d["userId"], []
+        deps.append({"id": snap.id, "status": d["status"], "createdAt": d["createdAt"],
+                     "gcpProject": d.get("gcpProject", "")})
+    if current is not None:
+        yield current, deps
 
 
 def start(kind: Kind, schedule_ms: int, trigger: str, requested_by: str | None = None) -> tuple[dict, bool]:
@@ -89,23 +100,30 @@ def start(kind: Kind, schedule_ms: int, trigger: str, requested_by: str | None =
 
 
 def _dispatch(run: CostRun, kind: Kind, schedule_ms: int, cfg) -> dict:
-    users = users_with_deployments()
-    ids = sorted(users)
-    chunks = [ids[i:i + cfg.batch_size] for i in range(0, len(ids), cfg.batch_size)]
+    """Each batch's task is created as soon as its users are read (the first tasks run while the
+    rest are read); batches are runs of COSTS_BATCH_SIZE users in userId order, so a re-dispatch
+    names the same tasks for the same users."""
 
-    def send(item):
-        index, chunk = item
-        payload = {"runId": run.id, "kind": kind, "batch": index, "scheduleTime": schedule_ms,
-                   "users": [{"userId": u, "deployments": users[u]} for u in chunk]}
+    def send(index: int, chunk: list[dict]) -> None:
+        payload = {"runId": run.id, "kind": kind, "batch": index, "scheduleTime": schedule_ms, "users": chunk}
         tasks.enqueue(cfg.queue, cfg.worker_url, payload, name=tasks.task_id(run.id, str(index)))
 
+    users, chunk = 0, []
+    futures: list[Future] = []
     with ThreadPoolExecutor(max_workers=8) as pool:  # each in a copy of this context: the request's budget
-        futures = [pool.submit(contextvars.copy_context().run, send, item) for item in enumerate(chunks)]
+        for uid, deps in users_with_deployments():
+            chunk.append({"userId": uid, "deployments": deps})
+            users += 1
+            if len(chunk) == cfg.batch_size:
+                futures.append(pool.submit(contextvars.copy_context().run, send, len(futures), chunk))
+                chunk = []
+        if chunk:
+            futures.append(pool.submit(contextvars.copy_context().run, send, len(futures), chunk))
         for f in futures:
             f.result()  # re-raises the first enqueue error
-    runs.update(run.id, {"status": "dispatched", "users": len(ids), "batches": len(chunks),
+    runs.update(run.id, {"status": "dispatched", "users": users, "batches": len(futures),
                          "dispatchedAt": clock.now_ms()})
-    log.info("cost run dispatched", extra={"runId": run.id, "kind": kind, "users": len(ids), "batches": len(chunks)})
+    log.info("cost run dispatched", extra={"runId": run.id, "kind": kind, "users": users, "batches": len(futures)})
     return report(runs.require(run.id))
 
 

@@ -7,6 +7,10 @@ deterministic id, so a re-delivered task rewrites the same documents.
 
 Within a batch the waits overlap: documents are committed in chunks while the other users'
 calls are still out, and the budgets the batch needs are read meanwhile.
+
+OpenAI spend is asked once per OPENAI_PROJECTS_PER_CALL projects of the batch, not per user (the costs
+endpoint filters by an array of projects and groups by project): a call that fails fails the users
+whose projects it was for, and only them.
 """
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ from google.api_core import exceptions as gexc
 from shared import clock, logs
 from shared.costs import autolink, pricing, settings
 from shared.costs.ledger import CostAccount, CostRunBatch, Kind, accounts, batches
-from shared.costs.providers import Provider, ProviderError
+from shared.costs.providers import OPENAI_PROJECTS_PER_CALL, Provider, ProviderError
 from shared.db import client
 from shared.models import CostSnapshot, OpenrouterActivity
 
@@ -76,8 +80,25 @@ def exact_sum(values) -> float:
     return float(sum((Decimal(repr(v)) for v in values), Decimal(0)))
 
 
+class _OpenaiSpends:
+    """The month's OpenAI spend of every project of a batch: one call per OPENAI_PROJECTS_PER_CALL
+    projects, all started at once; each user awaits the calls holding its projects."""
+
+    def __init__(self, p: Provider, projects: list[str], start_ms: int, end_ms: int):
+        chunks = [projects[i:i + OPENAI_PROJECTS_PER_CALL] for i in range(0, len(projects), OPENAI_PROJECTS_PER_CALL)]
+        self.calls = [asyncio.ensure_future(p.openai_spends(c, start_ms, end_ms)) for c in chunks]
+        self.call_of = {pid: call for c, call in zip(chunks, self.calls) for pid in c}
+
+    async def of(self, project_id: str) -> float:
+        return (await self.call_of[project_id])[project_id]
+
+    async def settle(self) -> None:
+        """Waits for every call, failed ones included (a call no user awaited still ends, its error read)."""
+        await asyncio.gather(*self.calls, return_exceptions=True)
+
+
 async def _costs_for(p: Provider, user: dict, scope, run_id: str, schedule_ms: int,
-                     shape: pricing.Shape, pool_balance) -> Outcome:
+                     shape: pricing.Shape, pool_balance, openai: _OpenaiSpends) -> Outcome:
     """`scope`: the user's autolink.Scope (admin mapping or derived), or the ProviderError deriving it."""
     uid = user["userId"]
     out = Outcome(uid)
@@ -97,9 +118,7 @@ async def _costs_for(p: Provider, user: dict, scope, run_id: str, schedule_ms: i
             # A key with a credit limit has its own balance; without one it draws on the account's pool.
             balance = key.limit_remaining if key.limit is not None else await pool_balance()
         if scope.openai_projects:
-            spends = await asyncio.gather(*(p.openai_spend(pid, month_start_ms(schedule_ms), schedule_ms)
-                                            for pid in scope.openai_projects))
-            spend = round(sum(spends), 6)
+            spend = round(sum([await openai.of(pid) for pid in scope.openai_projects]), 6)
     except ProviderError as exc:
         out.error, out.transient = str(exc), exc.transient
         return out
@@ -187,10 +206,16 @@ async def _pull(kind: str, users: list[dict], accts: dict, run_id: str,
                     pool = asyncio.ensure_future(p.openrouter_credits())
                 return await asyncio.shield(pool)
 
-            jobs = [_costs_for(p, u, found[u["userId"]], run_id, schedule_ms, shape, pool_balance) for u in users]
+            projects = sorted({pid for s in found.values() if not isinstance(s, ProviderError)
+                               for pid in s.openai_projects})
+            openai = _OpenaiSpends(p, projects, month_start_ms(schedule_ms), schedule_ms)
+            jobs = [_costs_for(p, u, found[u["userId"]], run_id, schedule_ms, shape, pool_balance, openai)
+                    for u in users]
+            outcomes = await asyncio.gather(*(written(j) for j in jobs))
+            await openai.settle()
         else:
             jobs = [_activity_for(p, u, found[u["userId"]], schedule_ms) for u in users]
-        outcomes = await asyncio.gather(*(written(j) for j in jobs))
+            outcomes = await asyncio.gather(*(written(j) for j in jobs))
         writes = await writer.flush()
         await asyncio.to_thread(autolink.remember, found, clock.now_ms())
         return outcomes, p.calls, writes

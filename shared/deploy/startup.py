@@ -64,22 +64,76 @@ model_ref() {  # our model ids are OpenRouter's: with an OpenRouter key they go 
       | def ref: if $openrouter and (startswith("openrouter/") | not) then "openrouter/" + . else . end;
       {primary: (.primaryModel | ref), fallbacks: [(.fallbackModels // [])[] | ref]}' /etc/openclaw/config.json
 }
-configure_openclaw() {  # OpenClaw's own settings (its openclaw.json) from config.json, and the model providers' keys
-  local out=/etc/openclaw/providers.env f var
+configure_openclaw() {  # OpenClaw's own settings (its openclaw.json) from config.json, and the keys it reads from env
+  local cfg=/etc/openclaw/config.json out=/etc/openclaw/providers.env key var
   install -m 0600 /dev/null "$out.new" && chown openclaw:openclaw "$out.new" || return 1
-  for f in /etc/openclaw/secrets/*; do  # the env vars OpenClaw's providers read; the gateway's unit loads the file
-    case ${f##*/} in
+  # the env vars OpenClaw reads (model providers, the default Telegram/Discord bot accounts, Brave web search);
+  # only keys config.json still names: a key removed by the owner leaves OpenClaw. The gateway's unit loads the file.
+  for key in $(jq -r '.secrets | keys[]' "$cfg"); do
+    case $key in
       openrouter-api-key) var=OPENROUTER_API_KEY;; openai-api-key) var=OPENAI_API_KEY;;
-      anthropic-api-key) var=ANTHROPIC_API_KEY;; google-ai-api-key) var=GEMINI_API_KEY;; *) continue;;
+      anthropic-api-key) var=ANTHROPIC_API_KEY;; google-ai-api-key) var=GEMINI_API_KEY;;
+      telegram-bot-token) var=TELEGRAM_BOT_TOKEN;; discord-bot-token) var=DISCORD_BOT_TOKEN;;
+      brave-search-api-key) var=BRAVE_API_KEY;; *) continue;;
     esac
-    printf '%s=%s\n' "$var" "$(cat "$f")" >> "$out.new" || return 1
+    printf '%s=%s\n' "$var" "$(cat "/etc/openclaw/secrets/$key")" >> "$out.new" || return 1
   done
   mv -f "$out.new" "$out" || return 1
   # gateway: port and bind from config.json, the shared token from OPENCLAW_GATEWAY_TOKEN (gateway.env, never
-  # in openclaw.json); mode=local lets `gateway run` start. Objects merge, arrays (fallbacks) are replaced.
-  jq --argjson model "$(model_ref)" '{gateway: {mode: "local", port: .gateway.port, bind: .gateway.bind,
-      auth: {mode: .gateway.auth.mode}}, agents: {defaults: {model: $model}}}' /etc/openclaw/config.json |
+  # in openclaw.json); mode=local lets `gateway run` start. Channels: on exactly when their token is configured,
+  # the token coming from the env fallback above (no token in openclaw.json). The main agent's identity: the
+  # bot's name and emoji. Objects merge, arrays (fallbacks) are replaced.
+  jq --argjson model "$(model_ref)" '(.secrets | has("telegram-bot-token")) as $telegram
+      | (.secrets | has("discord-bot-token")) as $discord
+      | ({name: .botName, emoji: .brandEmoji} | with_entries(select((.value // "") != ""))) as $identity
+      | {gateway: {mode: "local", port: .gateway.port, bind: .gateway.bind, auth: {mode: .gateway.auth.mode}},
+         agents: ({defaults: {model: $model}} + if $identity == {} then {} else {entries: {main: {identity: $identity}}} end),
+         channels: {telegram: {enabled: $telegram}, discord: {enabled: $discord}}}' "$cfg" |
     oc config patch --stdin >/dev/null
+}
+install_channel_plugins() {  # OpenClaw's official packages outside its core that a configured key needs, pinned
+  local key spec
+  for key in $(jq -r '.secrets | keys[]' /etc/openclaw/config.json); do
+    case $key in
+      discord-bot-token) spec=npm:@openclaw/discord@OPENCLAW_VERSION;;  # the Discord channel
+      brave-search-api-key) spec=npm:@openclaw/brave-plugin@2026.9.5;;  # web_search via Brave (its newest release)
+      *) continue;;
+    esac
+    [ "$(cat "$STATE/.plugin-$key" 2>/dev/null)" != "$spec" ] || continue  # installed on an earlier boot
+    oc plugins install "$spec" --force --accept-capabilities >/dev/null ||
+      { report failed "openclaw could not install $spec (needed by $key)"; return 1; }
+    printf '%s' "$spec" > "$STATE/.plugin-$key"
+  done
+}
+SKILL_JOB=openclaw-hosting:skill:  # the declaration key of the cron jobs this script owns: + the skill's id
+sync_skill_jobs() {  # each scheduled skill of config.json as one OpenClaw cron job; needs the running gateway
+  local cfg=/etc/openclaw/config.json jobs id skill
+  export OPENCLAW_GATEWAY_TOKEN
+  OPENCLAW_GATEWAY_TOKEN=$(sed -n 's/^OPENCLAW_GATEWAY_TOKEN=//p' /etc/openclaw/gateway.env)
+  jobs=$(oc cron list --all --json) || return 1
+  # ours whose skill is off or no longer scheduled: removed; jobs with another (or no) declaration key stay
+  for id in $(jq -r --arg p "$SKILL_JOB" --slurpfile cfg "$cfg" '.jobs[]
+      | select((.declarationKey // "") | startswith($p))
+      | select($cfg[0].skills[.declarationKey | ltrimstr($p)].cron == null) | .id' <<<"$jobs"); do
+    oc cron remove "$id" >/dev/null || return 1
+  done
+  # created, or converged in place (schedule, prompt) when its declaration key exists: idempotent on every boot
+  for skill in $(jq -r '.skills | to_entries[] | select(.value.cron != null) | .key' "$cfg"); do
+    oc cron add --declaration-key "$SKILL_JOB$skill" --name "$skill" \
+      --cron "$(jq -r --arg s "$skill" '.skills[$s].cron' "$cfg")" --tz UTC --exact --session isolated \
+      --message "$(jq -r --arg s "$skill" '.skills[$s] | "Run your scheduled skill \"\(.name)\": \(.description)."' "$cfg")" \
+      --announce --best-effort-deliver >/dev/null || return 1
+  done
+}
+gateway_up() {  # the gateway answers its health check (with the token from gateway.env), within ~2 minutes
+  local tok i
+  tok=$(sed -n 's/^OPENCLAW_GATEWAY_TOKEN=//p' /etc/openclaw/gateway.env)
+  for i in $(seq 40); do
+    OPENCLAW_GATEWAY_TOKEN=$tok oc health --json --timeout 5000 >/dev/null 2>&1 && return 0
+    systemctl is-active --quiet openclaw.service || [ "$i" -lt 10 ] || return 1
+    sleep 3
+  done
+  return 1
 }
 trap 'report failed "startup script failed at line $LINENO"' ERR
 report booting "startup script started"
@@ -103,8 +157,12 @@ while read -r key secret; do
     > "/etc/openclaw/secrets/$key"
   chmod 0600 "/etc/openclaw/secrets/$key"
 done
+for f in /etc/openclaw/secrets/*; do  # a key the owner removed leaves the VM too
+  jq -e --arg k "${f##*/}" '.secrets | has($k)' /etc/openclaw/config.json >/dev/null || rm -f "$f"
+done
 chown -R openclaw:openclaw /etc/openclaw
-configure_openclaw || { report failed "openclaw rejected its settings (gateway, models)"; trap - ERR; exit 1; }
+configure_openclaw || { report failed "openclaw rejected its settings (gateway, models, channels)"; trap - ERR; exit 1; }
+install_channel_plugins || { trap - ERR; exit 1; }
 PLUGIN_URL=$(md openclaw-plugin-url 2>/dev/null || true)
 if [ -n "$PLUGIN_URL" ]; then
   report configuring "installing the bot plugin"
@@ -238,13 +296,14 @@ systemctl enable --now openclaw-token.timer openclaw-gateway-token.timer
 systemctl enable --now openclaw-heartbeat.timer
 systemctl enable openclaw.service
 systemctl restart openclaw.service
-sleep 5
-if systemctl is-active --quiet openclaw.service; then
-  report ready "bot is up"
-else
+if ! gateway_up; then
   report failed "openclaw.service did not start: $(systemctl show -p Result --value openclaw.service)"
+elif ! sync_skill_jobs; then
+  report failed "openclaw did not accept the scheduled skills' cron jobs"
+else
+  report ready "bot is up"
 fi
-""".replace("openclaw@OPENCLAW_VERSION", f"openclaw@{OPENCLAW_VERSION}")
+""".replace("@OPENCLAW_VERSION", f"@{OPENCLAW_VERSION}")
 
 
 BOT_TOKEN_KEY = "openclaw-bot-token"  # the bot's knowledge/media credential, a secret like the API keys
@@ -253,8 +312,10 @@ REPORT_KEY = "openclaw-report-key"  # signs the VM's progress reports (shared/de
 
 def _skill(skill, cron_override: str | None) -> dict:
     """A skill as the bot runs it: its schedule (the override, else the catalog's default; None: on
-    demand), the plugins it uses and, for a pack, the agents it installs."""
-    out = {"cron": cron_override or skill.cron, "plugins": list(skill.plugins)}
+    demand; the VM makes it an OpenClaw cron job whose prompt is the name and description), the plugins
+    it uses and, for a pack, the agents it installs."""
+    out = {"name": skill.name, "description": skill.description, "cron": cron_override or skill.cron,
+           "plugins": list(skill.plugins)}
     if skill.bundled:
         out["bundledSkills"] = list(skill.bundled)
     return out
