@@ -44,8 +44,9 @@ def test_each_settings_module_has_the_same_shape(domain, monkeypatch):
 
 def test_nothing_reads_the_environment_but_shared_config():
     roots = [SHARED, SHARED.parent / "functions"]
+    # setdefault is functions/_bootstrap.py switching a library off before it loads: a write, no setting read
     offenders = [str(p.relative_to(SHARED.parent)) for root in roots for p in root.rglob("*.py")
-                 if p.name != "config.py" and re.search(r"os\.environ|getenv\(", p.read_text())]
+                 if p.name != "config.py" and re.search(r"os\.environ(?!\.setdefault\()|getenv\(", p.read_text())]
     assert offenders == []
 
 
