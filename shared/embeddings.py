@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Protocol
-
-import numpy as np
+from typing import TYPE_CHECKING, Protocol
 
 from shared import config, faults
 from shared.errors import RateLimited, Unavailable, UpstreamFailed
+
+if TYPE_CHECKING:  # numpy is loaded by the first embedding, not at a function's start
+    import numpy as np
 
 DIMENSIONS = 1536  # SCHEMA.md: knowledge.embedding is a 1536-dimension vector
 
@@ -65,6 +66,8 @@ class OpenAIEmbedder:
         self._client = openai.OpenAI(api_key=s.api_key, base_url=s.base_url, timeout=s.timeout_s, max_retries=2)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        import numpy as np
+
         out = np.empty((len(texts), self.dimensions), dtype=np.float32)
         for start in range(0, len(texts), self.batch_size):
             batch = list(texts[start:start + self.batch_size])

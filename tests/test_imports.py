@@ -15,7 +15,7 @@ HEAVY = ("google.cloud.compute_v1", "stripe", "google.cloud.storage", "google.cl
 # the heavy modules a function may load when imported
 ALLOWED: dict[str, set[str]] = {
     "billing": {"stripe"}, "stripeWebhook": {"stripe"}, "stripeEventWorker": {"stripe"}, "billingReconcile": {"stripe"},
-    "knowledge": {"numpy"},  # vector math on every ingest and search; the OpenAI client stays lazy
+    # knowledge: numpy (vector math) loads on the first ingest or search, the OpenAI client on the first embedding
     "knowledgeReembedWorker": {"numpy"},
     "media": {"google.cloud.storage"},
 }

@@ -19,7 +19,7 @@ from shared.api.inputs import Flag, Omittable, PageQuery, Strict
 from shared.embeddings import DIMENSIONS
 from shared.errors import Conflict, Malformed, Unavailable, not_found
 from shared.http import Api, Request, list_of, page_of
-from shared.knowledge import reembed, service, settings, store
+from shared.knowledge import settings, store  # service and reembed (numpy) load on their routes' first call
 
 MAX_DIMENSIONS = 4096
 api = Api("knowledge", "Knowledge base with vector search",
@@ -105,12 +105,16 @@ class IssuedBotCredential(BotCredentialView):
            rate="embeddings")
 def ingest(req: Request):
     """Chunk, embed and store a text under a source; near-duplicate chunks are skipped."""
+    from shared.knowledge import service
+
     return service.ingest(req.caller.id, req.body.text, req.body.source)
 
 
 @api.route("POST", "/search", body=SearchBody, response=list_of(SearchHit), rate="embeddings", reads=True)
 def search(req: Request):
     """The caller's chunks nearest to a query text or vector, best first, with scores."""
+    from shared.knowledge import service
+
     b = req.body
     return {"items": service.search(req.caller.id, b.query, b.vector, b.limit, b.mmr, b.mmrLambda)}
 
@@ -242,6 +246,8 @@ class ReembedReport(BaseModel):
 def start_reembed(req: Request):
     """Admin: re-embed every chunk into the configured model and dimensions (EMBEDDINGS_MODEL,
     EMBEDDINGS_DIMENSIONS); 202 when started, 200 with the running (or last) run otherwise."""
+    from shared.knowledge import reembed
+
     report, started = reembed.start(req.caller.id)
     return {**report, "started": started}, (202 if started else 200)
 
@@ -249,6 +255,7 @@ def start_reembed(req: Request):
 @api.route("GET", "/reembed", access="admin", response=ReembedReport)
 def reembed_status(req: Request):
     """Admin: the version in use, the target of a running run, and the latest run's progress."""
+    from shared.knowledge import reembed
     from shared.knowledge.space import installation
 
     return {**reembed.report(installation()[2]), "started": None}
@@ -257,4 +264,6 @@ def reembed_status(req: Request):
 @api.route("GET", "/reembed/{runId}", access="admin", response=ReembedReport)
 def reembed_run(req: Request):
     """Admin: one run's progress."""
+    from shared.knowledge import reembed
+
     return {**reembed.require_run(req.params["runId"]), "started": None}

@@ -4,8 +4,8 @@ vector index), and deletes in batches."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import numpy as np
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from google.cloud.firestore_v1 import _helpers
@@ -16,6 +16,9 @@ from google.cloud.firestore_v1.vector import Vector
 from shared import queries, repos
 from shared.db import client
 from shared.models import Knowledge
+
+if TYPE_CHECKING:  # numpy is loaded where vectors are, not at the knowledge function's start
+    import numpy as np
 
 # 200 chunks of 1536 doubles is ~3.4 MB: under the 4 MiB message limit of the
 # emulator and the 10 MiB of Firestore, so one ingest (<= 200 chunks) is one atomic commit.
@@ -28,7 +31,10 @@ FIELDS = ["userId", "text", "source", "createdAt"]  # everything but the vector
 _VALUE, _ARRAY, _MAP = document.Value.pb(), document.ArrayValue.pb(), document.MapValue.pb()
 
 
-def _vector_value(vector: np.ndarray):
+def _vector_value(vector) -> document.Value:
+    import numpy as np
+
+    vector = np.asarray(vector, dtype=np.float64)
     return _VALUE(map_value=_MAP(fields={  # Firestore's vector value: a tagged map
         "__type__": _VALUE(string_value="__vector__"),
         "value": _VALUE(array_value=_ARRAY(values=[_VALUE(double_value=x) for x in vector.tolist()]))}))
@@ -41,7 +47,7 @@ def _create_pb(ref, item: Knowledge, slots: dict[str, tuple[str, np.ndarray]]) -
     fields = {k: document.Value.pb(v) for k, v in
               _helpers.encode_dict(item.model_dump(exclude={"id", "embedding"})).items()}
     for slot, (key, vector) in slots.items():
-        fields[slot] = _vector_value(np.asarray(vector, dtype=np.float64))
+        fields[slot] = _vector_value(vector)
         fields[f"{slot}Version"] = _VALUE(string_value=key)
     doc = document.Document.pb()(name=ref._document_path, fields=fields)
     return write.Write.wrap(write.Write.pb()(update=doc, current_document=common.Precondition.pb()(exists=False)))
@@ -72,7 +78,7 @@ def set_vectors(ids: Sequence[str], slot: str, key: str, vectors: np.ndarray) ->
 
     def update_pb(doc_id: str, vector: np.ndarray) -> write.Write:
         doc = document.Document.pb()(name=col.document(doc_id)._document_path, fields={
-            slot: _vector_value(np.asarray(vector, dtype=np.float64)), f"{slot}Version": _VALUE(string_value=key)})
+            slot: _vector_value(vector), f"{slot}Version": _VALUE(string_value=key)})
         return write.Write.wrap(write.Write.pb()(update=doc, update_mask=common.DocumentMask.pb()(
             field_paths=[slot, f"{slot}Version"]), current_document=common.Precondition.pb()(exists=True)))
 
@@ -98,6 +104,8 @@ def nearest(user_id: str, vector: np.ndarray, limit: int, *, field: str = "embed
             max_distance: float | None = None) -> list[tuple[Knowledge, float, np.ndarray | None]]:
     """The user's `limit` chunks nearest to `vector` in vector field `field` (the user's space, see
     shared/knowledge/space.py) as (chunk, cosine similarity, vector or None)."""
+    import numpy as np
+
     queries.find("knowledge", ("userId",), vector=field)  # declared, and index-checked
     q = repos.knowledge.col.where(filter=firestore.FieldFilter("userId", "==", user_id))
     q = q.select([*FIELDS, DISTANCE] + ([field] if with_vectors else []))  # never the other slot's vector
