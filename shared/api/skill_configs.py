@@ -15,16 +15,21 @@ from shared.models import SkillConfig
 api = Api("skillConfigs", "Skills of a deployment's bot")
 
 
-def _field(number: str) -> str:
-    item = rf"(\*|{number})(/[1-9][0-9]?)?"
+def _field(number: str, step: str | None) -> str:
+    item = rf"(\*(/{step})?|{number})" if step else number  # step None: no * at all
     return rf"{item}(,{item})*"
 
 
-# The document's form of a schedule: five fields (minute hour day month weekday, UTC) of numbers, *, steps and
-# lists; the weekday also takes a range. The server also reads ranges elsewhere (9-17): cron as cronsim reads it.
+# The document's form of a schedule: five fields (minute hour day month weekday, UTC) of numbers, *, */steps no
+# longer than the field, and lists; the weekday also takes a range; with both a day and a weekday set, neither
+# uses *. The server also reads ranges elsewhere (9-17, 0-30/5) and names (MON, JAN): what cronsim and the bot's
+# scheduler (OpenClaw's croner) both read the same way (catalog.validate_cron).
 _WEEKDAY = r"(0-[1-7]|1-[2-7]|2-[3-7]|3-[4-7]|4-[5-7]|5-[67]|6-7|[0-7])"
-CRON = "^" + " ".join(_field(n) for n in (r"[1-5]?[0-9]", r"(1?[0-9]|2[0-3])", r"([1-9]|[12][0-9]|3[01])",
-                                          r"([1-9]|1[0-2])", _WEEKDAY)) + "$"
+_MINUTE, _HOUR = _field(r"[1-5]?[0-9]", r"([1-9]|[1-5][0-9]|60)"), _field(r"(1?[0-9]|2[0-3])", r"([1-9]|1[0-9]|2[0-4])")
+_DAY, _MONTH = r"([1-9]|[12][0-9]|3[01])", _field(r"([1-9]|1[0-2])", r"([1-9]|1[0-2])")
+_DAY_ANY, _WEEKDAY_ANY = _field(_DAY, _DAY), _field(_WEEKDAY, "[1-7]")
+CRON = (f"^{_MINUTE} {_HOUR} (\\* {_MONTH} {_WEEKDAY_ANY}|{_DAY_ANY} {_MONTH} \\*|"
+        f"{_field(_DAY, None)} {_MONTH} {_field(_WEEKDAY, None)})$")
 Cron = Annotated[str, Field(max_length=100, json_schema_extra={"pattern": CRON})]
 
 

@@ -170,13 +170,42 @@ def validate_plugin_config(plugin_id: str, config: dict) -> dict:
         raise validation_error(exc, "config") from None
 
 
+# What both cronsim (here) and the bot's scheduler (OpenClaw's cron: croner 10) read the same way: per field,
+# a list of *, */step, a value, a range or a range/step; values are numbers or names (MON, JAN). Not taken:
+# a step after one value (5/10), L, W, # and ?, a step longer than the field (*/13 in months), which croner
+# refuses (the VM could not schedule the skill), and * in a day of month or weekday when the other is set too
+# (cronsim then needs both to match, croner either).
+_VALUE = r"(\d{1,2}|[A-Za-z]{3})"
+_CRON_ITEM = re.compile(rf"(\*|(?P<lo>{_VALUE})-(?P<hi>{_VALUE}))(/(?P<step>\d{{1,2}}))?|{_VALUE}")
+_FIELD_SIZE = (60, 24, 31, 12, 7)  # minute, hour, day, month, weekday: the longest step each takes
+
+
+def _portable(field: str, size: int) -> bool:
+    for item in field.split(","):
+        m = _CRON_ITEM.fullmatch(item)
+        if m is None or (m["step"] is not None and not 0 < int(m["step"]) <= size):
+            return False
+        if m["lo"] is not None and m["lo"].lower() == m["hi"].lower():
+            return False  # 16-16/3: cronsim reads 16/3 (16, 19, 22), croner 16; SUN-SUN: croner all week
+    return True
+
+
 def validate_cron(expr: str) -> str:
-    """Five fields, as the bot's scheduler reads them; cronsim checks ranges and syntax."""
+    """Five fields, as the bot's scheduler reads them: the common form above, then cronsim checks
+    ranges and values."""
     from cronsim import CronSim, CronSimError
 
     expr = " ".join(expr.split())
-    if len(expr.split(" ")) != 5:
+    fields = expr.split(" ")
+    if len(fields) != 5:
         raise Invalid("invalid_cron", "cronOverride must have five fields: minute hour day month weekday")
+    if not all(_portable(f, size) for f, size in zip(fields, _FIELD_SIZE)):
+        raise Invalid("invalid_cron", f"cronOverride {expr!r}: each field is a list of *, */step, a value, "
+                                      "a range or range/step (values: numbers, or names such as MON or JAN; "
+                                      "a step no longer than the field)")
+    if "*" in fields[2] + fields[4] and "*" not in (fields[2], fields[4]):  # cron implementations differ here
+        raise Invalid("invalid_cron", f"cronOverride {expr!r}: with both a day of month and a weekday, neither "
+                                      "may use * (either runs on a day matching one or the other)")
     try:
         next(CronSim(expr, datetime.now(timezone.utc)))
     except (CronSimError, StopIteration) as exc:

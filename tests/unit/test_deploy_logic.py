@@ -77,12 +77,18 @@ def test_job_log_lines_are_stamped_redacted_and_bounded(monkeypatch):
         settings.reset()
 
 
-@pytest.mark.parametrize("expr,normal", [("0 9 * * *", "0 9 * * *"), ("  */15  *   * * 1-5 ", "*/15 * * * 1-5")])
+@pytest.mark.parametrize("expr,normal", [("0 9 * * *", "0 9 * * *"), ("  */15  *   * * 1-5 ", "*/15 * * * 1-5"),
+                                        ("0-30/5 9-17/2 * JAN-JUN mon-fri", "0-30/5 9-17/2 * JAN-JUN mon-fri"),
+                                        ("0 0 1,15 * MON", "0 0 1,15 * MON")])
 def test_valid_cron_is_normalised(expr, normal):
     assert catalog.validate_cron(expr) == normal
 
 
-@pytest.mark.parametrize("expr", ["0 9 * *", "0 9 * * * *", "61 * * * *", "0 25 * * *", "* * 32 * *", "x y z a b"])
+@pytest.mark.parametrize("expr", ["0 9 * *", "0 9 * * * *", "61 * * * *", "0 25 * * *", "* * 32 * *", "x y z a b",
+                                  # cronsim takes these; OpenClaw's scheduler (croner) refuses or reads them otherwise
+                                  "5/10 * * * *", "0 1,3/2 * * *", "0 0 * */13 *", "0 0 * * */8", "0 0 L * *",
+                                  "0 0 15W * *", "0 0 * * 5L", "0 0 * * 1#2", "0 0 ? * MON", "0 0 */2 * MON",
+                                  "0 0 1,15 * */2", "0 16-16/3 * * *", "0 0 * * SUN-SUN"])
 def test_invalid_cron_is_refused(expr):
     with pytest.raises(Exception) as info:
         catalog.validate_cron(expr)
