@@ -105,11 +105,12 @@ install_channel_plugins() {  # OpenClaw's official packages outside its core tha
     printf '%s' "$spec" > "$STATE/.plugin-$key"
   done
 }
+gateway_token() { sed -n 's/^OPENCLAW_GATEWAY_TOKEN=//p' /etc/openclaw/gateway.env; }  # what OpenClaw's CLI sends
 SKILL_JOB=openclaw-hosting:skill:  # the declaration key of the cron jobs this script owns: + the skill's id
 sync_skill_jobs() {  # each scheduled skill of config.json as one OpenClaw cron job; needs the running gateway
   local cfg=/etc/openclaw/config.json jobs id skill
   export OPENCLAW_GATEWAY_TOKEN
-  OPENCLAW_GATEWAY_TOKEN=$(sed -n 's/^OPENCLAW_GATEWAY_TOKEN=//p' /etc/openclaw/gateway.env)
+  OPENCLAW_GATEWAY_TOKEN=$(gateway_token)
   jobs=$(oc cron list --all --json) || return 1
   # ours whose skill is off or no longer scheduled: removed; jobs with another (or no) declaration key stay
   for id in $(jq -r --arg p "$SKILL_JOB" --slurpfile cfg "$cfg" '.jobs[]
@@ -127,7 +128,7 @@ sync_skill_jobs() {  # each scheduled skill of config.json as one OpenClaw cron 
 }
 gateway_up() {  # the gateway answers its health check (with the token from gateway.env), within ~2 minutes
   local tok i
-  tok=$(sed -n 's/^OPENCLAW_GATEWAY_TOKEN=//p' /etc/openclaw/gateway.env)
+  tok=$(gateway_token)
   for i in $(seq 40); do
     OPENCLAW_GATEWAY_TOKEN=$tok oc health --json --timeout 5000 >/dev/null 2>&1 && return 0
     systemctl is-active --quiet openclaw.service || [ "$i" -lt 10 ] || return 1
