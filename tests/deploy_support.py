@@ -62,7 +62,8 @@ class DeployEnv:
             return r.status_code
         return base64.b64decode(r.json()["payload"]["data"]).decode()
 
-    def wait_job(self, job_id: str, timeout: float = 20, done=("completed", "failed")):
+    def wait_job(self, job_id: str, timeout: float = 60, done=("completed", "failed")):
+        """A bound on a hang, not a speed test: on a loaded 2-core CI machine a deploy job took > 20 s."""
         from shared import repos
 
         deadline = time.monotonic() + timeout
@@ -73,7 +74,7 @@ class DeployEnv:
             time.sleep(0.05)
         raise AssertionError(f"job {job_id} not {done} after {timeout}s: {repos.deploy_jobs.get(job_id)}")
 
-    def wait_for(self, predicate, timeout: float = 10, what: str = "condition"):
+    def wait_for(self, predicate, timeout: float = 30, what: str = "condition"):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             value = predicate()

@@ -146,7 +146,7 @@ def test_failed_final_snapshot_is_said_never_silent(api, callers, denv):
     assert denv.wait_job(job["_id"]).status == "completed"
     denv.compute.fault("disks.createSnapshot", "error", status=503)
     r = api("POST", f"/deployments/{dep['_id']}/actions", owner, json={"action": "delete"})
-    done = denv.wait_job(r.json["job"]["_id"], timeout=40)
+    done = denv.wait_job(r.json["job"]["_id"])
     assert done.status == "completed" and "will retry" in done.log and "final snapshot oc-final-" in done.log
     # refused for good: the delete goes on and the job says what happened and what is left
     dep, job = create(api, owner)
@@ -154,7 +154,7 @@ def test_failed_final_snapshot_is_said_never_silent(api, callers, denv):
     fire_schedules(denv)
     denv.compute.fault("disks.createSnapshot", "error", status=403, times=5, message="quota SNAPSHOTS exceeded")
     r = api("POST", f"/deployments/{dep['_id']}/actions", owner, json={"action": "delete"})
-    done = denv.wait_job(r.json["job"]["_id"], timeout=40)
+    done = denv.wait_job(r.json["job"]["_id"])
     assert done.status == "completed", done.log
     assert "WARNING: no final snapshot" in done.log and "quota SNAPSHOTS exceeded" in done.log
     assert "the newest scheduled snapshot" in done.log

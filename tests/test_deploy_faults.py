@@ -56,7 +56,7 @@ def test_hung_call_times_out_and_is_retried(api, callers, denv):
     denv.compute.fault("instances.insert", "hang", delay=3.0)  # the worker's call timeout is 2 s
     denv.compute.fault("zoneOperations.wait", "slow", delay=0.3)
     dep, job = create(api, callers["owner"])
-    done = denv.wait_job(job["_id"], timeout=30)
+    done = denv.wait_job(job["_id"])
     assert done.status == "completed", done.log
     assert "no answer from Compute Engine within 2s; will retry" in done.log
     assert vm_count(denv, dep) == 1
@@ -67,7 +67,7 @@ def test_persistent_outage_fails_after_max_attempts(api, callers, denv):
 
     denv.compute.fault("instances.insert", "error", status=503, times=10)
     dep, job = create(api, callers["owner"])
-    done = denv.wait_job(job["_id"], timeout=30)
+    done = denv.wait_job(job["_id"])
     assert done.status == "failed", done.log
     assert done.log.count("will retry") == 2 and "failed: create VM: Compute Engine unavailable (503" in done.log
     assert repos.deployments.get(dep["_id"]).status == "error"

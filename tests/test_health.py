@@ -35,7 +35,7 @@ def henv(nenv, monkeypatch):
 def running_bot(api, owner, henv) -> dict:
     dep, job = create(api, owner)
     henv.wait_job(job["_id"])
-    henv.wait_for(lambda: repos.deployments.get(dep["_id"]).status == "running", timeout=30,
+    henv.wait_for(lambda: repos.deployments.get(dep["_id"]).status == "running",
                   what="ready from the guest")
     return dep
 

@@ -70,7 +70,7 @@ def test_downgrade_stops_bots_beyond_the_limit_and_upgrade_lets_the_owner_start_
     report = plan_limits.enforce(owner.user_id)
     assert report["limit"] == 1 and sorted(report["stopping"]) == sorted(deps[1:]) and not report["waiting"]
     for dep_id in deps[1:]:
-        denv.wait_for(lambda d=dep_id: repos.deployments.get(d).status == "stopped", timeout=20, what="stopped")
+        denv.wait_for(lambda d=dep_id: repos.deployments.get(d).status == "stopped", what="stopped")
         dep = api("GET", f"/deployments/{dep_id}", owner).json
         assert dep["statusReason"]["code"] == "plan_limit" and "starter plan allows 1" in dep["statusReason"]["message"]
     assert repos.deployments.get(deps[0]).status in ("provisioning", "running")  # the oldest keeps running
