@@ -178,7 +178,7 @@ def ledger() -> dict[str, dict]:
     return {s.id: s.to_dict() for s in db.client().collection(LEDGER).stream()}
 
 
-def settled(event_id: str, timeout: float = 20) -> dict:
+def settled(event_id: str, timeout: float = 30) -> dict:
     """The ledger entry of a recorded event once stripeEventWorker has applied it (fails if it does not)."""
     from shared import db
     from shared.billing.sync import LEDGER, RECEIVED
@@ -198,7 +198,7 @@ def deliver_settled(base: str, event: dict, http: httpx.Client | None = None) ->
     return settled(event["id"])
 
 
-def wait_for(predicate, timeout: float = 20, every: float = 0.2):
+def wait_for(predicate, timeout: float = 30, every: float = 0.2):
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()

@@ -99,7 +99,7 @@ def test_stopped_heartbeats_degrade_restart_and_give_up_with_notifications(henv,
     # every one of them reached the webhook, signed
     henv.wait_for(lambda: all(d.status == "delivered" for d in deliveries.all(
         {"userId": owner.user_id}, (("createdAt", "DESCENDING"),))) and len(henv.receiver.requests) == 4,
-        timeout=15, what="four deliveries")
+        what="four deliveries")
     got = sorted(verify_like_a_receiver(made["secret"], r["body"], r["headers"]["openclaw-signature"])["type"]
                  for r in henv.receiver.requests)
     assert got == ["bot.down", "bot.recovered", "bot.recovery_gave_up", "deploy.completed"]
