@@ -4,6 +4,7 @@ guard, the owner's switch, the notifications and signed webhook deliveries that 
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from test_deployments_api import create
@@ -167,21 +168,29 @@ def test_the_vms_heartbeat_script_is_accepted(henv, api, callers, tmp_path, gate
 
     owner = callers["owner"]
     dep = running_bot(api, owner, henv)
-    body = startup.STARTUP_SCRIPT.split("cat >> /usr/local/sbin/openclaw-heartbeat <<'SH'\n", 1)[1]
-    body = body.split("\nSH\n", 1)[0]
+    # the startup script's own lines that write the heartbeat script (its header takes gateway_token from it)
+    lines = startup.STARTUP_SCRIPT.split("\n")
+    writer = "\n".join([next(line for line in lines if line.startswith("gateway_token()")),
+                        f"TOPIC=projects/p/topics/provisioning-events DEPLOYMENT='{dep['_id']}'",
+                        "cat > /usr/local/sbin/openclaw-heartbeat <<SH" + startup.STARTUP_SCRIPT.split(
+                            "cat > /usr/local/sbin/openclaw-heartbeat <<SH", 1)[1].split("chmod 0700", 1)[0]])
+    for path, name in (("/usr/local/sbin/openclaw-heartbeat", "heartbeat"), ("/etc/openclaw/gateway.env", "gw.env"),
+                       ("/etc/openclaw/report-key", "key"), ("/run/openclaw-heartbeat.seq", "seq")):
+        writer = writer.replace(path, str(tmp_path / name))
+    subprocess.run(["bash", "-c", writer], check=True, timeout=20)
+    (tmp_path / "gw.env").write_text("OPENCLAW_GATEWAY_PORT=18789\nOPENCLAW_GATEWAY_TOKEN=gw-token-1\n")
 
     def run(key: str, n: int) -> tuple[bytes, str]:
         (tmp_path / "key").write_text(key)
         out = tmp_path / f"published{n}"
         health = "echo '{\"ok\":true}'" if gateway_ok else "echo 'gateway closed (1006)' >&2; return 1"
-        stubs = (f"TOPIC=projects/p/topics/provisioning-events DEPLOYMENT='{dep['_id']}'\n"
-                 "systemctl() { echo active; }\ntimeout() { shift; \"$@\"; }\n"
-                 f"runuser() {{ {health}; }}\n"
-                 f"gcloud() {{ printf '%s\\n' \"$@\" > '{out}'; }}\n")
-
-        script = stubs + body.replace("/etc/openclaw/report-key", str(tmp_path / "key")).replace(
-            "/run/openclaw-heartbeat.seq", str(tmp_path / "seq"))
-        subprocess.run(["bash", "-c", script], check=True, timeout=20)
+        (tmp_path / "stubs").write_text(  # BASH_ENV: read by bash before the script
+            "systemctl() { echo active; }\ntimeout() { shift; \"$@\"; }\n"
+            # health connects with the gateway's token from gateway.env, like any client
+            f"runuser() {{ [ \"$OPENCLAW_GATEWAY_TOKEN\" = gw-token-1 ] || return 9; {health}; }}\n"
+            f"gcloud() {{ printf '%s\\n' \"$@\" > '{out}'; }}\n")
+        subprocess.run(["bash", str(tmp_path / "heartbeat")], check=True, timeout=20,
+                       env={**os.environ, "BASH_ENV": str(tmp_path / "stubs")})
         args = out.read_text().splitlines()
         message = next(a for a in args if a.startswith("--message=")).removeprefix("--message=")
         signature = next(a for a in args if a.startswith("--attribute=")).removeprefix("--attribute=signature=")

@@ -257,12 +257,13 @@ HEARTBEAT_S=$(md openclaw-heartbeat-interval || echo 60)
 cat > /usr/local/sbin/openclaw-heartbeat <<SH
 #!/bin/bash
 TOPIC='$TOPIC' DEPLOYMENT='$DEPLOYMENT'
+$(declare -f gateway_token)
 SH
 cat >> /usr/local/sbin/openclaw-heartbeat <<'SH'
 KEY=$(cat /etc/openclaw/report-key) STATE=/run/openclaw-heartbeat.seq
 gateway=down detail=$(systemctl show -p ActiveState --value openclaw.service)
 if [ "$detail" = active ]; then
-  tok=$(sed -n 's/^OPENCLAW_GATEWAY_TOKEN=//p' /etc/openclaw/gateway.env 2>/dev/null)  # health connects like any client
+  tok=$(gateway_token 2>/dev/null)  # health connects like any client
   if out=$(OPENCLAW_GATEWAY_TOKEN=$tok timeout 20 runuser -u openclaw -- openclaw health --json --timeout 10000 2>&1)
   then gateway=ok detail=""
   else detail="openclaw health: $(printf '%s' "$out" | tail -c 200 | tr -d '"\\\n')"; fi
