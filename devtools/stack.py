@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -24,10 +25,30 @@ DEVTOOLS = ROOT / "devtools"
 PROJECT_ID = "demo-openclaw"  # "demo-" prefix: the Firebase emulators never reach real services
 
 
+_GIVEN: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A 127.0.0.1 port nobody listens on, for a server we are about to start. From below the kernel's
+    ephemeral range, so that nothing asking the kernel for a port (bind to 0, a connection out) takes it
+    before our server binds it; and never one this process gave before (two servers on one port: the
+    second fails to bind while the first answers for it)."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    for _ in range(1000):
+        port = random.randrange(10000, max(low, 10001))
+        if port in _GIVEN:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _GIVEN.add(port)
+        return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 def wait_http(url: str, timeout: float, what: str, proc: subprocess.Popen | None = None) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import functools
 import json
+import random
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -267,7 +268,7 @@ def transactional(fn):
                 if n + 1 == READ_ABORT_ATTEMPTS:
                     raise Contention("contention",
                                      "too many concurrent changes to the same data; try again") from exc
-                time.sleep(0.1 * 2 ** n)
+                time.sleep(random.uniform(0.05, 0.1) * 2 ** n)  # jittered: the losers must not collide again
         for hook in tx._after_commit:
             hook()
         return result

@@ -8,6 +8,7 @@ import itertools
 import json
 import time
 
+import pytest
 from deploy_support import TOPIC
 from test_deployments_api import create
 
@@ -99,6 +100,30 @@ def test_duplicate_delivery_is_applied_once(api, callers, denv):
 
     entry = db.client().collection(events.LEDGER).document("m-dup-1").get().to_dict()
     assert isinstance(entry["expireAt"], datetime)  # Firestore's TTL deletes only timestamp values
+
+
+def test_reports_find_the_newest_job_by_the_lock_and_old_locks_by_query(api, callers, denv, monkeypatch):
+    """A report reaches the deployment's newest job through its lock's lastJobId (documents only, no
+    query lock in the transaction); a lock written before lastJobId existed still finds it by query."""
+    from google.cloud import firestore
+
+    from shared import repos
+    from shared.deploy import events, jobs
+
+    dep, job = create(api, callers["owner"])
+    denv.wait_job(job["_id"])
+    denv.wait_for(lambda: repos.deployments.get(dep["_id"]).status == "running", what="the guest's reports done")
+    lock = jobs.lock_ref(dep["_id"])
+    assert lock.get().to_dict()["lastJobId"] == job["_id"] and lock.get().to_dict()["jobId"] is None  # freed
+    with monkeypatch.context() as m:
+        m.setattr(repos.deploy_jobs, "first", lambda *a, **k: pytest.fail("a query in the report's transaction"))
+        raw, sig = signed({"deploymentId": dep["_id"], "stage": "configuring", "message": "by the lock"})
+        assert events.handle(envelope(raw, "m-lock-1", sig)) == "logged"
+    assert "vm: configuring: by the lock" in repos.deploy_jobs.get(job["_id"]).log
+    lock.update({"lastJobId": firestore.DELETE_FIELD})
+    raw, sig = signed({"deploymentId": dep["_id"], "stage": "configuring", "message": "old lock"})
+    assert events.handle(envelope(raw, "m-old-lock-1", sig)) == "logged"
+    assert "vm: configuring: old lock" in repos.deploy_jobs.get(job["_id"]).log
 
 
 def test_malformed_and_unknown_messages_are_acknowledged(api, callers, denv):

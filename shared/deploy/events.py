@@ -32,7 +32,7 @@ from google.api_core import exceptions as gexc
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared import clock, db, faults, logs, repos
-from shared.deploy import joblog
+from shared.deploy import joblog, jobs
 
 log = logs.get("deploy.events")
 LEDGER = "provisioningEventLog"
@@ -131,7 +131,7 @@ def _apply(tx, message_id: str, ev: Event) -> str:
     if seen.exists and ev.time <= (seen.to_dict() or {}).get("lastTime", -1):
         return "replay"  # not newer than a report already accepted: changes nothing
     dep = repos.deployments.get(ev.deploymentId, tx)
-    job = repos.deploy_jobs.first(tx=tx, deploymentId=ev.deploymentId) if dep else None  # newest: ids sort so
+    job = _newest_job(tx, ev.deploymentId) if dep else None
     boots = job is None or job.action in BOOTING_ACTIONS
     new_status = {"ready": "running", "failed": "error"}.get(ev.stage) if dep and boots else None
     if new_status and job is not None and job.action in ("deploy", "update"):
@@ -149,6 +149,17 @@ def _apply(tx, message_id: str, ev: Event) -> str:
         repos.deployments.update(dep.id, {"status": new_status}, tx)
         return f"deployment {new_status}"
     return "logged"
+
+
+def _newest_job(tx, deployment_id: str):
+    """The deployment's newest job, by documents only: a query in a transaction holds a lock on its
+    whole range (the emulator: the collection), which with every deployment's creation of its job
+    made a lock cycle that only Firestore's lock timeout broke (10 s)."""
+    lock = jobs.lock_ref(deployment_id).get(transaction=tx)
+    last = (lock.to_dict() or {}).get("lastJobId") if lock.exists else None
+    if last is not None:
+        return repos.deploy_jobs.get(last, tx)
+    return repos.deploy_jobs.first(tx=tx, deploymentId=deployment_id)  # a lock from before lastJobId
 
 
 def _notify_deploy(tx, dep, job, ev: Event) -> None:

@@ -71,7 +71,9 @@ def _open_job(tx, dep: Deployment, action: str, requested_by: str, is_new: bool)
                     status="pending",
                     log=joblog.line(f"{action} requested{by}; queued"))
     repos.deploy_jobs.create(job, tx)
-    fields = {"jobId": job.id, "action": action, "requestedAt": now, "attempt": 0, "leaseUntil": 0}
+    # lastJobId outlives the job (FREE keeps it): the VM's reports find the newest job without a query
+    fields = {"jobId": job.id, "lastJobId": job.id, "action": action, "requestedAt": now, "attempt": 0,
+              "leaseUntil": 0}
     if snap is not None and snap.exists:
         tx.set(ref, fields)
     else:
