@@ -44,7 +44,15 @@ def _budget_interceptor():
     class Budget(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
                  grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
         def intercept_unary_unary(self, continuation, details, request):
-            return continuation(clip(details), request)
+            # A plain (non-transaction) commit aborted on contention wrote nothing: it is tried again,
+            # as Google's BatchWrite retries Aborted (Commit's default retry does not, since for a
+            # transaction's commit that is the transaction's job: `transactional`).
+            plain_commit = details.method.endswith("/Commit") and not request.transaction
+            for n in range(PLAIN_COMMIT_ATTEMPTS if plain_commit else 1):
+                outcome = continuation(clip(details), request)
+                if not plain_commit or outcome.code() != grpc.StatusCode.ABORTED or not _pause(n):
+                    return outcome
+            return outcome
 
         def intercept_unary_stream(self, continuation, details, request):
             return continuation(clip(details), request)
@@ -241,34 +249,47 @@ class Repo(Generic[T]):
         (tx.delete(ref) if tx is not None else ref.delete())
 
 
-READ_ABORT_ATTEMPTS = 3
+TX_ATTEMPTS = 5  # tries of a transaction that lost to contention
+PLAIN_COMMIT_ATTEMPTS = 4  # tries of a plain write that lost to contention
+
+
+def _pause(n: int) -> bool:
+    """Wait before try n+2 after an abort: exponential, jittered so that the losers of one lock do
+    not meet again. False (no wait) when the request's budget cannot afford it and another try."""
+    wait = random.uniform(0.5, 1.5) * 0.1 * 2 ** n
+    left = faults.remaining()
+    if left is not None and left < wait + 2 * faults.MIN_CALL_S:
+        return False
+    time.sleep(wait)
+    return True
 
 
 def transactional(fn):
     """Run fn(tx, ...) in a Firestore transaction, retried on contention; when the retries run
     out, the caller gets a 409 to try again (nothing was written). Work registered with
-    `after_commit(tx, ...)` by the attempt that committed runs once the commit succeeded."""
+    `after_commit(tx, ...)` by the attempt that committed runs once the commit succeeded.
+
+    The retries are ours, not the library's: it begins again at once, in step with the other loser,
+    and the emulator (which times a lock wait out rather than aborting the younger transaction) then
+    aborts both again (firebase-tools#6758); a jittered pause lets one of them through. An abort may
+    come from a read too (the emulator's "Transaction lock timeout"), which the library never retries."""
     def attempt(tx, *args, **kwargs):
         tx._after_commit = []  # a retried attempt starts over: only the committed one's work runs
         return fn(tx, *args, **kwargs)
 
     @functools.wraps(fn)  # a route handler keeps its name and summary
     def run(*args, **kwargs):
-        for n in range(READ_ABORT_ATTEMPTS):
-            tx = client().transaction()
+        for n in range(TX_ATTEMPTS):
+            tx = client().transaction(max_attempts=1)
             try:
                 result = firestore.transactional(attempt)(tx, *args, **kwargs)
                 break
-            except ValueError as exc:  # the library's own retries of an aborted commit ran out
-                if isinstance(exc.__cause__, gexc.Aborted):
+            except (ValueError, gexc.Aborted) as exc:  # ValueError: the library's "failed to commit"
+                if not isinstance(exc if isinstance(exc, gexc.Aborted) else exc.__cause__, gexc.Aborted):
+                    raise
+                if n + 1 == TX_ATTEMPTS or not _pause(n):
                     raise Contention("contention",
                                      "too many concurrent changes to the same data; try again") from exc
-                raise
-            except gexc.Aborted as exc:  # a read aborted (lock timeout): the library retries only commits
-                if n + 1 == READ_ABORT_ATTEMPTS:
-                    raise Contention("contention",
-                                     "too many concurrent changes to the same data; try again") from exc
-                time.sleep(random.uniform(0.05, 0.1) * 2 ** n)  # jittered: the losers must not collide again
         for hook in tx._after_commit:
             hook()
         return result

@@ -138,6 +138,67 @@ def test_a_read_aborted_inside_a_transaction_runs_the_transaction_again(stack):
     assert bump(1) == 1 and len(tries) == 2 and ref.get().get("n") == 1
     tries.clear()
     with pytest.raises(Contention) as err:
-        bump(db.READ_ABORT_ATTEMPTS)
+        bump(db.TX_ATTEMPTS)
     assert err.value.code == "contention"
-    assert len(tries) == db.READ_ABORT_ATTEMPTS and ref.get().get("n") == 1
+    assert len(tries) == db.TX_ATTEMPTS and ref.get().get("n") == 1
+
+
+def test_two_transactions_that_deadlock_on_one_document_both_land(stack):
+    """Two transactions read then write one document at once: in the emulator each waits for the
+    other's read lock until its lock timeout aborts one or both. db.transactional tries again after a
+    jittered pause, so the two do not meet again in step: both increments land, no 409."""
+    import threading
+
+    from shared import db
+
+    ref = db.client().collection("faultProbe").document("deadlock")
+    ref.set({"n": 0})
+
+    @db.transactional
+    def bump(tx):
+        n = ref.get(transaction=tx).get("n")
+        time.sleep(0.05)  # both hold the read lock before either writes
+        tx.update(ref, {"n": n + 1})
+
+    errors = []
+    for _ in range(2):
+        barrier = threading.Barrier(2)
+
+        def run(barrier=barrier):
+            barrier.wait()
+            try:
+                bump()
+            except Exception as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+        threads = [threading.Thread(target=run) for _ in range(2)]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+    assert not errors and ref.get().get("n") == 4
+
+
+def test_a_plain_write_behind_a_long_transaction_lands(stack):
+    """A plain update waits for a transaction's lock on its document; past the emulator's lock
+    timeout (2 s) the commit is aborted, having written nothing, and is sent again until it lands."""
+    import threading
+
+    from google.cloud import firestore
+
+    from shared import db
+
+    ref = db.client().collection("faultProbe").document("held")
+    ref.set({"n": 0})
+    reading = threading.Event()
+
+    def hold(tx):
+        n = ref.get(transaction=tx).get("n")
+        reading.set()
+        time.sleep(3)  # longer than the emulator's lock timeout
+        tx.update(ref, {"n": n + 1})
+    held = threading.Thread(target=lambda: firestore.transactional(hold)(db.client().transaction(max_attempts=1)))
+    held.start()
+    try:
+        assert reading.wait(10)
+        ref.update({"plain": True})
+    finally:
+        held.join()
+    assert ref.get().to_dict() == {"n": 1, "plain": True}

@@ -82,7 +82,7 @@ def commit(snap: firestore.DocumentSnapshot | None, fields: dict, ledger: tuple 
             tx.update(ledger[0].reference, ledger[1], option=unchanged(ledger[0]))
         if snap is not None and fields:
             tx.update(snap.reference, fields, option=unchanged(snap))
-    firestore.transactional(writes)(db.client().transaction())
+    db.transactional(writes)()
     notifications.dispatch(queued)
 
 
