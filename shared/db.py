@@ -48,11 +48,11 @@ def _budget_interceptor():
             # as Google's BatchWrite retries Aborted (Commit's default retry does not, since for a
             # transaction's commit that is the transaction's job: `transactional`).
             plain_commit = details.method.endswith("/Commit") and not request.transaction
-            for n in range(PLAIN_COMMIT_ATTEMPTS if plain_commit else 1):
+            tries = PLAIN_COMMIT_ATTEMPTS if plain_commit else 1
+            for n in range(tries):
                 outcome = continuation(clip(details), request)
-                if not plain_commit or outcome.code() != grpc.StatusCode.ABORTED or not _pause(n):
+                if n + 1 == tries or outcome.code() != grpc.StatusCode.ABORTED or not _pause(n):
                     return outcome
-            return outcome
 
         def intercept_unary_stream(self, continuation, details, request):
             return continuation(clip(details), request)

@@ -58,13 +58,52 @@ def test_firestore_interceptor_cuts_the_libraries_timeout():
         method, timeout, metadata = "/Firestore/Commit", 60.0, ()
         credentials = wait_for_ready = compression = None
 
+    from google.cloud.firestore_v1.types import CommitRequest
+
+    in_tx = CommitRequest(transaction=b"t1")  # a transaction's commit: one try here
     b = _budget_interceptor()
-    b.intercept_unary_unary(lambda d, req: seen.append(d.timeout), Details(), None)
+    b.intercept_unary_unary(lambda d, req: seen.append(d.timeout), Details(), in_tx)
     with faults.budget(3):
-        b.intercept_unary_unary(lambda d, req: seen.append(d.timeout), Details(), None)
+        b.intercept_unary_unary(lambda d, req: seen.append(d.timeout), Details(), in_tx)
     assert seen[0] == 60.0 and seen[1] <= 2.5
     with faults.budget(0.55):
         time.sleep(0.06)
         with pytest.raises(faults.BudgetExhausted) as info:
             b.intercept_unary_stream(lambda d, req: seen.append(d.timeout), Details(), None)
         assert "Firestore Commit" in str(info.value)
+
+
+def test_a_plain_commit_aborted_on_contention_is_sent_again():
+    import grpc
+    from google.cloud.firestore_v1.types import CommitRequest
+
+    from shared import db
+
+    class Details:
+        method, timeout, metadata = "/google.firestore.v1.Firestore/Commit", 60.0, ()
+        credentials = wait_for_ready = compression = None
+
+    class Outcome:
+        def __init__(self, code):
+            self._code = code
+
+        def code(self):
+            return self._code
+
+    def answers(*codes):
+        sent = []
+
+        def continuation(details, request):
+            sent.append(request)
+            return Outcome(codes[len(sent) - 1])
+        return sent, continuation
+
+    b = db._budget_interceptor()
+    sent, cont = answers(grpc.StatusCode.ABORTED, grpc.StatusCode.ABORTED, grpc.StatusCode.OK)
+    assert b.intercept_unary_unary(cont, Details(), CommitRequest()).code() == grpc.StatusCode.OK and len(sent) == 3
+    sent, cont = answers(*[grpc.StatusCode.ABORTED] * db.PLAIN_COMMIT_ATTEMPTS)
+    assert b.intercept_unary_unary(cont, Details(), CommitRequest()).code() == grpc.StatusCode.ABORTED
+    assert len(sent) == db.PLAIN_COMMIT_ATTEMPTS
+    sent, cont = answers(grpc.StatusCode.ABORTED)  # a transaction's commit: the transaction retries, not this
+    b.intercept_unary_unary(cont, Details(), CommitRequest(transaction=b"t1"))
+    assert len(sent) == 1
